@@ -1,0 +1,151 @@
+//! Accounts and their API key/secret pairs.
+//!
+//! Secrets are 256 random bits, so a fast cryptographic hash (BLAKE3) is
+//! enough to make the stored form useless to a thief; a slow password hash
+//! would only add latency to every request. Comparison is constant time,
+//! and an unknown key is compared against a dummy hash so that a wrong key
+//! and a wrong secret take the same time.
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::{ids, json_tree, Error, Result, Store};
+
+/// The account a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub String);
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountRecord {
+    id: AccountId,
+    created: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    account: AccountId,
+    /// BLAKE3 of the secret, hex.
+    secret_hash: String,
+    created: u64,
+}
+
+/// A freshly made key pair. The secret exists in clear only here.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    pub account: AccountId,
+    pub key: String,
+    pub secret: String,
+}
+
+fn hash_secret(secret: &str) -> [u8; 32] {
+    *blake3::hash(secret.as_bytes()).as_bytes()
+}
+
+impl Store {
+    /// Makes a new account with one key pair.
+    pub async fn create_account_with_key(&self) -> Result<NewKey> {
+        let account = AccountId(uuid::Uuid::new_v4().to_string());
+        let record = AccountRecord {
+            id: account.clone(),
+            created: ids::unix_now(),
+        };
+        json_tree::put(&self.accounts, &account.0, &record)?;
+        self.add_key(&account).await
+    }
+
+    /// Adds a key pair to an existing account.
+    pub async fn add_key(&self, account: &AccountId) -> Result<NewKey> {
+        if !self.accounts.contains_key(&account.0)? {
+            return Err(Error::AccountNotFound(account.0.clone()));
+        }
+        let key = format!("ck_{}", ids::random_hex128());
+        let secret = ids::random_secret();
+        let record = KeyRecord {
+            account: account.clone(),
+            secret_hash: ids::hex(&hash_secret(&secret)),
+            created: ids::unix_now(),
+        };
+        json_tree::put(&self.keys, &key, &record)?;
+        self.flush().await?;
+        Ok(NewKey {
+            account: account.clone(),
+            key,
+            secret,
+        })
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The account that `key`:`secret` belongs to.
+    pub fn authenticate(&self, key: &str, secret: &str) -> Result<AccountId> {
+        let record: Option<KeyRecord> = json_tree::get(&self.keys, key)?;
+        let offered = hash_secret(secret);
+        // Always compare, against a hash no secret has, so both failures cost
+        // the same.
+        let (stored, account) = match &record {
+            Some(r) => (decode_hex32(&r.secret_hash), Some(&r.account)),
+            None => ([0xffu8; 32], None),
+        };
+        let equal: bool = stored.ct_eq(&offered).into();
+        match account {
+            Some(account) if equal => Ok(account.clone()),
+            _ => Err(Error::BadCredentials),
+        }
+    }
+}
+
+fn decode_hex32(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::store;
+    use crate::Error;
+
+    #[tokio::test]
+    async fn a_key_authenticates_only_with_its_secret() {
+        let (_dir, store) = store();
+        let new = store.create_account_with_key().await.unwrap();
+        assert_eq!(store.authenticate(&new.key, &new.secret).unwrap(), new.account);
+        assert!(matches!(store.authenticate(&new.key, "wrong"), Err(Error::BadCredentials)));
+        assert!(matches!(store.authenticate("ck_nope", &new.secret), Err(Error::BadCredentials)));
+        assert!(matches!(store.authenticate(&new.key, ""), Err(Error::BadCredentials)));
+    }
+
+    #[tokio::test]
+    async fn secrets_are_not_stored_in_clear() {
+        let (_dir, store) = store();
+        let new = store.create_account_with_key().await.unwrap();
+        for entry in store.keys.iter() {
+            let (_, value) = entry.unwrap();
+            let text = String::from_utf8(value.to_vec()).unwrap();
+            assert!(!text.contains(&new.secret));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_key_reaches_the_same_account() {
+        let (_dir, store) = store();
+        let first = store.create_account_with_key().await.unwrap();
+        let second = store.add_key(&first.account).await.unwrap();
+        assert_ne!(first.key, second.key);
+        assert_eq!(store.authenticate(&second.key, &second.secret).unwrap(), first.account);
+    }
+}
