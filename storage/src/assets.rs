@@ -39,7 +39,13 @@ impl Store {
     /// Stores `body` as asset `name` of project `uid`, replacing any earlier
     /// version. Returns the asset and whether it is new. The caller has
     /// checked that the account owns the project.
-    pub async fn put_asset(&self, uid: &str, name: &str, content_type: &str, body: BlobWriter) -> Result<(Asset, bool)> {
+    pub async fn put_asset(
+        &self,
+        uid: &str,
+        name: &str,
+        content_type: &str,
+        body: BlobWriter,
+    ) -> Result<(Asset, bool)> {
         let blob = self.blobs.commit(body).await?;
         let asset = Asset {
             name: name.to_owned(),
@@ -65,8 +71,11 @@ impl Store {
     }
 
     async fn insert_asset_record(&self, uid: &str, asset: &Asset) -> Result<Option<Asset>> {
-        let old = self.insert_child(&self.assets, uid, &asset.name, serde_json::to_vec(asset)?).await?;
-        old.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from)).transpose()
+        let old = self
+            .insert_child(&self.assets, uid, &asset.name, serde_json::to_vec(asset)?)
+            .await?;
+        old.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
+            .transpose()
     }
 
     pub fn assets(&self, uid: &str) -> Result<Vec<Asset>> {
@@ -74,7 +83,8 @@ impl Store {
     }
 
     pub fn asset(&self, uid: &str, name: &str) -> Result<Asset> {
-        json_tree::get(&self.assets, child_key(uid, name))?.ok_or_else(|| Error::AssetNotFound(name.to_owned()))
+        json_tree::get(&self.assets, child_key(uid, name))?
+            .ok_or_else(|| Error::AssetNotFound(name.to_owned()))
     }
 
     /// The asset with its body open for reading.
@@ -114,14 +124,23 @@ mod tests {
     #[tokio::test]
     async fn a_body_round_trips_with_its_hash() {
         let (_dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
         let mut body = store.new_body(1 << 20).await.unwrap();
         body.write(b"hello ").await.unwrap();
         body.write(b"world").await.unwrap();
-        let (asset, created) = store.put_asset(&p.uid, "x.txt", "text/plain", body).await.unwrap();
+        let (asset, created) = store
+            .put_asset(&p.uid, "x.txt", "text/plain", body)
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!(asset.size, 11);
-        assert_eq!(asset.hash, blake3::hash(b"hello world").to_hex().to_string());
+        assert_eq!(
+            asset.hash,
+            blake3::hash(b"hello world").to_hex().to_string()
+        );
         let mut opened = store.open_asset(&p.uid, "x.txt").await.unwrap();
         let mut text = String::new();
         opened.file.read_to_string(&mut text).await.unwrap();
@@ -132,19 +151,31 @@ mod tests {
     async fn a_body_over_the_limit_is_refused_and_leaves_nothing() {
         let (dir, store) = store();
         let mut body = store.new_body(4).await.unwrap();
-        assert!(matches!(body.write(b"12345").await, Err(Error::TooLarge { limit: 4 })));
+        assert!(matches!(
+            body.write(b"12345").await,
+            Err(Error::TooLarge { limit: 4 })
+        ));
         drop(body);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[tokio::test]
     async fn replacing_an_asset_removes_the_old_body() {
         let (dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
         for text in [&b"one"[..], b"two"] {
             let mut body = store.new_body(100).await.unwrap();
             body.write(text).await.unwrap();
-            store.put_asset(&p.uid, "x", "text/plain", body).await.unwrap();
+            store
+                .put_asset(&p.uid, "x", "text/plain", body)
+                .await
+                .unwrap();
         }
         let files: usize = std::fs::read_dir(dir.path().join("blobs"))
             .unwrap()

@@ -27,7 +27,9 @@ impl Blobs {
         for sub in ["blobs", "tmp", "uploads"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
-        Ok(Blobs { root: root.to_path_buf() })
+        Ok(Blobs {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -112,7 +114,10 @@ impl BlobWriter {
         if size > self.limit {
             return Err(Error::TooLarge { limit: self.limit });
         }
-        let file = self.file.as_mut().ok_or_else(|| Error::Corrupt("write after persist".into()))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::Corrupt("write after persist".into()))?;
         file.write_all(data).await?;
         self.hasher.update(data);
         self.size = size;
@@ -126,11 +131,16 @@ impl BlobWriter {
     /// Syncs the file, renames it to `dest` and syncs `dest`'s directory,
     /// so that both the bytes and the name survive a crash.
     pub(crate) async fn persist(mut self, dest: &Path) -> Result<(u64, String)> {
-        let mut file = self.file.take().ok_or_else(|| Error::Corrupt("persisted twice".into()))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Corrupt("persisted twice".into()))?;
         file.flush().await?;
         file.sync_all().await?;
         drop(file);
-        let dir = dest.parent().ok_or_else(|| Error::Corrupt("blob path has no parent".into()))?;
+        let dir = dest
+            .parent()
+            .ok_or_else(|| Error::Corrupt("blob path has no parent".into()))?;
         tokio::fs::create_dir_all(dir).await?;
         tokio::fs::rename(&self.tmp, dest).await?;
         sync_dir(dir).await?;

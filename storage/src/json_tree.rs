@@ -4,18 +4,28 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{Error, Result};
 
-pub(crate) fn get<T: DeserializeOwned>(tree: &sled::Tree, key: impl AsRef<[u8]>) -> Result<Option<T>> {
+pub(crate) fn get<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+) -> Result<Option<T>> {
     match tree.get(key)? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
 }
 
-pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: impl AsRef<[u8]>, value: &T) -> Result<Option<sled::IVec>> {
+pub(crate) fn put<T: Serialize>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+    value: &T,
+) -> Result<Option<sled::IVec>> {
     Ok(tree.insert(key.as_ref(), serde_json::to_vec(value)?)?)
 }
 
-pub(crate) fn scan<T: DeserializeOwned>(tree: &sled::Tree, prefix: impl AsRef<[u8]>) -> Result<Vec<T>> {
+pub(crate) fn scan<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: impl AsRef<[u8]>,
+) -> Result<Vec<T>> {
     tree.scan_prefix(prefix)
         .values()
         .map(|v| Ok(serde_json::from_slice(&v?)?))

@@ -123,10 +123,22 @@ mod tests {
     async fn a_key_authenticates_only_with_its_secret() {
         let (_dir, store) = store();
         let new = store.create_account_with_key().await.unwrap();
-        assert_eq!(store.authenticate(&new.key, &new.secret).unwrap(), new.account);
-        assert!(matches!(store.authenticate(&new.key, "wrong"), Err(Error::BadCredentials)));
-        assert!(matches!(store.authenticate("ck_nope", &new.secret), Err(Error::BadCredentials)));
-        assert!(matches!(store.authenticate(&new.key, ""), Err(Error::BadCredentials)));
+        assert_eq!(
+            store.authenticate(&new.key, &new.secret).unwrap(),
+            new.account
+        );
+        assert!(matches!(
+            store.authenticate(&new.key, "wrong"),
+            Err(Error::BadCredentials)
+        ));
+        assert!(matches!(
+            store.authenticate("ck_nope", &new.secret),
+            Err(Error::BadCredentials)
+        ));
+        assert!(matches!(
+            store.authenticate(&new.key, ""),
+            Err(Error::BadCredentials)
+        ));
     }
 
     #[tokio::test]
@@ -146,6 +158,9 @@ mod tests {
         let first = store.create_account_with_key().await.unwrap();
         let second = store.add_key(&first.account).await.unwrap();
         assert_ne!(first.key, second.key);
-        assert_eq!(store.authenticate(&second.key, &second.secret).unwrap(), first.account);
+        assert_eq!(
+            store.authenticate(&second.key, &second.secret).unwrap(),
+            first.account
+        );
     }
 }

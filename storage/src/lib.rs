@@ -82,7 +82,9 @@ impl Store {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
                     Error::Locked(dir.display().to_string())
                 }
-                sled::Error::Io(io) if io.to_string().contains("lock") => Error::Locked(dir.display().to_string()),
+                sled::Error::Io(io) if io.to_string().contains("lock") => {
+                    Error::Locked(dir.display().to_string())
+                }
                 other => other.into(),
             })?;
         let store = Store {
@@ -134,7 +136,11 @@ impl Store {
         }
         let unreferenced = self.blobs.remove_unreferenced(&referenced)?;
         if removed + unreferenced > 0 {
-            tracing::info!(records = removed, blobs = unreferenced, "swept what an interrupted run left behind");
+            tracing::info!(
+                records = removed,
+                blobs = unreferenced,
+                "swept what an interrupted run left behind"
+            );
         }
         self.flush_blocking()
     }
@@ -159,7 +165,13 @@ impl Store {
     /// Inserts `record` as child `name` of project `uid` in one transaction
     /// with the check that the project still exists (it may be deleted while
     /// a body streams in), then flushes. Returns the record it replaced.
-    async fn insert_child(&self, tree: &sled::Tree, uid: &str, name: &str, record: Vec<u8>) -> Result<Option<sled::IVec>> {
+    async fn insert_child(
+        &self,
+        tree: &sled::Tree,
+        uid: &str,
+        name: &str,
+        record: Vec<u8>,
+    ) -> Result<Option<sled::IVec>> {
         use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
         let key = child_key(uid, name);
         let old = (&self.projects, tree)
@@ -186,7 +198,6 @@ fn child_key(uid: &str, name: &str) -> String {
 fn child_prefix(uid: &str) -> String {
     format!("{uid}/")
 }
-
 
 #[cfg(test)]
 pub(crate) mod test_support {

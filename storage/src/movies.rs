@@ -20,7 +20,9 @@ impl Store {
             body,
             modified: ids::unix_now(),
         };
-        let old = self.insert_child(&self.movies, uid, name, serde_json::to_vec(&movie)?).await?;
+        let old = self
+            .insert_child(&self.movies, uid, name, serde_json::to_vec(&movie)?)
+            .await?;
         Ok((movie, old.is_none()))
     }
 
@@ -29,7 +31,8 @@ impl Store {
     }
 
     pub fn movie(&self, uid: &str, name: &str) -> Result<Movie> {
-        json_tree::get(&self.movies, child_key(uid, name))?.ok_or_else(|| Error::MovieNotFound(name.to_owned()))
+        json_tree::get(&self.movies, child_key(uid, name))?
+            .ok_or_else(|| Error::MovieNotFound(name.to_owned()))
     }
 
     pub async fn delete_movie(&self, uid: &str, name: &str) -> Result<()> {

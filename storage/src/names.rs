@@ -54,7 +54,14 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        for ok in ["logo.png", "hero video.mp4", "Ünïcødé.jpg", "a.b.c", "100%.png", "x"] {
+        for ok in [
+            "logo.png",
+            "hero video.mp4",
+            "Ünïcødé.jpg",
+            "a.b.c",
+            "100%.png",
+            "x",
+        ] {
             assert_eq!(check_plain_name("filename", ok, 255), Ok(()), "{ok}");
         }
     }
@@ -62,8 +69,20 @@ mod tests {
     #[test]
     fn path_like_names_fail() {
         for bad in [
-            "", "a/b", "/etc/passwd", "..", "../x", "a..b", ".", "a\\b", "a\0b", "a\nb", "a\u{7f}b",
-            " lead", "trail ", "tab\there",
+            "",
+            "a/b",
+            "/etc/passwd",
+            "..",
+            "../x",
+            "a..b",
+            ".",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a\u{7f}b",
+            " lead",
+            "trail ",
+            "tab\there",
         ] {
             assert!(check_plain_name("filename", bad, 255).is_err(), "{bad:?}");
         }

@@ -61,7 +61,11 @@ impl Store {
     /// The account's projects, by name.
     pub fn projects(&self, account: &AccountId) -> Result<Vec<Project>> {
         let mut out = Vec::new();
-        for uid in self.project_names.scan_prefix(format!("{}/", account.0)).values() {
+        for uid in self
+            .project_names
+            .scan_prefix(format!("{}/", account.0))
+            .values()
+        {
             if let Some(p) = json_tree::get::<Project>(&self.projects, uid?)? {
                 out.push(p);
             }
@@ -152,7 +156,10 @@ mod tests {
         let a = AccountId("a".into());
         let b = AccountId("b".into());
         store.create_project(&a, "demo").await.unwrap();
-        assert!(matches!(store.create_project(&a, "demo").await, Err(Error::ProjectExists(_))));
+        assert!(matches!(
+            store.create_project(&a, "demo").await,
+            Err(Error::ProjectExists(_))
+        ));
         store.create_project(&b, "demo").await.unwrap();
         assert_eq!(store.projects(&a).unwrap().len(), 1);
     }
@@ -163,9 +170,18 @@ mod tests {
         let a = AccountId("a".into());
         let b = AccountId("b".into());
         let p = store.create_project(&a, "demo").await.unwrap();
-        assert!(matches!(store.project(&b, &p.uid), Err(Error::ProjectForbidden(_))));
-        assert!(matches!(store.project(&a, "nope"), Err(Error::ProjectNotFound(_))));
-        assert!(matches!(store.delete_project(&b, &p.uid).await, Err(Error::ProjectForbidden(_))));
+        assert!(matches!(
+            store.project(&b, &p.uid),
+            Err(Error::ProjectForbidden(_))
+        ));
+        assert!(matches!(
+            store.project(&a, "nope"),
+            Err(Error::ProjectNotFound(_))
+        ));
+        assert!(matches!(
+            store.delete_project(&b, &p.uid).await,
+            Err(Error::ProjectForbidden(_))
+        ));
     }
 
     #[tokio::test]

@@ -66,7 +66,9 @@ impl Upload {
 
     /// Every chunk present with a valid size.
     fn check_complete(&self) -> Result<(), UploadError> {
-        let missing: Vec<u32> = (0..self.chunk_count).filter(|id| !self.chunks.contains_key(id)).collect();
+        let missing: Vec<u32> = (0..self.chunk_count)
+            .filter(|id| !self.chunks.contains_key(id))
+            .collect();
         if !missing.is_empty() {
             return Err(UploadError::MissingChunks {
                 missing,
@@ -146,7 +148,13 @@ impl Store {
     }
 
     /// Stores chunk `chunk_id`. A chunk sent again replaces the earlier copy.
-    pub async fn put_chunk(&self, uid: &str, upload_id: &str, chunk_id: u32, body: BlobWriter) -> Result<Upload> {
+    pub async fn put_chunk(
+        &self,
+        uid: &str,
+        upload_id: &str,
+        chunk_id: u32,
+        body: BlobWriter,
+    ) -> Result<Upload> {
         let upload = self.upload(uid, upload_id)?;
         if upload.assembling {
             return Err(UploadError::AlreadyFinishing.into());
@@ -175,7 +183,12 @@ impl Store {
     /// them into the asset, and removes the upload. On any failure the
     /// upload stays as it was, so the client can send what is missing and
     /// call this again.
-    pub async fn finish_upload(&self, uid: &str, upload_id: &str, content_type: &str) -> Result<(Asset, bool)> {
+    pub async fn finish_upload(
+        &self,
+        uid: &str,
+        upload_id: &str,
+        content_type: &str,
+    ) -> Result<(Asset, bool)> {
         let upload = self.upload(uid, upload_id)?;
         upload.check_complete()?;
         self.set_assembling(upload_id, true)?;
@@ -230,7 +243,8 @@ impl Store {
                 body.size()
             )));
         }
-        self.put_asset(&upload.project, &upload.name, content_type, body).await
+        self.put_asset(&upload.project, &upload.name, content_type, body)
+            .await
     }
 
     async fn remove_upload(&self, upload_id: &str) -> Result<()> {
@@ -261,7 +275,10 @@ impl Store {
     }
 
     fn is_expired(&self, upload: &Upload) -> bool {
-        upload.created.saturating_add(self.options.upload_expiry_secs) < ids::unix_now()
+        upload
+            .created
+            .saturating_add(self.options.upload_expiry_secs)
+            < ids::unix_now()
     }
 
     /// Removes uploads past their expiry. Safe to run while serving.
@@ -291,7 +308,10 @@ impl Store {
         }
         for entry in std::fs::read_dir(self.blobs.root().join("uploads"))? {
             let entry = entry?;
-            if !self.uploads.contains_key(entry.file_name().to_string_lossy().as_bytes())? {
+            if !self
+                .uploads
+                .contains_key(entry.file_name().to_string_lossy().as_bytes())?
+            {
                 std::fs::remove_dir_all(entry.path())?;
                 removed += 1;
             }
@@ -321,28 +341,51 @@ mod tests {
     #[tokio::test]
     async fn chunks_in_any_order_assemble_in_order() {
         let (_dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
-        let up = store.begin_upload(&p.uid, "v.bin", 3, 4, LIMITS).await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let up = store
+            .begin_upload(&p.uid, "v.bin", 3, 4, LIMITS)
+            .await
+            .unwrap();
         for (id, data) in [(2u32, &b"ij"[..]), (0, b"abcd"), (1, b"efgh"), (1, b"efgh")] {
             let body = chunk(&store, &up, data).await;
             store.put_chunk(&p.uid, &up.id, id, body).await.unwrap();
         }
-        let (asset, _) = store.finish_upload(&p.uid, &up.id, "application/octet-stream").await.unwrap();
+        let (asset, _) = store
+            .finish_upload(&p.uid, &up.id, "application/octet-stream")
+            .await
+            .unwrap();
         assert_eq!(asset.size, 10);
         assert_eq!(asset.hash, blake3::hash(b"abcdefghij").to_hex().to_string());
-        assert!(matches!(store.upload(&p.uid, &up.id), Err(Error::UploadNotFound(_))));
+        assert!(matches!(
+            store.upload(&p.uid, &up.id),
+            Err(Error::UploadNotFound(_))
+        ));
     }
 
     #[tokio::test]
     async fn a_missing_chunk_is_named_and_the_upload_survives() {
         let (_dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
-        let up = store.begin_upload(&p.uid, "v.bin", 3, 4, LIMITS).await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let up = store
+            .begin_upload(&p.uid, "v.bin", 3, 4, LIMITS)
+            .await
+            .unwrap();
         let body = chunk(&store, &up, b"abcd").await;
         store.put_chunk(&p.uid, &up.id, 0, body).await.unwrap();
-        let err = store.finish_upload(&p.uid, &up.id, "x/y").await.unwrap_err();
+        let err = store
+            .finish_upload(&p.uid, &up.id, "x/y")
+            .await
+            .unwrap_err();
         match err {
-            Error::Upload(UploadError::MissingChunks { missing, .. }) => assert_eq!(missing, vec![1, 2]),
+            Error::Upload(UploadError::MissingChunks { missing, .. }) => {
+                assert_eq!(missing, vec![1, 2])
+            }
             other => panic!("unexpected {other}"),
         }
         assert!(!store.upload(&p.uid, &up.id).unwrap().assembling);
@@ -351,28 +394,53 @@ mod tests {
     #[tokio::test]
     async fn wrong_sizes_are_refused() {
         let (_dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
-        let up = store.begin_upload(&p.uid, "v.bin", 2, 4, LIMITS).await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let up = store
+            .begin_upload(&p.uid, "v.bin", 2, 4, LIMITS)
+            .await
+            .unwrap();
         let short = chunk(&store, &up, b"abc").await;
         assert!(matches!(
             store.put_chunk(&p.uid, &up.id, 0, short).await,
-            Err(Error::Upload(UploadError::WrongChunkSize { chunk_id: 0, expected: 4, got: 3 }))
+            Err(Error::Upload(UploadError::WrongChunkSize {
+                chunk_id: 0,
+                expected: 4,
+                got: 3
+            }))
         ));
         let beyond = chunk(&store, &up, b"abcd").await;
         assert!(matches!(
             store.put_chunk(&p.uid, &up.id, 2, beyond).await,
-            Err(Error::Upload(UploadError::BadChunkId { chunk_id: 2, last: 1 }))
+            Err(Error::Upload(UploadError::BadChunkId {
+                chunk_id: 2,
+                last: 1
+            }))
         ));
         let mut long = store.new_chunk_body(&up).await.unwrap();
-        assert!(matches!(long.write(b"abcde").await, Err(Error::TooLarge { limit: 4 })));
+        assert!(matches!(
+            long.write(b"abcde").await,
+            Err(Error::TooLarge { limit: 4 })
+        ));
     }
 
     #[tokio::test]
     async fn limits_bound_what_can_begin() {
         let (_dir, store) = store();
-        let p = store.create_project(&AccountId("a".into()), "p").await.unwrap();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
         for (count, size) in [(0, 4), (101, 4), (1, 0), (1, (1 << 20) + 1)] {
-            assert!(store.begin_upload(&p.uid, "v", count, size, LIMITS).await.is_err(), "{count} {size}");
+            assert!(
+                store
+                    .begin_upload(&p.uid, "v", count, size, LIMITS)
+                    .await
+                    .is_err(),
+                "{count} {size}"
+            );
         }
         let tight = UploadLimits {
             max_asset_bytes: 10,
