@@ -1,1 +1,98 @@
-fn main() {}
+//! `clipstream`: the server and its command-line tools.
+
+mod cmds;
+mod config;
+mod http;
+mod routes;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "clipstream",
+    version,
+    about = "A self-hosted personalised-video server"
+)]
+struct Cli {
+    /// A TOML file with settings over the compiled-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data directory (overrides storage.data_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on (overrides server.listen); port 0 picks one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage API keys. Run with the server stopped: the data directory
+    /// belongs to one process at a time.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the resolved configuration as JSON.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and secret, printed once; the secret is stored
+    /// only as a hash.
+    Create {
+        /// Add the key to this existing account instead of a new one.
+        #[arg(long, value_name = "ACCOUNT")]
+        account: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        file: cli.config,
+        listen,
+        data_dir: cli.data_dir,
+    };
+    let config = match Config::load(&overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("clipstream: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { .. } => cmds::serve::run(config),
+        Command::Keys {
+            command: KeysCommand::Create { account, json },
+        } => cmds::keys::create(&config, account, json),
+        Command::Config => cmds::print_config(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clipstream: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The subcommands of the `clipstream` binary.
+
+pub mod keys;
+pub mod serve;
+
+use crate::config::Config;
+
+pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn print_config(config: &Config) -> CmdResult {
+    println!("{}", serde_json::to_string_pretty(config)?);
+    Ok(())
+}
+
+/// Opens the store of `config`, explaining the one mistake people make.
+pub fn open_store(
+    config: &Config,
+) -> Result<clipstream_storage::Store, Box<dyn std::error::Error>> {
+    clipstream_storage::Store::open(config.data_dir(), config.store_options()).map_err(
+        |e| match e {
+            clipstream_storage::Error::Locked(dir) => format!(
+            "the data directory {dir} is in use by another clipstream process (a running server?); \
+             stop it first: one process at a time owns a data directory"
+        )
+            .into(),
+            other => other.into(),
+        },
+    )
+}

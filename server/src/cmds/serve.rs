@@ -1,0 +1,73 @@
+//! `clipstream serve`: the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use super::{open_store, CmdResult};
+use crate::config::Config;
+use crate::http::state::AppState;
+
+/// How often expired chunked uploads are swept away.
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+
+pub fn run(config: Config) -> CmdResult {
+    crate::telemetry::init(&config.log);
+    let store = open_store(&config)?;
+    if store.key_count() == 0 {
+        eprintln!(
+            "clipstream: no API keys yet. Stop the server and run\n\n    \
+             clipstream keys create --data-dir {}\n\n\
+             then start it again and use the key and secret with HTTP Basic auth.",
+            config.data_dir().display()
+        );
+    }
+    let listener = TcpListener::bind(config.server.listen)?;
+    let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        config: config.clone(),
+    });
+
+    actix_web::rt::System::new().block_on(async move {
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(crate::http::json_errors)
+                .configure(crate::routes::configure)
+                .default_service(crate::http::not_found())
+                .wrap(TracingLogger::default())
+        })
+        .client_request_timeout(Duration::from_secs(
+            config.server.client_request_timeout_secs,
+        ))
+        .shutdown_timeout(config.server.shutdown_timeout_secs)
+        .listen(listener)?;
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        actix_web::rt::spawn(expire_uploads(store.clone()));
+        // The one line on stdout: scripts and tests read the address here.
+        println!("clipstream listening on http://{addr}");
+        tracing::info!(%addr, data_dir = %config.data_dir().display(), "serving");
+        server.run().await?;
+        store.flush().await?;
+        Ok(())
+    })
+}
+
+async fn expire_uploads(store: clipstream_storage::Store) {
+    let mut every = actix_web::rt::time::interval(EXPIRE_EVERY);
+    loop {
+        every.tick().await;
+        match store.expire_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired chunked uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
+        }
+    }
+}

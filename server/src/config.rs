@@ -1,0 +1,218 @@
+//! Configuration: `conf/default.toml` compiled in, then an optional file,
+//! then `CLIPSTREAM_<SECTION>_<KEY>` environment variables, then flags.
+//!
+//! Every struct denies unknown keys, so a misspelt setting is an error at
+//! start instead of a default silently kept.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../../conf/default.toml");
+
+/// The sections of the file; an environment variable is read as
+/// `CLIPSTREAM_<SECTION>_<KEY>` only when `<SECTION>` is one of them, so
+/// unrelated `CLIPSTREAM_*` variables are left alone.
+const SECTIONS: &[&str] = &["server", "storage", "limits", "uploads", "cluster", "log"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    pub limits: Limits,
+    pub uploads: Uploads,
+    pub cluster: Cluster,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub client_request_timeout_secs: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub cache_capacity_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_json_bytes: usize,
+    pub max_asset_bytes: u64,
+    pub max_chunk_bytes: u64,
+    pub max_chunk_count: u32,
+    pub max_name_bytes: usize,
+    pub max_tracks: usize,
+    pub max_clips: usize,
+    pub max_duration_secs: f64,
+    pub max_video_width: u32,
+    pub max_video_height: u32,
+    pub max_image_width: u32,
+    pub max_image_height: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uploads {
+    pub expire_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub known: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        Self::figment(overrides, Env::prefixed("CLIPSTREAM_"))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    fn figment(overrides: &Overrides, env: Env) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(file) = &overrides.file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(env.filter_map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            let (section, rest) = key.split_once('_')?;
+            SECTIONS
+                .contains(&section)
+                .then(|| format!("{section}.{rest}").into())
+        }));
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("server.listen", listen.to_string()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("storage.data_dir", dir));
+        }
+        figment
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.storage.data_dir
+    }
+
+    pub fn edit_limits(&self) -> clipstream_actors::edit::Limits {
+        let l = &self.limits;
+        clipstream_actors::edit::Limits {
+            max_tracks: l.max_tracks,
+            max_clips: l.max_clips,
+            max_duration_secs: l.max_duration_secs,
+            max_video_width: l.max_video_width,
+            max_video_height: l.max_video_height,
+            max_image_width: l.max_image_width,
+            max_image_height: l.max_image_height,
+        }
+    }
+
+    pub fn upload_limits(&self) -> clipstream_storage::UploadLimits {
+        clipstream_storage::UploadLimits {
+            max_chunk_count: self.limits.max_chunk_count,
+            max_chunk_bytes: self.limits.max_chunk_bytes,
+            max_asset_bytes: self.limits.max_asset_bytes,
+        }
+    }
+
+    pub fn store_options(&self) -> clipstream_storage::StoreOptions {
+        clipstream_storage::StoreOptions {
+            cache_capacity_bytes: self.storage.cache_capacity_bytes,
+            upload_expiry_secs: self.uploads.expire_after_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+// figment's Jail returns its large error type by value.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn the_embedded_defaults_are_complete() {
+        // A prefix no variable has: only the compiled-in file counts.
+        let config: Config = Config::figment(
+            &Overrides::default(),
+            Env::prefixed("CLIPSTREAM_TEST_NOTHING_"),
+        )
+        .extract()
+        .expect("defaults");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn environment_overrides_by_section_and_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CLIPSTREAM_STORAGE_DATA_DIR", "/srv/clip");
+            jail.set_env("CLIPSTREAM_LIMITS_MAX_TRACKS", "7");
+            jail.set_env("CLIPSTREAM_CLUSTER_KNOWN", "[local, eu]");
+            jail.set_env("CLIPSTREAM_TEST_BIN", "not a setting");
+            let config = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.storage.data_dir, PathBuf::from("/srv/clip"));
+            assert_eq!(config.limits.max_tracks, 7);
+            assert_eq!(config.cluster.known, ["local", "eu"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CLIPSTREAM_SERVER_LISTN", "0.0.0.0:1");
+            assert!(Config::load(&Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CLIPSTREAM_STORAGE_DATA_DIR", "/from/env");
+            let overrides = Overrides {
+                data_dir: Some("/from/flag".into()),
+                ..Overrides::default()
+            };
+            let config = Config::load(&overrides).map_err(|e| e.to_string())?;
+            assert_eq!(config.storage.data_dir, PathBuf::from("/from/flag"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,42 @@
+//! HTTP Basic authentication with an API key and secret (CONTRACT section 2).
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::Header;
+use actix_web::{web, FromRequest, HttpRequest};
+use actix_web_httpauth::headers::authorization::{Authorization, Basic};
+use clipstream_storage::AccountId;
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// The account whose key signed the request. Taking it as a handler
+/// argument is what makes a route require credentials.
+pub struct Account(pub AccountId);
+
+impl FromRequest for Account {
+    type Error = ApiError;
+    type Future = Ready<Result<Account, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Account, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Unauthorized {
+            message: "no key store",
+        })?;
+    let auth = Authorization::<Basic>::parse(req).map_err(|_| ApiError::Unauthorized {
+        message: "send your API key and secret with HTTP Basic authentication",
+    })?;
+    let basic = auth.into_scheme();
+    let secret = basic.password().ok_or(ApiError::Unauthorized {
+        message: "the API secret is missing: send key:secret",
+    })?;
+    let account = state.store.authenticate(basic.user_id(), secret)?;
+    Ok(Account(account))
+}

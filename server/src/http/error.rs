@@ -1,0 +1,174 @@
+//! Every error the HTTP API can answer, and the one place where each is
+//! given its status and JSON body (CONTRACT section 11):
+//! `{"code": "...", "message": "...", "path"?: "...", "param"?: "..."}`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use clipstream_actors::edit::{EditError, EditErrorKind};
+use clipstream_storage::{Error as StoreError, UploadError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Edit(#[from] EditError),
+    #[error("{message}")]
+    Unauthorized { message: &'static str },
+    /// A query or path parameter that is missing or malformed.
+    #[error("{message}")]
+    BadParam { param: String, message: String },
+    #[error("{message}")]
+    BadBody { message: String },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("cluster {cluster:?} is not known here; known clusters: {known}")]
+    UnknownCluster { cluster: String, known: String },
+    #[error("no route for {0}")]
+    NoRoute(String),
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadParam {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Store(e) => store_code(e),
+            ApiError::Edit(e) => match e.kind {
+                EditErrorKind::Syntax => "invalid_json",
+                EditErrorKind::Invalid => "invalid_edit",
+                EditErrorKind::Limit => "limit_exceeded",
+            },
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::BadParam { .. } => "invalid_parameter",
+            ApiError::BadBody { .. } => "invalid_body",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::UnknownCluster { .. } => "cluster_not_found",
+            ApiError::NoRoute(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+
+    /// What the client is told. Internal failures are logged in full and
+    /// answered without their details.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Store(
+                StoreError::Io(_)
+                | StoreError::Db(_)
+                | StoreError::Corrupt(_)
+                | StoreError::Locked(_),
+            ) => "internal storage error; retry later".to_owned(),
+            ApiError::Edit(e) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn store_code(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::InvalidName(_) => "invalid_name",
+        StoreError::BadCredentials | StoreError::AccountNotFound(_) => "unauthorized",
+        StoreError::ProjectNotFound(_) => "project_not_found",
+        StoreError::ProjectForbidden(_) => "forbidden",
+        StoreError::ProjectExists(_) => "project_exists",
+        StoreError::AssetNotFound(_) => "asset_not_found",
+        StoreError::MovieNotFound(_) => "movie_not_found",
+        StoreError::UploadNotFound(_) => "upload_not_found",
+        StoreError::Upload(UploadError::MissingChunks { .. }) => "upload_incomplete",
+        StoreError::Upload(UploadError::AlreadyFinishing) => "upload_finishing",
+        StoreError::Upload(_) => "invalid_chunk",
+        StoreError::TooLarge { .. } => "body_too_large",
+        StoreError::StorageFull => "storage_full",
+        StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
+            "internal"
+        }
+    }
+}
+
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::Upload(UploadError::AlreadyFinishing) => StatusCode::CONFLICT,
+        StoreError::InvalidName(_) | StoreError::Upload(_) => StatusCode::BAD_REQUEST,
+        StoreError::BadCredentials | StoreError::AccountNotFound(_) => StatusCode::UNAUTHORIZED,
+        StoreError::ProjectForbidden(_) => StatusCode::FORBIDDEN,
+        StoreError::ProjectNotFound(_)
+        | StoreError::AssetNotFound(_)
+        | StoreError::MovieNotFound(_)
+        | StoreError::UploadNotFound(_) => StatusCode::NOT_FOUND,
+        StoreError::ProjectExists(_) => StatusCode::CONFLICT,
+        StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        StoreError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Store(e) => store_status(e),
+            ApiError::Edit(_) | ApiError::BadParam { .. } | ApiError::BadBody { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let (path, param) = match self {
+            ApiError::Edit(e) => (Some(e.path.as_str()), None),
+            ApiError::BadParam { param, .. } => (None, Some(param.as_str())),
+            _ => (None, None),
+        };
+        let mut response = HttpResponse::build(status);
+        match self {
+            ApiError::Unauthorized { .. }
+            | ApiError::Store(StoreError::BadCredentials | StoreError::AccountNotFound(_)) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"clipstream\""),
+                ));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            _ => {}
+        }
+        response.insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]));
+        response.json(Body {
+            code: self.code(),
+            message: self.public_message(),
+            path,
+            param,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use clipstream_storage::Store;
+
+use crate::config::Config;
+
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+}
