@@ -63,11 +63,7 @@ fn put_get_list_delete() {
         404,
         "movie_not_found",
     );
-    assert_error(
-        api.get(&format!("/v1/list/sdl/nope")),
-        404,
-        "project_not_found",
-    );
+    assert_error(api.get("/v1/list/sdl/nope"), 404, "project_not_found");
 }
 
 #[test]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit tests and the
+# end-to-end tests against the real binary on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/packages.sh
+# ffmpeg (the CLI) probes outputs in the tests.
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests start this binary.
+cargo build --locked --bin clipstream
+cargo test --workspace --locked
