@@ -395,3 +395,17 @@ pub fn raw_request(base: &str, method: &str, target: &str, key: Option<&Key>) ->
         .unwrap_or_default();
     (status, body)
 }
+
+/// Every file under `dir`, recursively (none when `dir` is missing).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

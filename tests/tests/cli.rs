@@ -1,6 +1,6 @@
 //! CONTRACT sections 2 and 10: the command line and configuration.
 
-use clipstream_tests::{binary, create_key, json, run_cli, Api, Server};
+use clipstream_tests::{binary, create_key, files_under, json, run_cli, Api, Server};
 
 #[test]
 fn the_first_serve_on_an_empty_data_directory_says_how_to_create_a_key() {
@@ -39,7 +39,7 @@ fn keys_create_prints_a_key_and_secret_that_work() {
     assert_eq!(status, 200);
     // The secret is not stored: nothing in the data directory contains it.
     server.kill();
-    for file in walk(&data) {
+    for file in files_under(&data) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
             !bytes
@@ -49,19 +49,6 @@ fn keys_create_prints_a_key_and_secret_that_work() {
             file.display()
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! CONTRACT sections 2 and 3: projects, keys and isolation between accounts.
 
-use clipstream_tests::{assert_error, create_key, json, raw_request, Api, Env};
+use clipstream_tests::{assert_error, create_key, files_under, json, raw_request, Api, Env};
 
 #[test]
 fn health_needs_no_credentials() {
@@ -138,21 +138,8 @@ fn delete_removes_the_project_and_everything_under_it() {
     let (_, body) = json(api.get(&format!("/v1/list/data/{again}")));
     assert_eq!(body["assets"].as_array().map(Vec::len), Some(0));
     // No body of the deleted asset is left on disk.
-    let blobs = walk_files(&env.data_dir().join("blobs"));
+    let blobs = files_under(&env.data_dir().join("blobs"));
     assert!(blobs.is_empty(), "{blobs:?}");
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -349,17 +349,7 @@ const ASSET_TYPES: &[&str] = &["video", "image", "title", "html", "audio", "luma
 
 impl<'de> Deserialize<'de> for Asset {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut map = Map::<String, Value>::deserialize(d)?;
-        let kind = match map.remove("type") {
-            Some(Value::String(kind)) => kind,
-            Some(other) => {
-                return Err(at_key(
-                    "type",
-                    de::Error::invalid_type(unexpected(&other), &"an asset type string"),
-                ));
-            }
-            None => return Err(de::Error::missing_field("type")),
-        };
+        let (kind, map) = tagged(d, "type")?;
         match kind.as_str() {
             "video" => variant(map).map(Asset::Video),
             "image" => variant(map).map(Asset::Image),
@@ -372,6 +362,23 @@ impl<'de> Deserialize<'de> for Asset {
                 de::Error::unknown_variant(other, ASSET_TYPES),
             )),
         }
+    }
+}
+
+/// Splits an internally tagged object into its tag (the string at `key`)
+/// and its other fields.
+fn tagged<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &'static str,
+) -> Result<(String, Map<String, Value>), D::Error> {
+    let mut map = Map::<String, Value>::deserialize(d)?;
+    match map.remove(key) {
+        Some(Value::String(tag)) => Ok((tag, map)),
+        Some(other) => Err(at_key(
+            key,
+            de::Error::invalid_type(unexpected(&other), &"a string"),
+        )),
+        None => Err(de::Error::missing_field(key)),
     }
 }
 
@@ -726,17 +733,7 @@ const PROVIDERS: &[&str] = &["shotstack", "mux", "s3"];
 
 impl<'de> Deserialize<'de> for Destination {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut map = Map::<String, Value>::deserialize(d)?;
-        let provider = match map.remove("provider") {
-            Some(Value::String(p)) => p,
-            Some(other) => {
-                return Err(at_key(
-                    "provider",
-                    de::Error::invalid_type(unexpected(&other), &"a provider string"),
-                ))
-            }
-            None => return Err(de::Error::missing_field("provider")),
-        };
+        let (provider, map) = tagged(d, "provider")?;
         match provider.as_str() {
             "shotstack" => variant(map).map(Destination::Shotstack),
             "mux" => variant(map).map(Destination::Mux),

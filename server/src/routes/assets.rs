@@ -5,12 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_storage::Asset;
 use serde::Serialize;
 
-use super::owned_project;
+use super::{owned_item, owned_project};
 use crate::http::auth::Account;
 use crate::http::body::stream_to;
 use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
-use crate::http::names::plain_name;
 use crate::http::resource;
 use crate::http::state::AppState;
 
@@ -88,9 +87,7 @@ async fn get(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("filename", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "filename")?;
     let body = state.store.open_asset(&uid, &name).await?;
     let meta = Meta {
         len: body.asset.size,
@@ -112,9 +109,7 @@ async fn put(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("filename", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "filename")?;
     let limit = state.config.limits.max_asset_bytes;
     let writer = state.store.new_body(limit).await?;
     let body = stream_to(&req, payload, writer, limit).await?;
@@ -136,9 +131,7 @@ async fn delete(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("filename", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "filename")?;
     state.store.delete_asset(&uid, &name).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "name": name, "deleted": true })))
 }

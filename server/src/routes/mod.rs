@@ -10,6 +10,7 @@ use actix_web::web;
 
 use crate::http::auth::Account;
 use crate::http::error::ApiError;
+use crate::http::names::plain_name;
 use crate::http::state::AppState;
 use clipstream_storage::Project;
 
@@ -25,4 +26,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// another account's.
 fn owned_project(state: &AppState, account: &Account, uid: &str) -> Result<Project, ApiError> {
     Ok(state.store.project(&account.0, uid)?)
+}
+
+/// For `/{uid}/{name}` routes: the project uid, once ownership is checked,
+/// and the plain name (`what` names it in errors).
+fn owned_item(
+    state: &AppState,
+    account: &Account,
+    path: web::Path<(String, String)>,
+    what: &'static str,
+) -> Result<(String, String), ApiError> {
+    let (uid, name) = path.into_inner();
+    owned_project(state, account, &uid)?;
+    let name = plain_name(what, &name, state.config.limits.max_name_bytes)?;
+    Ok((uid, name))
 }

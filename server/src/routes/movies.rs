@@ -5,11 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_actors::edit;
 use serde_json::json;
 
-use super::owned_project;
+use super::{owned_item, owned_project};
 use crate::http::auth::Account;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
-use crate::http::names::plain_name;
 use crate::http::resource;
 use crate::http::state::AppState;
 
@@ -43,9 +42,7 @@ async fn get(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("movie name", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "movie name")?;
     let movie = state.store.movie(&uid, &name)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
@@ -59,9 +56,7 @@ async fn put(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("movie name", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "movie name")?;
     let body = read_limited(&req, payload, state.config.limits.max_json_bytes).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadBody {
         message: "the dynamic movie is not UTF-8 text".into(),
@@ -81,9 +76,7 @@ async fn delete(
     account: Account,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (uid, name) = path.into_inner();
-    owned_project(&state, &account, &uid)?;
-    let name = plain_name("movie name", &name, state.config.limits.max_name_bytes)?;
+    let (uid, name) = owned_item(&state, &account, path, "movie name")?;
     state.store.delete_movie(&uid, &name).await?;
     Ok(HttpResponse::Ok().json(json!({ "name": name, "deleted": true })))
 }
