@@ -4,11 +4,13 @@
 //! `{{NAME}}` placeholders. [`parse_template`] checks its shape, enumerated
 //! values, ranges and limits, and names the JSON path of the first problem.
 
+mod fill;
 mod path;
 mod schema;
 mod tpl;
 mod validate;
 
+pub use fill::{fill, FillError};
 pub use schema::*;
 pub use tpl::{is_placeholder_name, placeholders, Tpl};
 
@@ -87,6 +89,13 @@ pub fn parse_template(json: &str, limits: &Limits) -> Result<Edit, EditError> {
         path: ".".into(),
         message: e.to_string(),
     })?;
+    validate::edit(&edit, limits)?;
+    Ok(edit)
+}
+
+/// As [`parse_template`], from a JSON value already parsed.
+fn parse_value(json: serde_json::Value, limits: &Limits) -> Result<Edit, EditError> {
+    let edit: Edit = serde_path_to_error::deserialize(json).map_err(EditError::from_serde)?;
     validate::edit(&edit, limits)?;
     Ok(edit)
 }
