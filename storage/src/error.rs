@@ -21,6 +21,8 @@ pub enum Error {
     AssetNotFound(String),
     #[error("dynamic movie {0:?} does not exist")]
     MovieNotFound(String),
+    #[error("no render has this token")]
+    TokenNotFound,
     #[error("upload {0} does not exist or has expired")]
     UploadNotFound(String),
     #[error("{0}")]

@@ -23,6 +23,7 @@ pub mod assets;
 pub mod keys;
 pub mod movies;
 pub mod projects;
+pub mod renders;
 pub mod uploads;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use error::{Error, Result, UploadError};
 pub use keys::{AccountId, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
+pub use renders::{MovieChoice, RenderRequest};
 pub use uploads::{Upload, UploadLimits};
 
 /// Settings the store needs from configuration.
@@ -65,6 +67,10 @@ pub struct Store {
     assets: sled::Tree,
     movies: sled::Tree,
     uploads: sled::Tree,
+    tokens: sled::Tree,
+    project_tokens: sled::Tree,
+    /// The key of the token MAC (see `renders`).
+    token_key: [u8; 32],
     blobs: blobs::Blobs,
     options: StoreOptions,
 }
@@ -95,6 +101,9 @@ impl Store {
             assets: db.open_tree("assets")?,
             movies: db.open_tree("movies")?,
             uploads: db.open_tree("uploads")?,
+            tokens: db.open_tree("tokens")?,
+            project_tokens: db.open_tree("project_tokens")?,
+            token_key: token_key(&db)?,
             blobs: blobs::Blobs::open(dir)?,
             db,
             options,
@@ -146,8 +155,21 @@ impl Store {
     }
 
     fn remove_orphan_records(&self) -> Result<usize> {
+        let mut removed = self.remove_orphan_children()?;
+        for entry in self.tokens.iter() {
+            let (token, record) = entry?;
+            let request: RenderRequest = serde_json::from_slice(&record)?;
+            if !self.projects.contains_key(&request.project)? {
+                self.tokens.remove(token)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn remove_orphan_children(&self) -> Result<usize> {
         let mut removed = 0;
-        for tree in [&self.assets, &self.movies] {
+        for tree in [&self.assets, &self.movies, &self.project_tokens] {
             for key in tree.iter().keys() {
                 let key = key?;
                 let uid = key.split(|b| *b == b'/').next().unwrap_or_default();
@@ -190,6 +212,21 @@ impl Store {
     }
 }
 
+/// The token MAC key of this installation, made at first open.
+fn token_key(db: &sled::Db) -> Result<[u8; 32]> {
+    let fresh = ids::random_bytes::<32>();
+    // Set only if absent; when an earlier open made the key (the inner
+    // error), that key stays, so tokens survive restarts.
+    let _ = db.compare_and_swap("token_key", None as Option<&[u8]>, Some(&fresh[..]))?;
+    let stored = db
+        .get("token_key")?
+        .ok_or_else(|| Error::Corrupt("the token key is missing".into()))?;
+    stored
+        .as_ref()
+        .try_into()
+        .map_err(|_| Error::Corrupt("the token key has the wrong length".into()))
+}
+
 /// `project uid` + `/` + `name`: the key of a record that belongs to a project.
 fn child_key(uid: &str, name: &str) -> String {
     format!("{uid}/{name}")
@@ -203,9 +240,13 @@ fn child_prefix(uid: &str) -> String {
 pub(crate) mod test_support {
     use super::*;
 
+    pub fn options() -> StoreOptions {
+        StoreOptions::default()
+    }
+
     pub fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), options()).unwrap();
         (dir, store)
     }
 }

@@ -74,9 +74,9 @@ pub fn fill(
 
 /// The merge fields of the document (removed from it: they are consumed
 /// here) overlaid with the params.
-fn values<'a>(
+fn values(
     doc: &mut Value,
-    params: &'a Map<String, Value>,
+    params: &Map<String, Value>,
 ) -> Result<BTreeMap<String, Value>, FillError> {
     let mut values = BTreeMap::new();
     if let Some(Value::Array(merge)) = doc.as_object_mut().and_then(|o| o.remove("merge")) {

@@ -5,7 +5,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use clipstream_actors::edit::{EditError, EditErrorKind};
+use clipstream_actors::edit::{EditError, EditErrorKind, FillError};
 use clipstream_storage::{Error as StoreError, UploadError};
 use serde::Serialize;
 
@@ -15,6 +15,9 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Edit(#[from] EditError),
+    /// Render params that do not fit the movie's placeholders.
+    #[error("{0}")]
+    Fill(#[from] FillError),
     #[error("{message}")]
     Unauthorized { message: &'static str },
     /// A query or path parameter that is missing or malformed.
@@ -59,6 +62,8 @@ impl ApiError {
                 EditErrorKind::Invalid => "invalid_edit",
                 EditErrorKind::Limit => "limit_exceeded",
             },
+            ApiError::Fill(FillError::Template(_)) => "invalid_movie",
+            ApiError::Fill(_) => "invalid_param",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::BadParam { .. } => "invalid_parameter",
             ApiError::BadBody { .. } => "invalid_body",
@@ -85,6 +90,15 @@ impl ApiError {
     }
 }
 
+fn fill_path(e: &FillError) -> Option<&str> {
+    match e {
+        FillError::Missing { path, .. }
+        | FillError::NotText { path, .. }
+        | FillError::BadValue { path, .. } => Some(path),
+        FillError::Nested { .. } | FillError::Template(_) => None,
+    }
+}
+
 fn store_code(e: &StoreError) -> &'static str {
     match e {
         StoreError::InvalidName(_) => "invalid_name",
@@ -95,6 +109,7 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::AssetNotFound(_) => "asset_not_found",
         StoreError::MovieNotFound(_) => "movie_not_found",
         StoreError::UploadNotFound(_) => "upload_not_found",
+        StoreError::TokenNotFound => "token_not_found",
         StoreError::Upload(UploadError::MissingChunks { .. }) => "upload_incomplete",
         StoreError::Upload(UploadError::AlreadyFinishing) => "upload_finishing",
         StoreError::Upload(_) => "invalid_chunk",
@@ -115,7 +130,8 @@ fn store_status(e: &StoreError) -> StatusCode {
         StoreError::ProjectNotFound(_)
         | StoreError::AssetNotFound(_)
         | StoreError::MovieNotFound(_)
-        | StoreError::UploadNotFound(_) => StatusCode::NOT_FOUND,
+        | StoreError::UploadNotFound(_)
+        | StoreError::TokenNotFound => StatusCode::NOT_FOUND,
         StoreError::ProjectExists(_) => StatusCode::CONFLICT,
         StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
@@ -129,9 +145,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Store(e) => store_status(e),
-            ApiError::Edit(_) | ApiError::BadParam { .. } | ApiError::BadBody { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Fill(FillError::Template(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Edit(_)
+            | ApiError::Fill(_)
+            | ApiError::BadParam { .. }
+            | ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
@@ -145,7 +163,10 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let (path, param) = match self {
-            ApiError::Edit(e) => (Some(e.path.as_str()), None),
+            ApiError::Edit(e) | ApiError::Fill(FillError::Template(e)) => {
+                (Some(e.path.as_str()), None)
+            }
+            ApiError::Fill(e) => (fill_path(e), e.placeholder()),
             ApiError::BadParam { param, .. } => (None, Some(param.as_str())),
             _ => (None, None),
         };

@@ -5,6 +5,7 @@ mod chunked;
 mod health;
 mod movies;
 mod projects;
+mod renders;
 
 use actix_web::web;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     assets::configure(cfg);
     chunked::configure(cfg);
     movies::configure(cfg);
+    renders::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

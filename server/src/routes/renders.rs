@@ -1,0 +1,113 @@
+//! Render requests (CONTRACT section 4): `POST /v2/render/{uid}` checks the
+//! movie(s) and params and answers the token that `GET /render/<token>.<ext>`
+//! plays.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use clipstream_actors::edit;
+use clipstream_storage::MovieChoice;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::owned_project;
+use crate::http::auth::Account;
+use crate::http::body::read_limited;
+use crate::http::error::ApiError;
+use crate::http::names::plain_name;
+use crate::http::resource;
+use crate::http::state::AppState;
+
+/// The file extensions a render can be asked for, and `*` for "any other".
+pub const EXTENSIONS: &[&str] = &["mp4", "webm", "gif", "jpg", "png", "bmp", "mp3", "m3u8"];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v2/render/{uid}", "POST").route(web::post().to(create)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    movie: MovieChoice,
+    #[serde(default)]
+    params: Map<String, Value>,
+    #[serde(default = "one")]
+    parallel: u32,
+    #[serde(default)]
+    routingkey: Option<String>,
+    #[serde(default)]
+    upload: Option<Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    account: Account,
+    uid: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    owned_project(&state, &account, &uid)?;
+    let body = read_limited(&req, payload, state.config.limits.max_json_bytes).await?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let request: Request =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::BadBody {
+            message: format!("{}: {}", e.path(), e.inner()),
+        })?;
+    if request.parallel == 0 {
+        return Err(ApiError::bad_param(
+            "parallel",
+            "parallel must be at least 1",
+        ));
+    }
+    check_extensions(&request.movie)?;
+    // Every movie the token can play must accept these params, so that a
+    // mistake is a 400 now and not a failed video in someone's inbox.
+    let mut movies = Vec::new();
+    for name in request.movie.names() {
+        let name = plain_name("movie", name, state.config.limits.max_name_bytes)?;
+        movies.push(state.store.movie(&uid, &name)?);
+    }
+    let limits = state.config.edit_limits();
+    for movie in &movies {
+        edit::fill(&movie.body, &request.params, &limits)?;
+    }
+    let stored = state
+        .store
+        .put_render_request(
+            &uid,
+            request.movie,
+            request.params,
+            request.parallel,
+            request.routingkey,
+            request.upload,
+        )
+        .await?;
+    tracing::info!(uid = %uid, token = %stored.token, "render requested");
+    Ok(HttpResponse::Ok().json(json!({ "token": stored.token, "uploads": [] })))
+}
+
+fn check_extensions(choice: &MovieChoice) -> Result<(), ApiError> {
+    if let MovieChoice::ByExtension(map) = choice {
+        if map.is_empty() {
+            return Err(ApiError::bad_param(
+                "movie",
+                "the movie hash names no movie",
+            ));
+        }
+        if let Some(bad) = map
+            .keys()
+            .find(|k| *k != "*" && !EXTENSIONS.contains(&k.as_str()))
+        {
+            return Err(ApiError::bad_param(
+                "movie",
+                format!(
+                    "{bad:?} is not an output extension; use one of {} or \"*\"",
+                    EXTENSIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

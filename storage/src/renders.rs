@@ -1,0 +1,285 @@
+//! Render requests and their tokens (CONTRACT section 4).
+//!
+//! A token is a keyed BLAKE3 MAC of the request's identity (project, movie
+//! choice, params), cut to 128 bits: the same request always gets the same
+//! token, so the same video renders once, and without the server's key no
+//! one can compute or guess another's. The key is made at first open and
+//! kept in sled.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{child_key, child_prefix, ids, json_tree, Error, Result, Store};
+
+/// Which movie renders: one for every format, or one per file extension
+/// with `*` for the rest (ImpossibleFX's multi-movie requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MovieChoice {
+    One(String),
+    ByExtension(BTreeMap<String, String>),
+}
+
+impl MovieChoice {
+    /// The movie for a request ending in `.ext`, if any.
+    pub fn for_extension(&self, ext: &str) -> Option<&str> {
+        match self {
+            MovieChoice::One(name) => Some(name),
+            MovieChoice::ByExtension(map) => {
+                map.get(ext).or_else(|| map.get("*")).map(String::as_str)
+            }
+        }
+    }
+
+    /// Every movie named, each once.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            MovieChoice::One(name) => vec![name.as_str()],
+            MovieChoice::ByExtension(map) => {
+                let mut names: Vec<&str> = map.values().map(String::as_str).collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            }
+        }
+    }
+}
+
+/// A render request as stored under its token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderRequest {
+    pub token: String,
+    pub project: String,
+    pub movie: MovieChoice,
+    pub params: Map<String, Value>,
+    pub parallel: u32,
+    pub routingkey: Option<String>,
+    /// Upload task definitions, kept for the upload destinations.
+    pub upload: Option<Value>,
+    pub created: u64,
+}
+
+/// Length of a token: 128 bits in URL-safe base64.
+pub const TOKEN_LEN: usize = 22;
+
+/// Whether `s` has the shape of a token, checked before any lookup.
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == TOKEN_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Store {
+    /// The token of a request: the same inputs give the same token.
+    pub fn token_for(
+        &self,
+        project: &str,
+        movie: &MovieChoice,
+        params: &Map<String, Value>,
+    ) -> String {
+        let mut identity = String::new();
+        canonical(
+            &serde_json::json!({ "project": project, "movie": movie, "params": params }),
+            &mut identity,
+        );
+        let mac = blake3::keyed_hash(&self.token_key, identity.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac.as_bytes()[..16])
+    }
+
+    /// Stores a render request (the caller checked the project and movies)
+    /// and returns it with its token. Asking again returns the same token;
+    /// the latest upload definitions are kept.
+    pub async fn put_render_request(
+        &self,
+        project: &str,
+        movie: MovieChoice,
+        params: Map<String, Value>,
+        parallel: u32,
+        routingkey: Option<String>,
+        upload: Option<Value>,
+    ) -> Result<RenderRequest> {
+        let token = self.token_for(project, &movie, &params);
+        let created = match json_tree::get::<RenderRequest>(&self.tokens, &token)? {
+            Some(earlier) => earlier.created,
+            None => ids::unix_now(),
+        };
+        let request = RenderRequest {
+            token: token.clone(),
+            project: project.to_owned(),
+            movie,
+            params,
+            parallel,
+            routingkey,
+            upload,
+            created,
+        };
+        // The index entry ties the token to its project, so deleting the
+        // project finds it; both in one transaction with the project check.
+        self.insert_child(&self.project_tokens, project, &token, Vec::new())
+            .await?;
+        json_tree::put(&self.tokens, &token, &request)?;
+        self.flush().await?;
+        Ok(request)
+    }
+
+    /// The request behind `token`, if the token was issued and its project
+    /// still exists.
+    pub fn render_request(&self, token: &str) -> Result<RenderRequest> {
+        let not_found = || Error::TokenNotFound;
+        if !is_token_shaped(token) {
+            return Err(not_found());
+        }
+        let request: RenderRequest = json_tree::get(&self.tokens, token)?.ok_or_else(not_found)?;
+        if !self
+            .project_tokens
+            .contains_key(child_key(&request.project, token))?
+        {
+            return Err(not_found());
+        }
+        Ok(request)
+    }
+
+    /// Removes the tokens of a deleted project.
+    pub(crate) fn remove_tokens_of(&self, uid: &str) -> Result<()> {
+        for key in self.project_tokens.scan_prefix(child_prefix(uid)).keys() {
+            let key = key?;
+            if let Some(token) = key.get(uid.len() + 1..) {
+                self.tokens.remove(token)?;
+            }
+            self.project_tokens.remove(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// JSON with object keys sorted at every level, whatever order the map
+/// type keeps, so that the identity of a request is stable.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::store;
+    use crate::AccountId;
+    use serde_json::json;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_same_request_gets_the_same_token_and_others_differ() {
+        let (_dir, store) = store();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let one = MovieChoice::One("m".into());
+        let a = store.token_for(&p.uid, &one, &params(json!({ "NAME": "Jane", "N": 1 })));
+        let b = store.token_for(&p.uid, &one, &params(json!({ "N": 1, "NAME": "Jane" })));
+        assert_eq!(a, b, "key order does not matter");
+        assert!(is_token_shaped(&a));
+        assert_ne!(
+            a,
+            store.token_for(&p.uid, &one, &params(json!({ "NAME": "Joe", "N": 1 })))
+        );
+        assert_ne!(
+            a,
+            store.token_for(
+                &p.uid,
+                &MovieChoice::One("n".into()),
+                &params(json!({ "NAME": "Jane", "N": 1 }))
+            )
+        );
+        assert_ne!(
+            a,
+            store.token_for("other", &one, &params(json!({ "NAME": "Jane", "N": 1 })))
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_keyed_per_installation_and_stable_across_restarts() {
+        let (dir, store) = store();
+        let one = MovieChoice::One("m".into());
+        let token = store.token_for("p", &one, &Map::new());
+        drop(store);
+        let reopened = Store::open(dir.path(), crate::test_support::options()).unwrap();
+        assert_eq!(reopened.token_for("p", &one, &Map::new()), token);
+        let (_other_dir, other) = crate::test_support::store();
+        assert_ne!(
+            other.token_for("p", &one, &Map::new()),
+            token,
+            "another server's key differs"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_the_project_revokes_its_tokens() {
+        let (_dir, store) = store();
+        let account = AccountId("a".into());
+        let p = store.create_project(&account, "p").await.unwrap();
+        let r = store
+            .put_render_request(
+                &p.uid,
+                MovieChoice::One("m".into()),
+                Map::new(),
+                1,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.render_request(&r.token).unwrap(), r);
+        store.delete_project(&account, &p.uid).await.unwrap();
+        assert!(matches!(
+            store.render_request(&r.token),
+            Err(Error::TokenNotFound)
+        ));
+        assert!(matches!(
+            store.render_request("../../etc"),
+            Err(Error::TokenNotFound)
+        ));
+    }
+
+    #[test]
+    fn movie_choice_by_extension_falls_back_to_star() {
+        let choice: MovieChoice =
+            serde_json::from_value(json!({ "mp4": "a", "webm": "b", "*": "c" })).unwrap();
+        assert_eq!(choice.for_extension("mp4"), Some("a"));
+        assert_eq!(choice.for_extension("gif"), Some("c"));
+        assert_eq!(choice.names(), ["a", "b", "c"]);
+        let only: MovieChoice = serde_json::from_value(json!({ "mp4": "a" })).unwrap();
+        assert_eq!(only.for_extension("gif"), None);
+    }
+}
