@@ -1,0 +1,1 @@
+//! Packaging encoded media into the output container.
