@@ -1,0 +1,45 @@
+//! Still pictures (PNG, JPEG, …): the first frame, decoded once.
+
+use std::path::Path;
+
+use super::video::VideoReader;
+use super::MediaError;
+use crate::compose::Picture;
+
+/// A still picture's size, and a way to get it at any size.
+pub struct Still {
+    reader: VideoReader,
+}
+
+impl Still {
+    pub fn open(path: &Path, src: &str, max: (u32, u32)) -> Result<Still, MediaError> {
+        let reader = VideoReader::open(path, src)?;
+        let (width, height) = reader.size();
+        if width > max.0 || height > max.1 {
+            return Err(MediaError::TooLarge {
+                src: src.to_owned(),
+                width,
+                height,
+                max_width: max.0,
+                max_height: max.1,
+            });
+        }
+        Ok(Still { reader })
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        self.reader.size()
+    }
+
+    /// The picture scaled to `width`×`height`; static layers are drawn
+    /// from this one copy for the whole clip.
+    pub fn picture(mut self, src: &str, width: u32, height: u32) -> Result<Picture, MediaError> {
+        match self.reader.frame_at(0.0, width, height)? {
+            Some(p) => Ok(p.clone()),
+            None => Err(MediaError::Decode {
+                src: src.to_owned(),
+                reason: "no frame".into(),
+            }),
+        }
+    }
+}

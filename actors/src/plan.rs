@@ -1,0 +1,520 @@
+//! A render plan: a filled Edit reduced to what the compositor draws and
+//! mixes, with Shotstack's defaults applied and every value concrete.
+//!
+//! Features of the Edit that the renderer does not draw yet are refused
+//! here with their JSON path, so a render never silently looks different
+//! from what its template asks for.
+
+use crate::edit::{
+    self, Asset, AudioEffect, Edit, Fit, Format, Position, Resolution, Speed, Tpl, TransitionKind,
+};
+
+/// Frames per second as a fraction, so 29.97 is exactly 30000/1001.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Rate {
+    fn from_fps(fps: f64) -> Rate {
+        for (approx, num) in [(23.976, 24000), (29.97, 30000), (59.94, 60000)] {
+            if (fps - approx).abs() < 1e-6 {
+                return Rate { num, den: 1001 };
+            }
+        }
+        Rate {
+            num: fps.round() as u32,
+            den: 1,
+        }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+}
+
+/// RGBA, not premultiplied.
+pub type Rgba = [u8; 4];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub rate: Rate,
+    /// Seconds: the end of the last clip.
+    pub duration: f64,
+    pub background: Rgba,
+    /// Drawn in order: the last track of the Edit first, so that the first
+    /// track ends on top.
+    pub layers: Vec<Layer>,
+    pub sounds: Vec<Sound>,
+    pub quality: edit::Quality,
+    pub mute: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub start: f64,
+    pub length: f64,
+    pub visual: Visual,
+    pub fit: Fit,
+    pub scale: f64,
+    pub position: Position,
+    /// Fractions of the viewport; y grows upwards, as in Shotstack.
+    pub offset: (f64, f64),
+    pub opacity: f64,
+    /// Seconds of fade at the start and at the end of the clip.
+    pub fade_in: f64,
+    pub fade_out: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Visual {
+    Image { src: String },
+    Video { src: String, trim: f64 },
+    Title(Title),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Title {
+    pub text: String,
+    pub color: Rgba,
+    /// Font size as a fraction of the output height.
+    pub size: f64,
+    pub background: Option<Rgba>,
+    pub position: Position,
+    pub offset: (f64, f64),
+    pub bold: bool,
+}
+
+/// A sound in the mix: a video's own audio, an audio clip or the soundtrack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sound {
+    pub src: String,
+    pub start: f64,
+    pub length: f64,
+    pub trim: f64,
+    pub volume: f64,
+    pub fade_in: f64,
+    pub fade_out: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path}: {what} is not supported by this renderer yet")]
+    Unsupported { path: String, what: String },
+    #[error("{path}: still a placeholder; fill the Edit first")]
+    Unfilled { path: String },
+    #[error("the timeline has no clips")]
+    Empty,
+}
+
+/// How long an audio fade of `fadeIn`/`fadeOut` lasts, in seconds.
+const AUDIO_FADE: f64 = 1.0;
+
+fn transition_secs(speed: Speed) -> f64 {
+    match speed {
+        Speed::Slow => 2.0,
+        Speed::Normal => 1.0,
+        Speed::Fast => 0.5,
+    }
+}
+
+/// Walks a filled Edit, keeping the JSON path for errors.
+struct Walk {
+    path: String,
+}
+
+impl Walk {
+    fn at(&self, key: &str) -> Walk {
+        Walk {
+            path: if self.path.is_empty() {
+                key.to_owned()
+            } else if key.starts_with('[') {
+                format!("{}{key}", self.path)
+            } else {
+                format!("{}.{key}", self.path)
+            },
+        }
+    }
+
+    fn get<'a, T>(&self, key: &str, v: &'a Tpl<T>) -> Result<&'a T, PlanError> {
+        v.value().ok_or_else(|| PlanError::Unfilled {
+            path: self.at(key).path,
+        })
+    }
+
+    fn opt<'a, T>(&self, key: &str, v: &'a Option<Tpl<T>>) -> Result<Option<&'a T>, PlanError> {
+        v.as_ref().map(|t| self.get(key, t)).transpose()
+    }
+
+    fn unsupported<T>(&self, key: &str, v: &Option<T>, what: &str) -> Result<(), PlanError> {
+        match v {
+            Some(_) => Err(PlanError::Unsupported {
+                path: self.at(key).path,
+                what: what.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
+    let root = Walk {
+        path: String::new(),
+    };
+    let out_walk = root.at("output");
+    let output = root.get("output", &edit.output)?;
+    let format = *out_walk.get("format", &output.format)?;
+    if format != Format::Mp4 {
+        return Err(PlanError::Unsupported {
+            path: out_walk.at("format").path,
+            what: format!("output format {format:?}"),
+        });
+    }
+    out_walk.unsupported("aspectRatio", &output.aspect_ratio, "aspectRatio")?;
+    out_walk.unsupported("scaleTo", &output.scale_to, "scaleTo")?;
+    out_walk.unsupported("range", &output.range, "range")?;
+    out_walk.unsupported("poster", &output.poster, "poster")?;
+    out_walk.unsupported("thumbnail", &output.thumbnail, "thumbnail")?;
+    let resolution = out_walk.opt("resolution", &output.resolution)?.copied();
+    let (mut width, mut height, default_fps) = match resolution {
+        Some(Resolution::Preview) => (512, 288, 15.0),
+        Some(Resolution::Mobile) => (640, 360, 25.0),
+        Some(Resolution::Sd) | None => (1024, 576, 25.0),
+        Some(Resolution::Hd) => (1280, 720, 25.0),
+        Some(Resolution::FullHd) => (1920, 1080, 25.0),
+    };
+    if let Some(size) = out_walk.opt("size", &output.size)? {
+        let size_walk = out_walk.at("size");
+        if let Some(w) = size_walk.opt("width", &size.width)? {
+            width = *w;
+        }
+        if let Some(h) = size_walk.opt("height", &size.height)? {
+            height = *h;
+        }
+    }
+    let fps = out_walk
+        .opt("fps", &output.fps)?
+        .map_or(default_fps, |f| f.0);
+    let quality = out_walk
+        .opt("quality", &output.quality)?
+        .copied()
+        .unwrap_or(edit::Quality::Medium);
+    let mute = out_walk
+        .opt("mute", &output.mute)?
+        .copied()
+        .unwrap_or(false);
+
+    let tl_walk = root.at("timeline");
+    let timeline = root.get("timeline", &edit.timeline)?;
+    tl_walk.unsupported("fonts", &timeline.fonts, "custom fonts")?;
+    let background = tl_walk
+        .opt("background", &timeline.background)?
+        .map_or([0, 0, 0, 255], |c| [c.r, c.g, c.b, c.a]);
+
+    let mut layers = Vec::new();
+    let mut sounds = Vec::new();
+    let mut duration: f64 = 0.0;
+    let tracks_walk = tl_walk.at("tracks");
+    let tracks = tl_walk.get("tracks", &timeline.tracks)?;
+    // The first track is on top: draw from the last one up.
+    for (t, track) in tracks.iter().enumerate().rev() {
+        let track_walk = tracks_walk.at(&format!("[{t}]"));
+        let track = track_walk.get("", track)?;
+        let clips = track_walk.get("clips", &track.clips)?;
+        for (c, clip) in clips.iter().enumerate() {
+            let w = track_walk.at("clips").at(&format!("[{c}]"));
+            let clip = w.get("", clip)?;
+            let start = *w.get("start", &clip.start)?;
+            let length = *w.get("length", &clip.length)?;
+            duration = duration.max(start + length);
+            w.unsupported("effect", &clip.effect, "motion effects")?;
+            w.unsupported("filter", &clip.filter, "filters")?;
+            w.unsupported("transform", &clip.transform, "transforms")?;
+            let (fade_in, fade_out) = match w.opt("transition", &clip.transition)? {
+                Some(tr) => {
+                    let tw = w.at("transition");
+                    let fade = |key: &str,
+                                v: &Option<Tpl<edit::Speeded<TransitionKind>>>|
+                     -> Result<f64, PlanError> {
+                        match tw.opt(key, v)? {
+                            None => Ok(0.0),
+                            Some(s) if s.kind == TransitionKind::Fade => {
+                                Ok(transition_secs(s.speed))
+                            }
+                            Some(s) => Err(PlanError::Unsupported {
+                                path: tw.at(key).path,
+                                what: format!("the {:?} transition", s.kind),
+                            }),
+                        }
+                    };
+                    (fade("in", &tr.in_)?, fade("out", &tr.out)?)
+                }
+                None => (0.0, 0.0),
+            };
+            let position = w
+                .opt("position", &clip.position)?
+                .copied()
+                .unwrap_or(Position::Center);
+            let offset = match w.opt("offset", &clip.offset)? {
+                Some(o) => {
+                    let ow = w.at("offset");
+                    (
+                        ow.opt("x", &o.x)?.copied().unwrap_or(0.0),
+                        ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
+                    )
+                }
+                None => (0.0, 0.0),
+            };
+            let layer = |visual| Layer {
+                start,
+                length,
+                visual,
+                fit: Fit::Crop,
+                scale: 1.0,
+                position,
+                offset,
+                opacity: 1.0,
+                fade_in,
+                fade_out,
+            };
+            let aw = w.at("asset");
+            let asset = w.get("asset", &clip.asset)?;
+            let visual = match asset {
+                Asset::Video(v) => {
+                    aw.unsupported("crop", &v.crop, "crop")?;
+                    if aw.opt("speed", &v.speed)?.is_some_and(|s| *s != 1.0) {
+                        aw.unsupported("speed", &v.speed, "speed other than 1")?;
+                    }
+                    let src = aw.get("src", &v.src)?.clone();
+                    let trim = aw.opt("trim", &v.trim)?.copied().unwrap_or(0.0);
+                    let (sfade_in, sfade_out) =
+                        audio_fades(aw.opt("volumeEffect", &v.volume_effect)?.copied());
+                    sounds.push(Sound {
+                        src: src.clone(),
+                        start,
+                        length,
+                        trim,
+                        volume: aw.opt("volume", &v.volume)?.copied().unwrap_or(1.0),
+                        fade_in: sfade_in,
+                        fade_out: sfade_out,
+                    });
+                    Some(Visual::Video { src, trim })
+                }
+                Asset::Image(i) => {
+                    aw.unsupported("crop", &i.crop, "crop")?;
+                    Some(Visual::Image {
+                        src: aw.get("src", &i.src)?.clone(),
+                    })
+                }
+                Asset::Title(title) => Some(Visual::Title(self::title(&aw, title)?)),
+                Asset::Audio(a) => {
+                    if aw.opt("speed", &a.speed)?.is_some_and(|s| *s != 1.0) {
+                        aw.unsupported("speed", &a.speed, "speed other than 1")?;
+                    }
+                    let (fade_in, fade_out) = audio_fades(aw.opt("effect", &a.effect)?.copied());
+                    sounds.push(Sound {
+                        src: aw.get("src", &a.src)?.clone(),
+                        start,
+                        length,
+                        trim: aw.opt("trim", &a.trim)?.copied().unwrap_or(0.0),
+                        volume: aw.opt("volume", &a.volume)?.copied().unwrap_or(1.0),
+                        fade_in,
+                        fade_out,
+                    });
+                    None
+                }
+                Asset::Html(_) => return Err(aw.unsupported_now("html assets")),
+                Asset::Luma(_) => return Err(aw.unsupported_now("luma assets")),
+            };
+            if let Some(visual) = visual {
+                let mut l = layer(visual);
+                l.fit = w.opt("fit", &clip.fit)?.copied().unwrap_or(Fit::Crop);
+                l.scale = w.opt("scale", &clip.scale)?.copied().unwrap_or(1.0);
+                l.opacity = w.opt("opacity", &clip.opacity)?.copied().unwrap_or(1.0);
+                layers.push(l);
+            }
+        }
+    }
+    if duration <= 0.0 {
+        return Err(PlanError::Empty);
+    }
+    if let Some(st) = tl_walk.opt("soundtrack", &timeline.soundtrack)? {
+        let sw = tl_walk.at("soundtrack");
+        let (fade_in, fade_out) = audio_fades(sw.opt("effect", &st.effect)?.copied());
+        sounds.push(Sound {
+            src: sw.get("src", &st.src)?.clone(),
+            start: 0.0,
+            length: duration,
+            trim: 0.0,
+            volume: sw.opt("volume", &st.volume)?.copied().unwrap_or(1.0),
+            fade_in,
+            fade_out,
+        });
+    }
+    Ok(Plan {
+        format,
+        width,
+        height,
+        rate: Rate::from_fps(fps),
+        duration,
+        background,
+        layers,
+        sounds,
+        quality,
+        mute,
+    })
+}
+
+impl Walk {
+    fn unsupported_now(&self, what: &str) -> PlanError {
+        PlanError::Unsupported {
+            path: self.path.clone(),
+            what: what.to_owned(),
+        }
+    }
+}
+
+fn audio_fades(effect: Option<AudioEffect>) -> (f64, f64) {
+    match effect {
+        None => (0.0, 0.0),
+        Some(AudioEffect::FadeIn) => (AUDIO_FADE, 0.0),
+        Some(AudioEffect::FadeOut) => (0.0, AUDIO_FADE),
+        Some(AudioEffect::FadeInFadeOut) => (AUDIO_FADE, AUDIO_FADE),
+    }
+}
+
+fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
+    use edit::{TitleSize, TitleStyle};
+    let style = w
+        .opt("style", &t.style)?
+        .copied()
+        .unwrap_or(TitleStyle::Minimal);
+    if !matches!(
+        style,
+        TitleStyle::Minimal | TitleStyle::Subtitle | TitleStyle::Chunk | TitleStyle::Blockbuster
+    ) {
+        return Err(PlanError::Unsupported {
+            path: w.at("style").path,
+            what: format!("the {style:?} title style"),
+        });
+    }
+    let size = match w
+        .opt("size", &t.size)?
+        .copied()
+        .unwrap_or(TitleSize::Medium)
+    {
+        TitleSize::XxSmall => 0.025,
+        TitleSize::XSmall => 0.035,
+        TitleSize::Small => 0.045,
+        TitleSize::Medium => 0.06,
+        TitleSize::Large => 0.08,
+        TitleSize::XLarge => 0.10,
+        TitleSize::XxLarge => 0.13,
+    };
+    let offset = match w.opt("offset", &t.offset)? {
+        Some(o) => {
+            let ow = w.at("offset");
+            (
+                ow.opt("x", &o.x)?.copied().unwrap_or(0.0),
+                ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
+            )
+        }
+        None => (0.0, 0.0),
+    };
+    Ok(Title {
+        text: w.get("text", &t.text)?.clone(),
+        color: w
+            .opt("color", &t.color)?
+            .map_or([255, 255, 255, 255], |c| [c.r, c.g, c.b, c.a]),
+        size,
+        background: w
+            .opt("background", &t.background)?
+            .map(|c| [c.r, c.g, c.b, c.a]),
+        position: w
+            .opt("position", &t.position)?
+            .copied()
+            .unwrap_or(Position::Center),
+        offset,
+        bold: matches!(style, TitleStyle::Chunk | TitleStyle::Blockbuster),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::{fill, Limits};
+    use serde_json::{json, Map};
+
+    fn plan_of(edit: serde_json::Value) -> Result<Plan, PlanError> {
+        plan(&fill(&edit.to_string(), &Map::new(), &Limits::default()).expect("valid"))
+    }
+
+    #[test]
+    fn defaults_and_track_order() {
+        let p = plan_of(json!({
+            "timeline": { "background": "#ff0000", "tracks": [
+                { "clips": [ { "asset": { "type": "title", "text": "top" }, "start": 1, "length": 2 } ] },
+                { "clips": [ { "asset": { "type": "image", "src": "bottom.png" }, "start": 0, "length": 5,
+                               "transition": { "in": "fadeFast", "out": "fadeSlow" } } ] }
+            ] },
+            "output": { "format": "mp4", "resolution": "hd", "fps": 29.97 }
+        }))
+        .unwrap();
+        assert_eq!(
+            (p.width, p.height, p.rate),
+            (
+                1280,
+                720,
+                Rate {
+                    num: 30000,
+                    den: 1001
+                }
+            )
+        );
+        assert_eq!(p.duration, 5.0);
+        assert_eq!(p.background, [255, 0, 0, 255]);
+        assert!(
+            matches!(p.layers[0].visual, Visual::Image { .. }),
+            "the bottom track is drawn first"
+        );
+        assert!(matches!(p.layers[1].visual, Visual::Title(_)));
+        assert_eq!((p.layers[0].fade_in, p.layers[0].fade_out), (0.5, 2.0));
+    }
+
+    #[test]
+    fn what_is_not_drawn_yet_is_refused_with_its_path() {
+        let e = plan_of(json!({
+            "timeline": { "tracks": [ { "clips": [
+                { "asset": { "type": "image", "src": "a.png" }, "start": 0, "length": 1, "transition": { "in": "wipeLeft" } } ] } ] },
+            "output": { "format": "mp4", "resolution": "sd" }
+        }))
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].transition.in"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn video_audio_and_soundtrack_join_the_mix() {
+        let p = plan_of(json!({
+            "timeline": { "soundtrack": { "src": "music.mp3", "effect": "fadeOut", "volume": 0.5 }, "tracks": [ { "clips": [
+                { "asset": { "type": "video", "src": "a.mp4", "trim": 2, "volume": 0.8 }, "start": 1, "length": 3 } ] } ] },
+            "output": { "format": "mp4", "resolution": "mobile" }
+        }))
+        .unwrap();
+        assert_eq!(p.sounds.len(), 2);
+        assert_eq!(
+            (p.sounds[0].start, p.sounds[0].trim, p.sounds[0].volume),
+            (1.0, 2.0, 0.8)
+        );
+        assert_eq!(
+            (p.sounds[1].length, p.sounds[1].fade_out, p.sounds[1].volume),
+            (4.0, 1.0, 0.5)
+        );
+    }
+}
