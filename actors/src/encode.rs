@@ -108,6 +108,9 @@ impl VideoEncoder {
         // A keyframe every second: fragments of about one second each
         // start on one.
         enc.set_gop(((f64::from(rate.num) / f64::from(rate.den)).round() as u32).max(1));
+        // No B-frames: decode order is presentation order, so fragments
+        // need no composition offsets or edit lists and start cleanly.
+        enc.set_max_b_frames(0);
         enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
         let mut options = Dictionary::new();
         options.set("preset", "veryfast");

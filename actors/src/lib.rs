@@ -4,4 +4,5 @@ pub mod edit;
 pub mod encode;
 pub mod media;
 pub mod mux;
+pub mod pipeline;
 pub mod plan;

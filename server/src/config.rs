@@ -16,7 +16,9 @@ const DEFAULTS: &str = include_str!("../../conf/default.toml");
 /// The sections of the file; an environment variable is read as
 /// `CLIPSTREAM_<SECTION>_<KEY>` only when `<SECTION>` is one of them, so
 /// unrelated `CLIPSTREAM_*` variables are left alone.
-const SECTIONS: &[&str] = &["server", "storage", "limits", "uploads", "cluster", "log"];
+const SECTIONS: &[&str] = &[
+    "server", "storage", "limits", "render", "uploads", "cluster", "log",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +26,7 @@ pub struct Config {
     pub server: Server,
     pub storage: Storage,
     pub limits: Limits,
+    pub render: Render,
     pub uploads: Uploads,
     pub cluster: Cluster,
     pub log: Log,
@@ -60,6 +63,16 @@ pub struct Limits {
     pub max_video_height: u32,
     pub max_image_width: u32,
     pub max_image_height: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Render {
+    pub workers: usize,
+    pub max_queued: usize,
+    pub fragment_secs: f64,
+    pub cache_capacity_bytes: u64,
+    pub range_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +160,20 @@ impl Config {
             max_chunk_count: self.limits.max_chunk_count,
             max_chunk_bytes: self.limits.max_chunk_bytes,
             max_asset_bytes: self.limits.max_asset_bytes,
+        }
+    }
+
+    pub fn render_workers(&self) -> usize {
+        match self.render.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    pub fn source_limits(&self) -> clipstream_actors::compositor::SourceLimits {
+        clipstream_actors::compositor::SourceLimits {
+            max_video: (self.limits.max_video_width, self.limits.max_video_height),
+            max_image: (self.limits.max_image_width, self.limits.max_image_height),
         }
     }
 

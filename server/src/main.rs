@@ -2,6 +2,7 @@
 
 mod cmds;
 mod config;
+mod delivery;
 mod http;
 mod routes;
 mod telemetry;
@@ -45,6 +46,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Render an Edit to a file with the server's pipeline, no server
+    /// needed. Sources are files named relative to the Edit.
+    Render {
+        /// The Edit (a Shotstack timeline JSON, placeholders allowed).
+        edit: PathBuf,
+        /// A placeholder's value, KEY=VALUE (VALUE as JSON if it parses).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// The output file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Print the resolved configuration as JSON.
     Config,
 }
@@ -86,6 +99,11 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Create { account, json },
         } => cmds::keys::create(&config, account, json),
+        Command::Render {
+            edit,
+            params,
+            output,
+        } => cmds::render::run(&config, &edit, &params, &output),
         Command::Config => cmds::print_config(&config),
     };
     match result {

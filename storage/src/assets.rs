@@ -87,6 +87,13 @@ impl Store {
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))
     }
 
+    /// Where the body of an asset is, for a reader that opens it itself (a
+    /// render). Bodies never change in place; a replaced asset gets a new
+    /// file.
+    pub fn asset_file(&self, uid: &str, name: &str) -> Result<std::path::PathBuf> {
+        Ok(self.blobs.path(self.asset(uid, name)?.blob_id()))
+    }
+
     /// The asset with its body open for reading.
     pub async fn open_asset(&self, uid: &str, name: &str) -> Result<AssetBody> {
         // A concurrent replace may remove the body between reading the record

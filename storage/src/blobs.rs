@@ -24,7 +24,7 @@ pub(crate) struct BlobInfo {
 
 impl Blobs {
     pub fn open(root: &Path) -> Result<Blobs> {
-        for sub in ["blobs", "tmp", "uploads"] {
+        for sub in ["blobs", "tmp", "uploads", "renders"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
         Ok(Blobs {

@@ -23,6 +23,7 @@ pub mod assets;
 pub mod keys;
 pub mod movies;
 pub mod projects;
+pub mod render_cache;
 pub mod renders;
 pub mod uploads;
 
@@ -34,6 +35,7 @@ pub use error::{Error, Result, UploadError};
 pub use keys::{AccountId, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
+pub use render_cache::CachedRender;
 pub use renders::{MovieChoice, RenderRequest};
 pub use uploads::{Upload, UploadLimits};
 
@@ -69,6 +71,7 @@ pub struct Store {
     uploads: sled::Tree,
     tokens: sled::Tree,
     project_tokens: sled::Tree,
+    render_cache: sled::Tree,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
     blobs: blobs::Blobs,
@@ -103,6 +106,7 @@ impl Store {
             uploads: db.open_tree("uploads")?,
             tokens: db.open_tree("tokens")?,
             project_tokens: db.open_tree("project_tokens")?,
+            render_cache: db.open_tree("render_cache")?,
             token_key: token_key(&db)?,
             blobs: blobs::Blobs::open(dir)?,
             db,

@@ -115,7 +115,7 @@ impl Store {
         for key in self.movies.scan_prefix(child_prefix(uid)).keys() {
             self.movies.remove(key?)?;
         }
-        self.remove_tokens_of(uid)?;
+        self.remove_tokens_of(uid).await?;
         self.remove_uploads_of(uid).await?;
         self.flush().await?;
         for asset in assets {

@@ -142,12 +142,13 @@ impl Store {
         Ok(request)
     }
 
-    /// Removes the tokens of a deleted project.
-    pub(crate) fn remove_tokens_of(&self, uid: &str) -> Result<()> {
+    /// Removes the tokens of a deleted project, and their cached renders.
+    pub(crate) async fn remove_tokens_of(&self, uid: &str) -> Result<()> {
         for key in self.project_tokens.scan_prefix(child_prefix(uid)).keys() {
             let key = key?;
             if let Some(token) = key.get(uid.len() + 1..) {
                 self.tokens.remove(token)?;
+                self.forget_renders(&String::from_utf8_lossy(token)).await?;
             }
             self.project_tokens.remove(key)?;
         }

@@ -76,7 +76,7 @@ impl AudioReader {
     fn decode_more(&mut self) -> Result<(), MediaError> {
         let mut frame = frame::Audio::empty();
         match self.decoder.receive_frame(&mut frame) {
-            Ok(()) => return self.push(&frame),
+            Ok(()) => return self.push(&mut frame),
             Err(ffmpeg::Error::Eof) => {
                 self.eof = true;
                 return Ok(());
@@ -98,12 +98,15 @@ impl AudioReader {
         }
     }
 
-    fn push(&mut self, frame: &frame::Audio) -> Result<(), MediaError> {
+    fn push(&mut self, frame: &mut frame::Audio) -> Result<(), MediaError> {
+        // Some files (WAV, raw PCM) leave the layout unset; the resampler
+        // compares every frame with the layout it was made for, so the
+        // frame gets the default layout of its channel count.
+        if frame.channel_layout().channels() == 0 {
+            frame.set_channel_layout(ChannelLayout::default(i32::from(frame.channels())));
+        }
         if self.resampler.is_none() {
-            let mut layout = frame.channel_layout();
-            if layout.channels() == 0 {
-                layout = ChannelLayout::default(i32::from(frame.channels()));
-            }
+            let layout = frame.channel_layout();
             let resampler = resampling::Context::get(
                 frame.format(),
                 layout,

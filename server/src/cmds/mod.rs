@@ -1,6 +1,7 @@
 //! The subcommands of the `clipstream` binary.
 
 pub mod keys;
+pub mod render;
 pub mod serve;
 
 use crate::config::Config;

@@ -32,11 +32,16 @@ pub fn run(config: Config) -> CmdResult {
         store: store.clone(),
         config: config.clone(),
     });
+    let renders = web::Data::new(Arc::new(crate::delivery::Renders::new(
+        store.clone(),
+        config.clone(),
+    )));
 
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(renders.clone())
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use clipstream_actors::edit::{EditError, EditErrorKind, FillError};
+use clipstream_actors::pipeline::RenderError;
 use clipstream_storage::{Error as StoreError, UploadError};
 use serde::Serialize;
 
@@ -29,6 +30,16 @@ pub enum ApiError {
     BodyTooLarge { limit: u64 },
     #[error("cluster {cluster:?} is not known here; known clusters: {known}")]
     UnknownCluster { cluster: String, known: String },
+    #[error("too many renders are waiting; try again shortly")]
+    Busy,
+    #[error("the requested bytes were not rendered in time; try again")]
+    RangeTimeout,
+    #[error("the render request names no movie for .{0}")]
+    NoMovieFor(String),
+    #[error("{0}")]
+    Plan(clipstream_actors::plan::PlanError),
+    #[error("{0}")]
+    Render(clipstream_actors::pipeline::RenderError),
     #[error("no route for {0}")]
     NoRoute(String),
     #[error("{method} is not allowed here; allowed: {allow}")]
@@ -69,6 +80,13 @@ impl ApiError {
             ApiError::BadBody { .. } => "invalid_body",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnknownCluster { .. } => "cluster_not_found",
+            ApiError::Busy => "busy",
+            ApiError::RangeTimeout => "range_timeout",
+            ApiError::NoMovieFor(_) => "movie_not_found",
+            ApiError::Plan(_) => "unsupported",
+            ApiError::Render(RenderError::Fetch(_)) => "source_unavailable",
+            ApiError::Render(RenderError::Media(_)) => "bad_source",
+            ApiError::Render(RenderError::Internal(_)) => "render_failed",
             ApiError::NoRoute(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
@@ -85,6 +103,9 @@ impl ApiError {
                 | StoreError::Locked(_),
             ) => "internal storage error; retry later".to_owned(),
             ApiError::Edit(e) => e.message.clone(),
+            ApiError::Render(RenderError::Internal(_)) => {
+                "the render failed inside the server; its log has the details".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -152,7 +173,15 @@ impl ResponseError for ApiError {
             | ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) | ApiError::NoMovieFor(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Busy | ApiError::RangeTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Plan(_) | ApiError::Render(RenderError::Media(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Render(RenderError::Fetch(_)) => StatusCode::BAD_GATEWAY,
+            ApiError::Render(RenderError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }

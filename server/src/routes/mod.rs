@@ -5,6 +5,7 @@ mod chunked;
 mod health;
 mod movies;
 mod projects;
+mod render;
 mod renders;
 
 use actix_web::web;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     chunked::configure(cfg);
     movies::configure(cfg);
     renders::configure(cfg);
+    render::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

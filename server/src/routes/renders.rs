@@ -20,7 +20,14 @@ use crate::http::state::AppState;
 pub const EXTENSIONS: &[&str] = &["mp4", "webm", "gif", "jpg", "png", "bmp", "mp3", "m3u8"];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/v2/render/{uid}", "POST").route(web::post().to(create)));
+    // POST with a project uid asks for a render; GET with `<token>.<ext>`
+    // is the video (the route shape is ImpossibleFX's).
+    cfg.service(
+        resource("/v2/render/{uid}", "GET, HEAD, POST")
+            .route(web::post().to(create))
+            .route(web::get().to(super::render::get))
+            .route(web::head().to(super::render::get)),
+    );
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,83 @@
+//! One render as a supervised actor tree (CONTRACT section 1):
+//!
+//! ```text
+//! supervisor ── fetcher     resolves and downloads every source once
+//!            ├─ compositor  decodes, composes, mixes, encodes (a blocking thread)
+//!            └─ muxer       fragmented MP4: init segment, then ~1 s fragments
+//! ```
+//!
+//! Bytes leave through a [`Publish`] the caller provides (the server's
+//! live-render buffer, or a file for the CLI). A child's failure reaches
+//! the supervisor, which retries a fetch whose cause is transient and
+//! otherwise fails the render; a panic anywhere in a render fails only that
+//! render.
+
+mod compositor;
+mod fetcher;
+mod muxer;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use fetcher::{FetchError, Resolve, Resolved};
+pub use supervisor::start;
+
+use crate::compositor::SourceLimits;
+use crate::plan::Plan;
+
+/// Where a render stands, for `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Fetching,
+    Rendering,
+    Done,
+    Failed,
+}
+
+/// Why a render failed, in the terms of its HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A source could not be fetched (502).
+    #[error("{0}")]
+    Fetch(String),
+    /// A source could not be decoded or breaks a limit (422).
+    #[error("{0}")]
+    Media(String),
+    /// The render itself broke: a bug, reported as such (500).
+    #[error("the render failed: {0}")]
+    Internal(String),
+}
+
+/// Receives what a render produces, in order.
+pub trait Publish: Send + Sync + 'static {
+    fn state(&self, state: State);
+    /// Fraction done, 0–1.
+    fn progress(&self, done: f64);
+    /// The init segment (`ftyp` + `moov`); first, once.
+    fn init(&self, bytes: Bytes);
+    /// A `moof` + `mdat` fragment of `seconds` of media.
+    fn fragment(&self, bytes: Bytes, seconds: f64);
+    /// Everything was published.
+    fn finish(&self);
+    fn fail(&self, error: RenderError);
+}
+
+/// Everything a render needs.
+pub struct Job {
+    /// Names the render in logs (the token and extension).
+    pub name: String,
+    pub plan: Plan,
+    pub resolver: Arc<dyn Resolve>,
+    pub publish: Arc<dyn Publish>,
+    pub limits: SourceLimits,
+    /// Target length of a fragment; fragments start on keyframes.
+    pub fragment: Duration,
+    /// Where downloaded sources may be kept during the render.
+    pub scratch: PathBuf,
+}

@@ -1,0 +1,163 @@
+//! Every render in progress, by token and extension: the first GET starts
+//! one, later GETs join it. A bounded number run at once (`render.workers`);
+//! a bounded number wait for a worker (`render.max_queued`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clipstream_actors::edit;
+use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
+use clipstream_actors::plan;
+use clipstream_storage::{CachedRender, Error as StoreError, Store};
+use tokio::sync::Semaphore;
+
+use super::live::LiveRender;
+use super::resolver::ProjectSources;
+use crate::config::Config;
+use crate::http::error::ApiError;
+
+/// Remembered failures, for `/status` after the live render is gone.
+const FAILURES_KEPT: usize = 1024;
+
+pub struct Renders {
+    store: Store,
+    config: Arc<Config>,
+    live: Mutex<HashMap<String, Arc<LiveRender>>>,
+    failures: Mutex<HashMap<String, RenderError>>,
+    workers: Arc<Semaphore>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A GET's answer: bytes in the cache, or a render to follow.
+pub enum Lookup {
+    Cached(CachedRender, PathBuf),
+    Live(Arc<LiveRender>),
+}
+
+impl Renders {
+    pub fn new(store: Store, config: Arc<Config>) -> Renders {
+        Renders {
+            workers: Arc::new(Semaphore::new(config.render_workers())),
+            store,
+            config,
+            live: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRender>>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn failure(&self, key: &str) -> Option<RenderError> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub fn live(&self, key: &str) -> Option<Arc<LiveRender>> {
+        self.live_map().get(key).cloned()
+    }
+
+    /// The cached render of `token`.`ext`, the live one, or a new one.
+    pub fn lookup(self: &Arc<Self>, token: &str, ext: &str) -> Result<Lookup, ApiError> {
+        let key = format!("{token}.{ext}");
+        if let Some((entry, path)) = self.store.cached_render(&key)? {
+            return Ok(Lookup::Cached(entry, path));
+        }
+        let mut map = self.live_map();
+        if let Some(live) = map.get(&key) {
+            return Ok(Lookup::Live(live.clone()));
+        }
+        let plan = self.plan_for(token, ext)?;
+        if self.queued.load(std::sync::atomic::Ordering::Relaxed) >= self.config.render.max_queued {
+            return Err(ApiError::Busy);
+        }
+        let live = LiveRender::new(
+            key.clone(),
+            self.store.clone(),
+            self.config.render.cache_capacity_bytes,
+        )
+        .map_err(StoreError::from)?;
+        map.insert(key.clone(), live.clone());
+        drop(map);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        let project = self.store.render_request(token)?.project;
+        tokio::spawn(self.clone().run(key, plan, project, live.clone()));
+        Ok(Lookup::Live(live))
+    }
+
+    /// The plan of the movie that `token` plays as `ext`.
+    fn plan_for(&self, token: &str, ext: &str) -> Result<plan::Plan, ApiError> {
+        let request = self.store.render_request(token)?;
+        let name = request
+            .movie
+            .for_extension(ext)
+            .ok_or_else(|| ApiError::NoMovieFor(ext.to_owned()))?;
+        let movie = self.store.movie(&request.project, name)?;
+        let edit = edit::fill(&movie.body, &request.params, &self.config.edit_limits())?;
+        plan::plan(&edit).map_err(ApiError::Plan)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        key: String,
+        plan: plan::Plan,
+        project: String,
+        live: Arc<LiveRender>,
+    ) {
+        use std::sync::atomic::Ordering;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let permit = self.workers.clone().acquire_owned().await;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        let Ok(_permit) = permit else { return };
+        let job = Job {
+            name: key.clone(),
+            plan,
+            resolver: Arc::new(ProjectSources {
+                store: self.store.clone(),
+                project,
+            }),
+            publish: live.clone(),
+            limits: self.config.source_limits(),
+            fragment: Duration::from_secs_f64(self.config.render.fragment_secs.max(0.2)),
+            scratch: self.store.render_spool_dir(),
+        };
+        let span = tracing::info_span!("render", key = %key);
+        let _enter = span.enter();
+        tracing::info!("render started");
+        if let Err(e) = pipeline::start(job).await {
+            live.fail(e);
+        }
+        drop(_enter);
+        // The worker is held until the render settles.
+        let snap = live.wait_for(|_| false).await;
+        if let Some(error) = &snap.error {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if failures.len() >= FAILURES_KEPT {
+                failures.clear();
+            }
+            failures.insert(key.clone(), error.clone());
+        } else {
+            // Leave the map only once the cache answers for the key, so
+            // that no GET in between starts the render again.
+            for _ in 0..100 {
+                if matches!(self.store.cached_render(&key), Ok(Some(_))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.live_map().remove(&key);
+        tracing::info!(state = ?snap.state, bytes = snap.len, "render settled");
+        let _ = State::Done;
+    }
+}

@@ -1,0 +1,176 @@
+//! `GET /render/<token>.<ext>` (also under `/v2`): the video itself, no
+//! credentials needed — the token is the capability (CONTRACT section 5).
+//! And `GET /v2/render/<token>/status`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, ByteRangeSpec, ContentRange, ContentRangeSpec, Header, Range};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use clipstream_actors::pipeline::State;
+use clipstream_storage::renders::is_token_shaped;
+use serde_json::json;
+
+use crate::delivery::{Lookup, Renders};
+use crate::http::entity::{self, Meta};
+use crate::http::error::ApiError;
+use crate::http::resource;
+use crate::http::state::AppState;
+
+/// A token's output never changes: caches may keep it for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// `/v2/render/{x}` is both this GET and the render request's POST, so
+/// the resource is made in `renders`; this module adds `/render/{file}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/render/{file}", "GET, HEAD")
+            .route(web::get().to(get))
+            .route(web::head().to(get)),
+    );
+    cfg.service(resource("/v2/render/{token}/status", "GET").route(web::get().to(status)));
+}
+
+fn split(file: &str) -> Result<(&str, &str), ApiError> {
+    let not_found = || ApiError::NoRoute(format!("/render/{file}"));
+    let (token, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
+    if !is_token_shaped(token) {
+        return Err(clipstream_storage::Error::TokenNotFound.into());
+    }
+    match ext {
+        "mp4" => Ok((token, ext)),
+        _ => Err(not_found()),
+    }
+}
+
+pub(super) async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    renders: web::Data<Arc<Renders>>,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (token, ext) = split(&file)?;
+    let live = match renders.lookup(token, ext)? {
+        Lookup::Cached(entry, path) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(clipstream_storage::Error::from)?;
+            let meta = Meta {
+                len: entry.size,
+                etag: entry.hash,
+                modified: entry.created,
+                content_type: "video/mp4".into(),
+                cache_control: IMMUTABLE,
+            };
+            return Ok(entity::respond(&req, &meta, file)
+                .await
+                .map_err(clipstream_storage::Error::from)?);
+        }
+        Lookup::Live(live) => live,
+    };
+    // Headers wait for the first bytes, so that a render that cannot start
+    // (a missing or broken source) is still a clean JSON error.
+    let snap = live.wait_for(|s| s.len > 0).await;
+    if snap.len == 0 {
+        if let Some(error) = snap.error {
+            return Err(ApiError::Render(error));
+        }
+    }
+    if snap.complete {
+        // Finished while we waited: answer as the cache would.
+        return Box::pin(get(req, state, renders, web::Path::from(file.into_inner()))).await;
+    }
+    let range = match Range::parse(&req) {
+        Ok(Range::Bytes(specs)) if specs.len() == 1 && req.method() == Method::GET => {
+            Some(specs[0].clone())
+        }
+        _ => None,
+    };
+    let mut builder = HttpResponse::Ok();
+    builder
+        .insert_header((header::CONTENT_TYPE, "video/mp4"))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if req.method() == Method::HEAD {
+        return Ok(builder.finish());
+    }
+    match range {
+        None | Some(ByteRangeSpec::From(0)) => Ok(builder.streaming(live.stream(0, None))),
+        Some(spec) => match partial_while_rendering(&state, &live, spec).await? {
+            Some(response) => Ok(response),
+            // Complete by now: the cache answers, with the total length.
+            None => Box::pin(get(req, state, renders, web::Path::from(file.into_inner()))).await,
+        },
+    }
+}
+
+/// A range asked during the render: answered once its bytes exist (within
+/// `render.range_wait_secs`), with the total length still unknown; `None`
+/// when the render completed meanwhile.
+async fn partial_while_rendering(
+    state: &AppState,
+    live: &Arc<crate::delivery::LiveRender>,
+    spec: ByteRangeSpec,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let (start, last) = match spec {
+        ByteRangeSpec::FromTo(a, b) if a <= b => (a, Some(b)),
+        ByteRangeSpec::From(a) => (a, None),
+        // A suffix needs the total length: wait for the end.
+        _ => (u64::MAX, None),
+    };
+    let wait = Duration::from_secs(state.config.render.range_wait_secs);
+    let need = last.map_or(start, |b| b);
+    let snap = tokio::time::timeout(wait, live.wait_for(|s| s.len > need)).await;
+    let snap = snap.map_err(|_| ApiError::RangeTimeout)?;
+    if let Some(error) = snap.error {
+        return Err(ApiError::Render(error));
+    }
+    if snap.complete || start == u64::MAX {
+        return Ok(None);
+    }
+    let end = last.map_or(snap.len, |b| (b + 1).min(snap.len));
+    let mut builder = HttpResponse::PartialContent();
+    builder
+        .insert_header((header::CONTENT_TYPE, "video/mp4"))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(ContentRange(ContentRangeSpec::Bytes {
+            range: Some((start, end - 1)),
+            instance_length: None,
+        }));
+    Ok(Some(builder.body(SizedStream::new(
+        end - start,
+        live.stream(start, Some(end)),
+    ))))
+}
+
+async fn status(
+    state: web::Data<AppState>,
+    renders: web::Data<Arc<Renders>>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // Any issued token has a status; unknown ones are 404.
+    let request = state.store.render_request(&token)?;
+    let ext = "mp4";
+    let key = format!("{}.{ext}", request.token);
+    let (render_state, progress, error) = if state.store.cached_render(&key)?.is_some() {
+        (State::Done, 1.0, None)
+    } else if let Some(live) = renders.live(&key) {
+        let snap = live.snapshot();
+        (snap.state, snap.progress, snap.error.map(|e| e.to_string()))
+    } else if let Some(error) = renders.failure(&key) {
+        (State::Failed, 0.0, Some(error.to_string()))
+    } else {
+        (State::Queued, 0.0, None)
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "token": request.token,
+            "state": render_state,
+            "progress": (progress * 100.0).round() as u32,
+            "error": error,
+        })))
+}

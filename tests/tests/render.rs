@@ -1,0 +1,469 @@
+//! CONTRACT sections 4–6: a token's video is rendered on the first GET,
+//! streamed while it renders, and served from the cache afterwards. The
+//! checks read the result with ffprobe/ffmpeg: codecs, size, duration,
+//! fragments, pixels at chosen times, and sound.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use clipstream_tests::{assert_error, json, Api, Env};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Makes a media file with the ffmpeg CLI.
+fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
+    let r = api.put(
+        &format!("/v1/data/{uid}/{name}"),
+        std::fs::read(path).unwrap(),
+    );
+    assert_eq!(r.status(), 201);
+}
+
+struct Fixture {
+    env: Env,
+    uid: String,
+    dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("video");
+    let dir = tempfile::tempdir().unwrap();
+    let red = dir.path().join("red.png");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x90",
+            "-frames:v",
+            "1",
+        ],
+        &red,
+    );
+    let tone = dir.path().join("tone.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=30:sample_rate=48000",
+        ],
+        &tone,
+    );
+    upload(&api, &uid, "red.png", &red);
+    upload(&api, &uid, "tone.wav", &tone);
+    Fixture { env, uid, dir }
+}
+
+/// A blue background; a red picture at the top right from 0 to 4 s; a
+/// yellow title at the bottom left throughout; a 440 Hz soundtrack.
+fn movie(length: f64, mute: bool) -> Value {
+    json!({
+        "timeline": {
+            "background": "#0000ff",
+            "soundtrack": { "src": "tone.wav", "volume": 0.8 },
+            "tracks": [
+                { "clips": [ { "asset": { "type": "title", "text": "Hi {{NAME}}", "color": "#ffff00", "size": "large",
+                                          "position": "bottomLeft" },
+                               "start": 0, "length": length } ] },
+                { "clips": [ { "asset": { "type": "image", "src": "red.png" }, "start": 0, "length": 4,
+                               "fit": "none", "scale": 1, "position": "topRight" } ] }
+            ]
+        },
+        "output": { "format": "mp4", "resolution": "mobile", "fps": 25, "mute": mute }
+    })
+}
+
+fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
+    let api = f.env.client();
+    assert_eq!(
+        api.put(&format!("/v1/sdl/{}/m", f.uid), movie_json.to_string())
+            .status(),
+        201
+    );
+    let r = api
+        .request(Method::POST, &format!("/v2/render/{}", f.uid))
+        .json(&json!({ "movie": "m", "params": params }))
+        .send()
+        .unwrap();
+    let (status, body) = json(r);
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-count_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The frame shown at `t` seconds, as packed RGB.
+fn frame(path: &Path, t: f64) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &t.to_string(), "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    out.stdout
+}
+
+/// The RGB pixel at (`x`, `y`) of a `width` wide frame.
+fn at(frame: &[u8], x: u32, y: u32, width: u32) -> [u8; 3] {
+    let i = ((y * width + x) * 3) as usize;
+    [frame[i], frame[i + 1], frame[i + 2]]
+}
+
+/// The RGB pixel at (`x`, `y`) of the frame shown at `t` seconds.
+fn pixel(path: &Path, t: f64, x: u32, y: u32, width: u32) -> [u8; 3] {
+    at(&frame(path, t), x, y, width)
+}
+
+fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() <= 40)
+}
+
+/// Root-mean-square level of the audio between `from` and `to` seconds.
+fn rms(path: &Path, from: f64, to: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            &from.to_string(),
+            "-t",
+            &(to - from).to_string(),
+            "-i",
+        ])
+        .arg(path)
+        .args(["-vn", "-ac", "1", "-f", "f32le", "-"])
+        .output()
+        .expect("ffmpeg");
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert!(!samples.is_empty(), "no audio between {from} and {to}");
+    (samples
+        .iter()
+        .map(|s| f64::from(*s) * f64::from(*s))
+        .sum::<f64>()
+        / samples.len() as f64)
+        .sqrt()
+}
+
+/// The four-character types of the top-level boxes of an MP4 file.
+fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let size =
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    boxes
+}
+
+#[test]
+fn a_token_renders_to_fragmented_mp4_with_the_right_content() {
+    let f = fixture();
+    let token = token(&f, &movie(6.0, false), json!({ "NAME": "Jane" }));
+    let api = f.env.client().anonymous();
+    let r = api.get(&format!("/render/{token}.mp4"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let bytes = r.bytes().unwrap();
+    let file = f.dir.path().join("out.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let boxes = top_level_boxes(&bytes);
+    assert_eq!(&boxes[..2], ["ftyp", "moov"], "{boxes:?}");
+    let moofs = boxes.iter().filter(|b| *b == "moof").count();
+    assert!(
+        (5..=7).contains(&moofs),
+        "about one fragment per second: {boxes:?}"
+    );
+
+    let probe = ffprobe(&file);
+    let streams = probe["streams"].as_array().unwrap();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("video");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("audio");
+    assert_eq!(
+        (
+            video["codec_name"].as_str(),
+            video["width"].as_u64(),
+            video["height"].as_u64()
+        ),
+        (Some("h264"), Some(640), Some(360))
+    );
+    assert_eq!(audio["codec_name"], "aac");
+    assert_eq!(video["nb_read_frames"], "150");
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - 6.0).abs() <= 0.05, "duration {duration}");
+
+    let (red, blue, yellow) = ([255, 0, 0], [0, 0, 255], [255, 255, 0]);
+    assert!(
+        close(pixel(&file, 2.0, 600, 40, 640), red),
+        "the picture at the top right at 2 s"
+    );
+    assert!(
+        close(pixel(&file, 2.0, 320, 180, 640), blue),
+        "the background in the middle"
+    );
+    assert!(
+        close(pixel(&file, 5.0, 600, 40, 640), blue),
+        "the picture is gone at 5 s"
+    );
+    let third = frame(&file, 3.0);
+    let title_pixels = (300..360)
+        .flat_map(|y| (0..250).map(move |x| (x, y)))
+        .filter(|&(x, y)| close(at(&third, x, y, 640), yellow))
+        .count();
+    let elsewhere = (0..60)
+        .flat_map(|y| (0..250).map(move |x| (x, y)))
+        .filter(|&(x, y)| close(at(&third, x, y, 640), yellow))
+        .count();
+    assert_eq!(elsewhere, 0, "no title at the top left");
+    assert!(
+        title_pixels > 50,
+        "yellow title text at the bottom left: {title_pixels} pixels"
+    );
+    // lavfi's sine has an amplitude of 1/8: RMS 0.088, × 0.8 volume.
+    let level = rms(&file, 1.0, 5.0);
+    assert!(
+        (0.05..0.09).contains(&level),
+        "the soundtrack is audible at its volume: {level}"
+    );
+}
+
+#[test]
+fn mute_silences_the_mix() {
+    let f = fixture();
+    let token = token(&f, &movie(3.0, true), json!({ "NAME": "Jo" }));
+    let bytes = f
+        .env
+        .client()
+        .anonymous()
+        .get(&format!("/render/{token}.mp4"))
+        .bytes()
+        .unwrap();
+    let file = f.dir.path().join("mute.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(rms(&file, 0.5, 2.5) < 0.001);
+}
+
+#[test]
+fn a_cached_render_has_full_http_semantics() {
+    let f = fixture();
+    let token = token(&f, &movie(3.0, false), json!({ "NAME": "Ann" }));
+    let api = f.env.client().anonymous();
+    let first = api.get(&format!("/render/{token}.mp4")).bytes().unwrap();
+    // The cache records the render just after its last byte.
+    let mut r = api.get(&format!("/render/{token}.mp4"));
+    for _ in 0..50 {
+        if r.headers().contains_key("content-length") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        r = api.get(&format!("/render/{token}.mp4"));
+    }
+    assert_eq!(
+        r.headers()["content-length"],
+        first.len().to_string().as_str()
+    );
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(r.bytes().unwrap(), first, "the same bytes from the cache");
+    let probe = api
+        .request(Method::GET, &format!("/render/{token}.mp4"))
+        .header("range", "bytes=0-1")
+        .send()
+        .unwrap();
+    assert_eq!(probe.status(), 206);
+    assert_eq!(
+        probe.headers()["content-range"],
+        format!("bytes 0-1/{}", first.len()).as_str()
+    );
+    let r = api
+        .request(Method::GET, &format!("/v2/render/{token}.mp4"))
+        .header("if-none-match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let head = api
+        .request(Method::HEAD, &format!("/render/{token}.mp4"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        head.headers()["content-length"],
+        first.len().to_string().as_str()
+    );
+    let (status, body) = json(api.get(&format!("/v2/render/{token}/status")));
+    assert_eq!(
+        (status, body["state"].as_str(), body["progress"].as_u64()),
+        (200, Some("done"), Some(100))
+    );
+}
+
+#[test]
+fn concurrent_viewers_share_one_render_and_get_identical_bytes() {
+    let f = fixture();
+    let token = token(&f, &movie(4.0, false), json!({ "NAME": "Many" }));
+    let url = f
+        .env
+        .client()
+        .anonymous()
+        .url(&format!("/render/{token}.mp4"));
+    let viewers: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut body = Vec::new();
+                reqwest::blocking::get(&url)
+                    .unwrap()
+                    .read_to_end(&mut body)
+                    .unwrap();
+                body
+            })
+        })
+        .collect();
+    let bodies: Vec<Vec<u8>> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    assert!(bodies.iter().all(|b| b == &bodies[0] && !b.is_empty()));
+    let renders = std::fs::read_dir(f.env.data_dir().join("renders"))
+        .unwrap()
+        .count();
+    assert_eq!(renders, 1, "one render, one cached file");
+}
+
+#[test]
+fn the_stream_starts_long_before_the_render_ends() {
+    let f = fixture();
+    let token = token(&f, &movie(20.0, false), json!({ "NAME": "Slow" }));
+    let api = f.env.client().anonymous();
+    let mut r = api.get(&format!("/render/{token}.mp4"));
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    // Read until one whole fragment (moof + mdat) has arrived.
+    while !top_level_boxes(&got).contains(&"mdat".to_owned()) || top_level_boxes(&got).len() < 4 {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let (_, status) = json(api.get(&format!("/v2/render/{token}/status")));
+    assert_eq!(status["state"], "rendering", "{status}");
+    assert!(status["progress"].as_u64().unwrap() < 100);
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() > got.len());
+}
+
+#[test]
+fn a_range_probe_during_the_render_is_answered() {
+    let f = fixture();
+    let token = token(&f, &movie(10.0, false), json!({ "NAME": "Safari" }));
+    let api = f.env.client().anonymous();
+    let r = api
+        .request(Method::GET, &format!("/render/{token}.mp4"))
+        .header("range", "bytes=0-1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().unwrap().len(), 2);
+}
+
+#[test]
+fn broken_or_missing_sources_fail_cleanly_and_nothing_is_cached() {
+    let f = fixture();
+    let api = f.env.client();
+    assert_eq!(
+        api.put(
+            &format!("/v1/data/{}/broken.png", f.uid),
+            b"this is not a picture".to_vec()
+        )
+        .status(),
+        201
+    );
+    let mut m = movie(2.0, false);
+    m["timeline"]["tracks"][1]["clips"][0]["asset"]["src"] = json!("broken.png");
+    let bad = token(&f, &m, json!({ "NAME": "x" }));
+    assert_error(
+        api.anonymous().get(&format!("/render/{bad}.mp4")),
+        422,
+        "bad_source",
+    );
+    m["timeline"]["tracks"][1]["clips"][0]["asset"]["src"] = json!("missing.png");
+    let missing = token(&f, &m, json!({ "NAME": "x" }));
+    assert_error(
+        api.anonymous().get(&format!("/render/{missing}.mp4")),
+        502,
+        "source_unavailable",
+    );
+    let (_, status) = json(api.anonymous().get(&format!("/v2/render/{bad}/status")));
+    assert_eq!(status["state"], "failed");
+    assert_eq!(
+        std::fs::read_dir(f.env.data_dir().join("renders"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // The server goes on rendering.
+    let good = token(&f, &movie(1.0, false), json!({ "NAME": "ok" }));
+    assert_eq!(
+        api.anonymous().get(&format!("/render/{good}.mp4")).status(),
+        200
+    );
+    assert_error(
+        api.anonymous().get("/render/AAAAAAAAAAAAAAAAAAAAAA.mp4"),
+        404,
+        "token_not_found",
+    );
+}
