@@ -17,7 +17,7 @@ const DEFAULTS: &str = include_str!("../../conf/default.toml");
 /// `CLIPSTREAM_<SECTION>_<KEY>` only when `<SECTION>` is one of them, so
 /// unrelated `CLIPSTREAM_*` variables are left alone.
 const SECTIONS: &[&str] = &[
-    "server", "storage", "limits", "render", "uploads", "cluster", "log",
+    "server", "storage", "limits", "render", "fetch", "uploads", "cluster", "log",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +27,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub render: Render,
+    pub fetch: Fetch,
     pub uploads: Uploads,
     pub cluster: Cluster,
     pub log: Log,
@@ -73,6 +74,15 @@ pub struct Render {
     pub fragment_secs: f64,
     pub cache_capacity_bytes: u64,
     pub range_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fetch {
+    pub allow_private: bool,
+    pub connect_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub max_redirects: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

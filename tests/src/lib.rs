@@ -172,9 +172,14 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_settings(&[])
+    }
+
+    /// A server started with extra `CLIPSTREAM_*` settings.
+    pub fn with_settings(env: &[(&str, &str)]) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = create_key(&dir.path().join("data"), None);
-        let server = Some(Server::start(&dir.path().join("data")));
+        let server = Some(Server::start_with(&dir.path().join("data"), env));
         Env { dir, key, server }
     }
 

@@ -37,7 +37,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let env = Env::new();
+    fixture_with(&[])
+}
+
+fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
+    let env = Env::with_settings(settings);
     let api = env.client();
     let uid = api.create_project("video");
     let dir = tempfile::tempdir().unwrap();
@@ -466,4 +470,172 @@ fn broken_or_missing_sources_fail_cleanly_and_nothing_is_cached() {
         404,
         "token_not_found",
     );
+}
+
+/// A one-file HTTP server on loopback: `/red.png` is the picture, anything
+/// else 404. Counts the connections it gets.
+fn source_server(png: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut line).unwrap_or(0);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let (status, body): (&str, &[u8]) = if line.starts_with("GET /red.png ") {
+                ("200 OK", &png)
+            } else {
+                ("404 Not Found", b"no")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    (url, hits)
+}
+
+fn with_image_src(src: &str) -> Value {
+    let mut m = movie(2.0, false);
+    m["timeline"]["tracks"][1]["clips"][0]["asset"]["src"] = json!(src);
+    m
+}
+
+#[test]
+fn private_addresses_are_refused_without_sending_them_anything() {
+    let f = fixture();
+    let (url, hits) = source_server(std::fs::read(f.dir.path().join("red.png")).unwrap());
+    let api = f.env.client().anonymous();
+    for src in [
+        format!("{url}/red.png"),
+        url.replace("127.0.0.1", "[::ffff:127.0.0.1]") + "/red.png",
+    ] {
+        let t = token(&f, &with_image_src(&src), json!({ "NAME": src.clone() }));
+        let body = assert_error(
+            api.get(&format!("/render/{t}.mp4")),
+            502,
+            "source_unavailable",
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("refused"),
+            "{body}"
+        );
+    }
+    // A name that resolves to loopback is refused after resolution.
+    let by_name = url.replace("127.0.0.1", "localhost") + "/red.png";
+    let t = token(&f, &with_image_src(&by_name), json!({ "NAME": "name" }));
+    assert_error(
+        api.get(&format!("/render/{t}.mp4")),
+        502,
+        "source_unavailable",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the canary got no connection"
+    );
+}
+
+#[test]
+fn url_sources_are_fetched_when_allowed_and_a_404_is_a_502() {
+    let f = fixture_with(&[("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true")]);
+    let (url, hits) = source_server(std::fs::read(f.dir.path().join("red.png")).unwrap());
+    let api = f.env.client().anonymous();
+    let t = token(
+        &f,
+        &with_image_src(&format!("{url}/red.png")),
+        json!({ "NAME": "url" }),
+    );
+    let bytes = api.get(&format!("/render/{t}.mp4")).bytes().unwrap();
+    let file = f.dir.path().join("url.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(
+        close(pixel(&file, 1.0, 600, 40, 640), [255, 0, 0]),
+        "the fetched picture is drawn"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched once"
+    );
+    let t = token(
+        &f,
+        &with_image_src(&format!("{url}/missing.png")),
+        json!({ "NAME": "404" }),
+    );
+    let body = assert_error(
+        api.get(&format!("/render/{t}.mp4")),
+        502,
+        "source_unavailable",
+    );
+    assert!(body["message"].as_str().unwrap().contains("404"), "{body}");
+}
+
+#[test]
+fn a_video_clip_is_trimmed_and_fades_in() {
+    let f = fixture();
+    let clip = f.dir.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=white:s=320x180:r=25:d=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:duration=6",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &clip,
+    );
+    upload(&f.env.client(), &f.uid, "clip.mp4", &clip);
+    let m = json!({
+        "timeline": { "background": "#000000", "tracks": [ { "clips": [
+            { "asset": { "type": "video", "src": "clip.mp4", "trim": 2, "volume": 1 }, "start": 0, "length": 3,
+              "fit": "crop", "transition": { "in": "fade" } } ] } ] },
+        "output": { "format": "mp4", "resolution": "mobile", "fps": 25 }
+    });
+    let t = token(&f, &m, json!({}));
+    let bytes = f
+        .env
+        .client()
+        .anonymous()
+        .get(&format!("/render/{t}.mp4"))
+        .bytes()
+        .unwrap();
+    let file = f.dir.path().join("video.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let grey = |t: f64| i32::from(pixel(&file, t, 320, 180, 640)[0]);
+    let (start, middle, full) = (grey(0.0), grey(0.5), grey(2.0));
+    assert!(start < 40, "black at the start of the fade: {start}");
+    assert!(
+        (90..170).contains(&middle),
+        "half way through the fade: {middle}"
+    );
+    assert!(full > 230, "white once faded in: {full}");
+    assert!(
+        close(pixel(&file, 2.0, 5, 5, 640), [255, 255, 255]),
+        "fit crop fills the frame"
+    );
+    assert!(rms(&file, 1.2, 2.8) > 0.02, "the clip's own sound plays");
 }

@@ -25,6 +25,9 @@ pub struct Supervisor;
 
 pub struct SupervisorState {
     job: Option<Job>,
+    /// Held for the whole render: what it resolved (downloads) must
+    /// outlive the compositor's reading.
+    _resolver: Arc<dyn super::Resolve>,
     publish: Arc<dyn Publish>,
     fetch_attempts: u32,
     muxer: Option<ActorCell>,
@@ -78,6 +81,7 @@ impl Actor for Supervisor {
         job.publish.state(State::Fetching);
         spawn_fetcher(&myself, &job).await?;
         Ok(SupervisorState {
+            _resolver: job.resolver.clone(),
             publish: job.publish.clone(),
             job: Some(job),
             fetch_attempts: 1,

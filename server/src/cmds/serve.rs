@@ -32,10 +32,8 @@ pub fn run(config: Config) -> CmdResult {
         store: store.clone(),
         config: config.clone(),
     });
-    let renders = web::Data::new(Arc::new(crate::delivery::Renders::new(
-        store.clone(),
-        config.clone(),
-    )));
+    let renders = crate::delivery::Renders::new(store.clone(), config.clone())?;
+    let renders = web::Data::new(Arc::new(renders));
 
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {

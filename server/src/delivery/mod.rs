@@ -2,6 +2,7 @@
 //! extension however many watch, its bytes spooled to a file that every
 //! viewer reads at its own pace, then moved into the cache.
 
+pub mod fetch;
 pub mod live;
 pub mod registry;
 mod resolver;

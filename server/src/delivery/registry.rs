@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipstream_actors::edit;
-use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
+use clipstream_actors::pipeline::{self, Job, Publish, RenderError};
 use clipstream_actors::plan;
 use clipstream_storage::{CachedRender, Error as StoreError, Store};
 use tokio::sync::Semaphore;
 
+use super::fetch::UrlFetcher;
 use super::live::LiveRender;
 use super::resolver::ProjectSources;
 use crate::config::Config;
@@ -23,6 +24,7 @@ const FAILURES_KEPT: usize = 1024;
 
 pub struct Renders {
     store: Store,
+    urls: Arc<UrlFetcher>,
     config: Arc<Config>,
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
     failures: Mutex<HashMap<String, RenderError>>,
@@ -37,15 +39,20 @@ pub enum Lookup {
 }
 
 impl Renders {
-    pub fn new(store: Store, config: Arc<Config>) -> Renders {
-        Renders {
+    pub fn new(store: Store, config: Arc<Config>) -> Result<Renders, reqwest::Error> {
+        let urls = Arc::new(UrlFetcher::new(
+            &config.fetch,
+            config.limits.max_asset_bytes,
+        )?);
+        Ok(Renders {
+            urls,
             workers: Arc::new(Semaphore::new(config.render_workers())),
             store,
             config,
             live: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        }
+        })
     }
 
     fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRender>>> {
@@ -119,12 +126,26 @@ impl Renders {
         let permit = self.workers.clone().acquire_owned().await;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let downloads = match tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(self.store.render_spool_dir())
+        {
+            Ok(dir) => dir,
+            Err(e) => {
+                live.fail(RenderError::Internal(format!(
+                    "no directory for downloads: {e}"
+                )));
+                return;
+            }
+        };
         let job = Job {
             name: key.clone(),
             plan,
             resolver: Arc::new(ProjectSources {
                 store: self.store.clone(),
                 project,
+                urls: self.urls.clone(),
+                downloads,
             }),
             publish: live.clone(),
             limits: self.config.source_limits(),
@@ -158,6 +179,5 @@ impl Renders {
         }
         self.live_map().remove(&key);
         tracing::info!(state = ?snap.state, bytes = snap.len, "render settled");
-        let _ = State::Done;
     }
 }
