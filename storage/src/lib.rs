@@ -35,7 +35,7 @@ pub use error::{Error, Result, UploadError};
 pub use keys::{AccountId, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
-pub use render_cache::CachedRender;
+pub use render_cache::{CachedRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use uploads::{Upload, UploadLimits};
 

@@ -8,6 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ids, json_tree, Result, Store};
 
+/// Where one piece of a fragmented MP4 render lies: the init segment
+/// first, then each fragment with its duration (for HLS playlists).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub offset: u64,
+    pub len: u64,
+    pub seconds: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedRender {
     /// `<token>.<ext>`.
@@ -17,6 +26,8 @@ pub struct CachedRender {
     pub hash: String,
     pub created: u64,
     pub last_used: u64,
+    #[serde(default)]
+    pub segments: Vec<Segment>,
 }
 
 impl Store {
@@ -56,6 +67,7 @@ impl Store {
         key: &str,
         size: u64,
         hash: String,
+        segments: Vec<Segment>,
         capacity: u64,
     ) -> Result<()> {
         let now = ids::unix_now();
@@ -65,6 +77,7 @@ impl Store {
             hash,
             created: now,
             last_used: now,
+            segments,
         };
         json_tree::put(&self.render_cache, key, &entry)?;
         self.flush().await?;

@@ -639,3 +639,60 @@ fn a_video_clip_is_trimmed_and_fades_in() {
     );
     assert!(rms(&file, 1.2, 2.8) > 0.02, "the clip's own sound plays");
 }
+
+#[test]
+fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
+    let f = fixture();
+    let token = token(&f, &movie(30.0, false), json!({ "NAME": "iPhone" }));
+    let api = f.env.client().anonymous();
+    let r = api.get(&format!("/render/{token}.m3u8"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
+    let first = r.text().unwrap();
+    assert!(first.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{first}");
+    assert!(first.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{first}");
+    assert!(
+        first.contains(&format!("#EXT-X-MAP:URI=\"{token}/init.mp4\"")),
+        "{first}"
+    );
+    assert!(
+        !first.contains("#EXT-X-ENDLIST"),
+        "still rendering: {first}"
+    );
+
+    // ffmpeg reads the playlist over HTTP while it grows, until it ends.
+    let out = f.dir.path().join("hls.mp4");
+    let url = api.url(&format!("/render/{token}.m3u8"));
+    ffmpeg(&["-i", &url, "-c", "copy"], &out);
+    let probe = ffprobe(&out);
+    let video = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .cloned()
+        .unwrap();
+    assert_eq!(video["nb_read_frames"], "750", "all 30 s at 25 fps");
+
+    let done = api.get(&format!("/render/{token}.m3u8")).text().unwrap();
+    assert!(done.ends_with("#EXT-X-ENDLIST\n"), "{done}");
+    let mp4 = api.get(&format!("/render/{token}.mp4")).bytes().unwrap();
+    let fragments = top_level_boxes(&mp4)
+        .iter()
+        .filter(|b| *b == "moof")
+        .count();
+    assert_eq!(
+        done.matches(".m4s").count(),
+        fragments,
+        "one segment per fragment"
+    );
+    // A segment is the very bytes of the MP4's fragment.
+    let init = api
+        .get(&format!("/render/{token}/init.mp4"))
+        .bytes()
+        .unwrap();
+    let zero = api.get(&format!("/render/{token}/0.m4s")).bytes().unwrap();
+    assert_eq!(&mp4[..init.len()], init.as_ref());
+    assert_eq!(&mp4[init.len()..init.len() + zero.len()], zero.as_ref());
+    assert_eq!(api.get(&format!("/render/{token}/9999.m4s")).status(), 404);
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use clipstream_actors::pipeline::{Publish, RenderError, State};
-use clipstream_storage::Store;
+use clipstream_storage::{Segment, Store};
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
@@ -35,6 +35,8 @@ struct Inner {
     state: State,
     progress: f64,
     error: Option<RenderError>,
+    /// The init segment, then each fragment (HLS serves them one by one).
+    segments: Vec<Segment>,
     /// Cached: the digest, once the file is complete.
     hash: Option<String>,
     version: u64,
@@ -48,6 +50,7 @@ pub struct Snapshot {
     pub progress: f64,
     pub error: Option<RenderError>,
     pub complete: bool,
+    pub segments: Vec<Segment>,
 }
 
 impl LiveRender {
@@ -65,6 +68,7 @@ impl LiveRender {
                 state: State::Queued,
                 progress: 0.0,
                 error: None,
+                segments: Vec::new(),
                 hash: None,
                 version: 0,
             }),
@@ -93,6 +97,7 @@ impl LiveRender {
             progress: inner.progress,
             error: inner.error.clone(),
             complete: inner.hash.is_some(),
+            segments: inner.segments.clone(),
         }
     }
 
@@ -111,7 +116,7 @@ impl LiveRender {
         }
     }
 
-    fn append(&self, bytes: &[u8]) {
+    fn append(&self, bytes: &[u8], seconds: f64) {
         let mut inner = self.lock();
         if inner.error.is_some() {
             return;
@@ -127,7 +132,13 @@ impl LiveRender {
             return;
         }
         inner.hasher.update(bytes);
+        let offset = inner.len;
         inner.len += bytes.len() as u64;
+        inner.segments.push(Segment {
+            offset,
+            len: bytes.len() as u64,
+            seconds,
+        });
         self.bump(&mut inner);
     }
 
@@ -228,11 +239,11 @@ impl Publish for LiveRender {
     }
 
     fn init(&self, bytes: Bytes) {
-        self.append(&bytes);
+        self.append(&bytes, 0.0);
     }
 
-    fn fragment(&self, bytes: Bytes, _seconds: f64) {
-        self.append(&bytes);
+    fn fragment(&self, bytes: Bytes, seconds: f64) {
+        self.append(&bytes, seconds);
     }
 
     fn finish(&self) {
@@ -265,10 +276,14 @@ impl Publish for LiveRender {
             self.store.clone(),
             self.cache_capacity,
         );
+        let segments = inner.segments.clone();
         self.bump(&mut inner);
         drop(inner);
         tokio::spawn(async move {
-            if let Err(e) = store.record_cached_render(&key, len, hash, capacity).await {
+            if let Err(e) = store
+                .record_cached_render(&key, len, hash, segments, capacity)
+                .await
+            {
                 tracing::warn!(key = %key, error = %e, "a finished render could not be recorded in the cache");
             }
         });

@@ -3,6 +3,7 @@
 mod assets;
 mod chunked;
 mod health;
+mod hls;
 mod movies;
 mod projects;
 mod render;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     movies::configure(cfg);
     renders::configure(cfg);
     render::configure(cfg);
+    hls::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

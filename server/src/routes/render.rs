@@ -20,7 +20,7 @@ use crate::http::resource;
 use crate::http::state::AppState;
 
 /// A token's output never changes: caches may keep it for a year.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// `/v2/render/{x}` is both this GET and the render request's POST, so
 /// the resource is made in `renders`; this module adds `/render/{file}`.
@@ -40,7 +40,7 @@ fn split(file: &str) -> Result<(&str, &str), ApiError> {
         return Err(clipstream_storage::Error::TokenNotFound.into());
     }
     match ext {
-        "mp4" => Ok((token, ext)),
+        "mp4" | "m3u8" => Ok((token, ext)),
         _ => Err(not_found()),
     }
 }
@@ -52,6 +52,9 @@ pub(super) async fn get(
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (token, ext) = split(&file)?;
+    if ext == "m3u8" {
+        return super::hls::playlist(&state, &renders, token).await;
+    }
     let live = match renders.lookup(token, ext)? {
         Lookup::Cached(entry, path) => {
             let file = tokio::fs::File::open(&path)

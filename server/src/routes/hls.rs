@@ -1,0 +1,151 @@
+//! HLS for iPhones (CONTRACT section 5): iOS Safari plays progressive MP4
+//! only from servers that answer ranges with a known total length, but
+//! plays HLS natively. The playlist lists the very fragments of the MP4
+//! render as `.m4s` segments after an `#EXT-X-MAP` of its init segment; it
+//! is an `EVENT` playlist that grows while the render runs and ends with
+//! `#EXT-X-ENDLIST` when it is done. One render feeds both.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use clipstream_storage::Segment;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::delivery::{Lookup, Renders};
+use crate::http::error::ApiError;
+use crate::http::resource;
+use crate::http::state::AppState;
+
+/// The render behind a playlist: the MP4 one.
+const EXT: &str = "mp4";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/render/{token}/{segment}", "GET, HEAD")
+            .route(web::get().to(segment))
+            .route(web::head().to(segment)),
+    );
+}
+
+/// `GET /render/<token>.m3u8`.
+pub async fn playlist(
+    state: &AppState,
+    renders: &Arc<Renders>,
+    token: &str,
+) -> Result<HttpResponse, ApiError> {
+    let (segments, complete) = match renders.lookup(token, EXT)? {
+        Lookup::Cached(entry, _) => (entry.segments, true),
+        Lookup::Live(live) => {
+            // A playlist with at least one segment: players give up on an
+            // empty one.
+            let snap = live.wait_for(|s| s.segments.len() >= 2).await;
+            if let (Some(error), true) = (snap.error, snap.segments.len() < 2) {
+                return Err(ApiError::Render(error));
+            }
+            (snap.segments, snap.complete)
+        }
+    };
+    if segments.len() < 2 {
+        return Err(ApiError::NoRoute(format!("/render/{token}.m3u8")));
+    }
+    let target = segments[1..]
+        .iter()
+        .map(|s| s.seconds)
+        .fold(state.config.render.fragment_secs, f64::max)
+        .ceil()
+        .max(1.0) as u64
+        // Fragments to come may run a little over the configured length.
+        + u64::from(!complete);
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}"
+    );
+    let _ = writeln!(
+        text,
+        "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS"
+    );
+    let _ = writeln!(text, "#EXT-X-MAP:URI=\"{token}/init.mp4\"");
+    for (i, s) in segments[1..].iter().enumerate() {
+        let _ = writeln!(text, "#EXTINF:{:.3},\n{token}/{i}.m4s", s.seconds);
+    }
+    if complete {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/vnd.apple.mpegurl"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            if complete {
+                super::render::IMMUTABLE
+            } else {
+                "no-cache"
+            },
+        ))
+        .body(text))
+}
+
+/// `init.mp4` is piece 0; `N.m4s` is fragment N, piece N + 1.
+fn piece(name: &str) -> Option<usize> {
+    if name == "init.mp4" {
+        return Some(0);
+    }
+    name.strip_suffix(".m4s")?
+        .parse::<usize>()
+        .ok()?
+        .checked_add(1)
+}
+
+async fn segment(
+    state: web::Data<AppState>,
+    renders: web::Data<Arc<Renders>>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (token, name) = path.into_inner();
+    let not_found = || ApiError::NoRoute(format!("/render/{token}/{name}"));
+    let index = piece(&name).ok_or_else(not_found)?;
+    let content_type = if index == 0 {
+        "video/mp4"
+    } else {
+        "video/iso.segment"
+    };
+    type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>>>>;
+    let (len, body): (u64, Body) = match renders.lookup(&token, EXT)? {
+        Lookup::Cached(entry, path) => {
+            let seg: Segment = *entry.segments.get(index).ok_or_else(not_found)?;
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(clipstream_storage::Error::from)?;
+            file.seek(std::io::SeekFrom::Start(seg.offset))
+                .await
+                .map_err(clipstream_storage::Error::from)?;
+            (seg.len, Box::pin(ReaderStream::new(file.take(seg.len))))
+        }
+        Lookup::Live(live) => {
+            let wait = Duration::from_secs(state.config.render.range_wait_secs);
+            let snap = tokio::time::timeout(wait, live.wait_for(|s| s.segments.len() > index))
+                .await
+                .map_err(|_| ApiError::RangeTimeout)?;
+            let Some(seg) = snap.segments.get(index).copied() else {
+                return Err(match snap.error {
+                    Some(error) => ApiError::Render(error),
+                    None => not_found(),
+                });
+            };
+            (
+                seg.len,
+                Box::pin(live.stream(seg.offset, Some(seg.offset + seg.len))),
+            )
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, super::render::IMMUTABLE))
+        .body(SizedStream::new(len, body)))
+}
