@@ -4,6 +4,7 @@ mod cmds;
 mod config;
 mod delivery;
 mod http;
+mod metrics;
 mod routes;
 mod telemetry;
 

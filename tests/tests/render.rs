@@ -367,7 +367,7 @@ fn concurrent_viewers_share_one_render_and_get_identical_bytes() {
         .client()
         .anonymous()
         .url(&format!("/render/{token}.mp4"));
-    let viewers: Vec<_> = (0..12)
+    let viewers: Vec<_> = (0..50)
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || {
@@ -386,6 +386,19 @@ fn concurrent_viewers_share_one_render_and_get_identical_bytes() {
         .unwrap()
         .count();
     assert_eq!(renders, 1, "one render, one cached file");
+    let metrics = f.env.client().anonymous().get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains("clipstream_cache_misses_total 1\n"),
+        "exactly one render started:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("clipstream_renders_finished_total{outcome=\"done\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("clipstream_time_to_first_byte_seconds_count "),
+        "{metrics}"
+    );
 }
 
 #[test]

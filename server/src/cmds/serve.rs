@@ -32,7 +32,8 @@ pub fn run(config: Config) -> CmdResult {
         store: store.clone(),
         config: config.clone(),
     });
-    let renders = crate::delivery::Renders::new(store.clone(), config.clone())?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics)?;
     let renders = web::Data::new(Arc::new(renders));
 
     actix_web::rt::System::new().block_on(async move {

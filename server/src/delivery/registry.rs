@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipstream_actors::edit;
-use clipstream_actors::pipeline::{self, Job, Publish, RenderError};
+use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
 use clipstream_actors::plan;
 use clipstream_storage::{CachedRender, Error as StoreError, Store};
 use tokio::sync::Semaphore;
@@ -18,12 +18,14 @@ use super::live::LiveRender;
 use super::resolver::ProjectSources;
 use crate::config::Config;
 use crate::http::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Remembered failures, for `/status` after the live render is gone.
 const FAILURES_KEPT: usize = 1024;
 
 pub struct Renders {
     store: Store,
+    pub metrics: Arc<Metrics>,
     urls: Arc<UrlFetcher>,
     config: Arc<Config>,
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
@@ -39,12 +41,17 @@ pub enum Lookup {
 }
 
 impl Renders {
-    pub fn new(store: Store, config: Arc<Config>) -> Result<Renders, reqwest::Error> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Renders, reqwest::Error> {
         let urls = Arc::new(UrlFetcher::new(
             &config.fetch,
             config.limits.max_asset_bytes,
         )?);
         Ok(Renders {
+            metrics,
             urls,
             workers: Arc::new(Semaphore::new(config.render_workers())),
             store,
@@ -67,6 +74,25 @@ impl Renders {
             .cloned()
     }
 
+    /// Sets the gauges of renders in progress by state.
+    pub fn count_states(&self) {
+        let mut counts = [0i64; 3];
+        for live in self.live_map().values() {
+            match live.snapshot().state {
+                State::Queued => counts[0] += 1,
+                State::Fetching => counts[1] += 1,
+                State::Rendering => counts[2] += 1,
+                State::Done | State::Failed => {}
+            }
+        }
+        for (state, n) in ["queued", "fetching", "rendering"].into_iter().zip(counts) {
+            self.metrics
+                .renders_active
+                .get_or_create(&vec![("state", state)])
+                .set(n);
+        }
+    }
+
     pub fn live(&self, key: &str) -> Option<Arc<LiveRender>> {
         self.live_map().get(key).cloned()
     }
@@ -75,6 +101,7 @@ impl Renders {
     pub fn lookup(self: &Arc<Self>, token: &str, ext: &str) -> Result<Lookup, ApiError> {
         let key = format!("{token}.{ext}");
         if let Some((entry, path)) = self.store.cached_render(&key)? {
+            self.metrics.cache_hits.inc();
             return Ok(Lookup::Cached(entry, path));
         }
         let mut map = self.live_map();
@@ -93,6 +120,7 @@ impl Renders {
         .map_err(StoreError::from)?;
         map.insert(key.clone(), live.clone());
         drop(map);
+        self.metrics.cache_misses.inc();
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -126,6 +154,7 @@ impl Renders {
         let permit = self.workers.clone().acquire_owned().await;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let started = std::time::Instant::now();
         let downloads = match tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())
@@ -161,6 +190,21 @@ impl Renders {
         drop(_enter);
         // The worker is held until the render settles.
         let snap = live.wait_for(|_| false).await;
+        self.metrics
+            .render_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = if snap.error.is_some() {
+            "failed"
+        } else {
+            "done"
+        };
+        self.metrics
+            .renders_finished
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
+        if let Some(RenderError::Fetch(_)) = &snap.error {
+            self.metrics.fetch_errors.inc();
+        }
         if let Some(error) = &snap.error {
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             if failures.len() >= FAILURES_KEPT {

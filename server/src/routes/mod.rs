@@ -4,6 +4,7 @@ mod assets;
 mod chunked;
 mod health;
 mod hls;
+mod metrics;
 mod movies;
 mod projects;
 mod render;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     renders::configure(cfg);
     render::configure(cfg);
     hls::configure(cfg);
+    metrics::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

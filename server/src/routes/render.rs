@@ -67,15 +67,29 @@ pub(super) async fn get(
                 content_type: "video/mp4".into(),
                 cache_control: IMMUTABLE,
             };
-            return Ok(entity::respond(&req, &meta, file)
+            let response = entity::respond(&req, &meta, file)
                 .await
-                .map_err(clipstream_storage::Error::from)?);
+                .map_err(clipstream_storage::Error::from)?;
+            if req.method() == Method::GET {
+                let sent = response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0);
+                renders.metrics.cache_bytes.inc_by(sent);
+            }
+            return Ok(response);
         }
         Lookup::Live(live) => live,
     };
     // Headers wait for the first bytes, so that a render that cannot start
     // (a missing or broken source) is still a clean JSON error.
+    let asked = std::time::Instant::now();
     let snap = live.wait_for(|s| s.len > 0).await;
+    renders
+        .metrics
+        .first_byte_seconds
+        .observe(asked.elapsed().as_secs_f64());
     if snap.len == 0 {
         if let Some(error) = snap.error {
             return Err(ApiError::Render(error));

@@ -1,0 +1,98 @@
+//! `/metrics` in the Prometheus text format (CONTRACT section 10): renders
+//! by state, render seconds, time to first byte, cache hits, misses and
+//! bytes served, fetch errors. `prometheus-client` keeps the registry and
+//! writes the format.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Renders in progress by state, refreshed at each scrape.
+    pub renders_active: Family<Labels, Gauge>,
+    /// Renders that ended, by outcome.
+    pub renders_finished: Family<Labels, Counter>,
+    pub render_seconds: Histogram,
+    pub first_byte_seconds: Histogram,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub cache_bytes: Counter,
+    pub fetch_errors: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("clipstream");
+        let m = Metrics {
+            renders_active: Family::default(),
+            renders_finished: Family::default(),
+            render_seconds: Histogram::new(exponential_buckets(0.25, 2.0, 12)),
+            first_byte_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            cache_bytes: Counter::default(),
+            fetch_errors: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "renders",
+            "Renders in progress, by state",
+            m.renders_active.clone(),
+        );
+        registry.register(
+            "renders_finished",
+            "Renders that ended, by outcome",
+            m.renders_finished.clone(),
+        );
+        registry.register(
+            "render_seconds",
+            "Wall time of a render from start to last byte",
+            m.render_seconds.clone(),
+        );
+        registry.register(
+            "time_to_first_byte_seconds",
+            "From a cold GET to the first byte of its render",
+            m.first_byte_seconds.clone(),
+        );
+        registry.register(
+            "cache_hits",
+            "GETs answered from the render cache",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "GETs that started a render",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "cache_bytes_served",
+            "Bytes sent from the render cache",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "fetch_errors",
+            "Renders failed because a source could not be fetched",
+            m.fetch_errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
