@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
-# ffmpeg (the CLI) probes outputs in the tests.
-need_packages "${BUILD_PACKAGES[@]}" ffmpeg
+# ffmpeg (the CLI) probes outputs in the tests; chromium plays them.
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start this binary.
