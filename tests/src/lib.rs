@@ -227,6 +227,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, key: Option<&Key>) -> Api {
+        // Built with the whole workspace, reqwest carries the server's TLS
+        // features, which want a crypto provider installed first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Api {
             http: Client::builder()
                 .timeout(Duration::from_secs(120))
