@@ -269,18 +269,6 @@ pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
                 }
                 None => (0.0, 0.0),
             };
-            let layer = |visual| Layer {
-                start,
-                length,
-                visual,
-                fit: Fit::Crop,
-                scale: 1.0,
-                position,
-                offset,
-                opacity: 1.0,
-                fade_in,
-                fade_out,
-            };
             let aw = w.at("asset");
             let asset = w.get("asset", &clip.asset)?;
             let visual = match asset {
@@ -331,11 +319,18 @@ pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
                 Asset::Luma(_) => return Err(aw.unsupported_now("luma assets")),
             };
             if let Some(visual) = visual {
-                let mut l = layer(visual);
-                l.fit = w.opt("fit", &clip.fit)?.copied().unwrap_or(Fit::Crop);
-                l.scale = w.opt("scale", &clip.scale)?.copied().unwrap_or(1.0);
-                l.opacity = w.opt("opacity", &clip.opacity)?.copied().unwrap_or(1.0);
-                layers.push(l);
+                layers.push(Layer {
+                    start,
+                    length,
+                    visual,
+                    fit: w.opt("fit", &clip.fit)?.copied().unwrap_or(Fit::Crop),
+                    scale: w.opt("scale", &clip.scale)?.copied().unwrap_or(1.0),
+                    position,
+                    offset,
+                    opacity: w.opt("opacity", &clip.opacity)?.copied().unwrap_or(1.0),
+                    fade_in,
+                    fade_out,
+                });
             }
         }
     }

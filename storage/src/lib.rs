@@ -134,14 +134,16 @@ impl Store {
 
     /// Removes what an interrupted write leaves behind: files in `tmp/`,
     /// records of deleted projects, bodies no record points at, expired or
-    /// orphaned uploads, and the "assembling" mark of an upload whose
+    /// orphaned uploads, cached renders without their file (or files
+    /// without their record), and the "assembling" mark of an upload whose
     /// assembly was cut off (so that `finished` can be called again).
     ///
     /// Runs at open, before any request is served, so nothing it removes can
     /// be in use.
     pub fn sweep(&self) -> Result<()> {
         self.blobs.clear_tmp()?;
-        let removed = self.remove_orphan_records()? + self.sweep_uploads()?;
+        let removed =
+            self.remove_orphan_records()? + self.sweep_uploads()? + self.sweep_renders()?;
         let mut referenced = std::collections::HashSet::new();
         for asset in self.assets.iter().values() {
             let asset: Asset = serde_json::from_slice(&asset?)?;

@@ -84,6 +84,29 @@ impl Store {
         self.evict_renders(capacity).await
     }
 
+    /// At open: forgets entries whose file is gone and removes files no
+    /// entry names (a crash between the rename and the record).
+    pub(crate) fn sweep_renders(&self) -> Result<usize> {
+        let mut removed = 0;
+        for entry in json_tree::scan::<CachedRender>(&self.render_cache, "")? {
+            if !self.render_path(&entry.key).exists() {
+                self.render_cache.remove(&entry.key)?;
+                removed += 1;
+            }
+        }
+        for file in std::fs::read_dir(self.data_dir().join("renders"))? {
+            let file = file?;
+            if !self
+                .render_cache
+                .contains_key(file.file_name().to_string_lossy().as_bytes())?
+            {
+                std::fs::remove_file(file.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn evict_renders(&self, capacity: u64) -> Result<()> {
         let mut entries: Vec<CachedRender> = json_tree::scan(&self.render_cache, "")?;
         let mut total: u64 = entries.iter().map(|e| e.size).sum();

@@ -17,7 +17,6 @@ mod fetcher;
 mod muxer;
 mod supervisor;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +77,4 @@ pub struct Job {
     pub limits: SourceLimits,
     /// Target length of a fragment; fragments start on keyframes.
     pub fragment: Duration,
-    /// Where downloaded sources may be kept during the render.
-    pub scratch: PathBuf,
 }

@@ -24,6 +24,7 @@ pub enum SupervisorMsg {
 pub struct Supervisor;
 
 pub struct SupervisorState {
+    name: String,
     job: Option<Job>,
     /// Held for the whole render: what it resolved (downloads) must
     /// outlive the compositor's reading.
@@ -38,7 +39,7 @@ impl SupervisorState {
     fn fail(&mut self, myself: &ActorRef<SupervisorMsg>, error: RenderError) {
         if !self.settled {
             self.settled = true;
-            tracing::warn!(error = %error, "render failed");
+            tracing::warn!(render = %self.name, error = %error, "render failed");
             self.publish.state(State::Failed);
             self.publish.fail(error);
         }
@@ -81,6 +82,7 @@ impl Actor for Supervisor {
         job.publish.state(State::Fetching);
         spawn_fetcher(&myself, &job).await?;
         Ok(SupervisorState {
+            name: job.name.clone(),
             _resolver: job.resolver.clone(),
             publish: job.publish.clone(),
             job: Some(job),

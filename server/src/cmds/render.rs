@@ -164,7 +164,6 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
             publish: output.clone(),
             limits: config.source_limits(),
             fragment: Duration::from_secs_f64(config.render.fragment_secs.max(0.2)),
-            scratch: std::env::temp_dir(),
         };
         pipeline::start(job).await?;
         rx.await
