@@ -25,6 +25,9 @@ use bytes::Bytes;
 pub use fetcher::{FetchError, Resolve, Resolved};
 pub use supervisor::start;
 
+#[cfg(test)]
+mod tests;
+
 use crate::compositor::SourceLimits;
 use crate::plan::Plan;
 
