@@ -108,7 +108,7 @@ impl Renders {
         if let Some(live) = map.get(&key) {
             return Ok(Lookup::Live(live.clone()));
         }
-        let plan = self.plan_for(token, ext)?;
+        let (plan, project) = self.plan_for(token, ext)?;
         if self.queued.load(std::sync::atomic::Ordering::Relaxed) >= self.config.render.max_queued {
             return Err(ApiError::Busy);
         }
@@ -125,13 +125,12 @@ impl Renders {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
-        let project = self.store.render_request(token)?.project;
         tokio::spawn(self.clone().run(key, plan, project, live.clone()));
         Ok(Lookup::Live(live))
     }
 
-    /// The plan of the movie that `token` plays as `ext`.
-    fn plan_for(&self, token: &str, ext: &str) -> Result<plan::Plan, ApiError> {
+    /// The plan of the movie that `token` plays as `ext`, and its project.
+    fn plan_for(&self, token: &str, ext: &str) -> Result<(plan::Plan, String), ApiError> {
         let request = self.store.render_request(token)?;
         let name = request
             .movie
@@ -139,7 +138,7 @@ impl Renders {
             .ok_or_else(|| ApiError::NoMovieFor(ext.to_owned()))?;
         let movie = self.store.movie(&request.project, name)?;
         let edit = edit::fill(&movie.body, &request.params, &self.config.edit_limits())?;
-        plan::plan(&edit).map_err(ApiError::Plan)
+        Ok((plan::plan(&edit).map_err(ApiError::Plan)?, request.project))
     }
 
     async fn run(
