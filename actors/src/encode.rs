@@ -5,12 +5,11 @@
 use bytes::Bytes;
 use ffmpeg::format::sample::{Sample, Type};
 use ffmpeg::format::Pixel;
-use ffmpeg::software::scaling::{self, Flags};
 use ffmpeg::util::frame;
 use ffmpeg::{ChannelLayout, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
 
-use crate::compose::Picture;
+use crate::compose::Frame;
 use crate::edit::Quality;
 use crate::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
 use crate::plan::Rate;
@@ -66,8 +65,6 @@ fn drain(encoder: &mut ffmpeg::encoder::Encoder, out: &mut Vec<Encoded>) -> Resu
 
 pub struct VideoEncoder {
     encoder: ffmpeg::encoder::Video,
-    scaler: scaling::Context,
-    rgba: frame::Video,
     yuv: frame::Video,
     /// Ticks of the timescale per frame.
     frame_ticks: i64,
@@ -112,6 +109,16 @@ impl VideoEncoder {
         // need no composition offsets or edit lists and start cleanly.
         enc.set_max_b_frames(0);
         enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        // Frames are composed in BT.709 limited range (compose::frame);
+        // say so in the stream, so that players do not guess.
+        enc.set_colorspace(ffmpeg::color::Space::BT709);
+        enc.set_color_range(ffmpeg::color::Range::MPEG);
+        // SAFETY: the context is not opened yet and owned here.
+        unsafe {
+            let ctx = enc.as_mut_ptr();
+            (*ctx).color_primaries = ffmpeg::ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+            (*ctx).color_trc = ffmpeg::ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+        }
         let mut options = Dictionary::new();
         options.set("preset", "veryfast");
         options.set(
@@ -123,20 +130,8 @@ impl VideoEncoder {
             },
         );
         let encoder = enc.open_as_with(codec, options).map_err(enc_error)?;
-        let scaler = scaling::Context::get(
-            Pixel::RGBA,
-            width,
-            height,
-            Pixel::YUV420P,
-            width,
-            height,
-            Flags::BILINEAR,
-        )
-        .map_err(enc_error)?;
         Ok(VideoEncoder {
             encoder,
-            scaler,
-            rgba: frame::Video::new(Pixel::RGBA, width, height),
             yuv: frame::Video::new(Pixel::YUV420P, width, height),
             frame_ticks,
             timescale,
@@ -154,17 +149,29 @@ impl VideoEncoder {
     }
 
     /// Encodes frame number `index`; returns the packets now ready.
-    pub fn encode(&mut self, picture: &Picture, index: i64) -> Result<Vec<Encoded>, MediaError> {
-        let stride = self.rgba.stride(0);
-        let row = self.width as usize * 4;
-        let dst = self.rgba.data_mut(0);
-        for y in 0..self.height as usize {
-            dst[y * stride..y * stride + row]
-                .copy_from_slice(&picture.data[y * row..(y + 1) * row]);
+    pub fn encode(&mut self, frame: &Frame, index: i64) -> Result<Vec<Encoded>, MediaError> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(MediaError::Encode(format!(
+                "a {}×{} frame for a {}×{} stream",
+                frame.width, frame.height, self.width, self.height
+            )));
         }
-        self.scaler
-            .run(&self.rgba, &mut self.yuv)
-            .map_err(enc_error)?;
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = (
+            frame.chroma_width() as usize,
+            frame.chroma_height() as usize,
+        );
+        for (plane, data, pw, ph) in [
+            (0, &frame.y, w, h),
+            (1, &frame.u, cw, ch),
+            (2, &frame.v, cw, ch),
+        ] {
+            let stride = self.yuv.stride(plane);
+            let dst = self.yuv.data_mut(plane);
+            for y in 0..ph {
+                dst[y * stride..y * stride + pw].copy_from_slice(&data[y * pw..(y + 1) * pw]);
+            }
+        }
         self.yuv.set_pts(Some(index * self.frame_ticks));
         self.encoder.send_frame(&self.yuv).map_err(enc_error)?;
         let mut out = Vec::new();
