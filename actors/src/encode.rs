@@ -148,8 +148,14 @@ impl VideoEncoder {
         self.frame_ticks
     }
 
-    /// Encodes frame number `index`; returns the packets now ready.
-    pub fn encode(&mut self, frame: &Frame, index: i64) -> Result<Vec<Encoded>, MediaError> {
+    /// Encodes frame number `index`, as a keyframe if `key`; returns the
+    /// packets now ready.
+    pub fn encode(
+        &mut self,
+        frame: &Frame,
+        index: i64,
+        key: bool,
+    ) -> Result<Vec<Encoded>, MediaError> {
         if (frame.width, frame.height) != (self.width, self.height) {
             return Err(MediaError::Encode(format!(
                 "a {}×{} frame for a {}×{} stream",
@@ -173,6 +179,12 @@ impl VideoEncoder {
             }
         }
         self.yuv.set_pts(Some(index * self.frame_ticks));
+        // libx264 starts a new closed GOP (an IDR frame) at a frame marked I.
+        self.yuv.set_kind(if key {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
         self.encoder.send_frame(&self.yuv).map_err(enc_error)?;
         let mut out = Vec::new();
         drain(&mut self.encoder, &mut out)?;

@@ -234,17 +234,26 @@ impl ColorMap {
         })
     }
 
-    /// Rewrites a frame's planes in place.
+    /// Rewrites a frame's planes in place. Runs on every frame of a
+    /// source in other colours, so the chroma terms of luma are worked out
+    /// once per 2×2 block.
     pub fn apply(&self, frame: &mut Frame) {
         let (w, cw) = (frame.width as usize, frame.chroma_width() as usize);
         let clamp = |x: i32| ((x + 32768) >> 16).clamp(0, 255) as u8;
+        let mut shift = vec![0i32; cw];
         for (row, line) in frame.y.chunks_exact_mut(w.max(1)).enumerate() {
-            let crow = (row / 2) * cw;
+            if row % 2 == 0 {
+                let crow = (row / 2) * cw;
+                for (cx, d) in shift.iter_mut().enumerate() {
+                    let (u, v) = (
+                        i32::from(frame.u[crow + cx]) - 128,
+                        i32::from(frame.v[crow + cx]) - 128,
+                    );
+                    *d = self.yu * u + self.yv * v + (16 << 16) - self.ky * self.y0;
+                }
+            }
             for (x, l) in line.iter_mut().enumerate() {
-                let c = crow + x / 2;
-                let (u, v) = (i32::from(frame.u[c]) - 128, i32::from(frame.v[c]) - 128);
-                let y = i32::from(*l) - self.y0;
-                *l = clamp(self.ky * y + self.yu * u + self.yv * v + (16 << 16));
+                *l = clamp(self.ky * i32::from(*l) + shift[x / 2]);
             }
         }
         for (pu, pv) in frame.u.iter_mut().zip(frame.v.iter_mut()) {

@@ -3,11 +3,10 @@
 //! init segment and each fragment as soon as it is complete.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::{Publish, RenderError};
+use super::{Fragments, Publish, RenderError};
 use crate::compositor::{Stream, StreamInfo};
 use crate::encode::Encoded;
 use crate::mux::{Fmp4Writer, Sample, TrackConfig};
@@ -27,12 +26,14 @@ pub struct Muxer;
 
 pub struct MuxArgs {
     pub publish: Arc<dyn Publish>,
-    pub fragment: Duration,
+    pub fragments: Fragments,
 }
 
 pub struct MuxState {
     publish: Arc<dyn Publish>,
-    fragment: Duration,
+    fragments: Fragments,
+    /// Fragments published so far.
+    published: usize,
     writer: Option<Fmp4Writer>,
     info: Option<StreamInfo>,
     pending: Vec<Sample>,
@@ -73,7 +74,12 @@ impl MuxState {
         let Some(info) = self.info.clone() else {
             return Err(failed("packets before the stream description"));
         };
-        let fragment_ticks = (self.fragment.as_secs_f64() * f64::from(info.video_timescale)) as i64;
+        let target = if self.published == 0 {
+            self.fragments.first
+        } else {
+            self.fragments.rest
+        };
+        let fragment_ticks = (target.as_secs_f64() * f64::from(info.video_timescale)) as i64;
         for (stream, p) in packets {
             match stream {
                 Stream::Video => {
@@ -139,6 +145,7 @@ impl MuxState {
         let bytes = writer.fragment(&self.pending).map_err(failed)?;
         self.pending.clear();
         self.publish.fragment(bytes, seconds);
+        self.published += 1;
         Ok(())
     }
 
@@ -173,7 +180,8 @@ impl Actor for Muxer {
     ) -> Result<MuxState, ActorProcessingErr> {
         Ok(MuxState {
             publish: args.publish,
-            fragment: args.fragment,
+            fragments: args.fragments,
+            published: 0,
             writer: None,
             info: None,
             pending: Vec::new(),

@@ -107,12 +107,13 @@ impl Actor for Supervisor {
                 state.publish.state(State::Rendering);
                 let mux_args = MuxArgs {
                     publish: job.publish.clone(),
-                    fragment: job.fragment,
+                    fragments: job.fragments,
                 };
                 let (muxer, _) =
                     Actor::spawn_linked(None, Muxer, mux_args, myself.get_cell()).await?;
                 state.muxer = Some(muxer.get_cell());
                 let args = CompositorArgs {
+                    forced_key: job.fragments.forced_key(job.plan.rate.as_f64()),
                     plan: job.plan,
                     sources,
                     limits: job.limits,
