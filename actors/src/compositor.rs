@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::compose::layout::{fitted_size, place, Rect};
-use crate::compose::text::render_title;
+use crate::compose::text::Typesetter;
 use crate::compose::{Canvas, Picture};
 use crate::encode::{AudioEncoder, Encoded, VideoEncoder};
 use crate::media::audio::AudioReader;
@@ -100,6 +100,10 @@ impl Compositor {
         limits: SourceLimits,
     ) -> Result<Compositor, MediaError> {
         let (w, h) = (plan.width, plan.height);
+        let mut text = Typesetter::new();
+        for src in &plan.fonts {
+            text.load_font(src, path_of(sources, src)?)?;
+        }
         let mut layers = Vec::new();
         for layer in &plan.layers {
             let drawable = match &layer.visual {
@@ -112,7 +116,7 @@ impl Compositor {
                     Drawable::Static { picture, rect }
                 }
                 Visual::Title(title) => {
-                    let picture = render_title(title, h);
+                    let picture = text.title(title, w, h);
                     let rect = place(
                         picture.width,
                         picture.height,
@@ -120,6 +124,18 @@ impl Compositor {
                         h,
                         title.position,
                         title.offset,
+                    );
+                    Drawable::Static { picture, rect }
+                }
+                Visual::Html(html) => {
+                    let picture = text.html(html)?;
+                    let rect = place(
+                        picture.width,
+                        picture.height,
+                        w,
+                        h,
+                        layer.position,
+                        layer.offset,
                     );
                     Drawable::Static { picture, rect }
                 }

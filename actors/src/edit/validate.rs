@@ -259,6 +259,14 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
                     }
                 }
             }
+            // Markup beyond the renderer's limits is refused here, with the
+            // field named, rather than failing the render later.
+            if let Some(html) = h.html.value() {
+                let css = known(&h.css).map_or("", String::as_str);
+                if let Err(e) = crate::compose::text::html::check(html, css) {
+                    return Err(invalid(&path.key(e.field()), e.to_string()));
+                }
+            }
             Ok(())
         }
         Asset::Audio(a) => {
