@@ -603,4 +603,19 @@ mod tests {
         let e = refused(json!({ "type": "html", "html": "x", "css": "p{}".repeat(30_000) }));
         assert!(e.contains("timeline.tracks[0].clips[0].asset.css"), "{e}");
     }
+
+    #[test]
+    fn a_title_longer_than_the_limit_is_refused_with_its_path() {
+        let edit = json!({
+            "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "title",
+                "text": "x".repeat(crate::compose::text::MAX_TITLE_CHARS + 1) }, "start": 0, "length": 1 } ] } ] },
+            "output": { "format": "mp4", "resolution": "sd" }
+        });
+        let e = fill(&edit.to_string(), &Map::new(), &Limits::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("timeline.tracks[0].clips[0].asset.text"),
+            "{e}"
+        );
+    }
 }

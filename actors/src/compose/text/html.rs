@@ -647,7 +647,8 @@ pub fn render(
                         }
                     }
                 }
-                glyph_coverage(book, cache, buffer, (ox, oy), |px, py, a, glyph| {
+                let bottom = bh as f32;
+                glyph_coverage(book, cache, buffer, (ox, oy), bottom, |px, py, a, glyph| {
                     let color = glyph
                         .color_opt
                         .map_or([0, 0, 0, 255], |c| [c.r(), c.g(), c.b(), c.a()]);

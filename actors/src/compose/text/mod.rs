@@ -10,6 +10,8 @@ mod raster;
 pub mod styles;
 mod title;
 
+pub use title::MAX_TITLE_CHARS;
+
 use std::path::Path;
 
 use cosmic_text::SwashCache;

@@ -9,16 +9,21 @@ use crate::plan::Rgba;
 use super::fonts::FontBook;
 
 /// Calls `plot(x, y, coverage, glyph)` for every covered pixel of every
-/// glyph of `buffer`, the buffer's top-left corner at `origin`.
+/// glyph of `buffer`, the buffer's top-left corner at `origin`; lines that
+/// start below `bottom` are not rasterised at all.
 pub fn glyph_coverage(
     book: &mut FontBook,
     cache: &mut SwashCache,
     buffer: &mut Buffer,
     origin: (f32, f32),
+    bottom: f32,
     mut plot: impl FnMut(i64, i64, u8, &LayoutGlyph),
 ) {
     buffer.shape_until_scroll(book.system(), false);
     for run in buffer.layout_runs() {
+        if origin.1 + run.line_top > bottom {
+            break;
+        }
         for glyph in run.glyphs {
             let physical = glyph.physical((origin.0, origin.1 + run.line_y), 1.0);
             let Some(image) = cache.get_image(book.system(), physical.cache_key) else {
@@ -97,7 +102,7 @@ pub fn fill(picture: &mut Picture, x: f32, y: f32, w: f32, h: f32, color: Rgba) 
 }
 
 /// One byte of coverage per pixel, for effects drawn from the text's shape.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mask {
     pub width: u32,
     pub height: u32,
@@ -136,16 +141,47 @@ impl Mask {
             .flat_map(|dy| (-r..=r).map(move |dx| (dx, dy)))
             .filter(|(dx, dy)| ((dx * dx + dy * dy) as f32).sqrt() <= radius + 0.5)
             .collect();
+        // The square around each pixel, computed separably, tells cheaply
+        // which pixels no ink can reach: only the band along the edges of
+        // the letters needs the disc.
+        let square = self.max_filter(r, true).max_filter(r, false);
         let mut out = Mask::new(self.width, self.height);
         for y in 0..i64::from(self.height) {
             for x in 0..i64::from(self.width) {
-                let mut m = 0;
+                let i = y as usize * self.width as usize + x as usize;
+                let own = self.data[i];
+                if own == 255 || square.data[i] == 0 {
+                    out.data[i] = own;
+                    continue;
+                }
+                let mut m = own;
                 for (dx, dy) in &offsets {
                     m = m.max(self.get(x + dx, y + dy));
                     if m == 255 {
                         break;
                     }
                 }
+                out.data[i] = m;
+            }
+        }
+        out
+    }
+
+    /// The maximum over `r` pixels either side, along rows or columns.
+    fn max_filter(&self, r: i64, horizontal: bool) -> Mask {
+        let mut out = Mask::new(self.width, self.height);
+        for y in 0..i64::from(self.height) {
+            for x in 0..i64::from(self.width) {
+                let m = (-r..=r)
+                    .map(|k| {
+                        if horizontal {
+                            self.get(x + k, y)
+                        } else {
+                            self.get(x, y + k)
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0);
                 out.data[y as usize * self.width as usize + x as usize] = m;
             }
         }
@@ -197,5 +233,24 @@ impl Mask {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mask;
+
+    #[test]
+    fn dilation_grows_a_dot_into_a_disc() {
+        let mut m = Mask::new(21, 21);
+        m.add(10, 10, 255);
+        let d = m.dilated(4.0);
+        assert_eq!(d.get(14, 10), 255);
+        assert_eq!(d.get(10, 6), 255);
+        assert_eq!(d.get(13, 13), 255, "inside the disc");
+        assert_eq!(d.get(14, 14), 0, "the corner of the square is not");
+        assert_eq!(d.get(15, 10), 0);
+        let s = m.shadow(2, 3, 0);
+        assert_eq!((s.get(12, 13), s.get(10, 10)), (255, 0));
     }
 }

@@ -219,10 +219,20 @@ fn sizes_scale_with_the_output_and_wrap_long_text() {
     // Twice the output height, twice the text.
     let tall = Typesetter::new().title(&large, 2560, 1440);
     assert!((tall.height as i64 - 2 * pl.height as i64).abs() <= 4);
-    // A title longer than the output is wide wraps onto more lines.
+    // A title longer than the output is wide wraps onto more lines; one
+    // taller than the output is cut at the output's height.
     let long = title(&"word ".repeat(40), TitleStyle::Minimal);
     let p = render_title(&long);
     assert!(p.width <= 1280 && line_bands(&p) >= 3, "{}", line_bands(&p));
+    let very_long = title(&"word ".repeat(400), TitleStyle::Minimal);
+    let p = render_title(&very_long);
+    assert!(
+        p.width <= 1280 && p.height == 720,
+        "{}×{}",
+        p.width,
+        p.height
+    );
+    assert!(any_ink(&p).1.unwrap().3 > 700);
 }
 
 #[test]
@@ -441,6 +451,20 @@ fn devanagari_forms_a_conjunct() {
         100,
     ));
     assert!(ink(&p, [255, 255, 255, 255]).0 > 500);
+}
+
+#[test]
+fn the_largest_title_renders_in_bounded_time() {
+    // The heaviest effect (marker's outline) at the largest size on a
+    // 1080p output.
+    let mut t = title("Hello World, big", TitleStyle::Marker);
+    t.size = 0.13;
+    let started = std::time::Instant::now();
+    let p = Typesetter::new().title(&t, 1920, 1080);
+    let took = started.elapsed();
+    assert!(ink(&p, RED).0 > 10_000);
+    assert!(took.as_secs_f64() < 5.0, "{took:?}");
+    eprintln!("xx-large marker title at 1080p: {took:?}");
 }
 
 #[test]

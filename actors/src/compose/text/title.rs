@@ -12,8 +12,12 @@ use crate::plan::Title;
 /// A title wraps at this fraction of the output width.
 const WRAP: f32 = 0.9;
 
+/// The longest title text, in characters (checked with the Edit).
+pub const MAX_TITLE_CHARS: usize = 2000;
+
 /// Renders `title` for a `output_w`×`output_h` output, as a picture just
-/// large enough for it and its box, outline and shadow.
+/// large enough for it and its box, outline and shadow — but no taller
+/// than the output: lines that would not fit in the frame are cut.
 pub fn render(
     book: &mut FontBook,
     cache: &mut SwashCache,
@@ -71,7 +75,7 @@ pub fn render(
     let inner_w = text_w + 2.0 * margin;
     let inner_h = text_h + 2.0 * margin + rules_h;
     let w = (inner_w + 2.0 * pad_x).ceil().max(1.0) as u32;
-    let h = (inner_h + 2.0 * pad_y).ceil().max(1.0) as u32;
+    let h = ((inner_h + 2.0 * pad_y).ceil().max(1.0) as u32).min(output_h.max(1));
     let mut picture = match panel {
         Some((color, ..)) => Picture::filled(w, h, color),
         None => Picture::new(w, h),
@@ -84,7 +88,7 @@ pub fn render(
     let origin = (pad_x + margin - shift, pad_y + margin + rule_above);
 
     let mut mask = Mask::new(w, h);
-    glyph_coverage(book, cache, &mut buffer, origin, |x, y, a, _| {
+    glyph_coverage(book, cache, &mut buffer, origin, h as f32, |x, y, a, _| {
         mask.add(x, y, a)
     });
     let contrast = styles::contrast(title.color);
