@@ -134,7 +134,6 @@ impl FontBook {
         })
     }
 
-    #[cfg(test)]
     pub fn db(&self) -> &fontdb::Database {
         self.system.db()
     }

@@ -619,6 +619,10 @@ pub fn render(
         (0.0, 0.0),
     );
     let (dx, dy) = (at.x as f32, at.y as f32);
+    // Weights of the faces: bold asked of a family that has no bold face
+    // is drawn emboldened, so that `<b>` shows in every font.
+    let face_weights: std::collections::HashMap<_, _> =
+        book.db().faces().map(|f| (f.id, f.weight.0)).collect();
     let mut picture = match asset.background {
         Some(bg) => Picture::filled(bw, bh, bg),
         None => Picture::new(bw, bh),
@@ -652,7 +656,15 @@ pub fn render(
                     let color = glyph
                         .color_opt
                         .map_or([0, 0, 0, 255], |c| [c.r(), c.g(), c.b(), c.a()]);
-                    blend(&mut picture, px, py, color, a);
+                    let face = face_weights.get(&glyph.font_id).copied().unwrap_or(400);
+                    let smear = if glyph.font_weight.0 >= 600 && face + 200 <= glyph.font_weight.0 {
+                        (glyph.font_size / 28.0).round().max(1.0) as i64
+                    } else {
+                        0
+                    };
+                    for k in 0..=smear {
+                        blend(&mut picture, px + k, py, color, a);
+                    }
                 });
                 let mut rects = Rects {
                     picture: &mut picture,

@@ -379,6 +379,11 @@ fn a_custom_font_changes_the_rendering() {
     let (a, b) = (any_ink(&before), any_ink(&after));
     assert!(a.0.abs_diff(b.0) > a.0 / 10, "{a:?} {b:?}");
     assert_ne!(a.1, b.1);
+    // The custom font has no bold face: <b> in it is emboldened.
+    let mut weight =
+        |html: &str| any_ink(&text.html(&html_box(html, &asset.css, 600, 100)).unwrap()).0;
+    let (regular, bold) = (weight("<p>Custom</p>"), weight("<p><b>Custom</b></p>"));
+    assert!(bold > regular * 11 / 10, "{regular} {bold}");
     // A file that is not a font is refused, naming its source.
     std::fs::write(&path, b"GIF89a").unwrap();
     let e = text.load_font("logo.gif", &path).unwrap_err();
