@@ -4,7 +4,8 @@
 //! Tags: `p`, `div` and `h1`–`h3` are blocks (stacked, each its own
 //! paragraph, `h*` larger and bold; `h4`–`h6`, `section`, `article`,
 //! `header`, `footer`, `blockquote`, `ul`, `ol` and `li` behave as `div`);
-//! `span`, `b`/`strong`, `i`/`em`, `u`, `s` are inline; `br` breaks a line.
+//! `span`, `b`/`strong`, `i`/`em`, `u`, `s` are inline; `br` breaks a line;
+//! `font` takes `face`, `color` and `size`, and blocks take `align`.
 //! Any other tag renders its text as `span` does (`style`, `script`,
 //! `head`, `title` and `template` render nothing). The CSS subset is in
 //! `css.rs`; selectors are tags, `.class`, `#id`, `[attr]`, `*`,
@@ -318,10 +319,16 @@ fn cascade(dom: &Dom, css: &str) -> Result<Vec<Style>, HtmlError> {
                     .flat_map(|r| r.declarations.iter().copied())
                     .chain(inline.iter().copied());
                 let (important, normal): (Vec<_>, Vec<_>) = matched.partition(|d| d.important);
-                let ordered: Vec<(&str, &str)> = normal
+                let hints = hints(node);
+                let ordered: Vec<(&str, &str)> = hints
                     .iter()
-                    .chain(important.iter())
-                    .map(|d| (d.name, d.value))
+                    .map(|(n, v)| (*n, v.as_str()))
+                    .chain(
+                        normal
+                            .iter()
+                            .chain(important.iter())
+                            .map(|d| (d.name, d.value)),
+                    )
                     .collect();
                 style.apply(&parent, &ordered);
                 style
@@ -330,6 +337,40 @@ fn cascade(dom: &Dom, css: &str) -> Result<Vec<Style>, HtmlError> {
         styles.push(style);
     }
     Ok(styles)
+}
+
+/// HTML's presentational attributes as the declarations they stand for,
+/// weaker than any CSS: `<font face color size>` (the seed's custom fonts
+/// guide names fonts in font tags) and `align` on blocks.
+fn hints(node: &Node) -> Vec<(&'static str, String)> {
+    let mut hints = Vec::new();
+    if node.tag() == Some("font") {
+        if let Some(face) = node.attr("face") {
+            hints.push(("font-family", face.to_owned()));
+        }
+        if let Some(color) = node.attr("color") {
+            hints.push(("color", color.to_owned()));
+        }
+        let size = node.attr("size").and_then(|s| match s.trim() {
+            "1" => Some("x-small"),
+            "2" => Some("small"),
+            "3" => Some("medium"),
+            "4" => Some("large"),
+            "5" => Some("x-large"),
+            "6" => Some("xx-large"),
+            "7" => Some("48px"),
+            _ => None,
+        });
+        if let Some(size) = size {
+            hints.push(("font-size", size.to_owned()));
+        }
+    }
+    if node.is_block() {
+        if let Some(align) = node.attr("align") {
+            hints.push(("text-align", align.to_ascii_lowercase()));
+        }
+    }
+    hints
 }
 
 /// Checks an html asset against the limits without drawing it.

@@ -379,6 +379,25 @@ fn a_custom_font_changes_the_rendering() {
     let (a, b) = (any_ink(&before), any_ink(&after));
     assert!(a.0.abs_diff(b.0) > a.0 / 10, "{a:?} {b:?}");
     assert_ne!(a.1, b.1);
+    // A font tag names it too, as the seed's guide to custom fonts says.
+    let tagged = text
+        .html(&html_box(
+            "<font face='Leckerli One' size='7' color='#00ff00'>Custom font</font>",
+            "",
+            600,
+            100,
+        ))
+        .unwrap();
+    let styled = text
+        .html(&html_box(
+            "<span style=\"font-family: 'Leckerli One'; font-size: 48px; color: #00ff00\">Custom font</span>",
+            "",
+            600,
+            100,
+        ))
+        .unwrap();
+    assert!(ink(&tagged, [0, 255, 0, 255]).0 > 500);
+    assert!(tagged == styled, "the font tag means what its CSS would");
     // The custom font has no bold face: <b> in it is emboldened.
     let mut weight =
         |html: &str| any_ink(&text.html(&html_box(html, &asset.css, 600, 100)).unwrap()).0;
