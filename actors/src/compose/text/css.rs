@@ -1,13 +1,16 @@
 //! The CSS of html assets: the properties we draw, their values, and the
 //! cascade (tag defaults, then the asset's `css` rules by specificity, then
 //! `style=` attributes; `!important` last). Inherited properties pass from
-//! parent to child as in CSS; `background-color` and `padding` do not.
+//! parent to child as in CSS; `background-color`, `padding` and `margin`
+//! do not.
 //!
 //! Supported: `color`, `background-color` (also `background` with a
 //! colour), `font-family`, `font-size` (px, pt, em, rem, %), `font-weight`,
 //! `font-style`, `text-align`, `line-height`, `letter-spacing`, `padding`
-//! (and its `-top`/`-right`/`-bottom`/`-left`), `text-decoration`
-//! (underline, line-through). Other properties are ignored.
+//! and `margin` (and their `-top`/`-right`/`-bottom`/`-left`; margins do
+//! not collapse and no tag has default margins), `text-decoration`
+//! (underline, line-through), `text-transform`. Other properties are
+//! ignored.
 
 use crate::plan::Rgba;
 
@@ -48,6 +51,43 @@ pub struct Style {
     pub letter_spacing: f32,
     /// Pixels: top, right, bottom, left.
     pub padding: [f32; 4],
+    /// Pixels: top, right, bottom, left; margins of neighbours add up
+    /// (they do not collapse).
+    pub margin: [f32; 4],
+    pub transform: Transform,
+}
+
+/// `text-transform`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    None,
+    Uppercase,
+    Lowercase,
+    Capitalize,
+}
+
+impl Transform {
+    /// `text` transformed; `word_start` says whether the text before it
+    /// ended a word (for `capitalize`).
+    pub fn apply(self, text: &str, mut word_start: bool) -> String {
+        match self {
+            Transform::None => text.to_owned(),
+            Transform::Uppercase => text.to_uppercase(),
+            Transform::Lowercase => text.to_lowercase(),
+            Transform::Capitalize => {
+                let mut out = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if word_start && c.is_alphabetic() {
+                        out.extend(c.to_uppercase());
+                    } else {
+                        out.push(c);
+                    }
+                    word_start = c.is_whitespace();
+                }
+                out
+            }
+        }
+    }
 }
 
 impl Style {
@@ -65,6 +105,8 @@ impl Style {
             line_height: LineHeight::Normal,
             letter_spacing: 0.0,
             padding: [0.0; 4],
+            margin: [0.0; 4],
+            transform: Transform::None,
         }
     }
 
@@ -73,6 +115,7 @@ impl Style {
         Style {
             background: None,
             padding: [0.0; 4],
+            margin: [0.0; 4],
             ..self.clone()
         }
     }
@@ -203,32 +246,63 @@ impl Style {
                     self.letter_spacing = px.clamp(-em, 10.0 * em);
                 }
             }
-            "padding" => {
-                let sides: Option<Vec<f32>> = value
-                    .split_whitespace()
-                    .map(|v| length(v, em, parent.size).map(|px| px.clamp(0.0, 10_000.0)))
-                    .collect();
-                self.padding = match sides.as_deref() {
-                    Some([a]) => [*a; 4],
-                    Some([v, h]) => [*v, *h, *v, *h],
-                    Some([t, h, b]) => [*t, *h, *b, *h],
-                    Some([t, r, b, l]) => [*t, *r, *b, *l],
-                    _ => return,
+            "padding" | "margin" => {
+                // Percentages are of the containing block's width, which
+                // is not known yet: the parent's font size stands in.
+                let Some(sides) = sides(value, em, parent.size) else {
+                    return;
                 };
+                if name == "padding" {
+                    self.padding = sides;
+                } else {
+                    self.margin = sides;
+                }
             }
-            "padding-top" | "padding-right" | "padding-bottom" | "padding-left" => {
+            "padding-top" | "padding-right" | "padding-bottom" | "padding-left" | "margin-top"
+            | "margin-right" | "margin-bottom" | "margin-left" => {
                 if let Some(px) = length(value, em, em) {
-                    let i = match name {
-                        "padding-top" => 0,
-                        "padding-right" => 1,
-                        "padding-bottom" => 2,
+                    let px = px.clamp(0.0, 10_000.0);
+                    let (kind, side) = name.split_once('-').unwrap_or((name, "top"));
+                    let i = match side {
+                        "top" => 0,
+                        "right" => 1,
+                        "bottom" => 2,
                         _ => 3,
                     };
-                    self.padding[i] = px.clamp(0.0, 10_000.0);
+                    if kind == "padding" {
+                        self.padding[i] = px;
+                    } else {
+                        self.margin[i] = px;
+                    }
+                }
+            }
+            "text-transform" => {
+                self.transform = match value {
+                    "uppercase" => Transform::Uppercase,
+                    "lowercase" => Transform::Lowercase,
+                    "capitalize" => Transform::Capitalize,
+                    "none" => Transform::None,
+                    _ => return,
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// One to four lengths, CSS's order (top, right, bottom, left); negative
+/// ones count as 0.
+fn sides(value: &str, em: f32, percent_of: f32) -> Option<[f32; 4]> {
+    let sides: Option<Vec<f32>> = value
+        .split_whitespace()
+        .map(|v| length(v, em, percent_of).map(|px| px.clamp(0.0, 10_000.0)))
+        .collect();
+    match sides?.as_slice() {
+        [a] => Some([*a; 4]),
+        [v, h] => Some([*v, *h, *v, *h]),
+        [t, h, b] => Some([*t, *h, *b, *h]),
+        [t, r, b, l] => Some([*t, *r, *b, *l]),
+        _ => None,
     }
 }
 
@@ -365,7 +439,21 @@ mod tests {
         assert_eq!(length("big", 0.0, 0.0), None);
         let root = Style::root();
         let mut s = root.inherit();
-        s.apply(&root, &[("padding", "1em 2px"), ("font-size", "200%")]);
+        s.apply(
+            &root,
+            &[
+                ("padding", "1em 2px"),
+                ("font-size", "200%"),
+                ("margin-left", "-3px"),
+                ("margin-top", "1em"),
+            ],
+        );
+        assert_eq!(s.margin, [32.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            Transform::Capitalize.apply("hello big world", true),
+            "Hello Big World"
+        );
+        assert_eq!(Transform::Capitalize.apply("lo there", false), "lo There");
         assert_eq!(s.size, 32.0);
         assert_eq!(s.padding, [32.0, 2.0, 32.0, 2.0]);
     }

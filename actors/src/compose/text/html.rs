@@ -25,7 +25,7 @@ use cosmic_text::{
 };
 use simplecss::{AttributeOperator, DeclarationTokenizer, PseudoClass, StyleSheet};
 
-use super::css::{Style, TextAlign};
+use super::css::{Style, TextAlign, Transform};
 use super::fonts::{self, FontBook};
 use super::raster::{blend, extent, fill, glyph_coverage};
 use crate::compose::canvas::Picture;
@@ -416,9 +416,10 @@ struct Paragraph {
 }
 
 impl Paragraph {
-    fn push(&mut self, text: &str, node: usize) {
+    fn push(&mut self, text: &str, node: usize, transform: Transform) {
         let start = self.text.len();
-        for c in text.chars() {
+        let word_start = self.text.is_empty() || self.text.ends_with(char::is_whitespace);
+        for c in transform.apply(text, word_start).chars() {
             if matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c') {
                 if !(self.text.is_empty() || self.text.ends_with([' ', '\n'])) {
                     self.text.push(' ');
@@ -482,6 +483,8 @@ impl Layout<'_> {
     /// returns the width its content uses and its height.
     fn block(&mut self, node: usize, x: f32, y: f32, avail: f32, ops: &mut Vec<Op>) -> (f32, f32) {
         let style = &self.styles[node];
+        let [m_t, m_r, m_b, m_l] = style.margin;
+        let (x, y, avail) = (x + m_l, y + m_t, (avail - m_l - m_r).max(1.0));
         let [pad_t, pad_r, pad_b, pad_l] = style.padding;
         let background = style.background;
         let full = !matches!(style.align, TextAlign::Start | TextAlign::Left);
@@ -521,13 +524,19 @@ impl Layout<'_> {
                 },
             );
         }
-        ((used + pad_l + pad_r).min(avail), height)
+        (
+            (used + pad_l + pad_r).min(avail) + m_l + m_r,
+            height + m_t + m_b,
+        )
     }
 
     fn inline(&mut self, node: usize, paragraph: &mut Paragraph) {
         let n = &self.dom.nodes[node];
         match &n.kind {
-            Kind::Text(text) => paragraph.push(text, n.parent.unwrap_or(0)),
+            Kind::Text(text) => {
+                let parent = n.parent.unwrap_or(0);
+                paragraph.push(text, parent, self.styles[parent].transform);
+            }
             Kind::Element { tag, .. } if tag == "br" => paragraph.line_break(node),
             Kind::Element { tag, .. } if HIDDEN.contains(&tag.as_str()) => {}
             Kind::Element { .. } => {

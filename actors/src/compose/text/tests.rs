@@ -292,6 +292,12 @@ fn html_alignment_padding_and_letter_spacing_move_the_ink() {
         "{padded:?}"
     );
     assert!(padded.1 >= plain.1 + 18, "{padded:?}");
+    let margined = at("p { font-size: 30px; margin: 10px 0 0 30px; padding-left: 20px }");
+    assert!(
+        margined.0 >= plain.0 + 48 && margined.0 <= plain.0 + 52,
+        "{margined:?}"
+    );
+    assert!(margined.1 >= plain.1 + 8, "{margined:?}");
     let spaced = at("p { font-size: 30px; letter-spacing: 10px; }");
     assert!(
         spaced.2 - spaced.0 >= plain.2 - plain.0 + 35,
@@ -347,6 +353,17 @@ fn css_selectors_inline_styles_and_tags_cascade() {
     let u = render_html(&html_box("<u>under</u>", "", 400, 200));
     let n = render_html(&html_box("under", "", 400, 200));
     assert!(any_ink(&u).0 > any_ink(&n).0 + 20);
+    // text-transform changes the letters: capitals ink more than
+    // lower case.
+    let lower = render_html(&html_box("<p>shout</p>", "p { font-size: 30px }", 400, 100));
+    let upper = render_html(&html_box(
+        "<p>shout</p>",
+        "p { font-size: 30px; text-transform: uppercase }",
+        400,
+        100,
+    ));
+    let as_typed = render_html(&html_box("<p>SHOUT</p>", "p { font-size: 30px }", 400, 100));
+    assert!(upper == as_typed && upper != lower);
     // A span's background is painted behind its text only.
     let bg = render_html(&html_box(
         "<p>x <span style='background-color:#00ff00'>mark</span> y</p>",
