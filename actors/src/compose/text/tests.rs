@@ -537,3 +537,52 @@ fn html_beyond_the_limits_is_refused() {
         Ok(())
     );
 }
+
+#[test]
+fn odd_markup_and_css_render_within_the_box() {
+    let deep = "<span>".repeat(html::MAX_DEPTH - 1) + "deep";
+    let long_word = "W".repeat(500);
+    let cases: Vec<(String, &str)> = vec![
+        ("<p>unclosed <b>bold <i>both".into(), ""),
+        ("<span><p>block in inline</p></span>".into(), ""),
+        ("</p></div>stray ends<br><br/><br>".into(), ""),
+        (
+            "<table><tr><td>cell</td></tr></table>".into(),
+            "td { color: red }",
+        ),
+        (deep, "span { font-size: 1.05em }"),
+        (long_word, "p { font-size: 1000px; letter-spacing: -50px }"),
+        (
+            "<p>x</p>".into(),
+            "p { font-size: 0; line-height: 0; padding: 99999px }",
+        ),
+        (
+            "<p>x</p>".into(),
+            "p { color: #zzz; font-size: NaNpx; line-height: NaN }",
+        ),
+        (
+            "<p>&lt;tag&gt; &amp; &#x1F600; &nbsp;</p>".into(),
+            "@media screen { p { color: red } } }}}",
+        ),
+        (
+            "<style>p{color:red}</style><script>alert(1)</script><p>shown</p>".into(),
+            "",
+        ),
+        ("".into(), ""),
+        ("   \n\t ".into(), ""),
+    ];
+    for (markup, css) in cases {
+        html::check(&markup, css).expect("within the limits");
+        let p = render_html(&html_box(&markup, css, 300, 120));
+        assert_eq!((p.width, p.height), (300, 120), "{markup:?} {css:?}");
+    }
+    // The hidden elements render nothing: only "shown" is drawn.
+    let shown = render_html(&html_box("<p>shown</p>", "", 300, 120));
+    let with_hidden = render_html(&html_box(
+        "<style>p{color:red}</style><script>alert(1)</script><p>shown</p>",
+        "",
+        300,
+        120,
+    ));
+    assert!(shown == with_hidden);
+}
