@@ -244,10 +244,22 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
             not_empty(&path.key("src"), &i.src)?;
             crop(&path.key("crop"), &i.crop)
         }
-        Asset::Title(t) => match known(&t.offset) {
-            Some(o) => offset(&path.key("offset"), o),
-            None => Ok(()),
-        },
+        Asset::Title(t) => {
+            let max = crate::compose::text::MAX_TITLE_CHARS;
+            if t.text
+                .value()
+                .is_some_and(|text| text.chars().count() > max)
+            {
+                return Err(invalid(
+                    &path.key("text"),
+                    format!("is longer than the limit of {max} characters"),
+                ));
+            }
+            match known(&t.offset) {
+                Some(o) => offset(&path.key("offset"), o),
+                None => Ok(()),
+            }
+        }
         Asset::Html(h) => {
             for (key, v) in [("width", &h.width), ("height", &h.height)] {
                 if let Some(&n) = known(v) {
@@ -257,6 +269,14 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
                             format!("{n} must be from 1 to 4096 pixels"),
                         ));
                     }
+                }
+            }
+            // Markup beyond the renderer's limits is refused here, with the
+            // field named, rather than failing the render later.
+            if let Some(html) = h.html.value() {
+                let css = known(&h.css).map_or("", String::as_str);
+                if let Err(e) = crate::compose::text::html::check(html, css) {
+                    return Err(invalid(&path.key(e.field()), e.to_string()));
                 }
             }
             Ok(())
