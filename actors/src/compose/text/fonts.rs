@@ -134,6 +134,26 @@ impl FontBook {
         })
     }
 
+    /// The weight of the face `family` at `weight` comes to. cosmic-text
+    /// keeps a family only at one of its exact weights (else it falls back
+    /// to another family), so text asks for the weight this returns.
+    pub fn nearest_weight(&self, family: fontdb::Family<'_>, weight: u16, italic: bool) -> u16 {
+        let query = fontdb::Query {
+            families: &[family],
+            weight: fontdb::Weight(weight),
+            stretch: fontdb::Stretch::Normal,
+            style: if italic {
+                fontdb::Style::Italic
+            } else {
+                fontdb::Style::Normal
+            },
+        };
+        let db = self.system.db();
+        db.query(&query)
+            .and_then(|id| db.face(id))
+            .map_or(weight, |face| face.weight.0)
+    }
+
     pub fn db(&self) -> &fontdb::Database {
         self.system.db()
     }
@@ -182,6 +202,18 @@ mod tests {
         ] {
             assert_eq!(book.has_family(family).as_deref(), Some(family), "{family}");
         }
+    }
+
+    #[test]
+    fn a_weight_a_family_lacks_comes_to_its_nearest_face() {
+        let book = FontBook::new();
+        let name = fontdb::Family::Name;
+        assert_eq!(book.nearest_weight(name(GEOMETRIC), 300, false), 277);
+        assert_eq!(book.nearest_weight(name(GEOMETRIC), 400, false), 350);
+        assert_eq!(book.nearest_weight(name(THIN), 100, false), 200);
+        assert_eq!(book.nearest_weight(fontdb::Family::Serif, 700, false), 400);
+        assert_eq!(book.nearest_weight(name(SANS), 700, true), 700);
+        assert_eq!(book.nearest_weight(name("No Such Family"), 500, false), 500);
     }
 
     #[test]

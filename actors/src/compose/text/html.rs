@@ -476,6 +476,8 @@ struct Layout<'a> {
     dom: &'a Dom,
     styles: &'a [Style],
     choices: Vec<Choice>,
+    /// The weight each node's text asks of its family's faces.
+    weights: Vec<u16>,
 }
 
 impl Layout<'_> {
@@ -552,7 +554,7 @@ impl Layout<'_> {
         let [r, g, b, a] = s.color;
         let mut attrs = Attrs::new()
             .family(self.choices[node].family())
-            .weight(Weight(s.weight))
+            .weight(Weight(self.weights[node]))
             .style(if s.italic {
                 FontStyle::Italic
             } else {
@@ -645,13 +647,19 @@ pub fn render(
 ) -> Result<Picture, HtmlError> {
     let dom = Dom::parse(&asset.html)?;
     let styles = cascade(&dom, &asset.css)?;
-    let choices = styles.iter().map(|s| choose(book, &s.families)).collect();
+    let choices: Vec<Choice> = styles.iter().map(|s| choose(book, &s.families)).collect();
+    let weights = styles
+        .iter()
+        .zip(&choices)
+        .map(|(s, c)| book.nearest_weight(c.family(), s.weight, s.italic))
+        .collect();
     let (bw, bh) = (asset.width.max(1), asset.height.max(1));
     let mut layout = Layout {
         book,
         dom: &dom,
         styles: &styles,
         choices,
+        weights,
     };
     // Measure first, then lay out again at the width the content uses, so
     // that lines align inside the block that `position` places.
@@ -707,7 +715,8 @@ pub fn render(
                         .color_opt
                         .map_or([0, 0, 0, 255], |c| [c.r(), c.g(), c.b(), c.a()]);
                     let face = face_weights.get(&glyph.font_id).copied().unwrap_or(400);
-                    let smear = if glyph.font_weight.0 >= 600 && face + 200 <= glyph.font_weight.0 {
+                    let asked = styles[glyph.metadata.min(styles.len() - 1)].weight;
+                    let smear = if asked >= 600 && face + 200 <= asked {
                         (glyph.font_size / 28.0).round().max(1.0) as i64
                     } else {
                         0

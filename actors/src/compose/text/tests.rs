@@ -350,6 +350,14 @@ fn css_selectors_inline_styles_and_tags_cascade() {
         y1 - y0
     };
     assert!(height(&h1) > height(&p1) * 3 / 2);
+    // A bold heading in a family without a bold face keeps the family.
+    let serif = render_html(&html_box(
+        "<h1>Big</h1>",
+        "h1 { font-family: serif }",
+        400,
+        200,
+    ));
+    assert!(serif != h1, "serif headings are not set in the sans face");
     let u = render_html(&html_box("<u>under</u>", "", 400, 200));
     let n = render_html(&html_box("under", "", 400, 200));
     assert!(any_ink(&u).0 > any_ink(&n).0 + 20);
@@ -585,4 +593,35 @@ fn odd_markup_and_css_render_within_the_box() {
         120,
     ));
     assert!(shown == with_hidden);
+}
+
+#[test]
+fn the_text_example_plans_and_renders() {
+    use crate::edit::{fill, Limits};
+    use crate::plan::{plan, Visual};
+    let example = include_str!("../../../../conf/examples/text.json");
+    let edit = fill(example, &serde_json::Map::new(), &Limits::default()).expect("valid");
+    let p = plan(&edit).expect("plans");
+    let mut text = Typesetter::new();
+    let mut styles = Vec::new();
+    for layer in &p.layers {
+        match &layer.visual {
+            Visual::Title(t) => {
+                styles.push(t.style);
+                assert!(any_ink(&text.title(t, p.width, p.height)).0 > 500);
+            }
+            Visual::Html(h) => {
+                assert!(h.html.contains("Hello there"));
+                let pic = text.html(h).unwrap();
+                assert_eq!((pic.width, pic.height), (1000, 300));
+                assert!(ink(&pic, [0xff, 0xd0, 0, 255]).0 > 500);
+                assert!(
+                    ink(&pic, [0x7f, 0xd0, 0xff, 255]).0 > 200,
+                    "the Arabic span"
+                );
+            }
+            other => panic!("unexpected layer {other:?}"),
+        }
+    }
+    assert_eq!(styles, ALL_STYLES);
 }

@@ -53,7 +53,11 @@ pub fn render(
 
     let attrs = Attrs::new()
         .family(Family::Name(look.family))
-        .weight(Weight(look.weight))
+        .weight(Weight(book.nearest_weight(
+            Family::Name(look.family),
+            look.weight,
+            false,
+        )))
         .letter_spacing(look.tracking);
     let mut buffer = Buffer::new(book.system(), Metrics::new(px, px * look.line_height));
     let wrap_w = (output_w as f32 * WRAP - 2.0 * (pad_x + margin)).max(px);
