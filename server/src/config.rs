@@ -64,6 +64,9 @@ pub struct Limits {
     pub max_video_height: u32,
     pub max_image_width: u32,
     pub max_image_height: u32,
+    pub max_sources: usize,
+    pub auth_failures: u32,
+    pub auth_failure_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +165,7 @@ impl Config {
             max_video_height: l.max_video_height,
             max_image_width: l.max_image_width,
             max_image_height: l.max_image_height,
+            max_sources: l.max_sources,
         }
     }
 
