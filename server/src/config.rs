@@ -85,7 +85,11 @@ pub struct Fetch {
     pub allow_private: bool,
     pub connect_timeout_secs: u64,
     pub timeout_secs: u64,
+    pub read_timeout_secs: u64,
     pub max_redirects: usize,
+    pub max_bytes: u64,
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

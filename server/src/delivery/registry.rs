@@ -46,10 +46,7 @@ impl Renders {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Result<Renders, reqwest::Error> {
-        let urls = Arc::new(UrlFetcher::new(
-            &config.fetch,
-            config.limits.max_asset_bytes,
-        )?);
+        let urls = Arc::new(UrlFetcher::new(&config.fetch)?);
         Ok(Renders {
             metrics,
             urls,
