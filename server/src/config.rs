@@ -47,6 +47,7 @@ pub struct Server {
 pub struct Storage {
     pub data_dir: PathBuf,
     pub cache_capacity_bytes: u64,
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +189,14 @@ impl Config {
         }
     }
 
+    /// The most pixels any source frame may have: the larger of the image
+    /// and video limits (see `clipstream_actors::media::set_max_pixels`).
+    pub fn max_source_pixels(&self) -> u64 {
+        let l = &self.limits;
+        (u64::from(l.max_image_width) * u64::from(l.max_image_height))
+            .max(u64::from(l.max_video_width) * u64::from(l.max_video_height))
+    }
+
     pub fn source_limits(&self) -> clipstream_actors::compositor::SourceLimits {
         clipstream_actors::compositor::SourceLimits {
             max_video: (self.limits.max_video_width, self.limits.max_video_height),
@@ -199,6 +208,7 @@ impl Config {
         clipstream_storage::StoreOptions {
             cache_capacity_bytes: self.storage.cache_capacity_bytes,
             upload_expiry_secs: self.uploads.expire_after_secs,
+            min_free_bytes: self.storage.min_free_bytes,
         }
     }
 }

@@ -5,7 +5,10 @@ pub mod audio;
 pub mod picture;
 pub mod video;
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 use ffmpeg_next as ffmpeg;
@@ -46,15 +49,89 @@ pub fn init() {
     });
 }
 
+/// The largest frame, in pixels, any decoder may allocate; see
+/// [`set_max_pixels`].
+static MAX_PIXELS: AtomicU64 = AtomicU64::new(4096 * 4096);
+
+/// Bounds every decoder, including the ones FFmpeg runs while probing a
+/// file: a frame larger than `pixels` is refused before its memory is
+/// allocated, so a small file declaring a huge picture (a decompression
+/// bomb) costs nothing. Set once at start from the configured source
+/// limits; the sizes checked after opening give the clear message, this is
+/// what holds when a stream lies or changes size midway.
+pub fn set_max_pixels(pixels: u64) {
+    MAX_PIXELS.store(pixels.max(1), Ordering::Relaxed);
+}
+
+fn max_pixels() -> i64 {
+    i64::try_from(MAX_PIXELS.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+}
+
+/// `ffmpeg::format::input`, with every stream's probing decoder bounded by
+/// [`set_max_pixels`] (`input` offers no way to pass decoder options).
 pub(crate) fn open_input(
     path: &Path,
     src: &str,
 ) -> Result<ffmpeg::format::context::Input, MediaError> {
     init();
-    ffmpeg::format::input(path).map_err(|e| MediaError::Open {
+    let failed = |reason: String| MediaError::Open {
         src: src.to_owned(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| failed("the path holds a NUL byte".into()))?;
+    let limit =
+        CString::new(max_pixels().to_string()).map_err(|_| failed("bad pixel limit".into()))?;
+    // SAFETY: the same calls as `ffmpeg::format::input`, plus one options
+    // dictionary per stream, which FFmpeg reads and we free; the context is
+    // closed on failure and owned by `Input` on success.
+    unsafe {
+        let mut ctx = std::ptr::null_mut();
+        let r = ffmpeg::ffi::avformat_open_input(
+            &mut ctx,
+            c_path.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        );
+        if r < 0 {
+            return Err(failed(ffmpeg::Error::from(r).to_string()));
+        }
+        let streams = (*ctx).nb_streams as usize;
+        let mut options: Vec<*mut ffmpeg::ffi::AVDictionary> = vec![std::ptr::null_mut(); streams];
+        for o in options.iter_mut() {
+            ffmpeg::ffi::av_dict_set(o, c"max_pixels".as_ptr(), limit.as_ptr(), 0);
+        }
+        let r = ffmpeg::ffi::avformat_find_stream_info(
+            ctx,
+            if streams > 0 {
+                options.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+        );
+        for o in options.iter_mut() {
+            ffmpeg::ffi::av_dict_free(o);
+        }
+        if r < 0 {
+            ffmpeg::ffi::avformat_close_input(&mut ctx);
+            return Err(failed(ffmpeg::Error::from(r).to_string()));
+        }
+        Ok(ffmpeg::format::context::Input::wrap(ctx))
+    }
+}
+
+/// A decoder context for `parameters`, bounded by [`set_max_pixels`].
+pub(crate) fn decoder_context(
+    parameters: ffmpeg::codec::Parameters,
+    src: &str,
+) -> Result<ffmpeg::codec::context::Context, MediaError> {
+    let mut context =
+        ffmpeg::codec::context::Context::from_parameters(parameters).map_err(decode_error(src))?;
+    // SAFETY: a plain field of a context we own, read when it is opened.
+    unsafe {
+        (*context.as_mut_ptr()).max_pixels = max_pixels();
+    }
+    Ok(context)
 }
 
 pub(crate) fn decode_error(src: &str) -> impl Fn(ffmpeg::Error) -> MediaError + '_ {

@@ -37,8 +37,7 @@ impl VideoReader {
                 })?;
         let index = stream.index();
         let time_base = stream.time_base();
-        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(decode_error(src))?;
+        let context = super::decoder_context(stream.parameters(), src)?;
         let decoder = context.decoder().video().map_err(decode_error(src))?;
         Ok(VideoReader {
             src: src.to_owned(),

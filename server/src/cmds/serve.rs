@@ -17,6 +17,7 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 pub fn run(config: Config) -> CmdResult {
     crate::telemetry::init(&config.log);
+    clipstream_actors::media::set_max_pixels(config.max_source_pixels());
     let store = open_store(&config)?;
     if store.key_count() == 0 {
         eprintln!(
