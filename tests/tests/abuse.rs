@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clipstream_tests::{assert_error, create_key, json, Env, Key};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn wrong_credentials_are_throttled_with_429_until_the_window_ends() {
@@ -235,4 +235,99 @@ fn tokens_cannot_be_guessed_or_enumerated() {
         let r = api.get(&format!("/render/{t}.mp4"));
         assert!(matches!(r.status().as_u16(), 404 | 400), "{t}");
     }
+}
+
+/// A movie of `tracks` tracks, each with `clips` title clips of `length`
+/// seconds, reading `sources` distinct pictures, at `output`.
+fn sized_movie(tracks: usize, clips: usize, length: f64, sources: usize, output: Value) -> Value {
+    let mut all_tracks: Vec<Value> = (0..tracks)
+        .map(|_| {
+            let clips: Vec<Value> = (0..clips)
+                .map(|_| json!({ "asset": { "type": "title", "text": "t" }, "start": 0, "length": length }))
+                .collect();
+            json!({ "clips": clips })
+        })
+        .collect();
+    let pictures: Vec<Value> = (0..sources)
+        .map(|i| json!({ "asset": { "type": "image", "src": format!("p{i}.png") }, "start": 0, "length": 1 }))
+        .collect();
+    all_tracks.push(json!({ "clips": pictures }));
+    json!({ "timeline": { "tracks": all_tracks }, "output": output })
+}
+
+#[test]
+fn every_composition_and_body_limit_is_enforced_with_its_path() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("limits");
+    let sd = json!({ "format": "mp4", "resolution": "sd" });
+    let put = |movie: &Value| api.put(&format!("/v1/sdl/{uid}/m"), movie.to_string());
+    assert_eq!(
+        put(&sized_movie(99, 1, 1.0, 1, sd.clone())).status(),
+        201,
+        "within every limit"
+    );
+    for (what, movie, path, words) in [
+        (
+            "tracks",
+            sized_movie(101, 1, 1.0, 1, sd.clone()),
+            "timeline.tracks",
+            "max_tracks",
+        ),
+        (
+            "clips",
+            sized_movie(2, 600, 1.0, 1, sd.clone()),
+            "timeline.tracks[1].clips[400]",
+            "max_clips",
+        ),
+        (
+            "duration",
+            sized_movie(1, 1, 601.0, 1, sd.clone()),
+            "timeline.tracks[0].clips[0]",
+            "max_duration_secs",
+        ),
+        (
+            "resolution",
+            sized_movie(
+                1,
+                1,
+                1.0,
+                1,
+                json!({ "format": "mp4", "size": { "width": 3840, "height": 2160 } }),
+            ),
+            "output.size.width",
+            "max_video_width",
+        ),
+        (
+            "sources",
+            sized_movie(1, 1, 1.0, 51, sd.clone()),
+            "timeline.tracks[1].clips[50].asset.src",
+            "max_sources",
+        ),
+    ] {
+        let body = assert_error(put(&movie), 400, "limit_exceeded");
+        assert!(
+            body["path"].as_str().unwrap().starts_with(path),
+            "{what}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(words),
+            "{what}: {body}"
+        );
+    }
+    // Bodies: JSON over max_json_bytes, declared or streamed, and a render
+    // request likewise.
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(1 << 20));
+    assert_error(
+        put(&serde_json::from_str(&big).unwrap()),
+        413,
+        "body_too_large",
+    );
+    let r = api
+        .request(Method::POST, &format!("/v2/render/{uid}"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_error(r, 413, "body_too_large");
 }

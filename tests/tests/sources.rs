@@ -85,6 +85,11 @@ fn a_source_that_stalls_or_resets_mid_body_is_a_clean_502_after_bounded_retries(
         );
         let elapsed = started.elapsed();
         let message = body["message"].as_str().unwrap();
+        eprintln!(
+            "source {what}: 502 in {} ms after {} connections: {message}",
+            elapsed.as_millis(),
+            hits.load(Ordering::SeqCst)
+        );
         assert!(
             message.contains("gave up after 2 attempts"),
             "{what}: {message}"

@@ -78,6 +78,19 @@ pub(crate) fn open_input(
         src: src.to_owned(),
         reason,
     };
+    let too_many = |w: i64, h: i64| {
+        failed(format!(
+            "its picture is {w}×{h}, more than the limit of {} pixels",
+            max_pixels()
+        ))
+    };
+    // A picture's header, read before FFmpeg probes (and so decodes) it.
+    if let Ok(declared) = imagesize::size(path) {
+        let (w, h) = (declared.width as i64, declared.height as i64);
+        if w.saturating_mul(h) > max_pixels() {
+            return Err(too_many(w, h));
+        }
+    }
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| failed("the path holds a NUL byte".into()))?;
     let limit =
@@ -116,7 +129,18 @@ pub(crate) fn open_input(
             ffmpeg::ffi::avformat_close_input(&mut ctx);
             return Err(failed(ffmpeg::Error::from(r).to_string()));
         }
-        Ok(ffmpeg::format::context::Input::wrap(ctx))
+        let input = ffmpeg::format::context::Input::wrap(ctx);
+        // A stream that declares more pixels than any decoder may allocate
+        // is named as such, rather than by the decoder's refusal later.
+        for stream in input.streams() {
+            let p = stream.parameters();
+            let par = p.as_ptr();
+            let (w, h) = (i64::from((*par).width), i64::from((*par).height));
+            if w.saturating_mul(h) > max_pixels() {
+                return Err(too_many(w, h));
+            }
+        }
+        Ok(input)
     }
 }
 
