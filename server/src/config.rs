@@ -78,6 +78,7 @@ pub struct Render {
     pub fragment_secs: f64,
     pub cache_capacity_bytes: u64,
     pub range_wait_secs: u64,
+    pub max_render_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

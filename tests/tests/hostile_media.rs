@@ -258,3 +258,45 @@ fn hostile_sources_are_422_naming_the_problem_within_bounded_time_and_memory() {
     let token = api.render_token(&uid, "after", &image_movie("ok.png"), json!({ "x": 1 }));
     assert_eq!(anonymous.get(&format!("/render/{token}.mp4")).status(), 200);
 }
+
+#[test]
+fn a_render_past_max_render_secs_is_stopped_and_its_worker_freed() {
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_RENDER_MAX_RENDER_SECS", "1"),
+        ("CLIPSTREAM_RENDER_WORKERS", "1"),
+    ]);
+    let api = env.client();
+    let uid = api.create_project("slow");
+    let slow = json!({
+        "timeline": { "background": "#203040", "tracks": [ { "clips": [
+            { "asset": { "type": "title", "text": "a long one" }, "start": 0, "length": 300 } ] } ] },
+        "output": { "format": "mp4", "resolution": "hd", "fps": 25 }
+    });
+    let token = api.render_token(&uid, "slow", &slow, json!({}));
+    let started = Instant::now();
+    // The stream starts at once; it is cut off when the limit stops it.
+    let r = api.anonymous().get(&format!("/render/{token}.mp4"));
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "stopped after {elapsed:?}"
+    );
+    let (_, status) =
+        clipstream_tests::json(api.anonymous().get(&format!("/v2/render/{token}/status")));
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_render_secs"),
+        "{status}"
+    );
+    assert!(files_under(&env.data_dir().join("renders")).is_empty());
+    // The one worker is free again: the next render gets to its fetch
+    // (which fails at once, so that the 1 s limit cannot interfere).
+    let quick = api.render_token(&uid, "quick", &image_movie("none.png"), json!({}));
+    let r = api.anonymous().get(&format!("/render/{quick}.mp4"));
+    assert_error(r, 502, "source_unavailable");
+}
