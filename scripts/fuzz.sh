@@ -18,7 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
-need_packages "${BUILD_PACKAGES[@]}" ffmpeg
+# libFuzzer itself is C++, built by libfuzzer-sys with the system's c++.
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 
 SECONDS_EACH=${1:-15}
 shift || true

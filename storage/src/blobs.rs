@@ -187,3 +187,31 @@ async fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_refused_while_less_than_the_reserve_is_free_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // A reserve larger than what is free: the first write is refused.
+        let blobs = Blobs::open(dir.path(), free.saturating_add(1 << 30)).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        assert!(matches!(
+            writer.write(b"hello").await,
+            Err(Error::StorageFull)
+        ));
+        drop(writer);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // No reserve: the same write goes through.
+        let blobs = Blobs::open(dir.path(), 0).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        writer.write(b"hello").await.unwrap();
+        assert_eq!(blobs.commit(writer).await.unwrap().size, 5);
+    }
+}

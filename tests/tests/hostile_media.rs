@@ -51,6 +51,15 @@ fn endless_wav(wav: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Found by fuzzing (fuzz/regressions/media/): 38 bytes on which FFmpeg's
+/// demuxer answers "invalid data" for ever without moving on, which spun
+/// a render at 100% CPU until the packet reader bounded it.
+const SPINNING_DEMUXER: [u8; 38] = [
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x79, 0x69, 0x32, 0xed, 0x73, 0x32, 0x35, 0x36, 0x63, 0x6f, 0x6c, 0x6f, 0x72, 0xb1, 0x6f, 0x20,
+    0x41, 0x01, 0x0d, 0x00, 0x5d, 0x00,
+];
+
 fn image_movie(src: &str) -> Value {
     json!({
         "timeline": { "background": "#203040", "tracks": [ { "clips": [
@@ -157,6 +166,7 @@ fn hostile_sources_are_422_naming_the_problem_within_bounded_time_and_memory() {
     upload(&api, &uid, "huge.png", claim_size(&png, 100_000, 100_000));
     upload(&api, &uid, "bomb.png", bomb);
     upload(&api, &uid, "endless.wav", endless_wav(&wav));
+    upload(&api, &uid, "spinning.bin", SPINNING_DEMUXER.to_vec());
 
     let cases: Vec<(&str, Value, &[&str])> = vec![
         (
@@ -187,6 +197,11 @@ fn hostile_sources_are_422_naming_the_problem_within_bounded_time_and_memory() {
             "bomb as video",
             video_movie("bomb.png"),
             &["bomb.png", "6000×6000", "limit"],
+        ),
+        (
+            "spinning demuxer",
+            image_movie("spinning.bin"),
+            &["spinning.bin", "corrupt packets"],
         ),
         // Audio that claims to go on forever is no video stream at all.
         (

@@ -165,6 +165,42 @@ pub(crate) fn decode_error(src: &str) -> impl Fn(ffmpeg::Error) -> MediaError + 
     }
 }
 
+/// Corrupt packets in a row after which a source is given up on.
+const MAX_CORRUPT_PACKETS: u32 = 1000;
+
+/// The next packet of stream `stream`, or `None` at the end of the input.
+///
+/// ffmpeg-next's packet iterator retries `InvalidData` for ever, and some
+/// demuxers return it again and again without moving on: a 38-byte input
+/// found by fuzzing (fuzz/regressions/media/) spun a render at 100% CPU.
+/// Corrupt packets in a row are bounded here; other errors end the input,
+/// as the iterator does.
+pub(crate) fn next_packet(
+    input: &mut ffmpeg::format::context::Input,
+    stream: usize,
+    src: &str,
+) -> Result<Option<ffmpeg::Packet>, MediaError> {
+    let mut corrupt = 0;
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(input) {
+            Ok(()) if packet.stream() == stream => return Ok(Some(packet)),
+            Ok(()) => corrupt = 0,
+            Err(ffmpeg::Error::Eof) => return Ok(None),
+            Err(ffmpeg::Error::InvalidData) => {
+                corrupt += 1;
+                if corrupt >= MAX_CORRUPT_PACKETS {
+                    return Err(MediaError::Decode {
+                        src: src.to_owned(),
+                        reason: format!("{corrupt} corrupt packets in a row"),
+                    });
+                }
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
 /// Seconds of a timestamp in `time_base`.
 pub(crate) fn seconds(ts: i64, time_base: ffmpeg::Rational) -> f64 {
     ts as f64 * f64::from(time_base.numerator()) / f64::from(time_base.denominator().max(1))

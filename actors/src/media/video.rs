@@ -111,14 +111,11 @@ impl VideoReader {
                 Err(e) => return Err(decode_error(&self.src)(e)),
             }
             let mut sent = false;
-            for (stream, packet) in self.input.packets() {
-                if stream.index() == self.stream {
-                    self.decoder
-                        .send_packet(&packet)
-                        .map_err(decode_error(&self.src))?;
-                    sent = true;
-                    break;
-                }
+            if let Some(packet) = super::next_packet(&mut self.input, self.stream, &self.src)? {
+                self.decoder
+                    .send_packet(&packet)
+                    .map_err(decode_error(&self.src))?;
+                sent = true;
             }
             if !sent {
                 // The end of the file: drain what the decoder still holds.
