@@ -168,7 +168,7 @@ impl Compositor {
                 });
             }
         }
-        let video = VideoEncoder::new(w, h, plan.rate, plan.quality)?;
+        let video = VideoEncoder::new(w, h, plan.rate, plan.output.quality)?;
         let audio = AudioEncoder::new()?;
         let frames = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
         Ok(Compositor {

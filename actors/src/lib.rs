@@ -4,5 +4,6 @@ pub mod edit;
 pub mod encode;
 pub mod media;
 pub mod mux;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
