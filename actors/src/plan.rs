@@ -122,6 +122,20 @@ pub enum PlanError {
     NoImage { path: String },
 }
 
+impl PlanError {
+    /// The JSON path of the Edit the error is about.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            PlanError::Unsupported { path, .. }
+            | PlanError::Unfilled { path }
+            | PlanError::OverLimit { path, .. }
+            | PlanError::BeyondTimeline { path, .. }
+            | PlanError::NoImage { path } => Some(path),
+            PlanError::Empty => None,
+        }
+    }
+}
+
 /// How long an audio fade of `fadeIn`/`fadeOut` lasts, in seconds.
 const AUDIO_FADE: f64 = 1.0;
 

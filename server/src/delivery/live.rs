@@ -39,6 +39,9 @@ struct Inner {
     segments: Vec<Segment>,
     /// Cached: the digest, once the file is complete.
     hash: Option<String>,
+    /// Bytes were rewritten after they were appended (see `patch`): the
+    /// running hash no longer holds.
+    patched: bool,
     version: u64,
 }
 
@@ -70,6 +73,7 @@ impl LiveRender {
                 error: None,
                 segments: Vec::new(),
                 hash: None,
+                patched: false,
                 version: 0,
             }),
             changed: watch::channel(0).0,
@@ -246,10 +250,55 @@ impl Publish for LiveRender {
         self.append(&bytes, seconds);
     }
 
+    /// Written into the spool file at once: a viewer that has not read
+    /// those bytes yet gets the final ones, one that has keeps a stream
+    /// that was valid as it was (a muxer seeks back only to fill in
+    /// sizes, durations and indexes). The cache holds the patched file.
+    fn patch(&self, offset: u64, bytes: Bytes) {
+        use std::os::unix::fs::FileExt;
+        let mut inner = self.lock();
+        if inner.error.is_some() {
+            return;
+        }
+        if offset + bytes.len() as u64 > inner.len {
+            drop(inner);
+            self.fail(RenderError::Internal(
+                "a patch beyond the bytes published".into(),
+            ));
+            return;
+        }
+        let written = match inner.file.as_ref() {
+            Some(file) => file.write_all_at(&bytes, offset),
+            None => return,
+        };
+        if let Err(e) = written {
+            drop(inner);
+            self.fail(RenderError::Internal(format!(
+                "the spool file could not be patched: {e}"
+            )));
+            return;
+        }
+        inner.patched = true;
+        self.bump(&mut inner);
+    }
+
     fn finish(&self) {
         let mut inner = self.lock();
         if inner.error.is_some() {
             return;
+        }
+        if inner.patched {
+            let mut hasher = blake3::Hasher::new();
+            let rehashed =
+                File::open(&inner.path).and_then(|f| hasher.update_reader(f).map(|_| ()));
+            if let Err(e) = rehashed {
+                drop(inner);
+                self.fail(RenderError::Internal(format!(
+                    "the render could not be hashed: {e}"
+                )));
+                return;
+            }
+            inner.hasher = hasher;
         }
         let synced = inner.file.take().map(|f| f.sync_all());
         let dest = self.store.render_path(&self.key);
