@@ -5,6 +5,8 @@
 //! The binary is `target/debug/clipstream` (the README's test command
 //! builds it first) or the one named by `CLIPSTREAM_TEST_BIN`.
 
+pub mod media;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

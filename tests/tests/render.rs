@@ -4,73 +4,13 @@
 //! fragments, pixels at chosen times, and sound.
 
 use std::io::Read;
-use std::path::Path;
-use std::process::Command;
 
-use clipstream_tests::{assert_error, json, Api, Env};
+use clipstream_tests::media::{
+    at, close, ffmpeg, ffprobe, fixture, fixture_with, frame, pixel, rms, token, upload,
+};
+use clipstream_tests::{assert_error, json};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// Makes a media file with the ffmpeg CLI.
-fn ffmpeg(args: &[&str], out: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
-
-fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
-    let r = api.put(
-        &format!("/v1/data/{uid}/{name}"),
-        std::fs::read(path).unwrap(),
-    );
-    assert_eq!(r.status(), 201);
-}
-
-struct Fixture {
-    env: Env,
-    uid: String,
-    dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    fixture_with(&[])
-}
-
-fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
-    let env = Env::with_settings(settings);
-    let api = env.client();
-    let uid = api.create_project("video");
-    let dir = tempfile::tempdir().unwrap();
-    let red = dir.path().join("red.png");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=160x90",
-            "-frames:v",
-            "1",
-        ],
-        &red,
-    );
-    let tone = dir.path().join("tone.wav");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=30:sample_rate=48000",
-        ],
-        &tone,
-    );
-    upload(&api, &uid, "red.png", &red);
-    upload(&api, &uid, "tone.wav", &tone);
-    Fixture { env, uid, dir }
-}
 
 /// A blue background; a red picture at the top right from 0 to 4 s; a
 /// yellow title at the bottom left throughout; a 440 Hz soundtrack.
@@ -89,103 +29,6 @@ fn movie(length: f64, mute: bool) -> Value {
         },
         "output": { "format": "mp4", "resolution": "mobile", "fps": 25, "mute": mute }
     })
-}
-
-fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
-    let api = f.env.client();
-    assert_eq!(
-        api.put(&format!("/v1/sdl/{}/m", f.uid), movie_json.to_string())
-            .status(),
-        201
-    );
-    let r = api
-        .request(Method::POST, &format!("/v2/render/{}", f.uid))
-        .json(&json!({ "movie": "m", "params": params }))
-        .send()
-        .unwrap();
-    let (status, body) = json(r);
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-count_frames",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The frame shown at `t` seconds, as packed RGB.
-fn frame(path: &Path, t: f64) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &t.to_string(), "-i"])
-        .arg(path)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .expect("ffmpeg");
-    out.stdout
-}
-
-/// The RGB pixel at (`x`, `y`) of a `width` wide frame.
-fn at(frame: &[u8], x: u32, y: u32, width: u32) -> [u8; 3] {
-    let i = ((y * width + x) * 3) as usize;
-    [frame[i], frame[i + 1], frame[i + 2]]
-}
-
-/// The RGB pixel at (`x`, `y`) of the frame shown at `t` seconds.
-fn pixel(path: &Path, t: f64, x: u32, y: u32, width: u32) -> [u8; 3] {
-    at(&frame(path, t), x, y, width)
-}
-
-fn close(a: [u8; 3], b: [u8; 3]) -> bool {
-    a.iter()
-        .zip(b)
-        .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() <= 40)
-}
-
-/// Root-mean-square level of the audio between `from` and `to` seconds.
-fn rms(path: &Path, from: f64, to: f64) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-ss",
-            &from.to_string(),
-            "-t",
-            &(to - from).to_string(),
-            "-i",
-        ])
-        .arg(path)
-        .args(["-vn", "-ac", "1", "-f", "f32le", "-"])
-        .output()
-        .expect("ffmpeg");
-    let samples: Vec<f32> = out
-        .stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    assert!(!samples.is_empty(), "no audio between {from} and {to}");
-    (samples
-        .iter()
-        .map(|s| f64::from(*s) * f64::from(*s))
-        .sum::<f64>()
-        / samples.len() as f64)
-        .sqrt()
 }
 
 /// The four-character types of the top-level boxes of an MP4 file.

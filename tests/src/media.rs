@@ -1,0 +1,173 @@
+//! Media helpers of the render tests: fixtures made with the ffmpeg CLI,
+//! a project holding them, and readers of rendered files (ffprobe,
+//! frames as RGB, pixels, sound levels).
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{json, Api, Env};
+
+/// Makes a media file with the ffmpeg CLI.
+pub fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+pub fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
+    let r = api.put(
+        &format!("/v1/data/{uid}/{name}"),
+        std::fs::read(path).unwrap(),
+    );
+    assert_eq!(r.status(), 201);
+}
+
+/// A server with a project holding `red.png` (160×90) and `tone.wav`
+/// (440 Hz, 30 s), and a scratch directory.
+pub struct Fixture {
+    pub env: Env,
+    pub uid: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(&[])
+}
+
+pub fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
+    let env = Env::with_settings(settings);
+    let api = env.client();
+    let uid = api.create_project("video");
+    let dir = tempfile::tempdir().unwrap();
+    let red = dir.path().join("red.png");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x90",
+            "-frames:v",
+            "1",
+        ],
+        &red,
+    );
+    let tone = dir.path().join("tone.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=30:sample_rate=48000",
+        ],
+        &tone,
+    );
+    upload(&api, &uid, "red.png", &red);
+    upload(&api, &uid, "tone.wav", &tone);
+    Fixture { env, uid, dir }
+}
+
+/// Stores `movie_json` as movie `m` and asks for a render of it.
+pub fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
+    let api = f.env.client();
+    assert_eq!(
+        api.put(&format!("/v1/sdl/{}/m", f.uid), movie_json.to_string())
+            .status(),
+        201
+    );
+    let r = api
+        .request(Method::POST, &format!("/v2/render/{}", f.uid))
+        .json(&json!({ "movie": "m", "params": params }))
+        .send()
+        .unwrap();
+    let (status, body) = json(r);
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// ffprobe's streams (with counted frames) and format.
+pub fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-count_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The frame shown at `t` seconds, as packed RGB.
+pub fn frame(path: &Path, t: f64) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &t.to_string(), "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    out.stdout
+}
+
+/// The RGB pixel at (`x`, `y`) of a `width` wide frame.
+pub fn at(frame: &[u8], x: u32, y: u32, width: u32) -> [u8; 3] {
+    let i = ((y * width + x) * 3) as usize;
+    [frame[i], frame[i + 1], frame[i + 2]]
+}
+
+/// The RGB pixel at (`x`, `y`) of the frame shown at `t` seconds.
+pub fn pixel(path: &Path, t: f64, x: u32, y: u32, width: u32) -> [u8; 3] {
+    at(&frame(path, t), x, y, width)
+}
+
+pub fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() <= 40)
+}
+
+/// Root-mean-square level of the audio between `from` and `to` seconds.
+pub fn rms(path: &Path, from: f64, to: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            &from.to_string(),
+            "-t",
+            &(to - from).to_string(),
+            "-i",
+        ])
+        .arg(path)
+        .args(["-vn", "-ac", "1", "-f", "f32le", "-"])
+        .output()
+        .expect("ffmpeg");
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert!(!samples.is_empty(), "no audio between {from} and {to}");
+    (samples
+        .iter()
+        .map(|s| f64::from(*s) * f64::from(*s))
+        .sum::<f64>()
+        / samples.len() as f64)
+        .sqrt()
+}
