@@ -1,42 +1,29 @@
 //! The compositor: for each output frame at time t, draws every visible
-//! layer of the plan and mixes every audible sound, then encodes both.
-//! Static layers (pictures, titles) are rasterised once per clip.
+//! layer of the plan onto a YUV canvas and mixes every audible sound.
+//! Encoding happens elsewhere (`pipeline`), on its own thread, so that
+//! composing frame n+1 overlaps encoding frame n.
+//!
+//! Static layers (pictures, titles) are converted and filtered once per
+//! clip; a layer that is only shifted is blended as it is, one that is
+//! zoomed, turned, skewed or flipped is resampled (`compose::warp`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::compose::filter::Lut;
 use crate::compose::layout::{fitted_size, place, Rect};
+use crate::compose::motion::{self, Placement};
 use crate::compose::text::render_title;
-use crate::compose::{Canvas, Picture};
-use crate::encode::{AudioEncoder, Encoded, VideoEncoder};
+use crate::compose::warp::{warp, Affine};
+use crate::compose::{Canvas, Coverage, Frame};
 use crate::media::audio::AudioReader;
 use crate::media::picture::Still;
-use crate::media::video::VideoReader;
+use crate::media::video::{Spec, VideoReader};
 use crate::media::{MediaError, CHANNELS, SAMPLE_RATE};
-use crate::plan::{Layer, Plan, Sound, Visual};
+use crate::plan::{Crop, Layer, Plan, Sound, Visual};
 
 /// Where each source of the plan can be read, as the fetcher left it.
 pub type Sources = HashMap<String, PathBuf>;
-
-/// Which stream a packet belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Video,
-    Audio,
-}
-
-/// What the muxer needs to know of each stream before the first packet.
-#[derive(Debug, Clone)]
-pub struct StreamInfo {
-    pub width: u32,
-    pub height: u32,
-    pub video_timescale: u32,
-    pub video_extradata: Vec<u8>,
-    pub frame_ticks: i64,
-    pub audio_extradata: Vec<u8>,
-    pub sample_rate: u32,
-    pub channels: u16,
-}
 
 /// Limits on what sources may be.
 #[derive(Debug, Clone, Copy)]
@@ -45,21 +32,30 @@ pub struct SourceLimits {
     pub max_image: (u32, u32),
 }
 
-enum Drawable {
-    Static {
-        picture: Picture,
-        rect: Rect,
-    },
+/// One composed output frame and the audio that plays during it.
+pub struct Composed {
+    pub index: i64,
+    pub frame: Frame,
+    /// Interleaved stereo at [`SAMPLE_RATE`].
+    pub audio: Vec<f32>,
+}
+
+enum Source {
+    Static(Frame),
     Video {
         reader: Box<VideoReader>,
         trim: f64,
-        rect: Rect,
+        speed: f64,
+        spec: Spec,
     },
 }
 
 struct LayerState {
     layer: Layer,
-    drawable: Drawable,
+    source: Source,
+    /// The clip's box before motion: its fitted size at its position.
+    rect: Rect,
+    luma: bool,
 }
 
 struct SoundState {
@@ -75,13 +71,14 @@ pub struct Compositor {
     layers: Vec<LayerState>,
     sounds: Vec<SoundState>,
     canvas: Canvas,
-    video: VideoEncoder,
-    audio: AudioEncoder,
+    /// Per track: the product of its luma mattes at the current frame.
+    mattes: HashMap<usize, Vec<u8>>,
+    /// Per-column multipliers of a wipe, reused.
+    columns: Vec<u8>,
     frame: i64,
     frames: i64,
-    /// Mix samples (per channel) produced so far.
+    /// The timeline's sample (per channel) the mix has reached.
     samples: u64,
-    finished: bool,
 }
 
 fn path_of<'a>(sources: &'a Sources, src: &str) -> Result<&'a PathBuf, MediaError> {
@@ -89,6 +86,28 @@ fn path_of<'a>(sources: &'a Sources, src: &str) -> Result<&'a PathBuf, MediaErro
         src: src.to_owned(),
         reason: "the source was not fetched".into(),
     })
+}
+
+/// The size of an asset after its crop.
+fn cropped(w: u32, h: u32, crop: Crop) -> (u32, u32) {
+    let keep = |n: u32, a: f64, b: f64| ((f64::from(n) * (1.0 - a - b)).round() as u32).max(1);
+    (
+        keep(w, crop.left, crop.right),
+        keep(h, crop.top, crop.bottom),
+    )
+}
+
+fn check_size(src: &str, (w, h): (u32, u32), max: (u32, u32)) -> Result<(), MediaError> {
+    if w > max.0 || h > max.1 {
+        return Err(MediaError::TooLarge {
+            src: src.to_owned(),
+            width: w,
+            height: h,
+            max_width: max.0,
+            max_height: max.1,
+        });
+    }
+    Ok(())
 }
 
 impl Compositor {
@@ -102,17 +121,28 @@ impl Compositor {
         let (w, h) = (plan.width, plan.height);
         let mut layers = Vec::new();
         for layer in &plan.layers {
-            let drawable = match &layer.visual {
+            let lut = || layer.filter.map(|f| Box::new(Lut::new(f)));
+            let (source, rect) = match &layer.visual {
                 Visual::Image { src } => {
                     let still = Still::open(path_of(sources, src)?, src, limits.max_image)?;
-                    let (sw, sh) = still.size();
+                    let (sw, sh) = cropped(still.size().0, still.size().1, layer.crop);
                     let (fw, fh) = fitted_size(sw, sh, w, h, layer.fit, layer.scale);
-                    let picture = still.picture(src, fw, fh)?;
-                    let rect = place(fw, fh, w, h, layer.position, layer.offset);
-                    Drawable::Static { picture, rect }
+                    let picture = still.picture(layer.crop, fw, fh)?;
+                    let mut frame = Frame::from_rgba(fw, fh, &picture.data);
+                    if let Some(lut) = lut() {
+                        lut.apply(&mut frame);
+                    }
+                    (
+                        Source::Static(frame),
+                        place(fw, fh, w, h, layer.position, layer.offset),
+                    )
                 }
                 Visual::Title(title) => {
                     let picture = render_title(title, h);
+                    let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
+                    if let Some(lut) = lut() {
+                        lut.apply(&mut frame);
+                    }
                     let rect = place(
                         picture.width,
                         picture.height,
@@ -121,36 +151,68 @@ impl Compositor {
                         title.position,
                         title.offset,
                     );
-                    Drawable::Static { picture, rect }
+                    (Source::Static(frame), rect)
                 }
-                Visual::Video { src, trim } => {
+                Visual::Video { src, trim, speed } => {
                     let mut reader = VideoReader::open(path_of(sources, src)?, src)?;
-                    let (sw, sh) = reader.size();
-                    if sw > limits.max_video.0 || sh > limits.max_video.1 {
-                        return Err(MediaError::TooLarge {
-                            src: src.clone(),
-                            width: sw,
-                            height: sh,
-                            max_width: limits.max_video.0,
-                            max_height: limits.max_video.1,
-                        });
-                    }
-                    reader.seek(*trim)?;
+                    check_size(src, reader.size(), limits.max_video)?;
+                    // A clip already playing where the output starts
+                    // (`range`, a still's capture time) starts there.
+                    let first = *trim + (plan.start - layer.start).max(0.0) * *speed;
+                    reader.seek(first)?;
+                    let (sw, sh) = cropped(reader.size().0, reader.size().1, layer.crop);
                     let (fw, fh) = fitted_size(sw, sh, w, h, layer.fit, layer.scale);
-                    let rect = place(fw, fh, w, h, layer.position, layer.offset);
+                    let spec = Spec {
+                        width: fw,
+                        height: fh,
+                        crop: layer.crop,
+                        filter: lut(),
+                    };
                     // Decoding the first frame now turns a corrupt file into
                     // an error before the response starts.
-                    reader.frame_at(*trim, fw, fh)?;
-                    Drawable::Video {
-                        reader: Box::new(reader),
-                        trim: *trim,
+                    reader.frame_at(first, &spec)?;
+                    let rect = place(fw, fh, w, h, layer.position, layer.offset);
+                    (
+                        Source::Video {
+                            reader: Box::new(reader),
+                            trim: *trim,
+                            speed: *speed,
+                            spec,
+                        },
                         rect,
-                    }
+                    )
+                }
+                Visual::Luma { src, trim } => {
+                    let path = path_of(sources, src)?;
+                    let mut reader = VideoReader::open(path, src)?;
+                    check_size(src, reader.size(), limits.max_image)?;
+                    reader.seek(*trim)?;
+                    let (sw, sh) = reader.size();
+                    let (fw, fh) = fitted_size(sw, sh, w, h, layer.fit, layer.scale);
+                    let spec = Spec {
+                        width: fw,
+                        height: fh,
+                        crop: layer.crop,
+                        filter: None,
+                    };
+                    reader.frame_at(*trim, &spec)?;
+                    let rect = place(fw, fh, w, h, layer.position, layer.offset);
+                    (
+                        Source::Video {
+                            reader: Box::new(reader),
+                            trim: *trim,
+                            speed: 1.0,
+                            spec,
+                        },
+                        rect,
+                    )
                 }
             };
             layers.push(LayerState {
+                luma: matches!(layer.visual, Visual::Luma { .. }),
                 layer: layer.clone(),
-                drawable,
+                source,
+                rect,
             });
         }
         let mut sounds = Vec::new();
@@ -159,7 +221,7 @@ impl Compositor {
                 let path = path_of(sources, &sound.src)?.clone();
                 // Opening checks the file; the reader is opened again when
                 // the sound starts.
-                AudioReader::open(&path, &sound.src)?;
+                AudioReader::open(&path, &sound.src, 1.0)?;
                 sounds.push(SoundState {
                     sound: sound.clone(),
                     reader: None,
@@ -168,34 +230,23 @@ impl Compositor {
                 });
             }
         }
-        let video = VideoEncoder::new(w, h, plan.rate, plan.output.quality)?;
-        let audio = AudioEncoder::new()?;
         let frames = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
+        let samples = (plan.start * f64::from(SAMPLE_RATE)).round() as u64;
         Ok(Compositor {
             canvas: Canvas::new(w, h),
             plan,
             layers,
             sounds,
-            video,
-            audio,
+            mattes: HashMap::new(),
+            columns: Vec::new(),
             frame: 0,
             frames,
-            samples: 0,
-            finished: false,
+            samples,
         })
     }
 
-    pub fn info(&self) -> StreamInfo {
-        StreamInfo {
-            width: self.plan.width,
-            height: self.plan.height,
-            video_timescale: self.video.timescale,
-            video_extradata: self.video.extradata(),
-            frame_ticks: self.video.frame_ticks(),
-            audio_extradata: self.audio.extradata(),
-            sample_rate: SAMPLE_RATE,
-            channels: CHANNELS as u16,
-        }
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// Seconds of output composed so far, and in all.
@@ -206,55 +257,91 @@ impl Compositor {
         )
     }
 
-    /// Composes and encodes the next frame and its audio. Returns the
-    /// packets now ready, or `None` once everything is flushed.
-    pub fn step(&mut self) -> Result<Option<Vec<(Stream, Encoded)>>, MediaError> {
-        if self.finished {
+    /// Composes the next frame and mixes its audio; `None` after the last.
+    /// `spare` is a finished frame handed back for its buffers.
+    pub fn next(&mut self, spare: Option<Frame>) -> Result<Option<Composed>, MediaError> {
+        if self.frame >= self.frames {
             return Ok(None);
         }
-        let mut out = Vec::new();
-        if self.frame < self.frames {
-            let t = self.frame as f64 / self.plan.rate.as_f64();
+        // Output frame n shows the timeline at `start` + n / rate.
+        let start = self.plan.start;
+        let t = start + self.frame as f64 / self.plan.rate.as_f64();
+        // An audio-only output needs no pictures.
+        if self.plan.output.format.has_video() {
             self.draw(t)?;
-            for p in self.video.encode(&self.canvas.picture, self.frame)? {
-                out.push((Stream::Video, p));
-            }
-            self.frame += 1;
-            let until = (self.frame as f64 / self.plan.rate.as_f64() * f64::from(SAMPLE_RATE))
-                .round() as u64;
-            let mix = self.mix(until)?;
-            for p in self.audio.push(&mix)? {
-                out.push((Stream::Audio, p));
-            }
-        } else {
-            for p in self.video.finish()? {
-                out.push((Stream::Video, p));
-            }
-            for p in self.audio.finish()? {
-                out.push((Stream::Audio, p));
-            }
-            self.finished = true;
         }
-        Ok(Some(out))
+        let index = self.frame;
+        self.frame += 1;
+        let until = ((start + self.frame as f64 / self.plan.rate.as_f64()) * f64::from(SAMPLE_RATE))
+            .round() as u64;
+        let audio = self.mix(until)?;
+        // The canvas is redrawn whole every frame, so the finished frame
+        // can leave and a spare take its place without a copy.
+        let (w, h) = (self.plan.width, self.plan.height);
+        let replacement = match spare {
+            Some(f) if (f.width, f.height) == (w, h) => f,
+            _ => Frame::filled(w, h, [0, 0, 0, 255]),
+        };
+        let frame = std::mem::replace(&mut self.canvas.frame, replacement);
+        Ok(Some(Composed {
+            index,
+            frame,
+            audio,
+        }))
     }
 
     fn draw(&mut self, t: f64) -> Result<(), MediaError> {
+        let (w, h) = (self.plan.width, self.plan.height);
         self.canvas.clear(self.plan.background);
+        // Luma mattes first: each masks the other clips of its track.
+        self.mattes.clear();
         for state in &mut self.layers {
             let l = &state.layer;
-            if t < l.start || t >= l.start + l.length {
+            if !state.luma || t < l.start || t >= l.start + l.length {
                 continue;
             }
-            let alpha = l.opacity * envelope(t - l.start, l.length, l.fade_in, l.fade_out);
-            match &mut state.drawable {
-                Drawable::Static { picture, rect } => {
-                    self.canvas.draw(picture, rect.x, rect.y, alpha)
-                }
-                Drawable::Video { reader, trim, rect } => {
-                    if let Some(picture) =
-                        reader.frame_at(*trim + (t - l.start), rect.width, rect.height)?
-                    {
-                        self.canvas.draw(picture, rect.x, rect.y, alpha);
+            let Some(luma) = state.source.frame_at(t - l.start)? else {
+                continue;
+            };
+            let matte = self
+                .mattes
+                .entry(l.track)
+                .or_insert_with(|| vec![255; w as usize * h as usize]);
+            apply_matte(matte, w, h, luma, state.rect);
+        }
+        for state in &mut self.layers {
+            let l = &state.layer;
+            if state.luma || t < l.start || t >= l.start + l.length {
+                continue;
+            }
+            let Placement { map, alpha, wipe } = motion::place(l, t, state.rect, (w, h));
+            let alpha = (alpha * 256.0).round() as u32;
+            if alpha == 0 {
+                continue;
+            }
+            if let Some(wipe) = wipe {
+                wipe.columns(w, &mut self.columns);
+            }
+            let cov = Coverage {
+                alpha,
+                columns: wipe.map(|_| self.columns.as_slice()),
+                matte: self.mattes.get(&l.track).map(Vec::as_slice),
+            };
+            let (rw, rh) = (state.rect.width, state.rect.height);
+            let Some(src) = state.source.frame_at(t - l.start)? else {
+                continue;
+            };
+            // The source may be larger than its box (stills kept sharp
+            // for zooms): map its pixels onto the box first.
+            let map = map.then_after(Affine::scale(
+                f64::from(rw) / f64::from(src.width),
+                f64::from(rh) / f64::from(src.height),
+            ));
+            match map.as_shift() {
+                Some((x, y)) => self.canvas.draw(src, x, y, &cov),
+                None => {
+                    if let Some((warped, x, y)) = warp(src, &map, w, h) {
+                        self.canvas.draw(&warped, x, y, &cov);
                     }
                 }
             }
@@ -275,10 +362,18 @@ impl Compositor {
             if state.done || end <= from || start >= until {
                 continue;
             }
+            let a = start.max(from);
+            let b = end.min(until);
             if state.reader.is_none() {
-                let mut reader = AudioReader::open(&state.path, &s.src)?;
+                // Speed 0 holds the sound still: silence.
+                if s.speed <= 0.0 {
+                    state.done = true;
+                    continue;
+                }
+                let mut reader = AudioReader::open(&state.path, &s.src, s.speed)?;
                 if let Some(r) = reader.as_mut() {
-                    r.seek(s.trim)?;
+                    // From where the output meets the sound.
+                    r.seek(s.trim + (a - start) as f64 / rate * s.speed)?;
                 }
                 match reader {
                     Some(r) => state.reader = Some(r),
@@ -292,8 +387,6 @@ impl Compositor {
             let Some(reader) = state.reader.as_mut() else {
                 continue;
             };
-            let a = start.max(from);
-            let b = end.min(until);
             let mut buf = vec![0.0f32; (b - a) as usize * CHANNELS];
             let got = reader.read(&mut buf)?;
             for (i, frame) in buf[..got].chunks_exact(CHANNELS).enumerate() {
@@ -315,6 +408,46 @@ impl Compositor {
         }
         self.samples = until;
         Ok(mix)
+    }
+}
+
+impl Source {
+    /// The picture `u` seconds into its clip.
+    fn frame_at(&mut self, u: f64) -> Result<Option<&Frame>, MediaError> {
+        match self {
+            Source::Static(frame) => Ok(Some(frame)),
+            Source::Video {
+                reader,
+                trim,
+                speed,
+                spec,
+            } => reader.frame_at(*trim + u * *speed, spec),
+        }
+    }
+}
+
+/// Multiplies `matte` (a `w`×`h` plane) by the brightness of `luma` placed
+/// at `rect`; outside the luma's box nothing shows.
+fn apply_matte(matte: &mut [u8], w: u32, h: u32, luma: &Frame, rect: Rect) {
+    let (w, h) = (i64::from(w), i64::from(h));
+    for y in 0..h {
+        let ly = y - rect.y;
+        let row = &mut matte[(y * w) as usize..((y + 1) * w) as usize];
+        if ly < 0 || ly >= i64::from(luma.height) {
+            row.fill(0);
+            continue;
+        }
+        for (x, m) in row.iter_mut().enumerate() {
+            let lx = x as i64 - rect.x;
+            let level = if lx < 0 || lx >= i64::from(luma.width) {
+                0
+            } else {
+                let v = luma.y[(ly * i64::from(luma.width) + lx) as usize];
+                // Limited-range luma to 0–255 opacity.
+                ((i32::from(v) - 16).clamp(0, 219) * 255 / 219) as u32
+            };
+            *m = ((u32::from(*m) * level + 127) / 255) as u8;
+        }
     }
 }
 

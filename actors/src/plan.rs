@@ -5,7 +5,10 @@
 //! here with their JSON path, so a render never silently looks different
 //! from what its template asks for.
 
-use crate::edit::{self, Asset, AudioEffect, Edit, Fit, Position, Speed, Tpl, TransitionKind};
+use crate::edit::{
+    self, Asset, AudioEffect, Edit, Filter, Fit, MotionEffect, Position, Speed, Speeded, Tpl,
+    TransitionKind,
+};
 use crate::output::spec::{self, Deliverable, Output};
 
 /// Frames per second as a fraction, so 29.97 is exactly 30000/1001.
@@ -60,6 +63,9 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
+    /// The Edit's track (0 = the top one): a luma matte masks the other
+    /// clips of its own track.
+    pub track: usize,
     pub start: f64,
     pub length: f64,
     pub visual: Visual,
@@ -69,16 +75,62 @@ pub struct Layer {
     /// Fractions of the viewport; y grows upwards, as in Shotstack.
     pub offset: (f64, f64),
     pub opacity: f64,
-    /// Seconds of fade at the start and at the end of the clip.
-    pub fade_in: f64,
-    pub fade_out: f64,
+    /// Fractions of the asset cut from each side before it is fitted.
+    pub crop: Crop,
+    pub filter: Option<Filter>,
+    pub effect: Option<Speeded<MotionEffect>>,
+    pub transition_in: Option<Transition>,
+    pub transition_out: Option<Transition>,
+    pub transform: Transform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub secs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Crop {
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+}
+
+impl Crop {
+    pub fn is_none(&self) -> bool {
+        *self == Crop::default()
+    }
+}
+
+/// The clip's `transform`: degrees clockwise, shear factors, mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Transform {
+    pub rotate: f64,
+    pub skew: (f64, f64),
+    pub flip_horizontal: bool,
+    pub flip_vertical: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Visual {
-    Image { src: String },
-    Video { src: String, trim: f64 },
+    Image {
+        src: String,
+    },
+    /// `speed` 0 holds the trim frame; 2 plays twice as fast.
+    Video {
+        src: String,
+        trim: f64,
+        speed: f64,
+    },
     Title(Title),
+    /// A grey picture or video whose brightness is the opacity of the
+    /// other clips of its track while it plays (white shows, black hides).
+    Luma {
+        src: String,
+        trim: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +152,8 @@ pub struct Sound {
     pub start: f64,
     pub length: f64,
     pub trim: f64,
+    /// Playback speed, pitch kept; 0 is silence.
+    pub speed: f64,
     pub volume: f64,
     pub fade_in: f64,
     pub fade_out: f64,
@@ -236,29 +290,20 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
             let start = *w.get("start", &clip.start)?;
             let length = *w.get("length", &clip.length)?;
             duration = duration.max(start + length);
-            w.unsupported("effect", &clip.effect, "motion effects")?;
-            w.unsupported("filter", &clip.filter, "filters")?;
-            w.unsupported("transform", &clip.transform, "transforms")?;
-            let (fade_in, fade_out) = match w.opt("transition", &clip.transition)? {
+            let (transition_in, transition_out) = match w.opt("transition", &clip.transition)? {
                 Some(tr) => {
                     let tw = w.at("transition");
-                    let fade = |key: &str,
-                                v: &Option<Tpl<edit::Speeded<TransitionKind>>>|
-                     -> Result<f64, PlanError> {
-                        match tw.opt(key, v)? {
-                            None => Ok(0.0),
-                            Some(s) if s.kind == TransitionKind::Fade => {
-                                Ok(transition_secs(s.speed))
-                            }
-                            Some(s) => Err(PlanError::Unsupported {
-                                path: tw.at(key).path,
-                                what: format!("the {:?} transition", s.kind),
-                            }),
-                        }
+                    let one = |key: &str, v: &Option<Tpl<Speeded<TransitionKind>>>| {
+                        tw.opt(key, v).map(|s| {
+                            s.map(|s| Transition {
+                                kind: s.kind,
+                                secs: transition_secs(s.speed),
+                            })
+                        })
                     };
-                    (fade("in", &tr.in_)?, fade("out", &tr.out)?)
+                    (one("in", &tr.in_)?, one("out", &tr.out)?)
                 }
-                None => (0.0, 0.0),
+                None => (None, None),
             };
             let position = w
                 .opt("position", &clip.position)?
@@ -274,14 +319,17 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                 }
                 None => (0.0, 0.0),
             };
+            let transform = match w.opt("transform", &clip.transform)? {
+                Some(tf) => self::transform(&w.at("transform"), tf)?,
+                None => Transform::default(),
+            };
             let aw = w.at("asset");
             let asset = w.get("asset", &clip.asset)?;
+            let mut crop = Crop::default();
             let visual = match asset {
                 Asset::Video(v) => {
-                    aw.unsupported("crop", &v.crop, "crop")?;
-                    if aw.opt("speed", &v.speed)?.is_some_and(|s| *s != 1.0) {
-                        aw.unsupported("speed", &v.speed, "speed other than 1")?;
-                    }
+                    crop = self::crop(&aw, &v.crop)?;
+                    let speed = aw.opt("speed", &v.speed)?.copied().unwrap_or(1.0);
                     let src = aw.get("src", &v.src)?.clone();
                     let trim = aw.opt("trim", &v.trim)?.copied().unwrap_or(0.0);
                     let (sfade_in, sfade_out) =
@@ -291,29 +339,28 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                         start,
                         length,
                         trim,
+                        speed,
                         volume: aw.opt("volume", &v.volume)?.copied().unwrap_or(1.0),
                         fade_in: sfade_in,
                         fade_out: sfade_out,
                     });
-                    Some(Visual::Video { src, trim })
+                    Some(Visual::Video { src, trim, speed })
                 }
                 Asset::Image(i) => {
-                    aw.unsupported("crop", &i.crop, "crop")?;
+                    crop = self::crop(&aw, &i.crop)?;
                     Some(Visual::Image {
                         src: aw.get("src", &i.src)?.clone(),
                     })
                 }
                 Asset::Title(title) => Some(Visual::Title(self::title(&aw, title)?)),
                 Asset::Audio(a) => {
-                    if aw.opt("speed", &a.speed)?.is_some_and(|s| *s != 1.0) {
-                        aw.unsupported("speed", &a.speed, "speed other than 1")?;
-                    }
                     let (fade_in, fade_out) = audio_fades(aw.opt("effect", &a.effect)?.copied());
                     sounds.push(Sound {
                         src: aw.get("src", &a.src)?.clone(),
                         start,
                         length,
                         trim: aw.opt("trim", &a.trim)?.copied().unwrap_or(0.0),
+                        speed: aw.opt("speed", &a.speed)?.copied().unwrap_or(1.0),
                         volume: aw.opt("volume", &a.volume)?.copied().unwrap_or(1.0),
                         fade_in,
                         fade_out,
@@ -321,10 +368,14 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                     None
                 }
                 Asset::Html(_) => return Err(aw.unsupported_now("html assets")),
-                Asset::Luma(_) => return Err(aw.unsupported_now("luma assets")),
+                Asset::Luma(l) => Some(Visual::Luma {
+                    src: aw.get("src", &l.src)?.clone(),
+                    trim: aw.opt("trim", &l.trim)?.copied().unwrap_or(0.0),
+                }),
             };
             if let Some(visual) = visual {
                 layers.push(Layer {
+                    track: t,
                     start,
                     length,
                     visual,
@@ -333,8 +384,12 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                     position,
                     offset,
                     opacity: w.opt("opacity", &clip.opacity)?.copied().unwrap_or(1.0),
-                    fade_in,
-                    fade_out,
+                    crop,
+                    filter: w.opt("filter", &clip.filter)?.copied(),
+                    effect: w.opt("effect", &clip.effect)?.copied(),
+                    transition_in,
+                    transition_out,
+                    transform,
                 });
             }
         }
@@ -352,6 +407,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
             start: 0.0,
             length: duration,
             trim: 0.0,
+            speed: 1.0,
             volume: sw.opt("volume", &st.volume)?.copied().unwrap_or(1.0),
             fade_in,
             fade_out,
@@ -387,6 +443,47 @@ fn audio_fades(effect: Option<AudioEffect>) -> (f64, f64) {
         Some(AudioEffect::FadeOut) => (0.0, AUDIO_FADE),
         Some(AudioEffect::FadeInFadeOut) => (AUDIO_FADE, AUDIO_FADE),
     }
+}
+
+fn crop(w: &Walk, crop: &Option<Tpl<edit::Crop>>) -> Result<Crop, PlanError> {
+    let Some(c) = w.opt("crop", crop)? else {
+        return Ok(Crop::default());
+    };
+    let cw = w.at("crop");
+    let side = |key: &str, v: &Option<Tpl<f64>>| cw.opt(key, v).map(|v| v.copied().unwrap_or(0.0));
+    Ok(Crop {
+        left: side("left", &c.left)?,
+        right: side("right", &c.right)?,
+        top: side("top", &c.top)?,
+        bottom: side("bottom", &c.bottom)?,
+    })
+}
+
+fn transform(w: &Walk, tf: &edit::Transformation) -> Result<Transform, PlanError> {
+    let mut out = Transform::default();
+    if let Some(r) = w.opt("rotate", &tf.rotate)? {
+        out.rotate = w
+            .at("rotate")
+            .opt("angle", &r.angle)?
+            .copied()
+            .unwrap_or(0.0);
+    }
+    if let Some(s) = w.opt("skew", &tf.skew)? {
+        let sw = w.at("skew");
+        out.skew = (
+            sw.opt("x", &s.x)?.copied().unwrap_or(0.0),
+            sw.opt("y", &s.y)?.copied().unwrap_or(0.0),
+        );
+    }
+    if let Some(f) = w.opt("flip", &tf.flip)? {
+        let fw = w.at("flip");
+        out.flip_horizontal = fw
+            .opt("horizontal", &f.horizontal)?
+            .copied()
+            .unwrap_or(false);
+        out.flip_vertical = fw.opt("vertical", &f.vertical)?.copied().unwrap_or(false);
+    }
+    Ok(out)
 }
 
 fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
@@ -484,21 +581,168 @@ mod tests {
             "the bottom track is drawn first"
         );
         assert!(matches!(p.layers[1].visual, Visual::Title(_)));
-        assert_eq!((p.layers[0].fade_in, p.layers[0].fade_out), (0.5, 2.0));
+        let secs = |t: Option<Transition>| t.map(|t| (t.kind, t.secs));
+        assert_eq!(
+            (
+                secs(p.layers[0].transition_in),
+                secs(p.layers[0].transition_out)
+            ),
+            (
+                Some((TransitionKind::Fade, 0.5)),
+                Some((TransitionKind::Fade, 2.0))
+            )
+        );
+        assert_eq!((p.layers[0].track, p.layers[1].track), (1, 0));
     }
 
     #[test]
     fn what_is_not_drawn_yet_is_refused_with_its_path() {
         let e = plan_of(json!({
             "timeline": { "tracks": [ { "clips": [
-                { "asset": { "type": "image", "src": "a.png" }, "start": 0, "length": 1, "transition": { "in": "wipeLeft" } } ] } ] },
-            "output": { "format": "mp4", "resolution": "sd" }
+                { "asset": { "type": "html", "html": "<p>x</p>" }, "start": 0, "length": 1 } ] } ] },
+            "output": { "format": "gif", "resolution": "sd" }
         }))
         .unwrap_err();
         assert!(
-            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].transition.in"),
+            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].asset"),
             "{e}"
         );
+    }
+
+    fn plan_as_of(output: serde_json::Value, what: Deliverable) -> Result<Plan, PlanError> {
+        let edit = json!({
+            "timeline": { "tracks": [ { "clips": [
+                { "asset": { "type": "image", "src": "a.png" }, "start": 0, "length": 10 } ] } ] },
+            "output": output
+        });
+        let limits = Limits::default();
+        plan_as(
+            &fill(&edit.to_string(), &Map::new(), &limits).expect("valid"),
+            what,
+            &limits,
+        )
+    }
+
+    #[test]
+    fn the_output_window_follows_range_poster_and_format() {
+        use crate::edit::Format;
+        let out = json!({ "format": "mp4", "fps": 25, "range": { "start": 3, "length": 4 },
+                          "poster": { "capture": 5 } });
+        let p = plan_as_of(out.clone(), Deliverable::Movie(Format::Webm)).unwrap();
+        assert_eq!(
+            (p.start, p.duration, p.output.format),
+            (3.0, 4.0, Format::Webm)
+        );
+        // A still is the frame at range.start, whatever the Edit's format.
+        let p = plan_as_of(out.clone(), Deliverable::Movie(Format::Png)).unwrap();
+        assert_eq!((p.start, p.duration), (3.0, 0.04));
+        assert!(p.mute, "a still has no sound");
+        let p = plan_as_of(out, Deliverable::Poster).unwrap();
+        assert_eq!((p.start, p.output.format), (5.0, Format::Jpg));
+        // Without a range, a still is the poster frame, else the first.
+        let p = plan_as_of(json!({ "format": "jpg" }), Deliverable::Movie(Format::Jpg)).unwrap();
+        assert_eq!(p.start, 0.0);
+        // A range past the end stops at the end.
+        let p = plan_as_of(
+            json!({ "format": "mp3", "range": { "start": 8, "length": 5 } }),
+            Deliverable::Movie(Format::Mp3),
+        )
+        .unwrap();
+        assert_eq!((p.start, p.duration), (8.0, 2.0));
+        let e = plan_as_of(
+            json!({ "format": "mp4", "range": { "start": 10 } }),
+            Deliverable::Movie(Format::Mp4),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::BeyondTimeline { path, .. } if path == "output.range.start"),
+            "{e}"
+        );
+        let e = plan_as_of(json!({ "format": "mp4" }), Deliverable::Thumbnail).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::NoImage { path } if path == "output.thumbnail"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes_follow_resolution_aspect_ratio_size_and_scale_to() {
+        use crate::edit::Format;
+        let mp4 = Deliverable::Movie(Format::Mp4);
+        let p = plan_as_of(
+            json!({ "format": "mp4", "resolution": "hd", "aspectRatio": "4:5" }),
+            mp4,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.width, p.height, p.output.width, p.output.height),
+            (720, 900, 720, 900)
+        );
+        // The seed's own example: size wins over resolution and aspectRatio.
+        let p = plan_as_of(
+            json!({ "format": "mp4", "resolution": "sd", "aspectRatio": "16:9",
+                    "size": { "width": 1200, "height": 800 }, "scaleTo": "preview" }),
+            mp4,
+        )
+        .unwrap();
+        assert_eq!((p.width, p.height), (1200, 800));
+        assert_eq!((p.output.width, p.output.height), (600, 400));
+        assert_eq!(p.rate, Rate { num: 15, den: 1 }, "scaleTo's preset rate");
+        let p = plan_as_of(json!({ "format": "mp4", "resolution": "preview" }), mp4).unwrap();
+        assert_eq!(p.rate, Rate { num: 15, den: 1 });
+        // An image-sized movie asked as video meets the video limit.
+        let e = plan_as_of(
+            json!({ "format": "png", "size": { "width": 4000, "height": 400 } }),
+            mp4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.size.width"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn clip_looks_reach_the_layer() {
+        let p = plan_of(json!({
+            "timeline": { "tracks": [ { "clips": [
+                { "asset": { "type": "luma", "src": "matte.mp4", "trim": 1 }, "start": 0, "length": 2 },
+                { "asset": { "type": "video", "src": "a.mp4", "speed": 2, "crop": { "left": 0.25, "top": 0.1 } },
+                  "start": 0, "length": 2, "effect": "zoomInFast", "filter": "greyscale",
+                  "transition": { "in": "carouselLeftSlow", "out": "shuffleTopRight" },
+                  "transform": { "rotate": { "angle": -30 }, "skew": { "x": 0.5 }, "flip": { "vertical": true } } } ] } ] },
+            "output": { "format": "mp4", "resolution": "sd" }
+        }))
+        .unwrap();
+        assert!(matches!(&p.layers[0].visual, Visual::Luma { trim, .. } if *trim == 1.0));
+        let l = &p.layers[1];
+        assert!(matches!(&l.visual, Visual::Video { speed, .. } if *speed == 2.0));
+        assert_eq!((l.crop.left, l.crop.top, l.crop.right), (0.25, 0.1, 0.0));
+        assert_eq!(l.filter, Some(Filter::Greyscale));
+        assert_eq!(
+            l.effect,
+            Some(Speeded {
+                kind: MotionEffect::ZoomIn,
+                speed: Speed::Fast
+            })
+        );
+        assert_eq!(
+            l.transition_in,
+            Some(Transition {
+                kind: TransitionKind::CarouselLeft,
+                secs: 2.0
+            })
+        );
+        assert_eq!(
+            l.transform,
+            Transform {
+                rotate: -30.0,
+                skew: (0.5, 0.0),
+                flip_horizontal: false,
+                flip_vertical: true
+            }
+        );
+        assert_eq!(p.sounds[0].speed, 2.0);
     }
 
     #[test]

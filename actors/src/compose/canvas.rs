@@ -1,5 +1,7 @@
-//! RGBA pictures and the canvas they are blended onto.
+//! RGBA pictures (text and stills as they are rasterised) and the YUV
+//! canvas every layer is blended onto.
 
+use super::frame::Frame;
 use crate::plan::Rgba;
 
 /// A picture in 8-bit RGBA, not premultiplied, rows packed.
@@ -38,15 +40,39 @@ impl Picture {
     }
 }
 
-/// The output frame being composed: opaque RGBA.
+/// Limits on a layer's visibility besides its own alpha, for one frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Coverage<'a> {
+    /// The layer's opacity after fades, 0–256.
+    pub alpha: u32,
+    /// A multiplier (0–255) per canvas column: wipes and reveals.
+    pub columns: Option<&'a [u8]>,
+    /// A multiplier (0–255) per canvas pixel: a luma matte.
+    pub matte: Option<&'a [u8]>,
+}
+
+impl Coverage<'_> {
+    pub fn opaque() -> Coverage<'static> {
+        Coverage {
+            alpha: 256,
+            columns: None,
+            matte: None,
+        }
+    }
+}
+
+/// The output frame being composed: opaque YUV 4:2:0.
 pub struct Canvas {
-    pub picture: Picture,
+    pub frame: Frame,
+    /// Effective alpha of each pixel of the area being drawn, reused.
+    scratch: Vec<u8>,
 }
 
 impl Canvas {
     pub fn new(width: u32, height: u32) -> Canvas {
         Canvas {
-            picture: Picture::new(width, height),
+            frame: Frame::filled(width, height, [0, 0, 0, 255]),
+            scratch: Vec::new(),
         }
     }
 
@@ -59,22 +85,16 @@ impl Canvas {
             (u32::from(color[2]) * a / 255) as u8,
             255,
         ];
-        for px in self.picture.data.chunks_exact_mut(4) {
-            px.copy_from_slice(&c);
-        }
+        self.frame.fill(c);
     }
 
     /// Blends `src` with its top-left corner at (`x`, `y`) — which may lie
-    /// outside the canvas — scaled in alpha by `opacity` (0–1).
-    pub fn draw(&mut self, src: &Picture, x: i64, y: i64, opacity: f64) {
-        let opacity = (opacity.clamp(0.0, 1.0) * 256.0) as u32;
-        if opacity == 0 {
+    /// outside the canvas — limited by `cov`.
+    pub fn draw(&mut self, src: &Frame, x: i64, y: i64, cov: &Coverage) {
+        if cov.alpha == 0 {
             return;
         }
-        let (cw, ch) = (
-            i64::from(self.picture.width),
-            i64::from(self.picture.height),
-        );
+        let (cw, ch) = (i64::from(self.frame.width), i64::from(self.frame.height));
         let x0 = x.max(0);
         let y0 = y.max(0);
         let x1 = (x + i64::from(src.width)).min(cw);
@@ -82,34 +102,139 @@ impl Canvas {
         if x0 >= x1 || y0 >= y1 {
             return;
         }
-        let span = (x1 - x0) as usize * 4;
-        for row in y0..y1 {
-            let s = ((row - y) as usize * src.width as usize + (x0 - x) as usize) * 4;
-            let d = (row as usize * self.picture.width as usize + x0 as usize) * 4;
-            blend_row(
-                &mut self.picture.data[d..d + span],
-                &src.data[s..s + span],
-                opacity,
-            );
+        let (aw, ah) = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let plain =
+            src.a.is_none() && cov.alpha >= 256 && cov.columns.is_none() && cov.matte.is_none();
+        let width = self.frame.width as usize;
+        let sw = src.width as usize;
+        if plain {
+            for row in 0..ah {
+                let (dy, sy) = (y0 as usize + row, (y0 - y) as usize + row);
+                let d = dy * width + x0 as usize;
+                let s = sy * sw + (x0 - x) as usize;
+                self.frame.y[d..d + aw].copy_from_slice(&src.y[s..s + aw]);
+            }
+            if x % 2 == 0 && y % 2 == 0 {
+                self.copy_chroma(src, x, y, x0, y0, x1, y1);
+                return;
+            }
+        }
+        // The effective alpha of every pixel of the area, then luma, then
+        // chroma with the mean alpha of each 2×2 block.
+        let mut alpha = std::mem::take(&mut self.scratch);
+        alpha.clear();
+        alpha.resize(aw * ah, 0);
+        for row in 0..ah {
+            let (dy, sy) = (y0 as usize + row, (y0 - y) as usize + row);
+            let out = &mut alpha[row * aw..(row + 1) * aw];
+            let s = sy * sw + (x0 - x) as usize;
+            match &src.a {
+                Some(a) => out.copy_from_slice(&a[s..s + aw]),
+                None => out.fill(255),
+            }
+            if cov.alpha < 256 {
+                for v in out.iter_mut() {
+                    *v = ((u32::from(*v) * cov.alpha) >> 8) as u8;
+                }
+            }
+            if let Some(cols) = cov.columns {
+                for (v, c) in out.iter_mut().zip(&cols[x0 as usize..x1 as usize]) {
+                    *v = mul255(*v, *c);
+                }
+            }
+            if let Some(matte) = cov.matte {
+                let m = &matte[dy * width + x0 as usize..dy * width + x1 as usize];
+                for (v, c) in out.iter_mut().zip(m) {
+                    *v = mul255(*v, *c);
+                }
+            }
+            if !plain {
+                let d = dy * width + x0 as usize;
+                blend_row(&mut self.frame.y[d..d + aw], &src.y[s..s + aw], out);
+            }
+        }
+        self.blend_chroma(src, x, y, (x0, y0, x1, y1), &alpha);
+        self.scratch = alpha;
+    }
+
+    /// Chroma of an opaque layer whose corner lies on the chroma grid.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_chroma(&mut self, src: &Frame, x: i64, y: i64, x0: i64, y0: i64, x1: i64, y1: i64) {
+        let (dcw, scw) = (
+            self.frame.chroma_width() as usize,
+            src.chroma_width() as usize,
+        );
+        let (cx0, cx1) = ((x0 / 2) as usize, ((x1 + 1) / 2) as usize);
+        let (cy0, cy1) = ((y0 / 2) as usize, ((y1 + 1) / 2) as usize);
+        let (sx0, sy0) = (((x0 - x) / 2) as usize, ((y0 - y) / 2) as usize);
+        let n = (cx1 - cx0).min(scw - sx0);
+        for (i, cy) in (cy0..cy1).enumerate() {
+            let sy = sy0 + i;
+            if sy >= src.chroma_height() as usize {
+                break;
+            }
+            let d = cy * dcw + cx0;
+            let s = sy * scw + sx0;
+            self.frame.u[d..d + n].copy_from_slice(&src.u[s..s + n]);
+            self.frame.v[d..d + n].copy_from_slice(&src.v[s..s + n]);
+        }
+    }
+
+    fn blend_chroma(
+        &mut self,
+        src: &Frame,
+        x: i64,
+        y: i64,
+        area: (i64, i64, i64, i64),
+        alpha: &[u8],
+    ) {
+        let (x0, y0, x1, y1) = area;
+        let aw = (x1 - x0) as usize;
+        let dcw = self.frame.chroma_width() as usize;
+        let (scw, sch) = (src.chroma_width() as i64, src.chroma_height() as i64);
+        let at = |lx: i64, ly: i64| -> u32 {
+            if lx < x0 || lx >= x1 || ly < y0 || ly >= y1 {
+                0
+            } else {
+                u32::from(alpha[(ly - y0) as usize * aw + (lx - x0) as usize])
+            }
+        };
+        for cy in y0 / 2..(y1 + 1) / 2 {
+            // The source chroma row under this canvas chroma row.
+            let sy = ((2 * cy - y).max(0) / 2).min(sch - 1);
+            for cx in x0 / 2..(x1 + 1) / 2 {
+                let (lx, ly) = (2 * cx, 2 * cy);
+                let a = (at(lx, ly) + at(lx + 1, ly) + at(lx, ly + 1) + at(lx + 1, ly + 1) + 2) / 4;
+                if a == 0 {
+                    continue;
+                }
+                let sx = ((lx - x).max(0) / 2).min(scw - 1);
+                let s = (sy * scw + sx) as usize;
+                let d = cy as usize * dcw + cx as usize;
+                self.frame.u[d] = mix(src.u[s], self.frame.u[d], a);
+                self.frame.v[d] = mix(src.v[s], self.frame.v[d], a);
+            }
         }
     }
 }
 
-/// `dst = src·α + dst·(1−α)` per channel, α = src alpha × opacity/256.
-fn blend_row(dst: &mut [u8], src: &[u8], opacity: u32) {
-    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-        let a = u32::from(s[3]) * opacity / 256;
-        if a == 0 {
-            continue;
-        }
-        if a >= 255 {
-            d[..3].copy_from_slice(&s[..3]);
-            continue;
-        }
-        let inv = 255 - a;
-        for c in 0..3 {
-            d[c] = ((u32::from(s[c]) * a + u32::from(d[c]) * inv + 127) / 255) as u8;
-        }
+/// `a·b/255`, rounded.
+fn mul255(a: u8, b: u8) -> u8 {
+    let t = u32::from(a) * u32::from(b) + 128;
+    ((t + (t >> 8)) >> 8) as u8
+}
+
+/// `s·a + d·(1−a)` for `a` in 0–255.
+fn mix(s: u8, d: u8, a: u32) -> u8 {
+    if a >= 255 {
+        return s;
+    }
+    ((u32::from(s) * a + u32::from(d) * (255 - a) + 127) / 255) as u8
+}
+
+fn blend_row(dst: &mut [u8], src: &[u8], alpha: &[u8]) {
+    for ((d, s), a) in dst.iter_mut().zip(src).zip(alpha) {
+        *d = mix(*s, *d, u32::from(*a));
     }
 }
 
@@ -117,17 +242,99 @@ fn blend_row(dst: &mut [u8], src: &[u8], opacity: u32) {
 mod tests {
     use super::*;
 
+    fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() <= 3)
+    }
+
     #[test]
-    fn draws_clipped_and_blended() {
-        let mut canvas = Canvas::new(4, 4);
+    fn draws_clipped_and_opaque() {
+        let mut canvas = Canvas::new(8, 8);
         canvas.clear([0, 0, 255, 255]);
-        canvas.draw(&Picture::filled(2, 2, [255, 0, 0, 255]), 3, -1, 1.0);
-        assert_eq!(canvas.picture.pixel(3, 0), [255, 0, 0, 255]);
-        assert_eq!(canvas.picture.pixel(2, 0), [0, 0, 255, 255]);
-        assert_eq!(canvas.picture.pixel(3, 1), [0, 0, 255, 255]);
-        canvas.draw(&Picture::filled(4, 4, [255, 255, 255, 255]), 0, 0, 0.5);
-        let [r, _, b, _] = canvas.picture.pixel(0, 3);
-        assert!((126..=130).contains(&r) && b == 255, "{r} {b}");
-        canvas.draw(&Picture::filled(9, 9, [0, 0, 0, 255]), -100, -100, 1.0);
+        canvas.draw(
+            &Frame::filled(4, 4, [255, 0, 0, 255]),
+            6,
+            -2,
+            &Coverage::opaque(),
+        );
+        assert!(near(canvas.frame.rgb_at(7, 0), [255, 0, 0]));
+        assert!(near(canvas.frame.rgb_at(5, 0), [0, 0, 255]));
+        assert!(near(canvas.frame.rgb_at(7, 2), [0, 0, 255]));
+        canvas.draw(
+            &Frame::filled(9, 9, [0, 0, 0, 255]),
+            -100,
+            -100,
+            &Coverage::opaque(),
+        );
+    }
+
+    #[test]
+    fn an_odd_corner_still_gets_its_colour() {
+        let mut canvas = Canvas::new(8, 8);
+        canvas.clear([0, 0, 255, 255]);
+        canvas.draw(
+            &Frame::filled(4, 4, [255, 0, 0, 255]),
+            1,
+            1,
+            &Coverage::opaque(),
+        );
+        assert!(
+            near(canvas.frame.rgb_at(3, 3), [255, 0, 0]),
+            "{:?}",
+            canvas.frame.rgb_at(3, 3)
+        );
+        assert!(near(canvas.frame.rgb_at(6, 6), [0, 0, 255]));
+    }
+
+    #[test]
+    fn opacity_columns_and_matte_limit_a_layer() {
+        let mut canvas = Canvas::new(4, 2);
+        canvas.clear([0, 0, 0, 255]);
+        let white = Frame::filled(4, 2, [255, 255, 255, 255]);
+        let half = Coverage {
+            alpha: 128,
+            ..Coverage::opaque()
+        };
+        canvas.draw(&white, 0, 0, &half);
+        let y = canvas.frame.y[0];
+        assert!((123..=128).contains(&y), "half of 16..235: {y}");
+
+        canvas.clear([0, 0, 0, 255]);
+        let cols = [255, 255, 0, 0];
+        canvas.draw(
+            &white,
+            0,
+            0,
+            &Coverage {
+                columns: Some(&cols),
+                ..Coverage::opaque()
+            },
+        );
+        assert_eq!((canvas.frame.y[0], canvas.frame.y[3]), (235, 16));
+
+        canvas.clear([0, 0, 0, 255]);
+        let matte = [0, 0, 0, 0, 255, 255, 255, 255];
+        canvas.draw(
+            &white,
+            0,
+            0,
+            &Coverage {
+                matte: Some(&matte),
+                ..Coverage::opaque()
+            },
+        );
+        assert_eq!((canvas.frame.y[0], canvas.frame.y[4]), (16, 235));
+    }
+
+    #[test]
+    fn a_translucent_layer_blends() {
+        let mut canvas = Canvas::new(2, 2);
+        canvas.clear([0, 0, 0, 255]);
+        let mut red = Frame::filled(2, 2, [255, 0, 0, 255]);
+        red.a = Some(vec![0, 255, 0, 255]);
+        canvas.draw(&red, 0, 0, &Coverage::opaque());
+        assert_eq!(canvas.frame.y[0], 16);
+        assert!(canvas.frame.y[1] > 60);
     }
 }

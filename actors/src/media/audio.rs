@@ -9,6 +9,7 @@ use ffmpeg::util::frame;
 use ffmpeg::ChannelLayout;
 use ffmpeg_next as ffmpeg;
 
+use super::tempo::Tempo;
 use super::{decode_error, open_input, seconds, MediaError, CHANNELS, SAMPLE_RATE};
 
 pub struct AudioReader {
@@ -22,12 +23,17 @@ pub struct AudioReader {
     fifo: VecDeque<f32>,
     /// Samples still to drop to reach the seek target exactly.
     skip_until: f64,
+    /// A speed other than 1, pitch kept.
+    tempo: Option<Tempo>,
+    /// Samples fed to the tempo filter so far (its timestamps).
+    tempo_pts: i64,
     eof: bool,
 }
 
 impl AudioReader {
-    /// The audio of `path`, or `None` when it has none (a silent video).
-    pub fn open(path: &Path, src: &str) -> Result<Option<AudioReader>, MediaError> {
+    /// The audio of `path` played at `speed` (> 0), or `None` when it has
+    /// none (a silent video).
+    pub fn open(path: &Path, src: &str, speed: f64) -> Result<Option<AudioReader>, MediaError> {
         let input = open_input(path, src)?;
         let Some(stream) = input.streams().best(ffmpeg::media::Type::Audio) else {
             return Ok(None);
@@ -46,6 +52,12 @@ impl AudioReader {
             resampler: None,
             fifo: VecDeque::new(),
             skip_until: 0.0,
+            tempo: if (speed - 1.0).abs() > 1e-9 {
+                Some(Tempo::new(speed, src)?)
+            } else {
+                None
+            },
+            tempo_pts: 0,
             eof: false,
         }))
     }
@@ -79,6 +91,11 @@ impl AudioReader {
             Ok(()) => return self.push(&mut frame),
             Err(ffmpeg::Error::Eof) => {
                 self.eof = true;
+                if let Some(tempo) = self.tempo.as_mut() {
+                    let mut out = Vec::new();
+                    tempo.run(None, self.tempo_pts, &mut out)?;
+                    self.fifo.extend(out);
+                }
                 return Ok(());
             }
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
@@ -140,7 +157,17 @@ impl AudioReader {
                     .min(samples.len());
             }
         }
-        self.fifo.extend(&samples[skip..]);
+        let kept = &samples[skip..];
+        match self.tempo.as_mut() {
+            Some(tempo) if !kept.is_empty() => {
+                let mut out = Vec::new();
+                tempo.run(Some(kept), self.tempo_pts, &mut out)?;
+                self.tempo_pts += (kept.len() / CHANNELS) as i64;
+                self.fifo.extend(out);
+            }
+            Some(_) => {}
+            None => self.fifo.extend(kept),
+        }
         Ok(())
     }
 }

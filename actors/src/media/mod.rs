@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod picture;
+mod tempo;
 pub mod video;
 
 use std::path::Path;

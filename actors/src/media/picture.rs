@@ -5,6 +5,7 @@ use std::path::Path;
 use super::video::VideoReader;
 use super::MediaError;
 use crate::compose::Picture;
+use crate::plan::Crop;
 
 /// A still picture's size, and a way to get it at any size.
 pub struct Still {
@@ -31,15 +32,9 @@ impl Still {
         self.reader.size()
     }
 
-    /// The picture scaled to `width`×`height`; static layers are drawn
-    /// from this one copy for the whole clip.
-    pub fn picture(mut self, src: &str, width: u32, height: u32) -> Result<Picture, MediaError> {
-        match self.reader.frame_at(0.0, width, height)? {
-            Some(p) => Ok(p.clone()),
-            None => Err(MediaError::Decode {
-                src: src.to_owned(),
-                reason: "no frame".into(),
-            }),
-        }
+    /// The picture after `crop`, scaled to `width`×`height`; static layers
+    /// are drawn from this one copy for the whole clip.
+    pub fn picture(mut self, crop: Crop, width: u32, height: u32) -> Result<Picture, MediaError> {
+        self.reader.first_rgba(crop, width, height)
     }
 }

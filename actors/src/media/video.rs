@@ -1,4 +1,7 @@
-//! Video frames by time: decode forward, keep the frame on screen at t.
+//! Video frames by time: decode forward, keep the frame on screen at t,
+//! converted once per decoded frame to what its layer draws: YUV 4:2:0 at
+//! the layer's size in the output's colours (see `compose::frame`), or
+//! RGBA for stills.
 
 use std::path::Path;
 
@@ -8,7 +11,21 @@ use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::{decode_error, open_input, seconds, MediaError};
-use crate::compose::Picture;
+use crate::compose::filter::Lut;
+use crate::compose::frame::{ColorMap, SourceColor};
+use crate::compose::{Frame, Picture};
+use crate::plan::Crop;
+
+/// What a layer wants of each frame.
+pub struct Spec {
+    pub width: u32,
+    pub height: u32,
+    pub crop: Crop,
+    pub filter: Option<Box<Lut>>,
+}
+
+/// What a scaler was made for: source format, source size, output size.
+type ScalerKey = (Pixel, u32, u32, u32, u32);
 
 pub struct VideoReader {
     src: String,
@@ -16,9 +33,9 @@ pub struct VideoReader {
     stream: usize,
     time_base: ffmpeg::Rational,
     decoder: ffmpeg::decoder::Video,
-    scaler: Option<(scaling::Context, u32, u32)>,
+    scaler: Option<(scaling::Context, ScalerKey)>,
     /// The frame on screen at the last asked time, converted.
-    current: Option<(f64, Picture)>,
+    current: Option<(f64, Frame)>,
     /// The next decoded frame, not yet on screen.
     pending: Option<(f64, frame::Video)>,
     eof: bool,
@@ -39,7 +56,14 @@ impl VideoReader {
         let time_base = stream.time_base();
         let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
             .map_err(decode_error(src))?;
-        let decoder = context.decoder().video().map_err(decode_error(src))?;
+        let mut decoder = context.decoder().video().map_err(decode_error(src))?;
+        // Frame threads decode ahead on the other core while this one
+        // composes; slice threads would not help small sources.
+        decoder.set_threading(ffmpeg::threading::Config {
+            kind: ffmpeg::threading::Type::Frame,
+            count: 2,
+            ..Default::default()
+        });
         Ok(VideoReader {
             src: src.to_owned(),
             input,
@@ -70,14 +94,9 @@ impl VideoReader {
         Ok(())
     }
 
-    /// The frame on screen at source time `t`, at `width`×`height`; the
-    /// last frame stays on screen past the end of the stream.
-    pub fn frame_at(
-        &mut self,
-        t: f64,
-        width: u32,
-        height: u32,
-    ) -> Result<Option<&Picture>, MediaError> {
+    /// The frame on screen at source time `t`, as `spec` asks; the last
+    /// frame stays on screen past the end of the stream.
+    pub fn frame_at(&mut self, t: f64, spec: &Spec) -> Result<Option<&Frame>, MediaError> {
         loop {
             if self.pending.is_none() && !self.eof {
                 self.pending = self.decode_next()?;
@@ -87,16 +106,57 @@ impl VideoReader {
             }
             match &self.pending {
                 Some((pts, _)) if *pts <= t + 1e-6 || self.current.is_none() => {
-                    let Some((pts, frame)) = self.pending.take() else {
+                    let Some((pts, mut frame)) = self.pending.take() else {
                         break;
                     };
-                    let picture = self.convert(&frame, width, height)?;
-                    self.current = Some((pts, picture));
+                    // A frame that a later one replaces before `t` is
+                    // never shown: skip its conversion.
+                    if self.current.is_some() {
+                        if let Some(next) = self.peek_next()? {
+                            if next <= t + 1e-6 {
+                                continue;
+                            }
+                        }
+                    }
+                    let mut out = self.current.take().map(|(_, f)| f);
+                    self.convert_yuv(&mut frame, spec, &mut out)?;
+                    if let Some(out) = out {
+                        self.current = Some((pts, out));
+                    }
                 }
                 _ => break,
             }
         }
         Ok(self.current.as_ref().map(|(_, p)| p))
+    }
+
+    /// The time of the next decoded frame, decoding it if needed.
+    fn peek_next(&mut self) -> Result<Option<f64>, MediaError> {
+        if self.pending.is_none() && !self.eof {
+            self.pending = self.decode_next()?;
+            if self.pending.is_none() {
+                self.eof = true;
+            }
+        }
+        Ok(self.pending.as_ref().map(|(pts, _)| *pts))
+    }
+
+    /// The first frame as RGBA at `width`×`height` after `crop` (stills).
+    pub fn first_rgba(
+        &mut self,
+        crop: Crop,
+        width: u32,
+        height: u32,
+    ) -> Result<Picture, MediaError> {
+        let Some((_, mut frame)) = self.decode_next()? else {
+            return Err(MediaError::Decode {
+                src: self.src.clone(),
+                reason: "no frame".into(),
+            });
+        };
+        apply_crop(&mut frame, crop);
+        let rgba = self.scale(&frame, Pixel::RGBA, width, height)?;
+        Ok(packed(&rgba, width, height))
     }
 
     fn decode_next(&mut self) -> Result<Option<(f64, frame::Video)>, MediaError> {
@@ -131,40 +191,131 @@ impl VideoReader {
         }
     }
 
-    fn convert(
+    fn scale(
         &mut self,
         frame: &frame::Video,
+        format: Pixel,
         width: u32,
         height: u32,
-    ) -> Result<Picture, MediaError> {
-        let stale = match &self.scaler {
-            Some((_, w, h)) => (*w, *h) != (width, height),
-            None => true,
-        };
-        if stale {
+    ) -> Result<frame::Video, MediaError> {
+        let key = (frame.format(), frame.width(), frame.height(), width, height);
+        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
             let ctx = scaling::Context::get(
                 frame.format(),
                 frame.width(),
                 frame.height(),
-                Pixel::RGBA,
+                format,
                 width,
                 height,
-                Flags::BILINEAR,
+                Flags::BICUBIC,
             )
             .map_err(decode_error(&self.src))?;
-            self.scaler = Some((ctx, width, height));
+            self.scaler = Some((ctx, key));
         }
-        let Some((scaler, _, _)) = self.scaler.as_mut() else {
+        let Some((scaler, _)) = self.scaler.as_mut() else {
             return Err(MediaError::Decode {
                 src: self.src.clone(),
                 reason: "no scaler".into(),
             });
         };
-        let mut rgba = frame::Video::empty();
+        let mut out = frame::Video::empty();
         scaler
-            .run(frame, &mut rgba)
+            .run(frame, &mut out)
             .map_err(decode_error(&self.src))?;
-        Ok(packed(&rgba, width, height))
+        Ok(out)
+    }
+
+    /// Converts a decoded frame into `out` (reusing its buffers).
+    fn convert_yuv(
+        &mut self,
+        frame: &mut frame::Video,
+        spec: &Spec,
+        out: &mut Option<Frame>,
+    ) -> Result<(), MediaError> {
+        let color = source_color(frame);
+        apply_crop(frame, spec.crop);
+        let (w, h) = (spec.width, spec.height);
+        let same = frame.format() == Pixel::YUV420P && (frame.width(), frame.height()) == (w, h);
+        let scaled;
+        let yuv = if same {
+            &*frame
+        } else {
+            scaled = self.scale(frame, Pixel::YUV420P, w, h)?;
+            &scaled
+        };
+        let target = out.get_or_insert_with(|| Frame::filled(w, h, [0, 0, 0, 255]));
+        if (target.width, target.height) != (w, h) {
+            *target = Frame::filled(w, h, [0, 0, 0, 255]);
+        }
+        let (cw, ch) = (
+            target.chroma_width() as usize,
+            target.chroma_height() as usize,
+        );
+        copy_plane(yuv, 0, &mut target.y, w as usize, h as usize);
+        copy_plane(yuv, 1, &mut target.u, cw, ch);
+        copy_plane(yuv, 2, &mut target.v, cw, ch);
+        if let Some(map) = ColorMap::to_output(color) {
+            map.apply(target);
+        }
+        if let Some(lut) = &spec.filter {
+            lut.apply(target);
+        }
+        Ok(())
+    }
+}
+
+/// The colours a decoded frame was made in. Untagged frames are taken as
+/// BT.601, as FFmpeg's own tools write and read them.
+fn source_color(frame: &frame::Video) -> SourceColor {
+    use ffmpeg::color::{Range, Space};
+    let matrix = match frame.color_space() {
+        Space::BT709 => SourceColor::BT709.matrix,
+        _ => SourceColor::BT601,
+    };
+    // The YUVJ formats are full range by definition, and the scaler turns
+    // them into limited range itself.
+    let yuvj = matches!(
+        frame.format(),
+        Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P | Pixel::YUVJ440P
+    );
+    SourceColor {
+        matrix,
+        full_range: frame.color_range() == Range::JPEG && !yuvj,
+    }
+}
+
+/// Cuts `crop` (fractions of each side) off a decoded frame, in place.
+fn apply_crop(frame: &mut frame::Video, crop: Crop) {
+    if crop.is_none() {
+        return;
+    }
+    let (w, h) = (f64::from(frame.width()), f64::from(frame.height()));
+    let px = |f: f64, of: f64| (f.clamp(0.0, 1.0) * of).round() as usize;
+    // SAFETY: the frame is owned and decoded; FFmpeg moves its data
+    // pointers and shrinks its size within the same buffers. The cut is
+    // validated (each pair of sides leaves at least one pixel).
+    unsafe {
+        let f = frame.as_mut_ptr();
+        let (l, r) = (px(crop.left, w), px(crop.right, w));
+        let (t, b) = (px(crop.top, h), px(crop.bottom, h));
+        if l + r >= frame.width() as usize || t + b >= frame.height() as usize {
+            return;
+        }
+        (*f).crop_left = l;
+        (*f).crop_right = r;
+        (*f).crop_top = t;
+        (*f).crop_bottom = b;
+        ffmpeg::ffi::av_frame_apply_cropping(f, ffmpeg::ffi::AV_FRAME_CROP_UNALIGNED as i32);
+    }
+}
+
+/// Copies plane `index` of `src` (rows padded to its stride) into a packed
+/// `width`×`height` plane.
+fn copy_plane(src: &frame::Video, index: usize, dst: &mut [u8], width: usize, height: usize) {
+    let stride = src.stride(index);
+    let data = src.data(index);
+    for y in 0..height {
+        dst[y * width..(y + 1) * width].copy_from_slice(&data[y * stride..y * stride + width]);
     }
 }
 

@@ -18,8 +18,8 @@ use ffmpeg::codec::packet::Mut as _;
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
 
+use super::Encoded;
 use super::{Package, Piece, Stream, StreamDesc, Streams};
-use crate::encode::Encoded;
 use crate::mux::MuxError;
 
 /// The AVIO buffer: writes reach [`Sink`] in pieces of at most this.

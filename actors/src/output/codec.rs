@@ -11,8 +11,8 @@ use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use super::convert::Converter;
+use super::Encoded;
 use super::{Frame, Stream, StreamDesc};
-use crate::encode::Encoded;
 use crate::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
 use crate::plan::Rate;
 

@@ -13,9 +13,9 @@ use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
 use super::convert::{packed_rows, Converter};
+use super::Encoded;
 use super::{Encode, Frame, Packets, Stream, Streams};
 use crate::edit::Quality;
-use crate::encode::Encoded;
 use crate::media::MediaError;
 use crate::plan::{Plan, Rate};
 

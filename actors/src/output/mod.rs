@@ -32,7 +32,6 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
 use crate::edit::{Format, Quality};
-use crate::encode::Encoded;
 use crate::media::MediaError;
 use crate::mux::MuxError;
 use crate::plan::Plan;
@@ -40,15 +39,16 @@ use codec::{tagged, AudioCodec, VideoCodec};
 
 pub use spec::{Deliverable, Output};
 
-/// A composed frame: planar YUV 4:2:0, BT.709, limited range; chroma
-/// planes (width+1)/2 × (height+1)/2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub width: u32,
-    pub height: u32,
-    pub y: Vec<u8>,
-    pub u: Vec<u8>,
-    pub v: Vec<u8>,
+pub use crate::compose::Frame;
+
+/// An encoded packet, times in its stream's time base.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub pts: i64,
+    pub dts: i64,
+    pub duration: i64,
+    pub keyframe: bool,
+    pub data: Bytes,
 }
 
 /// Which stream a packet belongs to.

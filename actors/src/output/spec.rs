@@ -19,7 +19,8 @@
 //! whose size, shaped by the same aspect ratio, the composed frame is
 //! scaled to before encoding — a custom size is scaled by the same factor
 //! (the preset's width over the resolution's). Without an explicit `fps`
-//! the rate is the default of `scaleTo`'s preset, else of the resolution.
+//! the rate is the default of `scaleTo`'s preset, else of the resolution;
+//! a GIF above 50 fps gets half the rate (GIF times are in hundredths).
 
 use crate::edit::{self, AspectRatio, Format, Quality, Resolution};
 use crate::plan::{PlanError, Rate, Walk};
@@ -269,7 +270,13 @@ pub(crate) fn options(
         }
     }
     let default_fps = preset(scale_to.unwrap_or(resolution)).2;
-    let fps = out.opt("fps", &output.fps)?.map_or(default_fps, |f| f.0);
+    let mut fps = out.opt("fps", &output.fps)?.map_or(default_fps, |f| f.0);
+    if format == Format::Gif && fps > 50.0 {
+        // GIF delays are whole hundredths: above 50 fps frames would last
+        // one hundredth, which browsers stretch to ten. Half the rate keeps
+        // the timing true.
+        fps /= 2.0;
+    }
     let range = match out.opt("range", &output.range)? {
         None => None,
         Some(r) => {

@@ -23,6 +23,7 @@ fn frame(width: u32, height: u32, (y, u, v): (u8, u8, u8)) -> Frame {
         y: vec![y; (width * height) as usize],
         u: vec![u; c],
         v: vec![v; c],
+        a: None,
     }
 }
 

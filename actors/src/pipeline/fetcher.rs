@@ -37,7 +37,7 @@ pub fn sources_of(plan: &Plan) -> BTreeSet<String> {
     let mut srcs = BTreeSet::new();
     for layer in &plan.layers {
         match &layer.visual {
-            Visual::Image { src } | Visual::Video { src, .. } => {
+            Visual::Image { src } | Visual::Video { src, .. } | Visual::Luma { src, .. } => {
                 srcs.insert(src.clone());
             }
             Visual::Title(_) => {}
