@@ -75,15 +75,22 @@ pub fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
 
 /// Stores `movie_json` as movie `m` and asks for a render of it.
 pub fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
+    token_named(f, "m", movie_json, params)
+}
+
+/// Stores `movie_json` as movie `name` and asks for a render of it. A
+/// token names a movie, not its content: tests that render several
+/// movies give each its own name.
+pub fn token_named(f: &Fixture, name: &str, movie_json: &Value, params: Value) -> String {
     let api = f.env.client();
     assert_eq!(
-        api.put(&format!("/v1/sdl/{}/m", f.uid), movie_json.to_string())
+        api.put(&format!("/v1/sdl/{}/{name}", f.uid), movie_json.to_string())
             .status(),
         201
     );
     let r = api
         .request(Method::POST, &format!("/v2/render/{}", f.uid))
-        .json(&json!({ "movie": "m", "params": params }))
+        .json(&json!({ "movie": name, "params": params }))
         .send()
         .unwrap();
     let (status, body) = json(r);
@@ -116,8 +123,15 @@ pub fn ffprobe(path: &Path) -> Value {
 
 /// The frame shown at `t` seconds, as packed RGB.
 pub fn frame(path: &Path, t: f64) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &t.to_string(), "-i"])
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg.args(["-v", "error"]);
+    // FFmpeg 5.1's image2 demuxer loses a large JPEG's end after `-ss`,
+    // even `-ss 0`: the first frame is read without it.
+    if t > 0.0 {
+        ffmpeg.args(["-ss", &t.to_string()]);
+    }
+    let out = ffmpeg
+        .arg("-i")
         .arg(path)
         .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()

@@ -92,6 +92,8 @@ impl VideoCodec {
         enc.set_height(s.size.1);
         enc.set_format(s.pixel);
         enc.set_time_base(time_base);
+        // Square pixels, said so: MJPEG writes its JFIF header only then.
+        enc.set_aspect_ratio(Rational::new(1, 1));
         enc.set_frame_rate(Some(Rational::new(s.rate.num as i32, s.rate.den as i32)));
         if let Some(gop) = s.gop {
             enc.set_gop(gop.max(1));
