@@ -14,7 +14,7 @@ use super::convert::Converter;
 use super::Encoded;
 use super::{Frame, Stream, StreamDesc};
 use crate::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
-use crate::plan::Rate;
+use crate::plan::{Plan, Rate};
 
 pub fn enc_error(e: ffmpeg::Error) -> MediaError {
     MediaError::Encode(e.to_string())
@@ -64,6 +64,31 @@ pub struct VideoSettings {
     pub bit_rate: Option<usize>,
     /// The codec's private options.
     pub options: Vec<(&'static str, String)>,
+}
+
+impl VideoSettings {
+    /// `codec` taking `pixel` frames at the plan's sizes and rate, with no
+    /// options yet.
+    pub fn new(codec: &'static str, pixel: Pixel, plan: &Plan) -> VideoSettings {
+        VideoSettings {
+            codec,
+            pixel,
+            compose: (plan.width, plan.height),
+            size: (plan.output.width, plan.output.height),
+            rate: plan.rate,
+            gop: None,
+            global_header: false,
+            qscale: None,
+            bit_rate: None,
+            options: Vec::new(),
+        }
+    }
+
+    /// A keyframe every second: fragments and clusters start on one.
+    pub fn keyframe_every_second(mut self) -> VideoSettings {
+        self.gop = Some(self.rate.as_f64().round() as u32);
+        self
+    }
 }
 
 pub struct VideoCodec {

@@ -20,15 +20,7 @@ const AUDIO: usize = 1;
 pub fn encoder(plan: &Plan) -> Result<Codecs, crate::media::MediaError> {
     let o = &plan.output;
     let video = VideoCodec::open(VideoSettings {
-        codec: "libx264",
-        pixel: ffmpeg::format::Pixel::YUV420P,
-        compose: (plan.width, plan.height),
-        size: (o.width, o.height),
-        rate: plan.rate,
-        gop: Some(plan.rate.as_f64().round() as u32),
         global_header: true,
-        qscale: None,
-        bit_rate: None,
         options: vec![
             ("preset", "veryfast".into()),
             (
@@ -41,6 +33,8 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, crate::media::MediaError> {
                 .into(),
             ),
         ],
+        ..VideoSettings::new("libx264", ffmpeg::format::Pixel::YUV420P, plan)
+            .keyframe_every_second()
     })?;
     // An MP4 always has its audio track (silent when muted), so players
     // that expect one are never surprised.

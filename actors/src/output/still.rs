@@ -27,16 +27,8 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
         ),
     };
     let video = VideoCodec::open(VideoSettings {
-        codec,
-        pixel,
-        compose: (plan.width, plan.height),
-        size: (o.width, o.height),
-        rate: plan.rate,
-        gop: None,
-        global_header: false,
         qscale,
-        bit_rate: None,
-        options: Vec::new(),
+        ..VideoSettings::new(codec, pixel, plan)
     })?;
     Ok(Codecs::new(Some(video), None))
 }

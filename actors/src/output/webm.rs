@@ -25,14 +25,6 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
     };
     let pixels_per_second = f64::from(o.width) * f64::from(o.height) * plan.rate.as_f64();
     let video = VideoCodec::open(VideoSettings {
-        codec: "libvpx-vp9",
-        pixel: ffmpeg::format::Pixel::YUV420P,
-        compose: (plan.width, plan.height),
-        size: (o.width, o.height),
-        rate: plan.rate,
-        gop: Some(plan.rate.as_f64().round() as u32),
-        global_header: false,
-        qscale: None,
         bit_rate: Some((pixels_per_second * bpp) as usize),
         options: vec![
             ("deadline", "realtime".into()),
@@ -42,6 +34,8 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
             ("row-mt", "1".into()),
             ("tile-columns", "2".into()),
         ],
+        ..VideoSettings::new("libvpx-vp9", ffmpeg::format::Pixel::YUV420P, plan)
+            .keyframe_every_second()
     })?;
     let audio = if plan.mute {
         None
