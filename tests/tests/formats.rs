@@ -496,3 +496,82 @@ fn a_cached_webm_is_seekable_and_has_full_http_semantics() {
         "invalid_parameter",
     );
 }
+
+#[test]
+fn webm_and_gif_stream_long_before_their_render_ends() {
+    let f = setup();
+    let long = json!({ "timeline": { "background": "#0000ff", "tracks": [ { "clips": [
+        { "asset": { "type": "image", "src": "red.png" }, "start": 0, "length": 30 } ] } ] },
+        "output": { "format": "mp4", "resolution": "mobile" } });
+    let t = token(&f, &long);
+    let api = f.env.client().anonymous();
+    // (extension, what a first playable piece holds)
+    let cluster: &[u8] = &[0x1f, 0x43, 0xb6, 0x75];
+    let frame: &[u8] = &[0x21, 0xf9];
+    for (ext, piece, count) in [("webm", cluster, 1), ("gif", frame, 2)] {
+        let mut r = api.get(&format!("/render/{t}.{ext}"));
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while got.windows(piece.len()).filter(|w| *w == piece).count() < count {
+            let n = std::io::Read::read(&mut r, &mut buf).unwrap();
+            assert!(n > 0, "{ext}: the stream ended early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let (_, status) = json(api.get(&format!("/v2/render/{t}/status?ext={ext}")));
+        assert_eq!(status["state"], "rendering", "{ext}: {status}");
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut rest).unwrap();
+        assert!(rest.len() > got.len(), "{ext}");
+    }
+}
+
+#[test]
+fn a_range_starts_a_video_clip_where_the_timeline_is() {
+    let f = setup();
+    // Red for 2 s, then green for 2 s, with its own tone.
+    let clip = f.dir.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x90:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=#00ff00:s=160x90:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=660:duration=4",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1:a=0[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "2:a",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+        ],
+        &clip,
+    );
+    upload(&f.env.client(), &f.uid, "clip.mp4", &clip);
+    // The clip starts at 1 s, trimmed by 0.5 s: the timeline's 3 s is the
+    // clip's 2.5 s, green.
+    let m = json!({ "timeline": { "background": "#0000ff", "tracks": [ { "clips": [
+        { "asset": { "type": "video", "src": "clip.mp4", "trim": 0.5 }, "start": 1, "length": 3.5 } ] } ] },
+        "output": { "format": "mp4", "resolution": "mobile", "range": { "start": 2, "length": 2 } } });
+    let t = token(&f, &m);
+    let video = fetch(&f, &format!("{t}.mp4"), "video/mp4");
+    // Output 0 s = timeline 2 s = clip 1.5 s (red); output 1 s = clip 2.5 s (green).
+    assert_colour(&video, 0.0, (320, 180), 640, RED);
+    assert_colour(&video, 1.0, (320, 180), 640, GREEN);
+    assert!(
+        rms(&video, 0.1, 1.9) > 0.05,
+        "the clip's own sound from where it is"
+    );
+    let still = fetch(&f, &format!("{t}.png"), "image/png");
+    assert_colour(&still, 0.0, (320, 180), 640, RED);
+}
