@@ -3,7 +3,9 @@
 //! ```text
 //! supervisor ── fetcher     resolves and downloads every source once
 //!            ├─ compositor  decodes, composes, mixes, encodes (a blocking thread)
-//!            └─ muxer       fragmented MP4: init segment, then ~1 s fragments
+//!            └─ muxer       packages the format (crate::output): fragmented MP4
+//!                           (init segment, then ~1 s fragments), WebM, MP3,
+//!                           GIF, or a still image
 //! ```
 //!
 //! Bytes leave through a [`Publish`] the caller provides (the server's
