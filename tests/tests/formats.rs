@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clipstream_tests::media::{
     close, ffmpeg, ffprobe, fixture, pixel, rms, token_named, upload, Fixture,
 };
-use clipstream_tests::{assert_error, json, Api};
+use clipstream_tests::{assert_error, files_under, json, Api};
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -367,6 +367,21 @@ fn poster_and_thumbnail_have_routes_of_their_own() {
     for file in [format!("{plain}-poster.jpg"), format!("{plain}-thumb.jpg")] {
         assert_error(api.get(&format!("/render/{file}")), 404, "not_found");
     }
+    // Deleting the project takes every cached render of its tokens along.
+    let renders = f.env.data_dir().join("renders");
+    assert!(!files_under(&renders).is_empty());
+    assert_eq!(
+        f.env
+            .client()
+            .delete(&format!("/v1/project/{}", f.uid))
+            .status(),
+        200
+    );
+    assert_eq!(
+        files_under(&renders),
+        Vec::<PathBuf>::new(),
+        "poster and thumbnail too"
+    );
 }
 
 #[test]
