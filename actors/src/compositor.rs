@@ -292,12 +292,10 @@ impl Compositor {
 
     fn draw(&mut self, t: f64) -> Result<(), MediaError> {
         let (w, h) = (self.plan.width, self.plan.height);
-        self.canvas.clear(self.plan.background);
-        // Luma mattes first: each masks the other clips of its track.
         self.mattes.clear();
         for state in &mut self.layers {
             let l = &state.layer;
-            if !state.luma || t < l.start || t >= l.start + l.length {
+            if !state.luma || !l.is_on(t) {
                 continue;
             }
             let Some(luma) = state.source.frame_at(t - l.start)? else {
@@ -309,9 +307,15 @@ impl Compositor {
                 .or_insert_with(|| vec![255; w as usize * h as usize]);
             apply_matte(matte, w, h, luma, state.rect);
         }
+        // A bottom layer that hides the whole canvas (a full-frame video,
+        // say) makes painting the background first wasted work.
+        let bottom = self.layers.iter().find(|s| !s.luma && s.layer.is_on(t));
+        if !bottom.is_some_and(|s| s.covers(t, (w, h), &self.mattes)) {
+            self.canvas.clear(self.plan.background);
+        }
         for state in &mut self.layers {
             let l = &state.layer;
-            if state.luma || t < l.start || t >= l.start + l.length {
+            if state.luma || !l.is_on(t) {
                 continue;
             }
             let Placement { map, alpha, wipe } = motion::place(l, t, state.rect, (w, h));
@@ -408,6 +412,29 @@ impl Compositor {
         }
         self.samples = until;
         Ok(mix)
+    }
+}
+
+impl LayerState {
+    /// Whether this layer alone paints every pixel of the canvas, opaque.
+    fn covers(&self, t: f64, view: (u32, u32), mattes: &HashMap<usize, Vec<u8>>) -> bool {
+        let opaque = match &self.source {
+            Source::Static(frame) => frame.a.is_none(),
+            Source::Video { .. } => true,
+        };
+        if !opaque || mattes.contains_key(&self.layer.track) {
+            return false;
+        }
+        let p = motion::place(&self.layer, t, self.rect, view);
+        let Some((x, y)) = p.map.as_shift() else {
+            return false;
+        };
+        p.alpha >= 1.0
+            && p.wipe.is_none()
+            && x <= 0
+            && y <= 0
+            && x + i64::from(self.rect.width) >= i64::from(view.0)
+            && y + i64::from(self.rect.height) >= i64::from(view.1)
     }
 }
 

@@ -84,6 +84,13 @@ pub struct Layer {
     pub transform: Transform,
 }
 
+impl Layer {
+    /// Whether the clip shows at `t` seconds.
+    pub fn is_on(&self, t: f64) -> bool {
+        t >= self.start && t < self.start + self.length
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Transition {
     pub kind: TransitionKind,

@@ -72,6 +72,8 @@ pub struct Render {
     pub workers: usize,
     pub max_queued: usize,
     pub fragment_secs: f64,
+    /// The first fragment's length: shorter, so that playback starts sooner.
+    pub first_fragment_secs: f64,
     pub cache_capacity_bytes: u64,
     pub range_wait_secs: u64,
 }
@@ -184,6 +186,18 @@ impl Config {
         clipstream_actors::compositor::SourceLimits {
             max_video: (self.limits.max_video_width, self.limits.max_video_height),
             max_image: (self.limits.max_image_width, self.limits.max_image_height),
+        }
+    }
+
+    /// How streamed renders are cut (fragments under 0.2 s would be all
+    /// headers).
+    pub fn fragments(&self) -> clipstream_actors::pipeline::Fragments {
+        let rest = self.render.fragment_secs.max(0.2);
+        clipstream_actors::pipeline::Fragments {
+            first: std::time::Duration::from_secs_f64(
+                self.render.first_fragment_secs.clamp(0.2, rest),
+            ),
+            rest: std::time::Duration::from_secs_f64(rest),
         }
     }
 

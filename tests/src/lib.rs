@@ -5,13 +5,13 @@
 //! The binary is `target/debug/clipstream` (the README's test command
 //! builds it first) or the one named by `CLIPSTREAM_TEST_BIN`.
 
-pub mod media;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+pub mod media;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;

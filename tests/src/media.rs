@@ -1,6 +1,7 @@
-//! Media helpers of the render tests: fixtures made with the ffmpeg CLI,
-//! a project holding them, and readers of rendered files (ffprobe,
-//! frames as RGB, pixels, sound levels).
+//! Media for and from the end-to-end tests: fixtures made with the ffmpeg
+//! CLI and a project holding them, and renders read back with ffprobe and
+//! ffmpeg — frames as packed RGB, sound as RMS levels — so that tests
+//! check what a viewer would see and hear.
 
 use std::path::Path;
 use std::process::Command;

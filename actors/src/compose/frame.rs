@@ -173,19 +173,26 @@ impl SourceColor {
     pub const BT601: (f64, f64) = (0.299, 0.114);
 }
 
-/// A per-pixel map from a source's YUV to the output's (BT.709 limited),
-/// in 16.16 fixed point: `Y' = ky·(Y−y0) + yu·(U−128) + yv·(V−128) + 16`,
-/// `U' = uu·(U−128) + uv·(V−128) + 128`, `V'` likewise.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A per-pixel map from a source's YUV to the output's (BT.709 limited):
+/// `Y' = ky·(Y−y0) + 16 + yu·(U−128) + yv·(V−128)`,
+/// `U' = uu·(U−128) + uv·(V−128) + 128`, `V'` likewise — each term a
+/// 256-entry table in 16.16 fixed point, since it runs on every pixel of
+/// every frame of such a source.
+#[derive(Clone, PartialEq)]
 pub struct ColorMap {
-    y0: i32,
-    ky: i32,
-    yu: i32,
-    yv: i32,
-    uu: i32,
-    uv: i32,
-    vu: i32,
-    vv: i32,
+    luma: [i32; 256],
+    yu: [i32; 256],
+    yv: [i32; 256],
+    uu: [i32; 256],
+    uv: [i32; 256],
+    vu: [i32; 256],
+    vv: [i32; 256],
+}
+
+impl std::fmt::Debug for ColorMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColorMap").finish_non_exhaustive()
+    }
 }
 
 impl ColorMap {
@@ -217,40 +224,57 @@ impl ColorMap {
         // Scales from the source's code values to normalised units, and
         // from normalised units to the output's limited-range codes.
         let (sy, sc, y0) = if src.full_range {
-            (255.0, 255.0, 0)
+            (255.0, 255.0, 0.0)
         } else {
-            (219.0, 224.0, 16)
+            (219.0, 224.0, 16.0)
         };
-        let fx = |x: f64| (x * 65536.0).round() as i32;
+        let table = |f: &dyn Fn(f64) -> f64| {
+            let mut t = [0i32; 256];
+            for (i, v) in t.iter_mut().enumerate() {
+                *v = (f(i as f64) * 65536.0).round() as i32;
+            }
+            t
+        };
+        let chroma = |k: f64| table(&move |c| k * (c - 128.0));
         Some(ColorMap {
-            y0,
-            ky: fx(219.0 / sy),
-            yu: fx(y_u * 219.0 / sc),
-            yv: fx(y_v * 219.0 / sc),
-            uu: fx(cb_u * 224.0 / sc),
-            uv: fx(cb_v * 224.0 / sc),
-            vu: fx(cr_u * 224.0 / sc),
-            vv: fx(cr_v * 224.0 / sc),
+            luma: table(&|y| (y - y0) * 219.0 / sy + 16.0 + 0.5),
+            yu: chroma(y_u * 219.0 / sc),
+            yv: chroma(y_v * 219.0 / sc),
+            uu: chroma(cb_u * 224.0 / sc),
+            uv: chroma(cb_v * 224.0 / sc),
+            vu: chroma(cr_u * 224.0 / sc),
+            vv: chroma(cr_v * 224.0 / sc),
         })
     }
 
-    /// Rewrites a frame's planes in place.
+    /// Rewrites a frame's planes in place; the chroma terms of luma are
+    /// worked out once per 2×2 block.
     pub fn apply(&self, frame: &mut Frame) {
         let (w, cw) = (frame.width as usize, frame.chroma_width() as usize);
-        let clamp = |x: i32| ((x + 32768) >> 16).clamp(0, 255) as u8;
-        for (row, line) in frame.y.chunks_exact_mut(w.max(1)).enumerate() {
-            let crow = (row / 2) * cw;
-            for (x, l) in line.iter_mut().enumerate() {
-                let c = crow + x / 2;
-                let (u, v) = (i32::from(frame.u[c]) - 128, i32::from(frame.v[c]) - 128);
-                let y = i32::from(*l) - self.y0;
-                *l = clamp(self.ky * y + self.yu * u + self.yv * v + (16 << 16));
+        if w == 0 {
+            return;
+        }
+        let clamp = |x: i32| (x >> 16).clamp(0, 255) as u8;
+        let mut shift = vec![0i32; cw];
+        for (row, line) in frame.y.chunks_exact_mut(w).enumerate() {
+            if row % 2 == 0 {
+                let crow = &frame.u[(row / 2) * cw..(row / 2 + 1) * cw];
+                let vrow = &frame.v[(row / 2) * cw..(row / 2 + 1) * cw];
+                for ((d, u), v) in shift.iter_mut().zip(crow).zip(vrow) {
+                    *d = self.yu[usize::from(*u)] + self.yv[usize::from(*v)];
+                }
+            }
+            for (pair, d) in line.chunks_mut(2).zip(&shift) {
+                for l in pair {
+                    *l = clamp(self.luma[usize::from(*l)] + d);
+                }
             }
         }
+        let half = 128 << 16;
         for (pu, pv) in frame.u.iter_mut().zip(frame.v.iter_mut()) {
-            let (u, v) = (i32::from(*pu) - 128, i32::from(*pv) - 128);
-            *pu = clamp(self.uu * u + self.uv * v + (128 << 16));
-            *pv = clamp(self.vu * u + self.vv * v + (128 << 16));
+            let (u, v) = (usize::from(*pu), usize::from(*pv));
+            *pu = clamp(self.uu[u] + self.uv[v] + half + 32768);
+            *pv = clamp(self.vu[u] + self.vv[v] + half + 32768);
         }
     }
 }

@@ -264,12 +264,15 @@ impl VideoReader {
     }
 }
 
-/// The colours a decoded frame was made in. Untagged frames are taken as
-/// BT.601, as FFmpeg's own tools write and read them.
+/// The colours a decoded frame was made in. Untagged frames are guessed
+/// as players guess them: BT.709 from 1280 wide or 720 high up (HD), BT.601
+/// below (SD).
 fn source_color(frame: &frame::Video) -> SourceColor {
     use ffmpeg::color::{Range, Space};
+    let hd = frame.width() >= 1280 || frame.height() >= 720;
     let matrix = match frame.color_space() {
         Space::BT709 => SourceColor::BT709.matrix,
+        Space::Unspecified if hd => SourceColor::BT709.matrix,
         _ => SourceColor::BT601,
     };
     // The YUVJ formats are full range by definition, and the scaler turns

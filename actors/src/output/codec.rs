@@ -179,10 +179,22 @@ impl VideoCodec {
         }
     }
 
-    /// Encodes frame number `index`.
-    pub fn encode(&mut self, frame: &Frame, index: i64) -> Result<Vec<Encoded>, MediaError> {
+    /// Encodes frame number `index`, as a keyframe if `key`.
+    pub fn encode(
+        &mut self,
+        frame: &Frame,
+        index: i64,
+        key: bool,
+    ) -> Result<Vec<Encoded>, MediaError> {
         let picture = self.convert.convert(frame)?;
         picture.set_pts(Some(index * self.frame_ticks));
+        // libx264 starts a closed GOP (an IDR frame), libvpx a keyframe, at
+        // a frame marked I.
+        picture.set_kind(if key {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
         self.encoder.send_frame(picture).map_err(enc_error)?;
         let mut out = Vec::new();
         drain(&mut self.encoder, &mut out)?;

@@ -95,7 +95,7 @@ impl Encode for GifEncoder {
         Streams::default()
     }
 
-    fn video(&mut self, frame: &Frame, index: i64) -> Result<Packets, MediaError> {
+    fn video(&mut self, frame: &Frame, index: i64, _key: bool) -> Result<Packets, MediaError> {
         let rgb = packed_rows(self.convert.convert(frame)?, 3);
         let mut gif_frame = gif::Frame::from_rgb_speed(self.width, self.height, &rgb, self.speed);
         // Rounded per frame from the start, so the total stays exact.

@@ -26,14 +26,13 @@ pub mod spec;
 pub mod still;
 pub mod webm;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
 use crate::edit::{Format, Quality};
 use crate::media::MediaError;
 use crate::mux::MuxError;
+use crate::pipeline::Fragments;
 use crate::plan::Plan;
 use codec::{tagged, AudioCodec, VideoCodec};
 
@@ -80,8 +79,9 @@ pub type Packets = Vec<(Stream, Encoded)>;
 /// Encodes one output: composed frames and the mix in, packets out.
 pub trait Encode: Send {
     fn streams(&self) -> Streams;
-    /// Frame number `index` of the output.
-    fn video(&mut self, frame: &Frame, index: i64) -> Result<Packets, MediaError>;
+    /// Frame number `index` of the output; a keyframe if `key` (where
+    /// the short first fragment ends).
+    fn video(&mut self, frame: &Frame, index: i64, key: bool) -> Result<Packets, MediaError>;
     /// Interleaved stereo samples at 48 kHz, following the previous ones.
     fn audio(&mut self, samples: &[f32]) -> Result<Packets, MediaError>;
     /// Flushes the encoders.
@@ -126,11 +126,11 @@ pub fn encoder(plan: &Plan) -> Result<Box<dyn Encode>, MediaError> {
     })
 }
 
-/// The packager of a plan's output format; MP4 fragments last about
-/// `fragment`.
-pub fn packager(plan: &Plan, fragment: Duration) -> Result<Box<dyn Package>, MuxError> {
+/// The packager of a plan's output format; MP4 is cut as `fragments`
+/// says.
+pub fn packager(plan: &Plan, fragments: Fragments) -> Result<Box<dyn Package>, MuxError> {
     Ok(match plan.output.format {
-        Format::Mp4 => Box::new(mp4::Fmp4Packager::new(fragment)),
+        Format::Mp4 => Box::new(mp4::Fmp4Packager::new(fragments)),
         Format::Webm => Box::new(webm::packager()?),
         Format::Mp3 => Box::new(mp3::packager()?),
         Format::Gif | Format::Jpg | Format::Png | Format::Bmp => Box::new(Passthrough::default()),
@@ -157,9 +157,9 @@ impl Encode for Codecs {
         }
     }
 
-    fn video(&mut self, frame: &Frame, index: i64) -> Result<Packets, MediaError> {
+    fn video(&mut self, frame: &Frame, index: i64, key: bool) -> Result<Packets, MediaError> {
         match self.video.as_mut() {
-            Some(v) => Ok(tagged(Stream::Video, v.encode(frame, index)?)),
+            Some(v) => Ok(tagged(Stream::Video, v.encode(frame, index, key)?)),
             None => Ok(Vec::new()),
         }
     }

@@ -2,8 +2,6 @@
 //! into fragments of about the configured length, each starting on a
 //! video keyframe; the init segment first.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
@@ -12,6 +10,7 @@ use super::codec::{AudioCodec, VideoCodec, VideoSettings};
 use super::{Codecs, Package, Packets, Piece, Stream, StreamDesc, Streams};
 use crate::edit::Quality;
 use crate::mux::{Fmp4Writer, MuxError, Sample, TrackConfig};
+use crate::pipeline::Fragments;
 use crate::plan::Plan;
 
 const VIDEO: usize = 0;
@@ -62,7 +61,9 @@ fn raw(desc: &StreamDesc) -> &ffi::AVCodecParameters {
 }
 
 pub struct Fmp4Packager {
-    fragment: Duration,
+    fragments: Fragments,
+    /// Fragments published so far: the first may be shorter.
+    published: usize,
     writer: Option<Fmp4Writer>,
     video_timescale: u32,
     frame_ticks: i64,
@@ -74,9 +75,10 @@ pub struct Fmp4Packager {
 }
 
 impl Fmp4Packager {
-    pub fn new(fragment: Duration) -> Fmp4Packager {
+    pub fn new(fragments: Fragments) -> Fmp4Packager {
         Fmp4Packager {
-            fragment,
+            fragments,
+            published: 0,
             writer: None,
             video_timescale: 1,
             frame_ticks: 1,
@@ -104,6 +106,7 @@ impl Fmp4Packager {
         self.pending.sort_by_key(|s| s.track);
         let bytes: Bytes = writer.fragment(&self.pending)?;
         self.pending.clear();
+        self.published += 1;
         Ok(vec![Piece::Fragment(bytes, seconds)])
     }
 }
@@ -138,11 +141,17 @@ impl Package for Fmp4Packager {
     }
 
     fn packets(&mut self, packets: Packets) -> Result<Vec<Piece>, MuxError> {
-        let fragment_ticks = (self.fragment.as_secs_f64() * f64::from(self.video_timescale)) as i64;
         let mut out = Vec::new();
         for (stream, p) in packets {
             match stream {
                 Stream::Video => {
+                    let target = if self.published == 0 {
+                        self.fragments.first
+                    } else {
+                        self.fragments.rest
+                    };
+                    let fragment_ticks =
+                        (target.as_secs_f64() * f64::from(self.video_timescale)) as i64;
                     let start = *self.fragment_start.get_or_insert(p.dts);
                     if p.keyframe
                         && p.dts - start >= fragment_ticks

@@ -45,7 +45,11 @@ fn plan_of(output: Value, what: Deliverable) -> Plan {
 /// bytes with every patch applied.
 fn render(plan: &Plan) -> Vec<u8> {
     let mut enc = encoder(plan).expect("encoder");
-    let mut pkg = packager(plan, Duration::from_secs(1)).expect("packager");
+    let fragments = crate::pipeline::Fragments {
+        first: Duration::from_millis(500),
+        rest: Duration::from_secs(1),
+    };
+    let mut pkg = packager(plan, fragments).expect("packager");
     let mut file = Vec::new();
     let mut apply = |pieces: Vec<Piece>| {
         for piece in pieces {
@@ -64,7 +68,7 @@ fn render(plan: &Plan) -> Vec<u8> {
     let per_frame = (48_000.0 / plan.rate.as_f64()) as usize;
     let mut n = 0usize;
     for i in 0..frames {
-        let mut packets = enc.video(&red, i).expect("video");
+        let mut packets = enc.video(&red, i, false).expect("video");
         let tone: Vec<f32> = (0..per_frame)
             .flat_map(|k| {
                 let s = ((n + k) as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5;

@@ -25,6 +25,8 @@ pub struct CompositorActor;
 
 pub struct CompositorArgs {
     pub plan: Plan,
+    /// A frame to encode as a keyframe: where the first fragment ends.
+    pub forced_key: Option<i64>,
     pub sources: Sources,
     pub limits: SourceLimits,
     pub muxer: ActorRef<MuxMsg>,
@@ -55,7 +57,14 @@ impl Actor for CompositorActor {
         let (tx, mut rx) = mpsc::channel::<MuxMsg>(2);
         let publish = args.publish.clone();
         let worker = tokio::task::spawn_blocking(move || -> Result<(), RenderError> {
-            compose_and_encode(args.plan, &args.sources, args.limits, &tx, publish.as_ref())
+            compose_and_encode(
+                args.plan,
+                &args.sources,
+                args.limits,
+                args.forced_key,
+                &tx,
+                publish.as_ref(),
+            )
         });
         while let Some(msg) = rx.recv().await {
             // Waiting for each batch to be muxed keeps memory bounded.
@@ -93,6 +102,7 @@ fn compose_and_encode(
     plan: Plan,
     sources: &Sources,
     limits: SourceLimits,
+    forced_key: Option<i64>,
     tx: &mpsc::Sender<MuxMsg>,
     publish: &dyn Publish,
 ) -> Result<(), RenderError> {
@@ -118,8 +128,9 @@ fn compose_and_encode(
                         return send(&encoder_tx, MuxMsg::End);
                     }
                 };
+                let key = forced_key == Some(composed.index);
                 let mut packets = encoder
-                    .video(&composed.frame, composed.index)
+                    .video(&composed.frame, composed.index, key)
                     .map_err(media)?;
                 packets.extend(encoder.audio(&composed.audio).map_err(media)?);
                 if !packets.is_empty() {

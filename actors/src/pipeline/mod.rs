@@ -85,6 +85,22 @@ pub struct Job {
     pub resolver: Arc<dyn Resolve>,
     pub publish: Arc<dyn Publish>,
     pub limits: SourceLimits,
-    /// Target length of a fragment; fragments start on keyframes.
-    pub fragment: Duration,
+    pub fragments: Fragments,
+}
+
+/// How the stream is cut into fragments, each starting on a keyframe. A
+/// short first fragment (a keyframe is forced where it ends) puts the
+/// first picture in a viewer's player sooner than a whole GOP would.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fragments {
+    pub first: Duration,
+    pub rest: Duration,
+}
+
+impl Fragments {
+    /// The frame where the first fragment ends and a keyframe is forced,
+    /// if the first fragment is shorter than the others.
+    pub fn forced_key(&self, fps: f64) -> Option<i64> {
+        (self.first < self.rest).then(|| (self.first.as_secs_f64() * fps).round().max(1.0) as i64)
+    }
 }

@@ -105,7 +105,7 @@ impl Actor for Supervisor {
                     return Ok(());
                 };
                 state.publish.state(State::Rendering);
-                let packager = crate::output::packager(&job.plan, job.fragment)
+                let packager = crate::output::packager(&job.plan, job.fragments)
                     .map_err(|e| RenderError::Internal(e.to_string()))?;
                 let mux_args = MuxArgs {
                     publish: job.publish.clone(),
@@ -115,6 +115,7 @@ impl Actor for Supervisor {
                     Actor::spawn_linked(None, Muxer, mux_args, myself.get_cell()).await?;
                 state.muxer = Some(muxer.get_cell());
                 let args = CompositorArgs {
+                    forced_key: job.fragments.forced_key(job.plan.rate.as_f64()),
                     plan: job.plan,
                     sources,
                     limits: job.limits,

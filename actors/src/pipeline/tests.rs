@@ -118,7 +118,10 @@ fn job(resolver: Arc<dyn Resolve>, publish: Arc<dyn Publish>) -> Job {
             max_video: (1920, 1920),
             max_image: (4096, 4096),
         },
-        fragment: Duration::from_secs(1),
+        fragments: Fragments {
+            first: Duration::from_millis(500),
+            rest: Duration::from_secs(1),
+        },
     }
 }
 

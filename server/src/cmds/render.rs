@@ -186,7 +186,7 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
             resolver: Arc::new(LocalFiles { base }),
             publish: output.clone(),
             limits: config.source_limits(),
-            fragment: Duration::from_secs_f64(config.render.fragment_secs.max(0.2)),
+            fragments: config.fragments(),
         };
         pipeline::start(job).await?;
         rx.await

@@ -201,7 +201,7 @@ impl Renders {
             }),
             publish: live.clone(),
             limits: self.config.source_limits(),
-            fragment: Duration::from_secs_f64(self.config.render.fragment_secs.max(0.2)),
+            fragments: self.config.fragments(),
         };
         let span = tracing::info_span!("render", key = %key);
         let _enter = span.enter();
