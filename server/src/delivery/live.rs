@@ -88,6 +88,13 @@ impl LiveRender {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Fails the render for a fault of the server's own (a file that
+    /// cannot be written), releasing the lock first.
+    fn fail_inside(&self, inner: MutexGuard<'_, Inner>, what: String) {
+        drop(inner);
+        self.fail(RenderError::Internal(what));
+    }
+
     fn bump(&self, inner: &mut Inner) {
         inner.version += 1;
         self.changed.send_replace(inner.version);
@@ -129,10 +136,7 @@ impl LiveRender {
             return;
         };
         if let Err(e) = file.write_all(bytes) {
-            drop(inner);
-            self.fail(RenderError::Internal(format!(
-                "the spool file could not be written: {e}"
-            )));
+            self.fail_inside(inner, format!("the spool file could not be written: {e}"));
             return;
         }
         inner.hasher.update(bytes);
@@ -261,10 +265,7 @@ impl Publish for LiveRender {
             return;
         }
         if offset + bytes.len() as u64 > inner.len {
-            drop(inner);
-            self.fail(RenderError::Internal(
-                "a patch beyond the bytes published".into(),
-            ));
+            self.fail_inside(inner, "a patch beyond the bytes published".to_owned());
             return;
         }
         let written = match inner.file.as_ref() {
@@ -272,10 +273,7 @@ impl Publish for LiveRender {
             None => return,
         };
         if let Err(e) = written {
-            drop(inner);
-            self.fail(RenderError::Internal(format!(
-                "the spool file could not be patched: {e}"
-            )));
+            self.fail_inside(inner, format!("the spool file could not be patched: {e}"));
             return;
         }
         inner.patched = true;
@@ -292,10 +290,7 @@ impl Publish for LiveRender {
             let rehashed =
                 File::open(&inner.path).and_then(|f| hasher.update_reader(f).map(|_| ()));
             if let Err(e) = rehashed {
-                drop(inner);
-                self.fail(RenderError::Internal(format!(
-                    "the render could not be hashed: {e}"
-                )));
+                self.fail_inside(inner, format!("the render could not be hashed: {e}"));
                 return;
             }
             inner.hasher = hasher;
@@ -308,10 +303,7 @@ impl Publish for LiveRender {
             None => Err(std::io::Error::other("finished twice")),
         };
         if let Err(e) = moved {
-            drop(inner);
-            self.fail(RenderError::Internal(format!(
-                "the render could not be cached: {e}"
-            )));
+            self.fail_inside(inner, format!("the render could not be cached: {e}"));
             return;
         }
         inner.path = dest;
