@@ -704,7 +704,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.size.width"),
+            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.size"),
+            "{e}"
+        );
+        // Scaling up past the limit is refused too.
+        let e = plan_as_of(
+            json!({ "format": "mp4", "resolution": "preview", "scaleTo": "1080",
+                    "size": { "width": 1920, "height": 1080 } }),
+            mp4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.scaleTo"),
             "{e}"
         );
     }

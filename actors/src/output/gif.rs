@@ -55,7 +55,7 @@ impl GifEncoder {
             speed: match o.quality {
                 Quality::Low => 20,
                 Quality::Medium => 10,
-                Quality::High => 3,
+                Quality::High => 5,
             },
         })
     }

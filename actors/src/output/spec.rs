@@ -251,22 +251,25 @@ pub(crate) fn options(
         Deliverable::Movie(f) => f,
         Deliverable::Poster | Deliverable::Thumbnail => Format::Jpg,
     };
-    if !format.is_image() {
-        for (key, n, max, name) in [
-            ("width", width, limits.max_video_width, "max_video_width"),
-            (
-                "height",
-                height,
-                limits.max_video_height,
-                "max_video_height",
-            ),
-        ] {
-            if n > max {
-                return Err(PlanError::OverLimit {
-                    path: out.at("size").at(key).path,
-                    what: format!("{n} exceeds the limit {name} = {max} for a video format"),
-                });
-            }
+    let (max_w, max_h, kind) = if format.is_image() {
+        (limits.max_image_width, limits.max_image_height, "image")
+    } else {
+        (limits.max_video_width, limits.max_video_height, "video")
+    };
+    // The composed size (validation checked a custom size for the Edit's
+    // own format only) and the delivered one: a scaleTo up from a small
+    // preset can multiply a size several times.
+    for (path, (w, h)) in [
+        (out.at("size"), (width, height)),
+        (out.at("scaleTo"), (out_width, out_height)),
+    ] {
+        if w > max_w || h > max_h {
+            return Err(PlanError::OverLimit {
+                path: path.path,
+                what: format!(
+                    "{w}×{h} exceeds the limits max_{kind}_width × max_{kind}_height = {max_w}×{max_h}"
+                ),
+            });
         }
     }
     let default_fps = preset(scale_to.unwrap_or(resolution)).2;
