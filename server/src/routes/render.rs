@@ -127,7 +127,11 @@ pub(super) async fn get(
         }
     }
     if snap.complete {
-        // Finished while we waited: answer as the cache would.
+        // Finished while we waited: answer as the cache would. The cache
+        // records a render just after its last byte; until it answers the
+        // lookup finds the finished live render again, so give it a moment
+        // rather than spin.
+        tokio::time::sleep(Duration::from_millis(10)).await;
         return Box::pin(get(req, state, renders, web::Path::from(file.into_inner()))).await;
     }
     let range = match Range::parse(&req) {
