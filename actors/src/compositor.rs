@@ -25,26 +25,6 @@ use crate::plan::{Crop, Layer, Plan, Sound, Visual};
 /// Where each source of the plan can be read, as the fetcher left it.
 pub type Sources = HashMap<String, PathBuf>;
 
-/// Which stream a packet belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Video,
-    Audio,
-}
-
-/// What the muxer needs to know of each stream before the first packet.
-#[derive(Debug, Clone)]
-pub struct StreamInfo {
-    pub width: u32,
-    pub height: u32,
-    pub video_timescale: u32,
-    pub video_extradata: Vec<u8>,
-    pub frame_ticks: i64,
-    pub audio_extradata: Vec<u8>,
-    pub sample_rate: u32,
-    pub channels: u16,
-}
-
 /// Limits on what sources may be.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceLimits {
@@ -97,7 +77,7 @@ pub struct Compositor {
     columns: Vec<u8>,
     frame: i64,
     frames: i64,
-    /// Mix samples (per channel) produced so far.
+    /// The timeline's sample (per channel) the mix has reached.
     samples: u64,
 }
 
@@ -196,7 +176,10 @@ impl Compositor {
                 Visual::Video { src, trim, speed } => {
                     let mut reader = VideoReader::open(path_of(sources, src)?, src)?;
                     check_size(src, reader.size(), limits.max_video)?;
-                    reader.seek(*trim)?;
+                    // A clip already playing where the output starts
+                    // (`range`, a still's capture time) starts there.
+                    let first = *trim + (plan.start - layer.start).max(0.0) * *speed;
+                    reader.seek(first)?;
                     let (sw, sh) = cropped(reader.size().0, reader.size().1, layer.crop);
                     let (fw, fh) = fitted_size(sw, sh, w, h, layer.fit, layer.scale);
                     let spec = Spec {
@@ -207,7 +190,7 @@ impl Compositor {
                     };
                     // Decoding the first frame now turns a corrupt file into
                     // an error before the response starts.
-                    reader.frame_at(*trim, &spec)?;
+                    reader.frame_at(first, &spec)?;
                     let rect = place(fw, fh, w, h, layer.position, layer.offset);
                     (
                         Source::Video {
@@ -268,6 +251,7 @@ impl Compositor {
             }
         }
         let frames = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
+        let samples = (plan.start * f64::from(SAMPLE_RATE)).round() as u64;
         Ok(Compositor {
             canvas: Canvas::new(w, h),
             plan,
@@ -277,7 +261,7 @@ impl Compositor {
             columns: Vec::new(),
             frame: 0,
             frames,
-            samples: 0,
+            samples,
         })
     }
 
@@ -299,12 +283,17 @@ impl Compositor {
         if self.frame >= self.frames {
             return Ok(None);
         }
-        let t = self.frame as f64 / self.plan.rate.as_f64();
-        self.draw(t)?;
+        // Output frame n shows the timeline at `start` + n / rate.
+        let start = self.plan.start;
+        let t = start + self.frame as f64 / self.plan.rate.as_f64();
+        // An audio-only output needs no pictures.
+        if self.plan.output.format.has_video() {
+            self.draw(t)?;
+        }
         let index = self.frame;
         self.frame += 1;
-        let until =
-            (self.frame as f64 / self.plan.rate.as_f64() * f64::from(SAMPLE_RATE)).round() as u64;
+        let until = ((start + self.frame as f64 / self.plan.rate.as_f64()) * f64::from(SAMPLE_RATE))
+            .round() as u64;
         let audio = self.mix(until)?;
         // The canvas is redrawn whole every frame, so the finished frame
         // can leave and a spare take its place without a copy.
@@ -397,6 +386,8 @@ impl Compositor {
             if state.done || end <= from || start >= until {
                 continue;
             }
+            let a = start.max(from);
+            let b = end.min(until);
             if state.reader.is_none() {
                 // Speed 0 holds the sound still: silence.
                 if s.speed <= 0.0 {
@@ -405,7 +396,8 @@ impl Compositor {
                 }
                 let mut reader = AudioReader::open(&state.path, &s.src, s.speed)?;
                 if let Some(r) = reader.as_mut() {
-                    r.seek(s.trim)?;
+                    // From where the output meets the sound.
+                    r.seek(s.trim + (a - start) as f64 / rate * s.speed)?;
                 }
                 match reader {
                     Some(r) => state.reader = Some(r),
@@ -419,8 +411,6 @@ impl Compositor {
             let Some(reader) = state.reader.as_mut() else {
                 continue;
             };
-            let a = start.max(from);
-            let b = end.min(until);
             let mut buf = vec![0.0f32; (b - a) as usize * CHANNELS];
             let got = reader.read(&mut buf)?;
             for (i, frame) in buf[..got].chunks_exact(CHANNELS).enumerate() {

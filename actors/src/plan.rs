@@ -6,9 +6,10 @@
 //! from what its template asks for.
 
 use crate::edit::{
-    self, Asset, AudioEffect, Edit, Filter, Fit, Format, MotionEffect, Position, Resolution, Speed,
-    Speeded, Tpl, TransitionKind,
+    self, Asset, AudioEffect, Edit, Filter, Fit, MotionEffect, Position, Speed, Speeded, Tpl,
+    TransitionKind,
 };
+use crate::output::spec::{self, Deliverable, Output};
 
 /// Frames per second as a fraction, so 29.97 is exactly 30000/1001.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn from_fps(fps: f64) -> Rate {
+    pub(crate) fn from_fps(fps: f64) -> Rate {
         for (approx, num) in [(23.976, 24000), (29.97, 30000), (59.94, 60000)] {
             if (fps - approx).abs() < 1e-6 {
                 return Rate { num, den: 1001 };
@@ -40,19 +41,24 @@ pub type Rgba = [u8; 4];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub format: Format,
+    /// The composing size (the output's may differ: `scaleTo`, thumbnails).
     pub width: u32,
     pub height: u32,
     pub rate: Rate,
-    /// Seconds: the end of the last clip.
+    /// The timeline's time of the first output frame (`range.start`, or a
+    /// still image's capture time).
+    pub start: f64,
+    /// Seconds of output from `start`: the rest of the timeline, the
+    /// range's length, or one frame for a still image.
     pub duration: f64,
     pub background: Rgba,
     /// Drawn in order: the last track of the Edit first, so that the first
     /// track ends on top.
     pub layers: Vec<Layer>,
     pub sounds: Vec<Sound>,
-    pub quality: edit::Quality,
+    /// No sound in the output (`output.mute`, or a format without sound).
     pub mute: bool,
+    pub output: Output,
     /// `timeline.fonts`: sources of font files for html assets.
     pub fonts: Vec<String>,
 }
@@ -183,6 +189,27 @@ pub enum PlanError {
     Unfilled { path: String },
     #[error("the timeline has no clips")]
     Empty,
+    #[error("{path}: {what}")]
+    OverLimit { path: String, what: String },
+    #[error("{path}: {at} s is not on the timeline, which ends at {end} s")]
+    BeyondTimeline { path: String, at: f64, end: f64 },
+    /// A poster or thumbnail asked of a movie whose output has none.
+    #[error("{path}: the movie's output has none")]
+    NoImage { path: String },
+}
+
+impl PlanError {
+    /// The JSON path of the Edit the error is about.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            PlanError::Unsupported { path, .. }
+            | PlanError::Unfilled { path }
+            | PlanError::OverLimit { path, .. }
+            | PlanError::BeyondTimeline { path, .. }
+            | PlanError::NoImage { path } => Some(path),
+            PlanError::Empty => None,
+        }
+    }
 }
 
 /// How long an audio fade of `fadeIn`/`fadeOut` lasts, in seconds.
@@ -197,12 +224,12 @@ fn transition_secs(speed: Speed) -> f64 {
 }
 
 /// Walks a filled Edit, keeping the JSON path for errors.
-struct Walk {
-    path: String,
+pub(crate) struct Walk {
+    pub(crate) path: String,
 }
 
 impl Walk {
-    fn at(&self, key: &str) -> Walk {
+    pub(crate) fn at(&self, key: &str) -> Walk {
         Walk {
             path: if self.path.is_empty() {
                 key.to_owned()
@@ -214,13 +241,17 @@ impl Walk {
         }
     }
 
-    fn get<'a, T>(&self, key: &str, v: &'a Tpl<T>) -> Result<&'a T, PlanError> {
+    pub(crate) fn get<'a, T>(&self, key: &str, v: &'a Tpl<T>) -> Result<&'a T, PlanError> {
         v.value().ok_or_else(|| PlanError::Unfilled {
             path: self.at(key).path,
         })
     }
 
-    fn opt<'a, T>(&self, key: &str, v: &'a Option<Tpl<T>>) -> Result<Option<&'a T>, PlanError> {
+    pub(crate) fn opt<'a, T>(
+        &self,
+        key: &str,
+        v: &'a Option<Tpl<T>>,
+    ) -> Result<Option<&'a T>, PlanError> {
         v.as_ref().map(|t| self.get(key, t)).transpose()
     }
 
@@ -235,52 +266,28 @@ impl Walk {
     }
 }
 
+/// The plan of a movie in its own `output.format`.
 pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
+    let output = Walk {
+        path: String::new(),
+    }
+    .get("output", &edit.output)?;
+    let format = *Walk {
+        path: "output".into(),
+    }
+    .get("format", &output.format)?;
+    plan_as(edit, Deliverable::Movie(format), &edit::Limits::default())
+}
+
+/// The plan of `what` of a movie: the movie in a format (whatever its
+/// `output.format` says), or its poster or thumbnail.
+pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<Plan, PlanError> {
     let root = Walk {
         path: String::new(),
     };
     let out_walk = root.at("output");
-    let output = root.get("output", &edit.output)?;
-    let format = *out_walk.get("format", &output.format)?;
-    if format != Format::Mp4 {
-        return Err(PlanError::Unsupported {
-            path: out_walk.at("format").path,
-            what: format!("output format {format:?}"),
-        });
-    }
-    out_walk.unsupported("aspectRatio", &output.aspect_ratio, "aspectRatio")?;
-    out_walk.unsupported("scaleTo", &output.scale_to, "scaleTo")?;
-    out_walk.unsupported("range", &output.range, "range")?;
-    out_walk.unsupported("poster", &output.poster, "poster")?;
-    out_walk.unsupported("thumbnail", &output.thumbnail, "thumbnail")?;
-    let resolution = out_walk.opt("resolution", &output.resolution)?.copied();
-    let (mut width, mut height, default_fps) = match resolution {
-        Some(Resolution::Preview) => (512, 288, 15.0),
-        Some(Resolution::Mobile) => (640, 360, 25.0),
-        Some(Resolution::Sd) | None => (1024, 576, 25.0),
-        Some(Resolution::Hd) => (1280, 720, 25.0),
-        Some(Resolution::FullHd) => (1920, 1080, 25.0),
-    };
-    if let Some(size) = out_walk.opt("size", &output.size)? {
-        let size_walk = out_walk.at("size");
-        if let Some(w) = size_walk.opt("width", &size.width)? {
-            width = *w;
-        }
-        if let Some(h) = size_walk.opt("height", &size.height)? {
-            height = *h;
-        }
-    }
-    let fps = out_walk
-        .opt("fps", &output.fps)?
-        .map_or(default_fps, |f| f.0);
-    let quality = out_walk
-        .opt("quality", &output.quality)?
-        .copied()
-        .unwrap_or(edit::Quality::Medium);
-    let mute = out_walk
-        .opt("mute", &output.mute)?
-        .copied()
-        .unwrap_or(false);
+    let options = spec::options(&out_walk, root.get("output", &edit.output)?, what, limits)?;
+    let (width, height) = options.compose;
 
     let tl_walk = root.at("timeline");
     let timeline = root.get("timeline", &edit.timeline)?;
@@ -419,6 +426,8 @@ pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
     if duration <= 0.0 {
         return Err(PlanError::Empty);
     }
+    let (start, length) = options.window(what, duration, &out_walk)?;
+    let output = options.output_of(what);
     if let Some(st) = tl_walk.opt("soundtrack", &timeline.soundtrack)? {
         let sw = tl_walk.at("soundtrack");
         let (fade_in, fade_out) = audio_fades(sw.opt("effect", &st.effect)?.copied());
@@ -434,16 +443,16 @@ pub fn plan(edit: &Edit) -> Result<Plan, PlanError> {
         });
     }
     Ok(Plan {
-        format,
         width,
         height,
-        rate: Rate::from_fps(fps),
-        duration,
+        rate: options.rate,
+        start,
+        duration: length,
         background,
         layers,
         sounds,
-        quality,
-        mute,
+        mute: output.mute || !output.format.has_audio(),
+        output,
         fonts,
     })
 }
@@ -619,12 +628,116 @@ mod tests {
     fn what_is_not_drawn_yet_is_refused_with_its_path() {
         let e = plan_of(json!({
             "timeline": { "tracks": [ { "clips": [
-                { "asset": { "type": "image", "src": "a.png" }, "start": 0, "length": 1 } ] } ] },
+                { "asset": { "type": "html", "html": "<p>x</p>" }, "start": 0, "length": 1 } ] } ] },
             "output": { "format": "gif", "resolution": "sd" }
         }))
         .unwrap_err();
         assert!(
-            matches!(&e, PlanError::Unsupported { path, .. } if path == "output.format"),
+            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].asset"),
+            "{e}"
+        );
+    }
+
+    fn plan_as_of(output: serde_json::Value, what: Deliverable) -> Result<Plan, PlanError> {
+        let edit = json!({
+            "timeline": { "tracks": [ { "clips": [
+                { "asset": { "type": "image", "src": "a.png" }, "start": 0, "length": 10 } ] } ] },
+            "output": output
+        });
+        let limits = Limits::default();
+        plan_as(
+            &fill(&edit.to_string(), &Map::new(), &limits).expect("valid"),
+            what,
+            &limits,
+        )
+    }
+
+    #[test]
+    fn the_output_window_follows_range_poster_and_format() {
+        use crate::edit::Format;
+        let out = json!({ "format": "mp4", "fps": 25, "range": { "start": 3, "length": 4 },
+                          "poster": { "capture": 5 } });
+        let p = plan_as_of(out.clone(), Deliverable::Movie(Format::Webm)).unwrap();
+        assert_eq!(
+            (p.start, p.duration, p.output.format),
+            (3.0, 4.0, Format::Webm)
+        );
+        // A still is the frame at range.start, whatever the Edit's format.
+        let p = plan_as_of(out.clone(), Deliverable::Movie(Format::Png)).unwrap();
+        assert_eq!((p.start, p.duration), (3.0, 0.04));
+        assert!(p.mute, "a still has no sound");
+        let p = plan_as_of(out, Deliverable::Poster).unwrap();
+        assert_eq!((p.start, p.output.format), (5.0, Format::Jpg));
+        // Without a range, a still is the poster frame, else the first.
+        let p = plan_as_of(json!({ "format": "jpg" }), Deliverable::Movie(Format::Jpg)).unwrap();
+        assert_eq!(p.start, 0.0);
+        // A range past the end stops at the end.
+        let p = plan_as_of(
+            json!({ "format": "mp3", "range": { "start": 8, "length": 5 } }),
+            Deliverable::Movie(Format::Mp3),
+        )
+        .unwrap();
+        assert_eq!((p.start, p.duration), (8.0, 2.0));
+        let e = plan_as_of(
+            json!({ "format": "mp4", "range": { "start": 10 } }),
+            Deliverable::Movie(Format::Mp4),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::BeyondTimeline { path, .. } if path == "output.range.start"),
+            "{e}"
+        );
+        let e = plan_as_of(json!({ "format": "mp4" }), Deliverable::Thumbnail).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::NoImage { path } if path == "output.thumbnail"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes_follow_resolution_aspect_ratio_size_and_scale_to() {
+        use crate::edit::Format;
+        let mp4 = Deliverable::Movie(Format::Mp4);
+        let p = plan_as_of(
+            json!({ "format": "mp4", "resolution": "hd", "aspectRatio": "4:5" }),
+            mp4,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.width, p.height, p.output.width, p.output.height),
+            (720, 900, 720, 900)
+        );
+        // The seed's own example: size wins over resolution and aspectRatio.
+        let p = plan_as_of(
+            json!({ "format": "mp4", "resolution": "sd", "aspectRatio": "16:9",
+                    "size": { "width": 1200, "height": 800 }, "scaleTo": "preview" }),
+            mp4,
+        )
+        .unwrap();
+        assert_eq!((p.width, p.height), (1200, 800));
+        assert_eq!((p.output.width, p.output.height), (600, 400));
+        assert_eq!(p.rate, Rate { num: 15, den: 1 }, "scaleTo's preset rate");
+        let p = plan_as_of(json!({ "format": "mp4", "resolution": "preview" }), mp4).unwrap();
+        assert_eq!(p.rate, Rate { num: 15, den: 1 });
+        // An image-sized movie asked as video meets the video limit.
+        let e = plan_as_of(
+            json!({ "format": "png", "size": { "width": 4000, "height": 400 } }),
+            mp4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.size"),
+            "{e}"
+        );
+        // Scaling up past the limit is refused too.
+        let e = plan_as_of(
+            json!({ "format": "mp4", "resolution": "preview", "scaleTo": "1080",
+                    "size": { "width": 1920, "height": 1080 } }),
+            mp4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PlanError::OverLimit { path, .. } if path == "output.scaleTo"),
             "{e}"
         );
     }

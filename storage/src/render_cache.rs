@@ -129,8 +129,10 @@ impl Store {
     /// Drops the cached renders of `token` (its project was deleted, or a
     /// movie it uses changed).
     pub async fn forget_renders(&self, token: &str) -> Result<()> {
-        let prefix = format!("{token}.");
-        for key in self.render_cache.scan_prefix(&prefix).keys() {
+        // Every key of a token starts with it: `<token>.<ext>`,
+        // `<token>-poster.jpg`, `<token>-thumb.jpg`; tokens have one length,
+        // so no other token's keys share the prefix.
+        for key in self.render_cache.scan_prefix(token).keys() {
             let key = key?;
             self.render_cache.remove(&key)?;
             let _ = tokio::fs::remove_file(self.render_path(&String::from_utf8_lossy(&key))).await;

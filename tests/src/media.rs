@@ -1,14 +1,15 @@
 //! Media for and from the end-to-end tests: fixtures made with the ffmpeg
-//! CLI, and renders read back with ffprobe and ffmpeg — frames as packed
-//! RGB, sound as RMS levels — so that tests check what a viewer would see
-//! and hear.
+//! CLI and a project holding them, and renders read back with ffprobe and
+//! ffmpeg — frames as packed RGB, sound as RMS levels — so that tests
+//! check what a viewer would see and hear.
 
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{json, Value};
 
-use crate::Api;
+use crate::{json, Api, Env};
 
 /// Makes a media file with the ffmpeg CLI.
 pub fn ffmpeg(args: &[&str], out: &Path) {
@@ -29,6 +30,76 @@ pub fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
     assert_eq!(r.status(), 201);
 }
 
+/// A server with a project holding `red.png` (160×90) and `tone.wav`
+/// (440 Hz, 30 s), and a scratch directory.
+pub struct Fixture {
+    pub env: Env,
+    pub uid: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(&[])
+}
+
+pub fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
+    let env = Env::with_settings(settings);
+    let api = env.client();
+    let uid = api.create_project("video");
+    let dir = tempfile::tempdir().unwrap();
+    let red = dir.path().join("red.png");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x90",
+            "-frames:v",
+            "1",
+        ],
+        &red,
+    );
+    let tone = dir.path().join("tone.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=30:sample_rate=48000",
+        ],
+        &tone,
+    );
+    upload(&api, &uid, "red.png", &red);
+    upload(&api, &uid, "tone.wav", &tone);
+    Fixture { env, uid, dir }
+}
+
+/// Stores `movie_json` as movie `m` and asks for a render of it.
+pub fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
+    token_named(f, "m", movie_json, params)
+}
+
+/// Stores `movie_json` as movie `name` and asks for a render of it. A
+/// token names a movie, not its content: tests that render several
+/// movies give each its own name.
+pub fn token_named(f: &Fixture, name: &str, movie_json: &Value, params: Value) -> String {
+    let api = f.env.client();
+    assert_eq!(
+        api.put(&format!("/v1/sdl/{}/{name}", f.uid), movie_json.to_string())
+            .status(),
+        201
+    );
+    let r = api
+        .request(Method::POST, &format!("/v2/render/{}", f.uid))
+        .json(&json!({ "movie": name, "params": params }))
+        .send()
+        .unwrap();
+    let (status, body) = json(r);
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// ffprobe's streams (with counted frames) and format.
 pub fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
         .args([
@@ -53,8 +124,15 @@ pub fn ffprobe(path: &Path) -> Value {
 
 /// The frame shown at `t` seconds, as packed RGB.
 pub fn frame(path: &Path, t: f64) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &t.to_string(), "-i"])
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg.args(["-v", "error"]);
+    // FFmpeg 5.1's image2 demuxer loses a large JPEG's end after `-ss`,
+    // even `-ss 0`: the first frame is read without it.
+    if t > 0.0 {
+        ffmpeg.args(["-ss", &t.to_string()]);
+    }
+    let out = ffmpeg
+        .arg("-i")
         .arg(path)
         .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()

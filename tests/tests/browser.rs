@@ -1,6 +1,7 @@
 //! A real browser plays a token's URL (CONTRACT section 5): headless
-//! Chromium opens a page with `<video src=".../render/<token>.mp4">`, and
-//! the page reports what the player saw to a listener of this test.
+//! Chromium opens a page with `<video src=".../render/<token>.mp4">` (or
+//! `.webm`), and the page reports what the player saw to a listener of
+//! this test.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -66,8 +67,9 @@ fn wait_for_report(listener: &TcpListener) -> String {
     panic!("the page reported nothing within {PLAY_TIMEOUT:?}");
 }
 
-#[test]
-fn chromium_plays_a_token_url() {
+/// Plays `/render/<token>.<ext>` in headless Chromium, cold (the page
+/// is the render's first viewer), and checks it played to its end.
+fn chromium_plays(ext: &str) {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium"
@@ -77,7 +79,7 @@ fn chromium_plays_a_token_url() {
     let video_url = env
         .client()
         .anonymous()
-        .url(&format!("/render/{token}.mp4"));
+        .url(&format!("/render/{token}.{ext}"));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let report_url = format!("http://{}/report", listener.local_addr().unwrap());
     let page = env.dir.path().join("page.html");
@@ -150,4 +152,14 @@ setTimeout(() => report("timeout"), 45000);
     );
     let time: f64 = field("time").parse().unwrap_or(0.0);
     assert!(time > 3.5, "currentTime advanced to the end: {report}");
+}
+
+#[test]
+fn chromium_plays_a_token_url() {
+    chromium_plays("mp4");
+}
+
+#[test]
+fn chromium_plays_a_webm_token_url_while_it_renders() {
+    chromium_plays("webm");
 }

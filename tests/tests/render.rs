@@ -5,52 +5,12 @@
 
 use std::io::Read;
 
-use clipstream_tests::media::{at, close, ffmpeg, ffprobe, frame, pixel, rms, upload};
-use clipstream_tests::{assert_error, json, Env};
+use clipstream_tests::media::{
+    at, close, ffmpeg, ffprobe, fixture, fixture_with, frame, pixel, rms, token, upload,
+};
+use clipstream_tests::{assert_error, json};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-struct Fixture {
-    env: Env,
-    uid: String,
-    dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    fixture_with(&[])
-}
-
-fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
-    let env = Env::with_settings(settings);
-    let api = env.client();
-    let uid = api.create_project("video");
-    let dir = tempfile::tempdir().unwrap();
-    let red = dir.path().join("red.png");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=160x90",
-            "-frames:v",
-            "1",
-        ],
-        &red,
-    );
-    let tone = dir.path().join("tone.wav");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=30:sample_rate=48000",
-        ],
-        &tone,
-    );
-    upload(&api, &uid, "red.png", &red);
-    upload(&api, &uid, "tone.wav", &tone);
-    Fixture { env, uid, dir }
-}
 
 /// A blue background; a red picture at the top right from 0 to 4 s; a
 /// yellow title at the bottom left throughout; a 440 Hz soundtrack.
@@ -69,23 +29,6 @@ fn movie(length: f64, mute: bool) -> Value {
         },
         "output": { "format": "mp4", "resolution": "mobile", "fps": 25, "mute": mute }
     })
-}
-
-fn token(f: &Fixture, movie_json: &Value, params: Value) -> String {
-    let api = f.env.client();
-    assert_eq!(
-        api.put(&format!("/v1/sdl/{}/m", f.uid), movie_json.to_string())
-            .status(),
-        201
-    );
-    let r = api
-        .request(Method::POST, &format!("/v2/render/{}", f.uid))
-        .json(&json!({ "movie": "m", "params": params }))
-        .send()
-        .unwrap();
-    let (status, body) = json(r);
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_owned()
 }
 
 /// The four-character types of the top-level boxes of an MP4 file.

@@ -329,13 +329,9 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
 
 fn output(path: &Path, output: &Output, limits: &Limits) -> Checked {
     if let Some(size) = known(&output.size) {
+        // Given with resolution and aspectRatio (as in the seed's own
+        // example), the size wins: see `output::spec`.
         let p = path.key("size");
-        if output.resolution.is_some() || output.aspect_ratio.is_some() {
-            return Err(invalid(
-                &p,
-                "a custom size replaces resolution and aspectRatio: omit those",
-            ));
-        }
         let image = matches!(output.format.value(), Some(f) if f.is_image());
         let (max_w, max_h) = if image {
             (limits.max_image_width, limits.max_image_height)

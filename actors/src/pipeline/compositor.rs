@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use super::muxer::MuxMsg;
 use super::{Publish, RenderError};
 use crate::compose::Frame;
-use crate::compositor::{Composed, Compositor, SourceLimits, Sources, Stream, StreamInfo};
-use crate::encode::{AudioEncoder, VideoEncoder};
-use crate::media::{MediaError, CHANNELS, SAMPLE_RATE};
+use crate::compositor::{Composed, Compositor, SourceLimits, Sources};
+use crate::media::MediaError;
+use crate::output;
 use crate::plan::Plan;
 
 /// Composed frames waiting for the encoder.
@@ -106,27 +106,13 @@ fn compose_and_encode(
     tx: &mpsc::Sender<MuxMsg>,
     publish: &dyn Publish,
 ) -> Result<(), RenderError> {
-    let (width, height, rate, quality) = (plan.width, plan.height, plan.rate, plan.quality);
+    let mut encoder = output::encoder(&plan).map_err(media)?;
     let mut compositor = Compositor::new(plan, sources, limits).map_err(media)?;
-    let mut video = VideoEncoder::new(width, height, rate, quality).map_err(media)?;
-    let mut audio = AudioEncoder::new().map_err(media)?;
     let send = |tx: &mpsc::Sender<MuxMsg>, msg| {
         tx.blocking_send(msg)
             .map_err(|_| RenderError::Internal("the muxer went away".into()))
     };
-    send(
-        tx,
-        MuxMsg::Start(StreamInfo {
-            width,
-            height,
-            video_timescale: video.timescale,
-            video_extradata: video.extradata(),
-            frame_ticks: video.frame_ticks(),
-            audio_extradata: audio.extradata(),
-            sample_rate: SAMPLE_RATE,
-            channels: CHANNELS as u16,
-        }),
-    )?;
+    send(tx, MuxMsg::Start(encoder.streams()))?;
     let (frames, queue) = std::sync::mpsc::sync_channel::<ToEncoder>(FRAME_QUEUE);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
     let encoder_tx = tx.clone();
@@ -137,37 +123,16 @@ fn compose_and_encode(
                 let composed = match msg {
                     ToEncoder::Frame(c) => c,
                     ToEncoder::End => {
-                        let mut packets: Vec<_> = video
-                            .finish()
-                            .map_err(media)?
-                            .into_iter()
-                            .map(|p| (Stream::Video, p))
-                            .collect();
-                        packets.extend(
-                            audio
-                                .finish()
-                                .map_err(media)?
-                                .into_iter()
-                                .map(|p| (Stream::Audio, p)),
-                        );
+                        let packets = encoder.finish().map_err(media)?;
                         send(&encoder_tx, MuxMsg::Packets(packets))?;
                         return send(&encoder_tx, MuxMsg::End);
                     }
                 };
                 let key = forced_key == Some(composed.index);
-                let mut packets: Vec<_> = video
-                    .encode(&composed.frame, composed.index, key)
-                    .map_err(media)?
-                    .into_iter()
-                    .map(|p| (Stream::Video, p))
-                    .collect();
-                packets.extend(
-                    audio
-                        .push(&composed.audio)
-                        .map_err(media)?
-                        .into_iter()
-                        .map(|p| (Stream::Audio, p)),
-                );
+                let mut packets = encoder
+                    .video(&composed.frame, composed.index, key)
+                    .map_err(media)?;
+                packets.extend(encoder.audio(&composed.audio).map_err(media)?);
                 if !packets.is_empty() {
                     send(&encoder_tx, MuxMsg::Packets(packets))?;
                 }

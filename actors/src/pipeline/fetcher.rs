@@ -46,8 +46,12 @@ pub fn sources_of(plan: &Plan) -> BTreeSet<String> {
     for font in &plan.fonts {
         srcs.insert(font.clone());
     }
-    for sound in &plan.sounds {
-        srcs.insert(sound.src.clone());
+    // A silent output (muted, or a format without sound: gif, stills)
+    // needs none of its sounds.
+    if !plan.mute {
+        for sound in &plan.sounds {
+            srcs.insert(sound.src.clone());
+        }
     }
     srcs
 }

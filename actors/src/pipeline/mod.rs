@@ -3,7 +3,9 @@
 //! ```text
 //! supervisor ── fetcher     resolves and downloads every source once
 //!            ├─ compositor  decodes, composes, mixes, encodes (a blocking thread)
-//!            └─ muxer       fragmented MP4: init segment, then ~1 s fragments
+//!            └─ muxer       packages the format (crate::output): fragmented MP4
+//!                           (init segment, then ~1 s fragments), WebM, MP3,
+//!                           GIF, or a still image
 //! ```
 //!
 //! Bytes leave through a [`Publish`] the caller provides (the server's
@@ -63,8 +65,13 @@ pub trait Publish: Send + Sync + 'static {
     fn progress(&self, done: f64);
     /// The init segment (`ftyp` + `moov`); first, once.
     fn init(&self, bytes: Bytes);
-    /// A `moof` + `mdat` fragment of `seconds` of media.
+    /// The bytes that follow: for MP4 a `moof` + `mdat` fragment of
+    /// `seconds` of media.
     fn fragment(&self, bytes: Bytes, seconds: f64);
+    /// New bytes for `offset..offset + bytes.len()`, which was already
+    /// published: a muxer seeking back at the end (WebM cues and
+    /// duration, MP3's Xing frame). The finished file holds them.
+    fn patch(&self, offset: u64, bytes: Bytes);
     /// Everything was published.
     fn finish(&self);
     fn fail(&self, error: RenderError);

@@ -105,9 +105,11 @@ impl Actor for Supervisor {
                     return Ok(());
                 };
                 state.publish.state(State::Rendering);
+                let packager = crate::output::packager(&job.plan, job.fragments)
+                    .map_err(|e| RenderError::Internal(e.to_string()))?;
                 let mux_args = MuxArgs {
                     publish: job.publish.clone(),
-                    fragments: job.fragments,
+                    packager,
                 };
                 let (muxer, _) =
                     Actor::spawn_linked(None, Muxer, mux_args, myself.get_cell()).await?;

@@ -30,6 +30,7 @@ impl Publish for Recorder {
     fn fragment(&self, bytes: Bytes, _: f64) {
         self.bytes.fetch_add(bytes.len(), Ordering::SeqCst);
     }
+    fn patch(&self, _: u64, _: Bytes) {}
     fn finish(&self) {
         *self.outcome.lock().unwrap() = Some(Ok(()));
     }

@@ -1,12 +1,14 @@
 //! `clipstream render EDIT.json --param KEY=VALUE -o OUT.mp4`: the same
-//! pipeline as the server, without one. Sources are files, named relative
-//! to the Edit.
+//! pipeline as the server, without one; the extension of OUT picks the
+//! format (mp4, webm, gif, jpg, png, bmp, mp3). Sources are files, named
+//! relative to the Edit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use clipstream_actors::output::Deliverable;
 use clipstream_actors::pipeline::{
     self, FetchError, Job, Publish, RenderError, Resolve, Resolved, State,
 };
@@ -88,6 +90,18 @@ impl Publish for FileOutput {
         self.write(&bytes);
     }
 
+    fn patch(&self, offset: u64, bytes: Bytes) {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Err(e)) = file.as_ref().map(|f| f.write_all_at(&bytes, offset)) {
+            drop(file);
+            self.fail(RenderError::Internal(format!(
+                "{}: {e}",
+                self.tmp.display()
+            )));
+        }
+    }
+
     fn finish(&self) {
         let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
         let result = match file.map(|f| f.sync_all()) {
@@ -130,7 +144,16 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
         std::fs::read_to_string(edit_path).map_err(|e| format!("{}: {e}", edit_path.display()))?;
     let params = parse_params(params)?;
     let edit = edit::fill(&text, &params, &config.edit_limits())?;
-    let plan = plan::plan(&edit)?;
+    // The output's extension decides the format, as on the server; an
+    // unknown one keeps the Edit's own.
+    let format = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(edit::Format::from_extension);
+    let plan = match format {
+        Some(f) => plan::plan_as(&edit, Deliverable::Movie(f), &config.edit_limits())?,
+        None => plan::plan(&edit)?,
+    };
     let base = edit_path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);

@@ -39,6 +39,9 @@ struct Inner {
     segments: Vec<Segment>,
     /// Cached: the digest, once the file is complete.
     hash: Option<String>,
+    /// Bytes were rewritten after they were appended (see `patch`): the
+    /// running hash no longer holds.
+    patched: bool,
     version: u64,
 }
 
@@ -70,6 +73,7 @@ impl LiveRender {
                 error: None,
                 segments: Vec::new(),
                 hash: None,
+                patched: false,
                 version: 0,
             }),
             changed: watch::channel(0).0,
@@ -82,6 +86,13 @@ impl LiveRender {
         // A panic while holding the lock leaves plain data behind; reading
         // it is safe.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails the render for a fault of the server's own (a file that
+    /// cannot be written), releasing the lock first.
+    fn fail_inside(&self, inner: MutexGuard<'_, Inner>, what: String) {
+        drop(inner);
+        self.fail(RenderError::Internal(what));
     }
 
     fn bump(&self, inner: &mut Inner) {
@@ -125,10 +136,7 @@ impl LiveRender {
             return;
         };
         if let Err(e) = file.write_all(bytes) {
-            drop(inner);
-            self.fail(RenderError::Internal(format!(
-                "the spool file could not be written: {e}"
-            )));
+            self.fail_inside(inner, format!("the spool file could not be written: {e}"));
             return;
         }
         inner.hasher.update(bytes);
@@ -246,10 +254,46 @@ impl Publish for LiveRender {
         self.append(&bytes, seconds);
     }
 
+    /// Written into the spool file at once: a viewer that has not read
+    /// those bytes yet gets the final ones, one that has keeps a stream
+    /// that was valid as it was (a muxer seeks back only to fill in
+    /// sizes, durations and indexes). The cache holds the patched file.
+    fn patch(&self, offset: u64, bytes: Bytes) {
+        use std::os::unix::fs::FileExt;
+        let mut inner = self.lock();
+        if inner.error.is_some() {
+            return;
+        }
+        if offset + bytes.len() as u64 > inner.len {
+            self.fail_inside(inner, "a patch beyond the bytes published".to_owned());
+            return;
+        }
+        let written = match inner.file.as_ref() {
+            Some(file) => file.write_all_at(&bytes, offset),
+            None => return,
+        };
+        if let Err(e) = written {
+            self.fail_inside(inner, format!("the spool file could not be patched: {e}"));
+            return;
+        }
+        inner.patched = true;
+        self.bump(&mut inner);
+    }
+
     fn finish(&self) {
         let mut inner = self.lock();
         if inner.error.is_some() {
             return;
+        }
+        if inner.patched {
+            let mut hasher = blake3::Hasher::new();
+            let rehashed =
+                File::open(&inner.path).and_then(|f| hasher.update_reader(f).map(|_| ()));
+            if let Err(e) = rehashed {
+                self.fail_inside(inner, format!("the render could not be hashed: {e}"));
+                return;
+            }
+            inner.hasher = hasher;
         }
         let synced = inner.file.take().map(|f| f.sync_all());
         let dest = self.store.render_path(&self.key);
@@ -259,10 +303,7 @@ impl Publish for LiveRender {
             None => Err(std::io::Error::other("finished twice")),
         };
         if let Err(e) = moved {
-            drop(inner);
-            self.fail(RenderError::Internal(format!(
-                "the render could not be cached: {e}"
-            )));
+            self.fail_inside(inner, format!("the render could not be cached: {e}"));
             return;
         }
         inner.path = dest;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clipstream_actors::edit;
+use clipstream_actors::edit::{self, Format};
+use clipstream_actors::output::Deliverable;
 use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
 use clipstream_actors::plan;
 use clipstream_storage::{CachedRender, Error as StoreError, Store};
@@ -32,6 +33,24 @@ pub struct Renders {
     failures: Mutex<HashMap<String, RenderError>>,
     workers: Arc<Semaphore>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The cache key of `what` of `token`: its file name under `/render/`.
+pub fn key(token: &str, what: Deliverable) -> String {
+    match what {
+        Deliverable::Movie(format) => format!("{token}.{}", format.extension()),
+        Deliverable::Poster => format!("{token}-poster.jpg"),
+        Deliverable::Thumbnail => format!("{token}-thumb.jpg"),
+    }
+}
+
+/// The extension whose movie a deliverable is made of: a poster or a
+/// thumbnail belongs to the video, the movie chosen for `.mp4`.
+fn movie_extension(what: Deliverable) -> &'static str {
+    match what {
+        Deliverable::Movie(format) => format.extension(),
+        Deliverable::Poster | Deliverable::Thumbnail => Format::Mp4.extension(),
+    }
 }
 
 /// A GET's answer: bytes in the cache, or a render to follow.
@@ -94,9 +113,9 @@ impl Renders {
         self.live_map().get(key).cloned()
     }
 
-    /// The cached render of `token`.`ext`, the live one, or a new one.
-    pub fn lookup(self: &Arc<Self>, token: &str, ext: &str) -> Result<Lookup, ApiError> {
-        let key = format!("{token}.{ext}");
+    /// The cached render of `what` of `token`, the live one, or a new one.
+    pub fn lookup(self: &Arc<Self>, token: &str, what: Deliverable) -> Result<Lookup, ApiError> {
+        let key = key(token, what);
         if let Some((entry, path)) = self.store.cached_render(&key)? {
             self.metrics.cache_hits.inc();
             return Ok(Lookup::Cached(entry, path));
@@ -105,7 +124,7 @@ impl Renders {
         if let Some(live) = map.get(&key) {
             return Ok(Lookup::Live(live.clone()));
         }
-        let (plan, project) = self.plan_for(token, ext)?;
+        let (plan, project) = self.plan_for(token, what)?;
         if self.queued.load(std::sync::atomic::Ordering::Relaxed) >= self.config.render.max_queued {
             return Err(ApiError::Busy);
         }
@@ -126,16 +145,21 @@ impl Renders {
         Ok(Lookup::Live(live))
     }
 
-    /// The plan of the movie that `token` plays as `ext`, and its project.
-    fn plan_for(&self, token: &str, ext: &str) -> Result<(plan::Plan, String), ApiError> {
+    /// The plan of `what` of the movie that `token` names for it, and its
+    /// project. The extension picks the movie and decides the format,
+    /// whatever the movie's `output.format` says.
+    fn plan_for(&self, token: &str, what: Deliverable) -> Result<(plan::Plan, String), ApiError> {
         let request = self.store.render_request(token)?;
+        let ext = movie_extension(what);
         let name = request
             .movie
             .for_extension(ext)
             .ok_or_else(|| ApiError::NoMovieFor(ext.to_owned()))?;
         let movie = self.store.movie(&request.project, name)?;
-        let edit = edit::fill(&movie.body, &request.params, &self.config.edit_limits())?;
-        Ok((plan::plan(&edit).map_err(ApiError::Plan)?, request.project))
+        let limits = self.config.edit_limits();
+        let edit = edit::fill(&movie.body, &request.params, &limits)?;
+        let plan = plan::plan_as(&edit, what, &limits).map_err(ApiError::Plan)?;
+        Ok((plan, request.project))
     }
 
     async fn run(

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use clipstream_actors::edit::{EditError, EditErrorKind, FillError};
 use clipstream_actors::pipeline::RenderError;
+use clipstream_actors::plan::PlanError;
 use clipstream_storage::{Error as StoreError, UploadError};
 use serde::Serialize;
 
@@ -86,6 +87,9 @@ impl ApiError {
             ApiError::Busy => "busy",
             ApiError::RangeTimeout => "range_timeout",
             ApiError::NoMovieFor(_) => "movie_not_found",
+            ApiError::Plan(PlanError::NoImage { .. }) => "not_found",
+            ApiError::Plan(PlanError::OverLimit { .. }) => "limit_exceeded",
+            ApiError::Plan(PlanError::BeyondTimeline { .. }) => "beyond_timeline",
             ApiError::Plan(_) => "unsupported",
             ApiError::Render(RenderError::Fetch(_)) => "source_unavailable",
             ApiError::Render(RenderError::Media(_)) => "bad_source",
@@ -181,6 +185,8 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::Busy | ApiError::RangeTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Plan(PlanError::NoImage { .. }) => StatusCode::NOT_FOUND,
+            ApiError::Plan(PlanError::OverLimit { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Plan(_) | ApiError::Render(RenderError::Media(_)) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -201,6 +207,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Fill(e) => (fill_path(e), e.placeholder()),
             ApiError::BadParam { param, .. } => (None, Some(param.as_str())),
+            ApiError::Plan(e) => (e.path(), None),
             _ => (None, None),
         };
         let mut response = HttpResponse::build(status);

@@ -12,6 +12,8 @@ use std::time::Duration;
 use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
+use clipstream_actors::edit::Format;
+use clipstream_actors::output::Deliverable;
 use clipstream_storage::Segment;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -22,7 +24,7 @@ use crate::http::resource;
 use crate::http::state::AppState;
 
 /// The render behind a playlist: the MP4 one.
-const EXT: &str = "mp4";
+const EXT: Deliverable = Deliverable::Movie(Format::Mp4);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

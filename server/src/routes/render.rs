@@ -9,10 +9,13 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, ByteRangeSpec, ContentRange, ContentRangeSpec, Header, Range};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
+use clipstream_actors::edit::Format;
+use clipstream_actors::output::Deliverable;
 use clipstream_actors::pipeline::State;
 use clipstream_storage::renders::is_token_shaped;
 use serde_json::json;
 
+use crate::delivery::registry::key;
 use crate::delivery::{Lookup, Renders};
 use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
@@ -33,15 +36,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v2/render/{token}/status", "GET").route(web::get().to(status)));
 }
 
-fn split(file: &str) -> Result<(&str, &str), ApiError> {
+/// What a file name under `/render/` asks for.
+enum Asked {
+    Playlist,
+    Render(Deliverable),
+}
+
+/// `<token>.<ext>`, `<token>-poster.jpg` or `<token>-thumb.jpg`.
+fn split(file: &str) -> Result<(&str, Asked), ApiError> {
     let not_found = || ApiError::NoRoute(format!("/render/{file}"));
-    let (token, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
+    let (token, asked) = if let Some(token) = file.strip_suffix("-poster.jpg") {
+        (token, Asked::Render(Deliverable::Poster))
+    } else if let Some(token) = file.strip_suffix("-thumb.jpg") {
+        (token, Asked::Render(Deliverable::Thumbnail))
+    } else {
+        let (token, ext) = file.rsplit_once('.').ok_or_else(not_found)?;
+        let asked = match ext {
+            "m3u8" => Asked::Playlist,
+            _ => Asked::Render(Deliverable::Movie(
+                Format::from_extension(ext).ok_or_else(not_found)?,
+            )),
+        };
+        (token, asked)
+    };
     if !is_token_shaped(token) {
         return Err(clipstream_storage::Error::TokenNotFound.into());
     }
-    match ext {
-        "mp4" | "m3u8" => Ok((token, ext)),
-        _ => Err(not_found()),
+    Ok((token, asked))
+}
+
+/// The format of the bytes of `what`.
+fn format_of(what: Deliverable) -> Format {
+    match what {
+        Deliverable::Movie(format) => format,
+        Deliverable::Poster | Deliverable::Thumbnail => Format::Jpg,
     }
 }
 
@@ -51,11 +79,12 @@ pub(super) async fn get(
     renders: web::Data<Arc<Renders>>,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, ext) = split(&file)?;
-    if ext == "m3u8" {
-        return super::hls::playlist(&state, &renders, token).await;
-    }
-    let live = match renders.lookup(token, ext)? {
+    let (token, what) = match split(&file)? {
+        (token, Asked::Playlist) => return super::hls::playlist(&state, &renders, token).await,
+        (token, Asked::Render(what)) => (token, what),
+    };
+    let format = format_of(what);
+    let live = match renders.lookup(token, what)? {
         Lookup::Cached(entry, path) => {
             let file = tokio::fs::File::open(&path)
                 .await
@@ -64,7 +93,7 @@ pub(super) async fn get(
                 len: entry.size,
                 etag: entry.hash,
                 modified: entry.created,
-                content_type: "video/mp4".into(),
+                content_type: format.content_type().into(),
                 cache_control: IMMUTABLE,
             };
             let response = entity::respond(&req, &meta, file)
@@ -83,9 +112,11 @@ pub(super) async fn get(
         Lookup::Live(live) => live,
     };
     // Headers wait for the first bytes, so that a render that cannot start
-    // (a missing or broken source) is still a clean JSON error.
+    // (a missing or broken source) is still a clean JSON error. A still
+    // image is one piece: it is answered once complete, from the cache.
     let asked = std::time::Instant::now();
-    let snap = live.wait_for(|s| s.len > 0).await;
+    let still = format.is_image();
+    let snap = live.wait_for(|s| s.len > 0 && !still).await;
     renders
         .metrics
         .first_byte_seconds
@@ -96,7 +127,11 @@ pub(super) async fn get(
         }
     }
     if snap.complete {
-        // Finished while we waited: answer as the cache would.
+        // Finished while we waited: answer as the cache would. The cache
+        // records a render just after its last byte; until it answers the
+        // lookup finds the finished live render again, so give it a moment
+        // rather than spin.
+        tokio::time::sleep(Duration::from_millis(10)).await;
         return Box::pin(get(req, state, renders, web::Path::from(file.into_inner()))).await;
     }
     let range = match Range::parse(&req) {
@@ -107,7 +142,7 @@ pub(super) async fn get(
     };
     let mut builder = HttpResponse::Ok();
     builder
-        .insert_header((header::CONTENT_TYPE, "video/mp4"))
+        .insert_header((header::CONTENT_TYPE, format.content_type()))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
     if req.method() == Method::HEAD {
@@ -115,7 +150,7 @@ pub(super) async fn get(
     }
     match range {
         None | Some(ByteRangeSpec::From(0)) => Ok(builder.streaming(live.stream(0, None))),
-        Some(spec) => match partial_while_rendering(&state, &live, spec).await? {
+        Some(spec) => match partial_while_rendering(&state, &live, spec, format).await? {
             Some(response) => Ok(response),
             // Complete by now: the cache answers, with the total length.
             None => Box::pin(get(req, state, renders, web::Path::from(file.into_inner()))).await,
@@ -130,6 +165,7 @@ async fn partial_while_rendering(
     state: &AppState,
     live: &Arc<crate::delivery::LiveRender>,
     spec: ByteRangeSpec,
+    format: Format,
 ) -> Result<Option<HttpResponse>, ApiError> {
     let (start, last) = match spec {
         ByteRangeSpec::FromTo(a, b) if a <= b => (a, Some(b)),
@@ -150,7 +186,7 @@ async fn partial_while_rendering(
     let end = last.map_or(snap.len, |b| (b + 1).min(snap.len));
     let mut builder = HttpResponse::PartialContent();
     builder
-        .insert_header((header::CONTENT_TYPE, "video/mp4"))
+        .insert_header((header::CONTENT_TYPE, format.content_type()))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(ContentRange(ContentRangeSpec::Bytes {
@@ -163,15 +199,33 @@ async fn partial_while_rendering(
     ))))
 }
 
+#[derive(serde::Deserialize)]
+struct StatusQuery {
+    /// Which render of the token: `mp4` (the default) or any other
+    /// format's extension, `poster` or `thumb`.
+    ext: Option<String>,
+}
+
 async fn status(
     state: web::Data<AppState>,
     renders: web::Data<Arc<Renders>>,
     token: web::Path<String>,
+    query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     // Any issued token has a status; unknown ones are 404.
     let request = state.store.render_request(&token)?;
-    let ext = "mp4";
-    let key = format!("{}.{ext}", request.token);
+    let ext = query.ext.as_deref().unwrap_or("mp4");
+    let what = match ext {
+        "poster" => Deliverable::Poster,
+        "thumb" => Deliverable::Thumbnail,
+        _ => Deliverable::Movie(Format::from_extension(ext).ok_or_else(|| {
+            ApiError::bad_param(
+                "ext",
+                format!("{ext:?} is not one of mp4, webm, gif, jpg, png, bmp, mp3, poster, thumb"),
+            )
+        })?),
+    };
+    let key = key(&request.token, what);
     let (render_state, progress, error) = if state.store.cached_render(&key)?.is_some() {
         (State::Done, 1.0, None)
     } else if let Some(live) = renders.live(&key) {
@@ -186,6 +240,7 @@ async fn status(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
             "token": request.token,
+            "ext": ext,
             "state": render_state,
             "progress": (progress * 100.0).round() as u32,
             "error": error,
