@@ -88,6 +88,22 @@ fn path_of<'a>(sources: &'a Sources, src: &str) -> Result<&'a PathBuf, MediaErro
     })
 }
 
+/// A static layer from a rasterised text picture, filtered, at its place.
+fn text_layer(
+    picture: &crate::compose::Picture,
+    lut: Option<Box<Lut>>,
+    (w, h): (u32, u32),
+    position: crate::edit::Position,
+    offset: (f64, f64),
+) -> (Source, Rect) {
+    let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
+    if let Some(lut) = lut {
+        lut.apply(&mut frame);
+    }
+    let rect = place(picture.width, picture.height, w, h, position, offset);
+    (Source::Static(frame), rect)
+}
+
 /// The size of an asset after its crop.
 fn cropped(w: u32, h: u32, crop: Crop) -> (u32, u32) {
     let keep = |n: u32, a: f64, b: f64| ((f64::from(n) * (1.0 - a - b)).round() as u32).max(1);
@@ -141,37 +157,15 @@ impl Compositor {
                         place(fw, fh, w, h, layer.position, layer.offset),
                     )
                 }
+                // Text is rasterised once, placed by the title's own
+                // position or, for html, by the clip's.
                 Visual::Title(title) => {
                     let picture = text.title(title, w, h);
-                    let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
-                    if let Some(lut) = lut() {
-                        lut.apply(&mut frame);
-                    }
-                    let rect = place(
-                        picture.width,
-                        picture.height,
-                        w,
-                        h,
-                        title.position,
-                        title.offset,
-                    );
-                    (Source::Static(frame), rect)
+                    text_layer(&picture, lut(), (w, h), title.position, title.offset)
                 }
                 Visual::Html(html) => {
                     let picture = text.html(html)?;
-                    let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
-                    if let Some(lut) = lut() {
-                        lut.apply(&mut frame);
-                    }
-                    let rect = place(
-                        picture.width,
-                        picture.height,
-                        w,
-                        h,
-                        layer.position,
-                        layer.offset,
-                    );
-                    (Source::Static(frame), rect)
+                    text_layer(&picture, lut(), (w, h), layer.position, layer.offset)
                 }
                 Visual::Video { src, trim, speed } => {
                     let mut reader = VideoReader::open(path_of(sources, src)?, src)?;

@@ -381,7 +381,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                         src: aw.get("src", &i.src)?.clone(),
                     })
                 }
-                Asset::Title(title) => Some(Visual::Title(self::title(&aw, title)?)),
+                Asset::Title(title) => Some(Visual::Title(self::title(&aw, title, position, offset)?)),
                 Asset::Audio(a) => {
                     let (fade_in, fade_out) = audio_fades(aw.opt("effect", &a.effect)?.copied());
                     sounds.push(Sound {
@@ -507,7 +507,14 @@ fn transform(w: &Walk, tf: &edit::Transformation) -> Result<Transform, PlanError
     Ok(out)
 }
 
-fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
+/// A title; where the asset names no position or offset, the clip's
+/// apply (Shotstack documents both).
+fn title(
+    w: &Walk,
+    t: &edit::TitleAsset,
+    clip_position: Position,
+    clip_offset: (f64, f64),
+) -> Result<Title, PlanError> {
     use edit::{TitleSize, TitleStyle};
     let style = w
         .opt("style", &t.style)?
@@ -534,7 +541,7 @@ fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
                 ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
             )
         }
-        None => (0.0, 0.0),
+        None => clip_offset,
     };
     Ok(Title {
         text: w.get("text", &t.text)?.clone(),
@@ -548,7 +555,7 @@ fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
         position: w
             .opt("position", &t.position)?
             .copied()
-            .unwrap_or(Position::Center),
+            .unwrap_or(clip_position),
         offset,
         style,
     })

@@ -435,13 +435,46 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Makes a media file with the ffmpeg CLI: `ffmpeg ARGS OUT`.
-pub fn ffmpeg(args: &[&str], out: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {args:?}");
+pub use media::ffmpeg;
+
+/// A small HTTP server on loopback that answers `GET path` with the bytes
+/// given for it and 404 otherwise, for the first 200 connections: the
+/// test's own stand-in for remote sources. Returns its base URL and how
+/// many connections it has had.
+pub fn serve_files(files: Vec<(String, Vec<u8>)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Ok(read_half) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(read_half);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap_or(0);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let path = line.split(' ').nth(1).unwrap_or("");
+            let (status, body): (&str, &[u8]) = match files.iter().find(|(p, _)| p == path) {
+                Some((_, bytes)) if line.starts_with("GET ") => ("200 OK", bytes),
+                _ => ("404 Not Found", b"no"),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    (url, hits)
 }

@@ -430,7 +430,8 @@ fn transition_speeds_change_their_length() {
     assert!(near(slow, 61.0, 20.0), "{slow}");
 }
 
-/// Every effect, each as its own 2 s clip in one timeline.
+/// Every effect, each as its own 2 s clip in one timeline: at its start,
+/// middle and end.
 #[test]
 fn motion_effects_zoom_and_pan_over_the_clip() {
     let s = scene();
@@ -461,6 +462,16 @@ fn motion_effects_zoom_and_pan_over_the_clip() {
         )
     };
     let width = |l: &Lit| f64::from(l.width());
+    // The middle of clip i: frame 50i + 25, halfway through its effect.
+    let middle = |i: u32| shot(&path, 50 * i + 25).lit(128);
+    let m = middle(0);
+    assert!(near(width(&m), 72.0, 3.0), "zoomIn is at 112 % halfway: {m:?}");
+    let m = middle(3);
+    assert!(near(width(&m), 72.0, 3.0), "zoomOut too: {m:?}");
+    let m = middle(4);
+    assert!(near(m.centre().0, CX, 2.0), "slideLeft passes the middle halfway: {m:?}");
+    let m = middle(6);
+    assert!(near(m.centre().1, CY, 2.0), "slideUp too: {m:?}");
     let (a, b) = ends(0);
     assert!(
         near(width(&a), 64.0, 2.0) && near(width(&b), 80.0, 3.0),

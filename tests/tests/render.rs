@@ -331,38 +331,7 @@ fn broken_or_missing_sources_fail_cleanly_and_nothing_is_cached() {
 /// A one-file HTTP server on loopback: `/red.png` is the picture, anything
 /// else 404. Counts the connections it gets.
 fn source_server(png: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(50) {
-            let Ok(mut stream) = stream else { continue };
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut line = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            reader.read_line(&mut line).unwrap_or(0);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) <= 2 {
-                    break;
-                }
-            }
-            let (status, body): (&str, &[u8]) = if line.starts_with("GET /red.png ") {
-                ("200 OK", &png)
-            } else {
-                ("404 Not Found", b"no")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(body);
-        }
-    });
-    (url, hits)
+    clipstream_tests::serve_files(vec![("/red.png".into(), png)])
 }
 
 fn with_image_src(src: &str) -> Value {
