@@ -183,8 +183,6 @@ pub struct Sound {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{path}: {what} is not supported by this renderer yet")]
-    Unsupported { path: String, what: String },
     #[error("{path}: still a placeholder; fill the Edit first")]
     Unfilled { path: String },
     #[error("the timeline has no clips")]
@@ -202,8 +200,7 @@ impl PlanError {
     /// The JSON path of the Edit the error is about.
     pub fn path(&self) -> Option<&str> {
         match self {
-            PlanError::Unsupported { path, .. }
-            | PlanError::Unfilled { path }
+            PlanError::Unfilled { path }
             | PlanError::OverLimit { path, .. }
             | PlanError::BeyondTimeline { path, .. }
             | PlanError::NoImage { path } => Some(path),
@@ -253,16 +250,6 @@ impl Walk {
         v: &'a Option<Tpl<T>>,
     ) -> Result<Option<&'a T>, PlanError> {
         v.as_ref().map(|t| self.get(key, t)).transpose()
-    }
-
-    fn unsupported<T>(&self, key: &str, v: &Option<T>, what: &str) -> Result<(), PlanError> {
-        match v {
-            Some(_) => Err(PlanError::Unsupported {
-                path: self.at(key).path,
-                what: what.to_owned(),
-            }),
-            None => Ok(()),
-        }
     }
 }
 
@@ -381,7 +368,9 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                         src: aw.get("src", &i.src)?.clone(),
                     })
                 }
-                Asset::Title(title) => Some(Visual::Title(self::title(&aw, title, position, offset)?)),
+                Asset::Title(title) => {
+                    Some(Visual::Title(self::title(&aw, title, position, offset)?))
+                }
                 Asset::Audio(a) => {
                     let (fade_in, fade_out) = audio_fades(aw.opt("effect", &a.effect)?.copied());
                     sounds.push(Sound {
@@ -629,20 +618,6 @@ mod tests {
             )
         );
         assert_eq!((p.layers[0].track, p.layers[1].track), (1, 0));
-    }
-
-    #[test]
-    fn what_is_not_drawn_yet_is_refused_with_its_path() {
-        let e = plan_of(json!({
-            "timeline": { "tracks": [ { "clips": [
-                { "asset": { "type": "html", "html": "<p>x</p>" }, "start": 0, "length": 1 } ] } ] },
-            "output": { "format": "gif", "resolution": "sd" }
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].asset"),
-            "{e}"
-        );
     }
 
     fn plan_as_of(output: serde_json::Value, what: Deliverable) -> Result<Plan, PlanError> {

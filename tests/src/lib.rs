@@ -441,7 +441,9 @@ pub use media::ffmpeg;
 /// given for it and 404 otherwise, for the first 200 connections: the
 /// test's own stand-in for remote sources. Returns its base URL and how
 /// many connections it has had.
-pub fn serve_files(files: Vec<(String, Vec<u8>)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+pub fn serve_files(
+    files: Vec<(String, Vec<u8>)>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let url = format!("http://{}", listener.local_addr().expect("its address"));

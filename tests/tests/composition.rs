@@ -465,11 +465,17 @@ fn motion_effects_zoom_and_pan_over_the_clip() {
     // The middle of clip i: frame 50i + 25, halfway through its effect.
     let middle = |i: u32| shot(&path, 50 * i + 25).lit(128);
     let m = middle(0);
-    assert!(near(width(&m), 72.0, 3.0), "zoomIn is at 112 % halfway: {m:?}");
+    assert!(
+        near(width(&m), 72.0, 3.0),
+        "zoomIn is at 112 % halfway: {m:?}"
+    );
     let m = middle(3);
     assert!(near(width(&m), 72.0, 3.0), "zoomOut too: {m:?}");
     let m = middle(4);
-    assert!(near(m.centre().0, CX, 2.0), "slideLeft passes the middle halfway: {m:?}");
+    assert!(
+        near(m.centre().0, CX, 2.0),
+        "slideLeft passes the middle halfway: {m:?}"
+    );
     let m = middle(6);
     assert!(near(m.centre().1, CY, 2.0), "slideUp too: {m:?}");
     let (a, b) = ends(0);

@@ -40,7 +40,10 @@ fn the_seeds_example_edit_renders_with_its_poster_and_thumbnail() {
         &video,
     );
     let music = dir.path().join("music.mp3");
-    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:duration=10"], &music);
+    ffmpeg(
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=10"],
+        &music,
+    );
     let font = Path::new(env!("CARGO_MANIFEST_DIR")).join("../actors/fonts/DejaVuSans.ttf");
     let read = |p: &Path| std::fs::read(p).unwrap();
     let (base, hits) = serve_files(vec![
@@ -51,7 +54,10 @@ fn the_seeds_example_edit_renders_with_its_poster_and_thumbnail() {
 
     let seed = include_str!("../fixtures/shotstack-example-edit.json");
     let mut edit: Value = serde_json::from_str(&seed.replace(S3, &base)).unwrap();
-    assert_eq!(edit["timeline"]["background"], "string", "the fixture is the seed's text");
+    assert_eq!(
+        edit["timeline"]["background"], "string",
+        "the fixture is the seed's text"
+    );
     edit["timeline"]["background"] = json!("#000000");
 
     let env = Env::with_settings(&[("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true")]);
