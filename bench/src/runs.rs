@@ -32,6 +32,17 @@ fn client() -> Result<Client> {
         .build()?)
 }
 
+/// Every thread's result, in order; a panicked thread is an error.
+fn joined<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>,
+    who: &str,
+) -> Result<Vec<T>> {
+    handles
+        .into_iter()
+        .map(|h| h.join().map_err(|_| format!("a {who} thread panicked"))?)
+        .collect()
+}
+
 /// GETs `url` and reads the whole body, timing from just before the
 /// request is sent.
 pub fn get(client: &Client, url: &str) -> Result<Arrival> {
@@ -74,10 +85,7 @@ pub fn clipstream(server: &Clipstream, size: Size, secs: u32, n: usize) -> Resul
             .zip(&clients)
             .map(|(token, client)| s.spawn(move || get(client, &server.video_url(token))))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| "a client thread panicked")?)
-            .collect::<Result<Vec<Arrival>>>()
+        joined(handles, "client")
     })?;
     for token in &tokens {
         settle(server, token)?;
@@ -116,10 +124,7 @@ pub fn peer(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| "a peer thread panicked")?)
-            .collect()
+        joined(handles, "peer")
     })
 }
 
@@ -179,10 +184,7 @@ pub fn viewers(server: &Clipstream, url: &str, n: usize) -> Result<(Vec<Arrival>
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| "a viewer thread panicked")?)
-            .collect::<Result<Vec<Arrival>>>()
+        joined(handles, "viewer")
     })?;
     let wall = begun.elapsed().as_secs_f64();
     let started = server.metric("clipstream_cache_misses_total")? - started_before;

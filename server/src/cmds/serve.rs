@@ -44,12 +44,16 @@ pub fn run(config: Config) -> CmdResult {
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
         })
         .client_request_timeout(Duration::from_secs(
             config.server.client_request_timeout_secs,
         ))
         .shutdown_timeout(config.server.shutdown_timeout_secs)
+        // Responses are a head and then body pieces as they are ready (a
+        // render streams while it is made); with Nagle's algorithm a small
+        // piece after the head waits for the client's delayed ACK, 40 ms.
+        .tcp_nodelay(true)
         .listen(listener)?;
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);

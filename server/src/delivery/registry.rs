@@ -3,14 +3,13 @@
 //! a bounded number wait for a worker (`render.max_queued`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clipstream_actors::edit;
 use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
 use clipstream_actors::plan;
-use clipstream_storage::{CachedRender, Error as StoreError, Store};
+use clipstream_storage::{Error as StoreError, OpenRender, Store};
 use tokio::sync::Semaphore;
 
 use super::fetch::UrlFetcher;
@@ -36,7 +35,7 @@ pub struct Renders {
 
 /// A GET's answer: bytes in the cache, or a render to follow.
 pub enum Lookup {
-    Cached(CachedRender, PathBuf),
+    Cached(Arc<OpenRender>),
     Live(Arc<LiveRender>),
 }
 
@@ -100,9 +99,9 @@ impl Renders {
     /// The cached render of `token`.`ext`, the live one, or a new one.
     pub fn lookup(self: &Arc<Self>, token: &str, ext: &str) -> Result<Lookup, ApiError> {
         let key = format!("{token}.{ext}");
-        if let Some((entry, path)) = self.store.cached_render(&key)? {
+        if let Some(open) = self.store.open_cached_render(&key)? {
             self.metrics.cache_hits.inc();
-            return Ok(Lookup::Cached(entry, path));
+            return Ok(Lookup::Cached(open));
         }
         let mut map = self.live_map();
         if let Some(live) = map.get(&key) {
