@@ -156,6 +156,13 @@ fn run() -> Result<()> {
         }
     }
     report.scaling = scaling;
+    // Memory the server keeps once its renders are over.
+    let renders_done = 1 + o.reps * (COLD.len() + SCALING.len());
+    report.rss_kept = Some((
+        server.idle_rss_mib,
+        procfs::rss_mib(server.pid())?,
+        renders_done,
+    ));
 
     // Capacity: n renders at once keep up when every one ends within the
     // media's own duration. A fresh server, so that memory its allocator

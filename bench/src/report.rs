@@ -187,6 +187,8 @@ pub struct Report {
     pub cold_viewers: ColdViewers,
     pub warm: Option<Warm>,
     pub versions: Vec<(String, String)>,
+    /// The main server's RSS idle, and after `n` renders one at a time.
+    pub rss_kept: Option<(f64, f64, usize)>,
 }
 
 fn output_of(cmd: &str, args: &[&str]) -> String {
@@ -287,6 +289,7 @@ impl Report {
             cold_viewers: ColdViewers::default(),
             warm: None,
             versions: Vec::new(),
+            rss_kept: None,
         }
     }
 
@@ -518,6 +521,16 @@ impl Report {
             "\nKeeping up with real time on 2 cores: **Clipstream {ko}, peer {kp}** concurrent \
              720p renders."
         )?;
+        if let Some((idle, after, n)) = self.rss_kept {
+            writeln!(
+                md,
+                "\nMemory kept: the main server's RSS was {idle:.0} MiB idle and {after:.0} MiB \
+                 after its {n} renders of sections 1 and 6 (one at a time, all finished), \
+                 {:.1} MiB per render. The \"peak RSS above idle\" column of section 6 includes \
+                 what earlier renders left behind.",
+                (after - idle) / n as f64
+            )?;
+        }
         let worst_rss = self.capacity_ours.iter().map(|r| r.2).fold(0.0, f64::max);
         let _ = writeln!(
             targets,
@@ -778,6 +791,7 @@ unset multiplot
                 "viewers": [w.viewers[0].to_json(), w.viewers[1].to_json()],
             })),
             "versions": self.versions,
+            "rss_kept_mib": self.rss_kept,
         })
     }
 }
