@@ -158,13 +158,20 @@ impl Store {
                 .compare_exchange(stored, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let entry = CachedRender {
-                last_used: now,
-                ..open.entry.clone()
-            };
-            // Only if still cached: a forgotten render stays forgotten.
-            if self.render_cache.contains_key(&entry.key)? {
-                json_tree::put(&self.render_cache, &entry.key, &entry)?;
+            // Only if still cached, atomically: a forgotten render stays
+            // forgotten.
+            let written = json_tree::update(
+                &self.render_cache,
+                &open.entry.key,
+                || crate::Error::TokenNotFound,
+                |entry: &mut CachedRender| {
+                    entry.last_used = entry.last_used.max(now);
+                    Ok::<_, crate::Error>(())
+                },
+            );
+            match written {
+                Ok(_) | Err(crate::Error::TokenNotFound) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -330,6 +337,39 @@ mod tests {
         assert!(store.open_cached_render("b.mp4").unwrap().is_none());
         assert!(store.open_cached_render("a.mp4").unwrap().is_some());
         assert!(store.open_cached_render("c.mp4").unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_last_use_reaches_sled_at_most_once_a_minute_and_never_revives_a_record() {
+        let (_dir, store) = store();
+        cache(&store, "t.mp4", b"bytes", u64::MAX).await;
+        let open = store.open_cached_render("t.mp4").unwrap().unwrap();
+        let in_sled = |store: &Store| {
+            json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+                .unwrap()
+                .map(|e| e.last_used)
+        };
+        let mut record = json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+            .unwrap()
+            .unwrap();
+        record.last_used = 1;
+        json_tree::put(&store.render_cache, "t.mp4", &record).unwrap();
+        store.open_cached_render("t.mp4").unwrap();
+        assert_eq!(
+            in_sled(&store),
+            Some(1),
+            "a GET within the minute stays in memory"
+        );
+        open.stored_last_used.store(0, Ordering::Relaxed);
+        store.open_cached_render("t.mp4").unwrap();
+        assert!(
+            in_sled(&store) > Some(1),
+            "a last use a minute stale is written"
+        );
+        open.stored_last_used.store(0, Ordering::Relaxed);
+        store.render_cache.remove("t.mp4").unwrap();
+        store.touch(&open).unwrap();
+        assert_eq!(in_sled(&store), None, "a forgotten render stays forgotten");
     }
 
     #[tokio::test]
