@@ -28,6 +28,7 @@ pub mod renders;
 pub mod uploads;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
 pub use blobs::BlobWriter;
@@ -35,7 +36,7 @@ pub use error::{Error, Result, UploadError};
 pub use keys::{AccountId, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
-pub use render_cache::{CachedRender, Segment};
+pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use uploads::{Upload, UploadLimits};
 
@@ -77,6 +78,7 @@ pub struct Store {
     tokens: sled::Tree,
     project_tokens: sled::Tree,
     render_cache: sled::Tree,
+    open_renders: Arc<render_cache::OpenRenders>,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
     blobs: blobs::Blobs,
@@ -112,6 +114,7 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             project_tokens: db.open_tree("project_tokens")?,
             render_cache: db.open_tree("render_cache")?,
+            open_renders: Arc::default(),
             token_key: token_key(&db)?,
             blobs: blobs::Blobs::open(dir, options.min_free_bytes)?,
             db,

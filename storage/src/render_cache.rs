@@ -1,12 +1,31 @@
 //! The cache of finished renders: one file per token and extension under
 //! `renders/`, indexed in sled with its size, digest and last use, bounded
 //! in total size with least-recently-used eviction.
+//!
+//! Renders being watched are also kept open: the record and the file
+//! mapped into memory, so that a warm GET reads neither sled nor the file
+//! system and its body is slices of the mapping (no read into a buffer, no
+//! trip through the blocking pool).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{ids, json_tree, Result, Store};
+
+/// Renders kept open at once; beyond this the least recently used is
+/// closed (a mapping costs address space and a kernel map entry, no RAM
+/// beyond the page cache).
+const MAX_OPEN: usize = 1024;
+
+/// How stale the last use stored in sled may get before a GET writes it:
+/// eviction reads the fresher value kept in memory, so sled's only
+/// matters after a restart.
+const LAST_USED_SLACK_SECS: u64 = 60;
 
 /// Where one piece of a fragmented MP4 render lies: the init segment
 /// first, then each fragment with its duration (for HLS playlists).
@@ -30,7 +49,134 @@ pub struct CachedRender {
     pub segments: Vec<Segment>,
 }
 
+/// A cached render ready to serve.
+#[derive(Debug)]
+pub struct OpenRender {
+    pub entry: CachedRender,
+    /// The whole file, mapped read-only; bodies are slices of it.
+    pub bytes: Bytes,
+    /// Unix seconds of the last GET.
+    last_used: AtomicU64,
+    /// The last use as sled has it.
+    stored_last_used: AtomicU64,
+}
+
+/// The open renders, by key.
+#[derive(Debug, Default)]
+pub(crate) struct OpenRenders(Mutex<HashMap<String, Arc<OpenRender>>>);
+
+impl OpenRenders {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<OpenRender>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<OpenRender>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn insert(&self, key: &str, open: Arc<OpenRender>) {
+        let mut map = self.lock();
+        if map.len() >= MAX_OPEN && !map.contains_key(key) {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, o)| o.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(key.to_owned(), open);
+    }
+
+    fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn last_used(&self, key: &str) -> Option<u64> {
+        Some(self.lock().get(key)?.last_used.load(Ordering::Relaxed))
+    }
+}
+
+/// Maps `path`, which must hold `len` bytes; `None` if it is gone.
+fn map_file(path: &std::path::Path, len: u64) -> Result<Option<Bytes>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if file.metadata()?.len() != len {
+        return Ok(None);
+    }
+    // SAFETY: a cached render's file is written in full under `tmp/` and
+    // renamed into `renders/`; nothing writes to or truncates it after that
+    // (eviction unlinks it, which leaves existing mappings intact, and a
+    // new render of the same key is renamed over it as a new inode).
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Some(Bytes::from_owner(map)))
+}
+
 impl Store {
+    /// The cached render `key`, open and ready to serve, if cached; marks
+    /// it used. Warm keys are answered from memory.
+    pub fn open_cached_render(&self, key: &str) -> Result<Option<Arc<OpenRender>>> {
+        if let Some(open) = self.open_renders.get(key) {
+            self.touch(&open)?;
+            return Ok(Some(open));
+        }
+        let Some((entry, path)) = self.cached_render(key)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = map_file(&path, entry.size)? else {
+            // Gone or not what the record says: a new render replaces it.
+            self.render_cache.remove(key)?;
+            return Ok(None);
+        };
+        let open = Arc::new(OpenRender {
+            last_used: AtomicU64::new(entry.last_used),
+            stored_last_used: AtomicU64::new(entry.last_used),
+            entry,
+            bytes,
+        });
+        self.open_renders.insert(key, open.clone());
+        // Evicted or forgotten meanwhile? Those remove the record before
+        // the open entry, so checking after inserting cannot miss one.
+        if !self.render_cache.contains_key(key)? {
+            self.open_renders.remove(key);
+            return Ok(None);
+        }
+        Ok(Some(open))
+    }
+
+    fn touch(&self, open: &OpenRender) -> Result<()> {
+        let now = ids::unix_now();
+        open.last_used.fetch_max(now, Ordering::Relaxed);
+        let stored = open.stored_last_used.load(Ordering::Relaxed);
+        if now >= stored + LAST_USED_SLACK_SECS
+            && open
+                .stored_last_used
+                .compare_exchange(stored, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Only if still cached, atomically: a forgotten render stays
+            // forgotten.
+            let written = json_tree::update(
+                &self.render_cache,
+                &open.entry.key,
+                || crate::Error::TokenNotFound,
+                |entry: &mut CachedRender| {
+                    entry.last_used = entry.last_used.max(now);
+                    Ok::<_, crate::Error>(())
+                },
+            );
+            match written {
+                Ok(_) | Err(crate::Error::TokenNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Where renders in progress spool their bytes.
     pub fn render_spool_dir(&self) -> PathBuf {
         self.data_dir().join("tmp")
@@ -113,12 +259,14 @@ impl Store {
         if total <= capacity {
             return Ok(());
         }
-        entries.sort_by_key(|e| e.last_used);
+        // Open renders know their last use better than sled does.
+        entries.sort_by_key(|e| self.open_renders.last_used(&e.key).unwrap_or(e.last_used));
         for e in entries {
             if total <= capacity {
                 break;
             }
             self.render_cache.remove(&e.key)?;
+            self.open_renders.remove(&e.key);
             let _ = tokio::fs::remove_file(self.render_path(&e.key)).await;
             total -= e.size;
             tracing::info!(key = %e.key, size = e.size, "evicted a cached render");
@@ -135,8 +283,106 @@ impl Store {
         for key in self.render_cache.scan_prefix(token).keys() {
             let key = key?;
             self.render_cache.remove(&key)?;
+            self.open_renders.remove(&String::from_utf8_lossy(&key));
             let _ = tokio::fs::remove_file(self.render_path(&String::from_utf8_lossy(&key))).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::store;
+
+    async fn cache(store: &Store, key: &str, body: &[u8], capacity: u64) {
+        std::fs::write(store.render_path(key), body).unwrap();
+        let hash = blake3::hash(body).to_hex().to_string();
+        store
+            .record_cached_render(key, body.len() as u64, hash, Vec::new(), capacity)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_open_render_serves_its_file_from_memory_until_forgotten() {
+        let (_dir, store) = store();
+        assert!(store.open_cached_render("t.mp4").unwrap().is_none());
+        cache(&store, "t.mp4", b"the render's bytes", u64::MAX).await;
+        let open = store.open_cached_render("t.mp4").unwrap().unwrap();
+        assert_eq!(&open.bytes[..], b"the render's bytes");
+        let again = store.open_cached_render("t.mp4").unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&open, &again),
+            "the second GET is answered from memory"
+        );
+        store.forget_renders("t").await.unwrap();
+        assert!(store.open_cached_render("t.mp4").unwrap().is_none());
+        assert!(!store.render_path("t.mp4").exists());
+        assert_eq!(
+            &open.bytes[..],
+            b"the render's bytes",
+            "a response under way keeps its bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn eviction_closes_open_renders_and_follows_their_last_use() {
+        let (_dir, store) = store();
+        cache(&store, "a.mp4", &[1; 100], u64::MAX).await;
+        cache(&store, "b.mp4", &[2; 100], u64::MAX).await;
+        let a = store.open_cached_render("a.mp4").unwrap().unwrap();
+        // `a` was watched later than sled knows; `b` is the one to go.
+        a.last_used.store(ids::unix_now() + 1000, Ordering::Relaxed);
+        store.open_cached_render("b.mp4").unwrap().unwrap();
+        cache(&store, "c.mp4", &[3; 100], 250).await;
+        assert!(store.open_cached_render("b.mp4").unwrap().is_none());
+        assert!(store.open_cached_render("a.mp4").unwrap().is_some());
+        assert!(store.open_cached_render("c.mp4").unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_last_use_reaches_sled_at_most_once_a_minute_and_never_revives_a_record() {
+        let (_dir, store) = store();
+        cache(&store, "t.mp4", b"bytes", u64::MAX).await;
+        let open = store.open_cached_render("t.mp4").unwrap().unwrap();
+        let in_sled = |store: &Store| {
+            json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+                .unwrap()
+                .map(|e| e.last_used)
+        };
+        let mut record = json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+            .unwrap()
+            .unwrap();
+        record.last_used = 1;
+        json_tree::put(&store.render_cache, "t.mp4", &record).unwrap();
+        store.open_cached_render("t.mp4").unwrap();
+        assert_eq!(
+            in_sled(&store),
+            Some(1),
+            "a GET within the minute stays in memory"
+        );
+        open.stored_last_used.store(0, Ordering::Relaxed);
+        store.open_cached_render("t.mp4").unwrap();
+        assert!(
+            in_sled(&store) > Some(1),
+            "a last use a minute stale is written"
+        );
+        open.stored_last_used.store(0, Ordering::Relaxed);
+        store.render_cache.remove("t.mp4").unwrap();
+        store.touch(&open).unwrap();
+        assert_eq!(in_sled(&store), None, "a forgotten render stays forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_what_its_record_says_is_not_served() {
+        let (_dir, store) = store();
+        cache(&store, "t.mp4", b"twelve bytes", u64::MAX).await;
+        std::fs::write(store.render_path("t.mp4"), b"short").unwrap();
+        assert!(store.open_cached_render("t.mp4").unwrap().is_none());
+        assert!(
+            store.cached_render("t.mp4").unwrap().is_none(),
+            "the record is dropped"
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! a bounded number wait for a worker (`render.max_queued`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use clipstream_actors::edit::{self, Format};
 use clipstream_actors::output::Deliverable;
 use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
 use clipstream_actors::plan;
-use clipstream_storage::{CachedRender, Error as StoreError, Store};
+use clipstream_storage::{Error as StoreError, OpenRender, Store};
 use tokio::sync::Semaphore;
 
 use super::fetch::UrlFetcher;
@@ -55,7 +54,7 @@ fn movie_extension(what: Deliverable) -> &'static str {
 
 /// A GET's answer: bytes in the cache, or a render to follow.
 pub enum Lookup {
-    Cached(CachedRender, PathBuf),
+    Cached(Arc<OpenRender>),
     Live(Arc<LiveRender>),
 }
 
@@ -116,9 +115,9 @@ impl Renders {
     /// The cached render of `what` of `token`, the live one, or a new one.
     pub fn lookup(self: &Arc<Self>, token: &str, what: Deliverable) -> Result<Lookup, ApiError> {
         let key = key(token, what);
-        if let Some((entry, path)) = self.store.cached_render(&key)? {
+        if let Some(open) = self.store.open_cached_render(&key)? {
             self.metrics.cache_hits.inc();
-            return Ok(Lookup::Cached(entry, path));
+            return Ok(Lookup::Cached(open));
         }
         let mut map = self.live_map();
         if let Some(live) = map.get(&key) {

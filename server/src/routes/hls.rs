@@ -15,8 +15,6 @@ use actix_web::{web, HttpResponse};
 use clipstream_actors::edit::Format;
 use clipstream_actors::output::Deliverable;
 use clipstream_storage::Segment;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::delivery::{Lookup, Renders};
 use crate::http::error::ApiError;
@@ -41,7 +39,7 @@ pub async fn playlist(
     token: &str,
 ) -> Result<HttpResponse, ApiError> {
     let (segments, complete) = match renders.lookup(token, EXT)? {
-        Lookup::Cached(entry, _) => (entry.segments, true),
+        Lookup::Cached(open) => (open.entry.segments.clone(), true),
         Lookup::Live(live) => {
             // A playlist with at least one segment: players give up on an
             // empty one.
@@ -119,15 +117,15 @@ async fn segment(
     };
     type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>>>>;
     let (len, body): (u64, Body) = match renders.lookup(&token, EXT)? {
-        Lookup::Cached(entry, path) => {
-            let seg: Segment = *entry.segments.get(index).ok_or_else(not_found)?;
-            let mut file = tokio::fs::File::open(&path)
-                .await
-                .map_err(clipstream_storage::Error::from)?;
-            file.seek(std::io::SeekFrom::Start(seg.offset))
-                .await
-                .map_err(clipstream_storage::Error::from)?;
-            (seg.len, Box::pin(ReaderStream::new(file.take(seg.len))))
+        Lookup::Cached(open) => {
+            let seg: Segment = *open.entry.segments.get(index).ok_or_else(not_found)?;
+            let bytes = open.bytes.slice(
+                (seg.offset as usize).min(open.bytes.len())
+                    ..((seg.offset + seg.len) as usize).min(open.bytes.len()),
+            );
+            let len = bytes.len() as u64;
+            let once = futures_util::stream::once(async move { Ok(bytes) });
+            (len, Box::pin(once))
         }
         Lookup::Live(live) => {
             let wait = Duration::from_secs(state.config.render.range_wait_secs);

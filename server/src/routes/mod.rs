@@ -19,14 +19,17 @@ use crate::http::state::AppState;
 use clipstream_storage::Project;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // actix tries resources in this order, one pattern match each, so the
+    // viewers' routes (by far the most requests) come first. No other
+    // route matches `/render/{file}` or `/render/{token}/{segment}`.
+    render::configure(cfg);
+    hls::configure(cfg);
     health::configure(cfg);
     projects::configure(cfg);
     assets::configure(cfg);
     chunked::configure(cfg);
     movies::configure(cfg);
     renders::configure(cfg);
-    render::configure(cfg);
-    hls::configure(cfg);
     metrics::configure(cfg);
 }
 

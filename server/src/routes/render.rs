@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::SizedStream;
+use actix_web::body::{BodySize, MessageBody, SizedStream};
 use actix_web::http::header::{self, ByteRangeSpec, ContentRange, ContentRangeSpec, Header, Range};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -85,27 +85,19 @@ pub(super) async fn get(
     };
     let format = format_of(what);
     let live = match renders.lookup(token, what)? {
-        Lookup::Cached(entry, path) => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(clipstream_storage::Error::from)?;
+        Lookup::Cached(open) => {
             let meta = Meta {
-                len: entry.size,
-                etag: entry.hash,
-                modified: entry.created,
+                len: open.entry.size,
+                etag: open.entry.hash.clone(),
+                modified: open.entry.created,
                 content_type: format.content_type().into(),
                 cache_control: IMMUTABLE,
             };
-            let response = entity::respond(&req, &meta, file)
-                .await
-                .map_err(clipstream_storage::Error::from)?;
+            let response = entity::respond_bytes(&req, &meta, &open.bytes);
             if req.method() == Method::GET {
-                let sent = response
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0);
-                renders.metrics.cache_bytes.inc_by(sent);
+                if let BodySize::Sized(sent) = response.body().size() {
+                    renders.metrics.cache_bytes.inc_by(sent);
+                }
             }
             return Ok(response);
         }
