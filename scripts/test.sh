@@ -11,3 +11,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start this binary.
 cargo build --locked --bin clipstream
 cargo test --workspace --locked
+# --- reliability (issue 5): short fuzz runs of every target ---------------
+# 15 s each after replaying the kept findings; `scripts/fuzz.sh 3600` is the
+# long run (RELIABILITY.md).
+scripts/fuzz.sh 15
+# --- end reliability -------------------------------------------------------

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::compose::filter::Lut;
 use crate::compose::layout::{fitted_size, place, Rect};
 use crate::compose::motion::{self, Placement};
-use crate::compose::text::render_title;
+use crate::compose::text::Typesetter;
 use crate::compose::warp::{warp, Affine};
 use crate::compose::{Canvas, Coverage, Frame};
 use crate::media::audio::AudioReader;
@@ -119,6 +119,10 @@ impl Compositor {
         limits: SourceLimits,
     ) -> Result<Compositor, MediaError> {
         let (w, h) = (plan.width, plan.height);
+        let mut text = Typesetter::new();
+        for src in &plan.fonts {
+            text.load_font(src, path_of(sources, src)?)?;
+        }
         let mut layers = Vec::new();
         for layer in &plan.layers {
             let lut = || layer.filter.map(|f| Box::new(Lut::new(f)));
@@ -138,7 +142,7 @@ impl Compositor {
                     )
                 }
                 Visual::Title(title) => {
-                    let picture = render_title(title, h);
+                    let picture = text.title(title, w, h);
                     let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
                     if let Some(lut) = lut() {
                         lut.apply(&mut frame);
@@ -150,6 +154,22 @@ impl Compositor {
                         h,
                         title.position,
                         title.offset,
+                    );
+                    (Source::Static(frame), rect)
+                }
+                Visual::Html(html) => {
+                    let picture = text.html(html)?;
+                    let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);
+                    if let Some(lut) = lut() {
+                        lut.apply(&mut frame);
+                    }
+                    let rect = place(
+                        picture.width,
+                        picture.height,
+                        w,
+                        h,
+                        layer.position,
+                        layer.offset,
                     );
                     (Source::Static(frame), rect)
                 }

@@ -59,6 +59,8 @@ pub struct Plan {
     /// No sound in the output (`output.mute`, or a format without sound).
     pub mute: bool,
     pub output: Output,
+    /// `timeline.fonts`: sources of font files for html assets.
+    pub fonts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +134,7 @@ pub enum Visual {
         speed: f64,
     },
     Title(Title),
+    Html(Html),
     /// A grey picture or video whose brightness is the opacity of the
     /// other clips of its track while it plays (white shows, black hides).
     Luma {
@@ -149,7 +152,19 @@ pub struct Title {
     pub background: Option<Rgba>,
     pub position: Position,
     pub offset: (f64, f64),
-    pub bold: bool,
+    pub style: edit::TitleStyle,
+}
+
+/// An html asset: its markup and style set into a `width`×`height` box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Html {
+    pub html: String,
+    pub css: String,
+    pub width: u32,
+    pub height: u32,
+    pub background: Option<Rgba>,
+    /// Where the content sits inside the box.
+    pub position: Position,
 }
 
 /// A sound in the mix: a video's own audio, an audio clip or the soundtrack.
@@ -239,16 +254,6 @@ impl Walk {
     ) -> Result<Option<&'a T>, PlanError> {
         v.as_ref().map(|t| self.get(key, t)).transpose()
     }
-
-    fn unsupported<T>(&self, key: &str, v: &Option<T>, what: &str) -> Result<(), PlanError> {
-        match v {
-            Some(_) => Err(PlanError::Unsupported {
-                path: self.at(key).path,
-                what: what.to_owned(),
-            }),
-            None => Ok(()),
-        }
-    }
 }
 
 /// The plan of a movie in its own `output.format`.
@@ -276,7 +281,14 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
 
     let tl_walk = root.at("timeline");
     let timeline = root.get("timeline", &edit.timeline)?;
-    tl_walk.unsupported("fonts", &timeline.fonts, "custom fonts")?;
+    let mut fonts = Vec::new();
+    if let Some(list) = &timeline.fonts {
+        let fw = tl_walk.at("fonts");
+        for (i, font) in fw.get("", list)?.iter().enumerate() {
+            let w = fw.at(&format!("[{i}]"));
+            fonts.push(w.get("src", &w.get("", font)?.src)?.clone());
+        }
+    }
     let background = tl_walk
         .opt("background", &timeline.background)?
         .map_or([0, 0, 0, 255], |c| [c.r, c.g, c.b, c.a]);
@@ -374,7 +386,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                     });
                     None
                 }
-                Asset::Html(_) => return Err(aw.unsupported_now("html assets")),
+                Asset::Html(h) => Some(Visual::Html(self::html(&aw, h, width, height)?)),
                 Asset::Luma(l) => Some(Visual::Luma {
                     src: aw.get("src", &l.src)?.clone(),
                     trim: aw.opt("trim", &l.trim)?.copied().unwrap_or(0.0),
@@ -431,16 +443,8 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
         sounds,
         mute: output.mute || !output.format.has_audio(),
         output,
+        fonts,
     })
-}
-
-impl Walk {
-    fn unsupported_now(&self, what: &str) -> PlanError {
-        PlanError::Unsupported {
-            path: self.path.clone(),
-            what: what.to_owned(),
-        }
-    }
 }
 
 fn audio_fades(effect: Option<AudioEffect>) -> (f64, f64) {
@@ -499,15 +503,6 @@ fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
         .opt("style", &t.style)?
         .copied()
         .unwrap_or(TitleStyle::Minimal);
-    if !matches!(
-        style,
-        TitleStyle::Minimal | TitleStyle::Subtitle | TitleStyle::Chunk | TitleStyle::Blockbuster
-    ) {
-        return Err(PlanError::Unsupported {
-            path: w.at("style").path,
-            what: format!("the {style:?} title style"),
-        });
-    }
     let size = match w
         .opt("size", &t.size)?
         .copied()
@@ -545,7 +540,24 @@ fn title(w: &Walk, t: &edit::TitleAsset) -> Result<Title, PlanError> {
             .copied()
             .unwrap_or(Position::Center),
         offset,
-        bold: matches!(style, TitleStyle::Chunk | TitleStyle::Blockbuster),
+        style,
+    })
+}
+
+fn html(w: &Walk, h: &edit::HtmlAsset, out_w: u32, out_h: u32) -> Result<Html, PlanError> {
+    // Sizes and the markup's limits were checked with the Edit.
+    Ok(Html {
+        html: w.get("html", &h.html)?.clone(),
+        css: w.opt("css", &h.css)?.cloned().unwrap_or_default(),
+        width: w.opt("width", &h.width)?.copied().unwrap_or(out_w),
+        height: w.opt("height", &h.height)?.copied().unwrap_or(out_h),
+        background: w
+            .opt("background", &h.background)?
+            .map(|c| [c.r, c.g, c.b, c.a]),
+        position: w
+            .opt("position", &h.position)?
+            .copied()
+            .unwrap_or(Position::Center),
     })
 }
 
@@ -779,6 +791,81 @@ mod tests {
         assert_eq!(
             (p.sounds[1].length, p.sounds[1].fade_out, p.sounds[1].volume),
             (4.0, 1.0, 0.5)
+        );
+    }
+
+    #[test]
+    fn every_title_style_is_planned() {
+        for style in [
+            "minimal",
+            "blockbuster",
+            "vogue",
+            "sketchy",
+            "skinny",
+            "chunk",
+            "chunkLight",
+            "marker",
+            "future",
+            "subtitle",
+        ] {
+            let p = plan_of(json!({
+                "timeline": { "tracks": [ { "clips": [
+                    { "asset": { "type": "title", "text": "Hi", "style": style }, "start": 0, "length": 1 } ] } ] },
+                "output": { "format": "mp4", "resolution": "sd" }
+            }))
+            .unwrap();
+            let Visual::Title(t) = &p.layers[0].visual else {
+                panic!("{style}: not a title")
+            };
+            assert_eq!(serde_json::to_value(t.style).unwrap(), style);
+        }
+    }
+
+    #[test]
+    fn html_assets_and_fonts_are_planned_and_their_limits_named() {
+        let edit = |asset: serde_json::Value| {
+            json!({
+                "timeline": { "fonts": [ { "src": "brand.ttf" }, { "src": "https://example.com/f.otf" } ],
+                              "tracks": [ { "clips": [ { "asset": asset, "start": 0, "length": 1 } ] } ] },
+                "output": { "format": "mp4", "resolution": "hd" }
+            })
+        };
+        let p = plan_of(edit(json!({ "type": "html", "html": "<p>Hi</p>", "css": "p { color: red }",
+                                     "width": 400, "background": "#80000000", "position": "bottomRight" })))
+        .unwrap();
+        assert_eq!(p.fonts, ["brand.ttf", "https://example.com/f.otf"]);
+        let Visual::Html(h) = &p.layers[0].visual else {
+            panic!("not html")
+        };
+        assert_eq!(
+            (h.width, h.height, h.background, h.position),
+            (400, 720, Some([0, 0, 0, 0x80]), Position::BottomRight)
+        );
+        // Markup beyond the limits is refused with the Edit, naming the field.
+        let refused = |asset: serde_json::Value| {
+            fill(&edit(asset).to_string(), &Map::new(), &Limits::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let deep = "<b>".repeat(100);
+        let e = refused(json!({ "type": "html", "html": deep }));
+        assert!(e.contains("timeline.tracks[0].clips[0].asset.html"), "{e}");
+        let e = refused(json!({ "type": "html", "html": "x", "css": "p{}".repeat(30_000) }));
+        assert!(e.contains("timeline.tracks[0].clips[0].asset.css"), "{e}");
+    }
+
+    #[test]
+    fn a_title_longer_than_the_limit_is_refused_with_its_path() {
+        let edit = json!({
+            "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "title",
+                "text": "x".repeat(crate::compose::text::MAX_TITLE_CHARS + 1) }, "start": 0, "length": 1 } ] } ] },
+            "output": { "format": "mp4", "resolution": "sd" }
+        });
+        let e = fill(&edit.to_string(), &Map::new(), &Limits::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("timeline.tracks[0].clips[0].asset.text"),
+            "{e}"
         );
     }
 }

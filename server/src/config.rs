@@ -47,6 +47,7 @@ pub struct Server {
 pub struct Storage {
     pub data_dir: PathBuf,
     pub cache_capacity_bytes: u64,
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub struct Limits {
     pub max_video_height: u32,
     pub max_image_width: u32,
     pub max_image_height: u32,
+    pub max_sources: usize,
+    pub auth_failures: u32,
+    pub auth_failure_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +80,7 @@ pub struct Render {
     pub first_fragment_secs: f64,
     pub cache_capacity_bytes: u64,
     pub range_wait_secs: u64,
+    pub max_render_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,7 +89,11 @@ pub struct Fetch {
     pub allow_private: bool,
     pub connect_timeout_secs: u64,
     pub timeout_secs: u64,
+    pub read_timeout_secs: u64,
     pub max_redirects: usize,
+    pub max_bytes: u64,
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +173,7 @@ impl Config {
             max_video_height: l.max_video_height,
             max_image_width: l.max_image_width,
             max_image_height: l.max_image_height,
+            max_sources: l.max_sources,
         }
     }
 
@@ -180,6 +190,14 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// The most pixels any source frame may have: the larger of the image
+    /// and video limits (see `clipstream_actors::media::set_max_pixels`).
+    pub fn max_source_pixels(&self) -> u64 {
+        let l = &self.limits;
+        (u64::from(l.max_image_width) * u64::from(l.max_image_height))
+            .max(u64::from(l.max_video_width) * u64::from(l.max_video_height))
     }
 
     pub fn source_limits(&self) -> clipstream_actors::compositor::SourceLimits {
@@ -205,6 +223,7 @@ impl Config {
         clipstream_storage::StoreOptions {
             cache_capacity_bytes: self.storage.cache_capacity_bytes,
             upload_expiry_secs: self.uploads.expire_after_secs,
+            min_free_bytes: self.storage.min_free_bytes,
         }
     }
 }

@@ -12,6 +12,17 @@ use crate::{ids, Error, Result};
 #[derive(Clone)]
 pub(crate) struct Blobs {
     root: PathBuf,
+    min_free: u64,
+}
+
+/// How often a body being written checks the free space: every this many
+/// bytes (a statvfs call is cheap, but not free).
+const SPACE_CHECK_EVERY: u64 = 1 << 20;
+
+/// Bytes free for unprivileged writers on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// A body once written: where it is, how long, and its BLAKE3 digest.
@@ -23,12 +34,13 @@ pub(crate) struct BlobInfo {
 }
 
 impl Blobs {
-    pub fn open(root: &Path) -> Result<Blobs> {
+    pub fn open(root: &Path, min_free: u64) -> Result<Blobs> {
         for sub in ["blobs", "tmp", "uploads", "renders"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
         Ok(Blobs {
             root: root.to_path_buf(),
+            min_free,
         })
     }
 
@@ -55,6 +67,7 @@ impl Blobs {
             hasher: blake3::Hasher::new(),
             size: 0,
             limit,
+            min_free: self.min_free,
         })
     }
 
@@ -105,6 +118,7 @@ pub struct BlobWriter {
     hasher: blake3::Hasher,
     size: u64,
     limit: u64,
+    min_free: u64,
 }
 
 impl BlobWriter {
@@ -113,6 +127,13 @@ impl BlobWriter {
         let size = self.size + data.len() as u64;
         if size > self.limit {
             return Err(Error::TooLarge { limit: self.limit });
+        }
+        let crosses_check = self.size / SPACE_CHECK_EVERY != size / SPACE_CHECK_EVERY;
+        if self.min_free > 0 && (self.size == 0 || crosses_check) {
+            let free = free_bytes(&self.tmp)?;
+            if free < self.min_free.saturating_add(data.len() as u64) {
+                return Err(Error::StorageFull);
+            }
         }
         let file = self
             .file
@@ -165,4 +186,32 @@ async fn sync_dir(dir: &Path) -> Result<()> {
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_refused_while_less_than_the_reserve_is_free_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // A reserve larger than what is free: the first write is refused.
+        let blobs = Blobs::open(dir.path(), free.saturating_add(1 << 30)).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        assert!(matches!(
+            writer.write(b"hello").await,
+            Err(Error::StorageFull)
+        ));
+        drop(writer);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // No reserve: the same write goes through.
+        let blobs = Blobs::open(dir.path(), 0).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        writer.write(b"hello").await.unwrap();
+        assert_eq!(blobs.commit(writer).await.unwrap().size, 5);
+    }
 }

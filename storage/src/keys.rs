@@ -87,14 +87,20 @@ impl Store {
 
     /// The account that `key`:`secret` belongs to.
     pub fn authenticate(&self, key: &str, secret: &str) -> Result<AccountId> {
-        let record: Option<KeyRecord> = json_tree::get(&self.keys, key)?;
+        // An unknown key parses a stand-in record of the same shape, hashes
+        // and compares against a hash no secret has, so that both failures
+        // do the same work (the test below measures it).
+        let stored_bytes = self.keys.get(key)?;
+        let found = stored_bytes.is_some();
+        let bytes: &[u8] = stored_bytes
+            .as_deref()
+            .unwrap_or(UNKNOWN_KEY_RECORD.as_bytes());
+        let record: KeyRecord = serde_json::from_slice(bytes)?;
         let offered = hash_secret(secret);
-        // Always compare, against a hash no secret has, so both failures cost
-        // the same.
-        let (stored, account) = match &record {
-            Some(r) => (decode_hex32(&r.secret_hash), Some(&r.account)),
-            None => ([0xffu8; 32], None),
-        };
+        let (stored, account) = (
+            decode_hex32(&record.secret_hash),
+            found.then_some(&record.account),
+        );
         let equal: bool = stored.ct_eq(&offered).into();
         match account {
             Some(account) if equal => Ok(account.clone()),
@@ -102,6 +108,14 @@ impl Store {
         }
     }
 }
+
+/// What an unknown key is checked against: a record like a real one, whose
+/// hash (all `f`) is no BLAKE3 output anyone can find a secret for.
+const UNKNOWN_KEY_RECORD: &str = concat!(
+    r#"{"account":"00000000-0000-0000-0000-000000000000","#,
+    r#""secret_hash":"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","#,
+    r#""created":1700000000}"#
+);
 
 fn decode_hex32(hex: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -139,6 +153,44 @@ mod tests {
             store.authenticate(&new.key, ""),
             Err(Error::BadCredentials)
         ));
+    }
+
+    /// A wrong key and a wrong secret cost the same: medians of many
+    /// interleaved attempts agree within 25%, so the answer's timing does
+    /// not tell a guesser that a key exists.
+    #[tokio::test]
+    async fn a_wrong_key_and_a_wrong_secret_take_the_same_time() {
+        use std::time::Instant;
+        let (_dir, store) = store();
+        let new = store.create_account_with_key().await.unwrap();
+        for _ in 0..100 {
+            let _ = store.create_account_with_key().await.unwrap();
+        }
+        let unknown = format!("ck_{}", "0".repeat(32));
+        let wrong_secret = "s".repeat(new.secret.len());
+        let time = |key: &str, secret: &str| {
+            let t = Instant::now();
+            for _ in 0..20 {
+                assert!(store.authenticate(key, secret).is_err());
+            }
+            t.elapsed().as_nanos()
+        };
+        let (mut by_key, mut by_secret) = (Vec::new(), Vec::new());
+        for _ in 0..400 {
+            by_key.push(time(&unknown, &wrong_secret));
+            by_secret.push(time(&new.key, &wrong_secret));
+        }
+        let median = |v: &mut Vec<u128>| {
+            v.sort_unstable();
+            v[v.len() / 2] as f64
+        };
+        let (k, s) = (median(&mut by_key), median(&mut by_secret));
+        let ratio = k / s;
+        eprintln!("authenticate: wrong key {k} ns, wrong secret {s} ns per 20 (ratio {ratio:.3})");
+        assert!(
+            (0.8..1.25).contains(&ratio),
+            "wrong key {k} ns vs wrong secret {s} ns per 20 attempts (ratio {ratio:.2})"
+        );
     }
 
     #[tokio::test]

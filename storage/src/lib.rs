@@ -46,6 +46,10 @@ pub struct StoreOptions {
     pub cache_capacity_bytes: u64,
     /// Chunked uploads older than this many seconds are discarded.
     pub upload_expiry_secs: u64,
+    /// Bodies (assets, chunks) are refused with [`Error::StorageFull`]
+    /// while the data directory's filesystem has less than this free, so
+    /// that sled's own small writes always find room.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +57,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_capacity_bytes: 64 << 20,
             upload_expiry_secs: 24 * 3600,
+            min_free_bytes: 0,
         }
     }
 }
@@ -108,7 +113,7 @@ impl Store {
             project_tokens: db.open_tree("project_tokens")?,
             render_cache: db.open_tree("render_cache")?,
             token_key: token_key(&db)?,
-            blobs: blobs::Blobs::open(dir)?,
+            blobs: blobs::Blobs::open(dir, options.min_free_bytes)?,
             db,
             options,
         };

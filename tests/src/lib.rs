@@ -290,6 +290,21 @@ impl Api {
             .expect("PUT")
     }
 
+    /// Stores `movie` as dynamic movie `name` of project `uid` and asks for
+    /// a render of it with `params`; returns the token.
+    pub fn render_token(&self, uid: &str, name: &str, movie: &Value, params: Value) -> String {
+        let (status, body) = json(self.put(&format!("/v1/sdl/{uid}/{name}"), movie.to_string()));
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = json(
+            self.request(Method::POST, &format!("/v2/render/{uid}"))
+                .json(&serde_json::json!({ "movie": name, "params": params }))
+                .send()
+                .expect("POST render"),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
     /// Creates a project and returns its uid.
     pub fn create_project(&self, name: &str) -> String {
         let (status, body) = json(self.post(&format!("/v1/project/{name}")));
@@ -418,4 +433,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Makes a media file with the ffmpeg CLI: `ffmpeg ARGS OUT`.
+pub fn ffmpeg(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
 }

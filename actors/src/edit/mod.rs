@@ -24,6 +24,8 @@ pub struct Limits {
     pub max_video_height: u32,
     pub max_image_width: u32,
     pub max_image_height: u32,
+    /// Distinct `src` values (files to fetch and decoders to open).
+    pub max_sources: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +38,7 @@ impl Default for Limits {
             max_video_height: 1920,
             max_image_width: 4096,
             max_image_height: 4096,
+            max_sources: 50,
         }
     }
 }

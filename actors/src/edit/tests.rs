@@ -171,6 +171,29 @@ fn too_many_tracks_is_a_limit() {
 }
 
 #[test]
+fn too_many_distinct_sources_is_a_limit() {
+    let mut edit = valid();
+    let clip = edit["timeline"]["tracks"][1]["clips"][0].clone();
+    // The soundtrack is one source; 49 more clips reach the limit of 50.
+    let clips: Vec<Value> = (0..50)
+        .map(|i| {
+            let mut c = clip.clone();
+            c["asset"]["src"] = json!(format!("clip{i}.mp4"));
+            c
+        })
+        .collect();
+    edit["timeline"]["tracks"][1]["clips"] = Value::Array(clips[..49].to_vec());
+    assert!(check(&edit).is_ok(), "50 sources are within the limit");
+    edit["timeline"]["tracks"][1]["clips"] = Value::Array(clips);
+    let e = check(&edit).unwrap_err();
+    assert_eq!(e.kind, EditErrorKind::Limit);
+    assert_at(&e, "timeline.tracks[1].clips[49].asset.src", "max_sources");
+    // The same source many times is one source.
+    edit["timeline"]["tracks"][1]["clips"] = Value::Array(vec![clip; 200]);
+    assert!(check(&edit).is_ok());
+}
+
+#[test]
 fn too_long_is_a_limit() {
     let e = mistake(|v| v["timeline"]["tracks"][1]["clips"][0]["start"] = json!(700));
     assert_eq!(e.kind, EditErrorKind::Limit);

@@ -131,9 +131,26 @@ fn timeline(path: &Path, timeline: &Timeline, limits: &Limits) -> Checked {
         ));
     }
     let mut clips = 0usize;
+    // Each distinct source is a fetch and an open decoder; a template's
+    // placeholder counts as one (checked again once filled in).
+    let mut sources = std::collections::HashSet::new();
+    if let Some(soundtrack) = known(&timeline.soundtrack) {
+        sources.insert(tpl_text(&soundtrack.src).to_owned());
+    }
     each(&tracks_path, &timeline.tracks, |p, track| {
         let clips_path = p.key("clips");
         each(&clips_path, &track.clips, |p, c| {
+            if let Some(src) = c.asset.value().and_then(asset_src) {
+                if sources.insert(tpl_text(src).to_owned()) && sources.len() > limits.max_sources {
+                    return Err(over_limit(
+                        &p.key("asset").key("src"),
+                        format!(
+                            "the timeline reads more distinct sources than the limit max_sources = {}",
+                            limits.max_sources
+                        ),
+                    ));
+                }
+            }
             clips += 1;
             if clips > limits.max_clips {
                 return Err(over_limit(
@@ -147,6 +164,22 @@ fn timeline(path: &Path, timeline: &Timeline, limits: &Limits) -> Checked {
             clip(p, c, limits)
         })
     })
+}
+
+fn tpl_text(s: &Tpl<String>) -> &str {
+    match s {
+        Tpl::Value(v) | Tpl::Template(v) => v,
+    }
+}
+
+fn asset_src(asset: &Asset) -> Option<&Tpl<String>> {
+    match asset {
+        Asset::Video(v) => Some(&v.src),
+        Asset::Image(i) => Some(&i.src),
+        Asset::Audio(a) => Some(&a.src),
+        Asset::Luma(l) => Some(&l.src),
+        Asset::Title(_) | Asset::Html(_) => None,
+    }
 }
 
 fn clip(path: &Path, clip: &Clip, limits: &Limits) -> Checked {
@@ -244,10 +277,22 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
             not_empty(&path.key("src"), &i.src)?;
             crop(&path.key("crop"), &i.crop)
         }
-        Asset::Title(t) => match known(&t.offset) {
-            Some(o) => offset(&path.key("offset"), o),
-            None => Ok(()),
-        },
+        Asset::Title(t) => {
+            let max = crate::compose::text::MAX_TITLE_CHARS;
+            if t.text
+                .value()
+                .is_some_and(|text| text.chars().count() > max)
+            {
+                return Err(invalid(
+                    &path.key("text"),
+                    format!("is longer than the limit of {max} characters"),
+                ));
+            }
+            match known(&t.offset) {
+                Some(o) => offset(&path.key("offset"), o),
+                None => Ok(()),
+            }
+        }
         Asset::Html(h) => {
             for (key, v) in [("width", &h.width), ("height", &h.height)] {
                 if let Some(&n) = known(v) {
@@ -257,6 +302,14 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
                             format!("{n} must be from 1 to 4096 pixels"),
                         ));
                     }
+                }
+            }
+            // Markup beyond the renderer's limits is refused here, with the
+            // field named, rather than failing the render later.
+            if let Some(html) = h.html.value() {
+                let css = known(&h.css).map_or("", String::as_str);
+                if let Err(e) = crate::compose::text::html::check(html, css) {
+                    return Err(invalid(&path.key(e.field()), e.to_string()));
                 }
             }
             Ok(())

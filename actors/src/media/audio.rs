@@ -101,13 +101,11 @@ impl AudioReader {
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
             Err(e) => return Err(decode_error(&self.src)(e)),
         }
-        for (stream, packet) in self.input.packets() {
-            if stream.index() == self.stream {
-                return self
-                    .decoder
-                    .send_packet(&packet)
-                    .map_err(decode_error(&self.src));
-            }
+        if let Some(packet) = super::next_packet(&mut self.input, self.stream, &self.src)? {
+            return self
+                .decoder
+                .send_packet(&packet)
+                .map_err(decode_error(&self.src));
         }
         match self.decoder.send_eof() {
             Ok(()) | Err(ffmpeg::Error::Eof) => Ok(()),

@@ -54,8 +54,7 @@ impl VideoReader {
                 })?;
         let index = stream.index();
         let time_base = stream.time_base();
-        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(decode_error(src))?;
+        let context = super::decoder_context(stream.parameters(), src)?;
         let mut decoder = context.decoder().video().map_err(decode_error(src))?;
         // Frame threads decode ahead on the other core while this one
         // composes; slice threads would not help small sources.
@@ -172,14 +171,11 @@ impl VideoReader {
                 Err(e) => return Err(decode_error(&self.src)(e)),
             }
             let mut sent = false;
-            for (stream, packet) in self.input.packets() {
-                if stream.index() == self.stream {
-                    self.decoder
-                        .send_packet(&packet)
-                        .map_err(decode_error(&self.src))?;
-                    sent = true;
-                    break;
-                }
+            if let Some(packet) = super::next_packet(&mut self.input, self.stream, &self.src)? {
+                self.decoder
+                    .send_packet(&packet)
+                    .map_err(decode_error(&self.src))?;
+                sent = true;
             }
             if !sent {
                 // The end of the file: drain what the decoder still holds.

@@ -40,8 +40,11 @@ pub fn sources_of(plan: &Plan) -> BTreeSet<String> {
             Visual::Image { src } | Visual::Video { src, .. } | Visual::Luma { src, .. } => {
                 srcs.insert(src.clone());
             }
-            Visual::Title(_) => {}
+            Visual::Title(_) | Visual::Html(_) => {}
         }
+    }
+    for font in &plan.fonts {
+        srcs.insert(font.clone());
     }
     // A silent output (muted, or a format without sound: gif, stills)
     // needs none of its sounds.
@@ -88,5 +91,28 @@ impl Actor for Fetcher {
         args.supervisor.cast(SupervisorMsg::Fetched(Ok(sources)))?;
         myself.stop(None);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::{fill, Limits};
+    use serde_json::{json, Map};
+
+    #[test]
+    fn fonts_are_fetched_like_other_sources() {
+        let edit = json!({
+            "timeline": { "fonts": [ { "src": "brand.ttf" } ], "tracks": [ { "clips": [
+                { "asset": { "type": "html", "html": "<p>Hi</p>" }, "start": 0, "length": 1 },
+                { "asset": { "type": "image", "src": "a.png" }, "start": 1, "length": 1 } ] } ] },
+            "output": { "format": "mp4", "resolution": "sd" }
+        });
+        let edit = fill(&edit.to_string(), &Map::new(), &Limits::default()).expect("valid");
+        let plan = crate::plan::plan(&edit).expect("plans");
+        assert_eq!(
+            sources_of(&plan).into_iter().collect::<Vec<_>>(),
+            ["a.png", "brand.ttf"]
+        );
     }
 }

@@ -139,6 +139,7 @@ fn parse_params(params: &[String]) -> Result<Map<String, Value>, String> {
 }
 
 pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> CmdResult {
+    clipstream_actors::media::set_max_pixels(config.max_source_pixels());
     let text =
         std::fs::read_to_string(edit_path).map_err(|e| format!("{}: {e}", edit_path.display()))?;
     let params = parse_params(params)?;

@@ -10,12 +10,14 @@ use tracing_actix_web::TracingLogger;
 use super::{open_store, CmdResult};
 use crate::config::Config;
 use crate::http::state::AppState;
+use crate::http::throttle::AuthThrottle;
 
 /// How often expired chunked uploads are swept away.
 const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 pub fn run(config: Config) -> CmdResult {
     crate::telemetry::init(&config.log);
+    clipstream_actors::media::set_max_pixels(config.max_source_pixels());
     let store = open_store(&config)?;
     if store.key_count() == 0 {
         eprintln!(
@@ -31,6 +33,10 @@ pub fn run(config: Config) -> CmdResult {
     let state = web::Data::new(AppState {
         store: store.clone(),
         config: config.clone(),
+        auth_throttle: AuthThrottle::new(
+            config.limits.auth_failures,
+            Duration::from_secs(config.limits.auth_failure_window_secs),
+        ),
     });
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics)?;

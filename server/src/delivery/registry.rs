@@ -65,10 +65,7 @@ impl Renders {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Result<Renders, reqwest::Error> {
-        let urls = Arc::new(UrlFetcher::new(
-            &config.fetch,
-            config.limits.max_asset_bytes,
-        )?);
+        let urls = Arc::new(UrlFetcher::new(&config.fetch)?);
         Ok(Renders {
             metrics,
             urls,
@@ -206,12 +203,32 @@ impl Renders {
         let span = tracing::info_span!("render", key = %key);
         let _enter = span.enter();
         tracing::info!("render started");
-        if let Err(e) = pipeline::start(job).await {
-            live.fail(e);
-        }
+        let supervisor = match pipeline::start(job).await {
+            Ok(supervisor) => Some(supervisor),
+            Err(e) => {
+                live.fail(e);
+                None
+            }
+        };
         drop(_enter);
-        // The worker is held until the render settles.
-        let snap = live.wait_for(|_| false).await;
+        // The worker is held until the render settles, or until the render
+        // has had its time: a source that decodes slowly on purpose must
+        // not hold a worker for ever.
+        let limit = Duration::from_secs(self.config.render.max_render_secs);
+        let snap = match tokio::time::timeout(limit, live.wait_for(|_| false)).await {
+            Ok(snap) => snap,
+            Err(_) => {
+                if let Some(supervisor) = &supervisor {
+                    supervisor.stop_children(None);
+                    supervisor.stop(None);
+                }
+                live.fail(RenderError::Media(format!(
+                    "the render took longer than the limit of {} s (render.max_render_secs)",
+                    limit.as_secs()
+                )));
+                live.wait_for(|_| false).await
+            }
+        };
         self.metrics
             .render_seconds
             .observe(started.elapsed().as_secs_f64());

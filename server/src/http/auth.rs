@@ -1,12 +1,13 @@
 //! HTTP Basic authentication with an API key and secret (CONTRACT section 2).
 
 use std::future::{ready, Ready};
+use std::time::Instant;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::Header;
 use actix_web::{web, FromRequest, HttpRequest};
 use actix_web_httpauth::headers::authorization::{Authorization, Basic};
-use clipstream_storage::AccountId;
+use clipstream_storage::{AccountId, Error as StoreError};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -37,6 +38,24 @@ fn authenticate(req: &HttpRequest) -> Result<Account, ApiError> {
     let secret = basic.password().ok_or(ApiError::Unauthorized {
         message: "the API secret is missing: send key:secret",
     })?;
-    let account = state.store.authenticate(basic.user_id(), secret)?;
-    Ok(Account(account))
+    // Without a peer address (not over TCP) there is nobody to throttle.
+    let client = req.peer_addr().map(|a| a.ip());
+    let now = Instant::now();
+    if let Some(ip) = client {
+        state
+            .auth_throttle
+            .check(ip, now)
+            .map_err(|b| ApiError::TooManyFailures {
+                retry_after_secs: b.retry_after_secs,
+            })?;
+    }
+    match state.store.authenticate(basic.user_id(), secret) {
+        Ok(account) => Ok(Account(account)),
+        Err(e) => {
+            if let (Some(ip), StoreError::BadCredentials) = (client, &e) {
+                state.auth_throttle.failed(ip, now);
+            }
+            Err(e.into())
+        }
+    }
 }

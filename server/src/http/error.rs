@@ -22,6 +22,8 @@ pub enum ApiError {
     Fill(#[from] FillError),
     #[error("{message}")]
     Unauthorized { message: &'static str },
+    #[error("too many wrong keys or secrets from this address; try again in {retry_after_secs} s")]
+    TooManyFailures { retry_after_secs: u64 },
     /// A query or path parameter that is missing or malformed.
     #[error("{message}")]
     BadParam { param: String, message: String },
@@ -77,6 +79,7 @@ impl ApiError {
             ApiError::Fill(FillError::Template(_)) => "invalid_movie",
             ApiError::Fill(_) => "invalid_param",
             ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::TooManyFailures { .. } => "too_many_failures",
             ApiError::BadParam { .. } => "invalid_parameter",
             ApiError::BadBody { .. } => "invalid_body",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -139,7 +142,7 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::Upload(UploadError::AlreadyFinishing) => "upload_finishing",
         StoreError::Upload(_) => "invalid_chunk",
         StoreError::TooLarge { .. } => "body_too_large",
-        StoreError::StorageFull => "storage_full",
+        StoreError::StorageFull => "insufficient_storage",
         StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
             "internal"
         }
@@ -176,6 +179,7 @@ impl ResponseError for ApiError {
             | ApiError::BadParam { .. }
             | ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) | ApiError::NoMovieFor(_) => {
                 StatusCode::NOT_FOUND
@@ -217,6 +221,9 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            ApiError::TooManyFailures { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, *retry_after_secs));
             }
             _ => {}
         }

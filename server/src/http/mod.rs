@@ -7,6 +7,7 @@ pub mod entity;
 pub mod error;
 pub mod names;
 pub mod state;
+pub mod throttle;
 
 use actix_web::{web, HttpRequest, Resource};
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Fuzzes Clipstream's parsers of untrusted input with cargo-fuzz (libFuzzer).
+#
+#   scripts/fuzz.sh                 every target for 15 s (what scripts/test.sh runs)
+#   scripts/fuzz.sh 3600            every target for an hour each
+#   scripts/fuzz.sh 600 media edit  chosen targets
+#
+# Targets (fuzz/fuzz_targets/): edit (the Edit parser and validator), fill
+# (placeholder substitution), range (Range and conditional headers),
+# token (token lookup), chunked (the chunked-upload assembler), media
+# (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
+# files made here, truncated and bit-flipped).
+#
+# First every input in fuzz/regressions/<target>/ (the findings, kept) is
+# replayed; then each target runs for the given seconds with a 10 s limit
+# per input and 2 GiB of memory. A crash, hang or memory blow-up fails the
+# script and leaves the input in fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/packages.sh
+# libFuzzer itself is C++, built by libfuzzer-sys with the system's c++.
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
+
+SECONDS_EACH=${1:-15}
+shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked media)
+
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
+# stable, which accepts them with RUSTC_BOOTSTRAP.
+export RUSTC_BOOTSTRAP=1
+
+cd fuzz
+corpus() { mkdir -p "corpus/$1"; echo "corpus/$1"; }
+
+seed_media() {
+  local dir tmp
+  dir=$(corpus media)
+  [ -n "$(ls -A "$dir")" ] && return 0
+  tmp=$(mktemp -d)
+  ffmpeg -v error -y -f lavfi -i testsrc=s=64x36:r=10:d=0.5 -c:v libx264 -pix_fmt yuv420p "$tmp/v.mp4"
+  ffmpeg -v error -y -f lavfi -i testsrc=s=64x36:r=10:d=0.5 -c:v libvpx -b:v 100k "$tmp/v.webm"
+  ffmpeg -v error -y -f lavfi -i color=c=red:s=32x32 -frames:v 1 "$tmp/p.png"
+  ffmpeg -v error -y -f lavfi -i sine=frequency=440:duration=0.3 -c:a libmp3lame "$tmp/a.mp3"
+  local f size
+  for f in "$tmp"/*; do
+    cp "$f" "$dir/"
+    size=$(stat -c %s "$f")
+    # Truncations at a third and two thirds.
+    head -c $((size / 3)) "$f" >"$dir/$(basename "$f").t1"
+    head -c $((size * 2 / 3)) "$f" >"$dir/$(basename "$f").t2"
+    # Bit flips: one byte inverted at a few positions.
+    local at
+    for at in 20 $((size / 2)) $((size - 10)); do
+      cp "$f" "$dir/$(basename "$f").f$at"
+      printf '\xff' | dd of="$dir/$(basename "$f").f$at" bs=1 seek="$at" conv=notrunc status=none
+    done
+  done
+  rm -rf "$tmp"
+}
+
+seed_text() {
+  local dir
+  dir=$(corpus edit)
+  cp ../conf/examples/welcome.json "$dir/welcome.json"
+  printf '{"timeline":{"tracks":[]},"output":{"format":"mp4","resolution":"sd"}}' >"$dir/empty.json"
+  dir=$(corpus fill)
+  { cat ../conf/examples/welcome.json; printf '\0{"NAME":"Jane"}'; } >"$dir/welcome"
+  dir=$(corpus range)
+  printf '\xe8\x03\x00bytes=0-1\n"abc"\n' >"$dir/simple"
+  printf '\xe8\x03\x00bytes=-10,5-\n\n"x", "abc"\n*\nTue, 14 Nov 2023 22:13:20 GMT\n' >"$dir/many"
+  dir=$(corpus token)
+  printf 'AAAAAAAAAAAAAAAAAAAAAA' >"$dir/shaped"
+  dir=$(corpus chunked)
+  printf '\x04\x05\x00\x00\x05\x00\x01\x05\x00\x02\x05\x00\x03\x03\x03' >"$dir/in-order"
+}
+
+seed_media
+seed_text
+
+cargo fuzz build
+for target in "${TARGETS[@]}"; do
+  flags=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1)
+  case $target in
+    media) flags+=(-max_len=200000) ;;
+    *) flags+=(-max_len=20000) ;;
+  esac
+  if [ -d "regressions/$target" ] && [ -n "$(ls -A "regressions/$target")" ]; then
+    echo "== $target: replaying the kept findings"
+    cargo fuzz run "$target" "regressions/$target" -- -runs=0 "${flags[@]}"
+  fi
+  echo "== $target: fuzzing for ${SECONDS_EACH}s"
+  cargo fuzz run "$target" "$(corpus "$target")" -- -max_total_time="$SECONDS_EACH" "${flags[@]}" 2>&1 |
+    tee "corpus/$target.log" | grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY)' || true
+  # pipefail would hide which target failed behind tee; check its log.
+  if grep -qE 'ERROR: libFuzzer|panicked|SUMMARY: AddressSanitizer|Test unit written' "corpus/$target.log"; then
+    echo "fuzz target $target found a problem; see fuzz/corpus/$target.log and fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+done
