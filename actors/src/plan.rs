@@ -614,20 +614,6 @@ mod tests {
         assert_eq!((p.layers[0].track, p.layers[1].track), (1, 0));
     }
 
-    #[test]
-    fn what_is_not_drawn_yet_is_refused_with_its_path() {
-        let e = plan_of(json!({
-            "timeline": { "tracks": [ { "clips": [
-                { "asset": { "type": "html", "html": "<p>x</p>" }, "start": 0, "length": 1 } ] } ] },
-            "output": { "format": "gif", "resolution": "sd" }
-        }))
-        .unwrap_err();
-        assert!(
-            matches!(&e, PlanError::Unsupported { path, .. } if path == "timeline.tracks[0].clips[0].asset"),
-            "{e}"
-        );
-    }
-
     fn plan_as_of(output: serde_json::Value, what: Deliverable) -> Result<Plan, PlanError> {
         let edit = json!({
             "timeline": { "tracks": [ { "clips": [
