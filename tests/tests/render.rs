@@ -485,10 +485,17 @@ fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
         "still rendering: {first}"
     );
 
-    // ffmpeg reads the playlist over HTTP while it grows, until it ends.
+    assert!(
+        first.contains("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"),
+        "players start at the beginning, not the live edge: {first}"
+    );
+
+    // ffmpeg reads the playlist over HTTP while it grows, until it ends;
+    // from its first segment (its own default is three from the live edge,
+    // which would skip what a slow start let pile up).
     let out = f.dir.path().join("hls.mp4");
     let url = api.url(&format!("/render/{token}.m3u8"));
-    ffmpeg(&["-i", &url, "-c", "copy"], &out);
+    ffmpeg(&["-live_start_index", "0", "-i", &url, "-c", "copy"], &out);
     let probe = ffprobe(&out);
     let video = probe["streams"]
         .as_array()

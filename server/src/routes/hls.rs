@@ -67,9 +67,11 @@ pub async fn playlist(
         text,
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}"
     );
+    // A growing EVENT playlist would have players join at its live edge;
+    // a personalised video is watched from its first second.
     let _ = writeln!(
         text,
-        "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS"
+        "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"
     );
     let _ = writeln!(text, "#EXT-X-MAP:URI=\"{token}/init.mp4\"");
     for (i, s) in segments[1..].iter().enumerate() {
