@@ -325,16 +325,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
                 .opt("position", &clip.position)?
                 .copied()
                 .unwrap_or(Position::Center);
-            let offset = match w.opt("offset", &clip.offset)? {
-                Some(o) => {
-                    let ow = w.at("offset");
-                    (
-                        ow.opt("x", &o.x)?.copied().unwrap_or(0.0),
-                        ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
-                    )
-                }
-                None => (0.0, 0.0),
-            };
+            let offset = self::offset(&w, &clip.offset)?.unwrap_or((0.0, 0.0));
             let transform = match w.opt("transform", &clip.transform)? {
                 Some(tf) => self::transform(&w.at("transform"), tf)?,
                 None => Transform::default(),
@@ -455,6 +446,18 @@ fn audio_fades(effect: Option<AudioEffect>) -> (f64, f64) {
     }
 }
 
+/// An `offset` (x, y), if the object at `w` has one.
+fn offset(w: &Walk, offset: &Option<Tpl<edit::Offset>>) -> Result<Option<(f64, f64)>, PlanError> {
+    let Some(o) = w.opt("offset", offset)? else {
+        return Ok(None);
+    };
+    let ow = w.at("offset");
+    Ok(Some((
+        ow.opt("x", &o.x)?.copied().unwrap_or(0.0),
+        ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
+    )))
+}
+
 fn crop(w: &Walk, crop: &Option<Tpl<edit::Crop>>) -> Result<Crop, PlanError> {
     let Some(c) = w.opt("crop", crop)? else {
         return Ok(Crop::default());
@@ -522,16 +525,7 @@ fn title(
         TitleSize::XLarge => 0.10,
         TitleSize::XxLarge => 0.13,
     };
-    let offset = match w.opt("offset", &t.offset)? {
-        Some(o) => {
-            let ow = w.at("offset");
-            (
-                ow.opt("x", &o.x)?.copied().unwrap_or(0.0),
-                ow.opt("y", &o.y)?.copied().unwrap_or(0.0),
-            )
-        }
-        None => clip_offset,
-    };
+    let offset = self::offset(w, &t.offset)?.unwrap_or(clip_offset);
     Ok(Title {
         text: w.get("text", &t.text)?.clone(),
         color: w
