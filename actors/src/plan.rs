@@ -288,7 +288,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
     }
     let background = tl_walk
         .opt("background", &timeline.background)?
-        .map_or([0, 0, 0, 255], |c| [c.r, c.g, c.b, c.a]);
+        .map_or([0, 0, 0, 255], |c| c.rgba());
 
     let mut layers = Vec::new();
     let mut sounds = Vec::new();
@@ -530,11 +530,9 @@ fn title(
         text: w.get("text", &t.text)?.clone(),
         color: w
             .opt("color", &t.color)?
-            .map_or([255, 255, 255, 255], |c| [c.r, c.g, c.b, c.a]),
+            .map_or([255, 255, 255, 255], |c| c.rgba()),
         size,
-        background: w
-            .opt("background", &t.background)?
-            .map(|c| [c.r, c.g, c.b, c.a]),
+        background: w.opt("background", &t.background)?.map(|c| c.rgba()),
         position: w
             .opt("position", &t.position)?
             .copied()
@@ -551,9 +549,7 @@ fn html(w: &Walk, h: &edit::HtmlAsset, out_w: u32, out_h: u32) -> Result<Html, P
         css: w.opt("css", &h.css)?.cloned().unwrap_or_default(),
         width: w.opt("width", &h.width)?.copied().unwrap_or(out_w),
         height: w.opt("height", &h.height)?.copied().unwrap_or(out_h),
-        background: w
-            .opt("background", &h.background)?
-            .map(|c| [c.r, c.g, c.b, c.a]),
+        background: w.opt("background", &h.background)?.map(|c| c.rgba()),
         position: w
             .opt("position", &h.position)?
             .copied()

@@ -528,6 +528,13 @@ pub struct Color {
     pub b: u8,
 }
 
+impl Color {
+    /// The colour as `[r, g, b, a]`, the order pictures are drawn in.
+    pub fn rgba(&self) -> [u8; 4] {
+        [self.r, self.g, self.b, self.a]
+    }
+}
+
 impl std::str::FromStr for Color {
     type Err = String;
 
