@@ -47,6 +47,7 @@ fn find(name: &str) -> Result<ffmpeg::Codec, MediaError> {
 }
 
 /// How a video encoder is set up.
+#[derive(Clone)]
 pub struct VideoSettings {
     pub codec: &'static str,
     pub pixel: Pixel,
@@ -64,6 +65,10 @@ pub struct VideoSettings {
     pub bit_rate: Option<usize>,
     /// The codec's private options.
     pub options: Vec<(&'static str, String)>,
+    /// Frame threads (throughput) rather than slice threads (no delay).
+    pub frame_threads: bool,
+    /// A forced keyframe starts a fresh encoder (see [`VideoCodec::encode`]).
+    pub restart_at_forced_key: bool,
 }
 
 impl VideoSettings {
@@ -81,6 +86,8 @@ impl VideoSettings {
             qscale: None,
             bit_rate: None,
             options: Vec::new(),
+            frame_threads: false,
+            restart_at_forced_key: false,
         }
     }
 
@@ -96,78 +103,110 @@ pub struct VideoCodec {
     convert: Converter,
     frame_ticks: i64,
     time_base: Rational,
+    /// The settings to open a fresh encoder with at the forced keyframe.
+    restart: Option<VideoSettings>,
+}
+
+/// A time base where one frame is a whole number of ticks: 12800 for 25
+/// fps (as FFmpeg's mp4 muxer), num for NTSC rates; and the ticks.
+fn timing(rate: Rate) -> (Rational, i64) {
+    if rate.den == 1 {
+        (Rational::new(1, (rate.num * 512) as i32), 512)
+    } else {
+        (Rational::new(1, rate.num as i32), i64::from(rate.den))
+    }
+}
+
+/// An encoder's global header (H.264: its SPS and PPS), which the
+/// container carries once for the whole stream.
+fn extradata(encoder: &ffmpeg::encoder::Video) -> &[u8] {
+    // SAFETY: an opened encoder keeps `extradata_size` bytes at
+    // `extradata` for as long as it lives.
+    unsafe {
+        let ctx = &*encoder.as_ptr();
+        if ctx.extradata.is_null() || ctx.extradata_size <= 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(ctx.extradata, ctx.extradata_size as usize)
+        }
+    }
+}
+
+/// An opened video encoder as `s` says.
+fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
+    let codec = find(s.codec)?;
+    let (time_base, _) = timing(s.rate);
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(enc_error)?;
+    enc.set_width(s.size.0);
+    enc.set_height(s.size.1);
+    enc.set_format(s.pixel);
+    enc.set_time_base(time_base);
+    // Square pixels, said so: MJPEG writes its JFIF header only then.
+    enc.set_aspect_ratio(Rational::new(1, 1));
+    enc.set_frame_rate(Some(Rational::new(s.rate.num as i32, s.rate.den as i32)));
+    if let Some(gop) = s.gop {
+        enc.set_gop(gop.max(1));
+    }
+    // No B-frames: decode order is presentation order, fragments need
+    // no composition offsets and start cleanly.
+    enc.set_max_b_frames(0);
+    if let Some(rate) = s.bit_rate {
+        enc.set_bit_rate(rate);
+    }
+    let yuv = matches!(s.pixel, Pixel::YUV420P | Pixel::YUVJ420P);
+    if s.pixel == Pixel::YUV420P {
+        // What the compositor makes: players must not guess BT.601.
+        enc.set_colorspace(ffmpeg::color::Space::BT709);
+        enc.set_color_range(ffmpeg::color::Range::MPEG);
+    } else if yuv {
+        enc.set_color_range(ffmpeg::color::Range::JPEG);
+    }
+    let mut flags = ffmpeg::codec::Flags::empty();
+    if s.global_header {
+        flags |= ffmpeg::codec::Flags::GLOBAL_HEADER;
+    }
+    if let Some(q) = s.qscale {
+        flags |= ffmpeg::codec::Flags::QSCALE;
+        enc.set_global_quality(q * ffi::FF_QP2LAMBDA);
+    }
+    enc.set_flags(flags);
+    // SAFETY: the context is not open yet; these are plain fields.
+    unsafe {
+        let ctx = enc.as_mut_ptr();
+        if s.pixel == Pixel::YUV420P {
+            (*ctx).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+            (*ctx).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+        }
+        // Frame threads keep both cores busy but hold frames back
+        // (x264: its threads and look-ahead); slice threads hand each
+        // frame out as soon as it is encoded.
+        (*ctx).thread_type = if s.frame_threads {
+            ffi::FF_THREAD_FRAME
+        } else {
+            ffi::FF_THREAD_SLICE
+        };
+    }
+    let mut options = Dictionary::new();
+    for (k, v) in &s.options {
+        options.set(k, v);
+    }
+    enc.open_as_with(codec, options).map_err(enc_error)
 }
 
 impl VideoCodec {
     pub fn open(s: VideoSettings) -> Result<VideoCodec, MediaError> {
-        let codec = find(s.codec)?;
-        // A time base where one frame is a whole number of ticks: 12800
-        // for 25 fps (as FFmpeg's mp4 muxer), num for NTSC rates.
-        let (timescale, frame_ticks) = if s.rate.den == 1 {
-            (s.rate.num * 512, 512)
-        } else {
-            (s.rate.num, i64::from(s.rate.den))
-        };
-        let time_base = Rational::new(1, timescale as i32);
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(enc_error)?;
-        enc.set_width(s.size.0);
-        enc.set_height(s.size.1);
-        enc.set_format(s.pixel);
-        enc.set_time_base(time_base);
-        // Square pixels, said so: MJPEG writes its JFIF header only then.
-        enc.set_aspect_ratio(Rational::new(1, 1));
-        enc.set_frame_rate(Some(Rational::new(s.rate.num as i32, s.rate.den as i32)));
-        if let Some(gop) = s.gop {
-            enc.set_gop(gop.max(1));
-        }
-        // No B-frames: decode order is presentation order, fragments need
-        // no composition offsets and start cleanly.
-        enc.set_max_b_frames(0);
-        if let Some(rate) = s.bit_rate {
-            enc.set_bit_rate(rate);
-        }
-        let yuv = matches!(s.pixel, Pixel::YUV420P | Pixel::YUVJ420P);
-        if s.pixel == Pixel::YUV420P {
-            // What the compositor makes: players must not guess BT.601.
-            enc.set_colorspace(ffmpeg::color::Space::BT709);
-            enc.set_color_range(ffmpeg::color::Range::MPEG);
-        } else if yuv {
-            enc.set_color_range(ffmpeg::color::Range::JPEG);
-        }
-        let mut flags = ffmpeg::codec::Flags::empty();
-        if s.global_header {
-            flags |= ffmpeg::codec::Flags::GLOBAL_HEADER;
-        }
-        if let Some(q) = s.qscale {
-            flags |= ffmpeg::codec::Flags::QSCALE;
-            enc.set_global_quality(q * ffi::FF_QP2LAMBDA);
-        }
-        enc.set_flags(flags);
-        // SAFETY: the context is not open yet; these are plain fields.
-        unsafe {
-            let ctx = enc.as_mut_ptr();
-            if s.pixel == Pixel::YUV420P {
-                (*ctx).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
-                (*ctx).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
-            }
-            // One frame at a time, in order: frame threading would hold
-            // frames back and slow the first fragment.
-            (*ctx).thread_type = ffi::FF_THREAD_SLICE;
-        }
-        let mut options = Dictionary::new();
-        for (k, v) in &s.options {
-            options.set(k, v);
-        }
-        let encoder = enc.open_as_with(codec, options).map_err(enc_error)?;
+        let (time_base, frame_ticks) = timing(s.rate);
+        let encoder = open_video(&s)?;
         let convert = Converter::new(s.compose.0, s.compose.1, s.pixel, s.size.0, s.size.1)?;
         Ok(VideoCodec {
             encoder,
             convert,
             frame_ticks,
             time_base,
+            restart: s.restart_at_forced_key.then_some(s),
         })
     }
 
@@ -186,6 +225,25 @@ impl VideoCodec {
         index: i64,
         key: bool,
     ) -> Result<Vec<Encoded>, MediaError> {
+        let mut out = Vec::new();
+        if key {
+            if let Some(settings) = self.restart.take() {
+                // The encoder holds frames back (x264: its frame threads and
+                // look-ahead, about 16 frames). Ending it here hands out every
+                // frame before the forced keyframe at once, so the short
+                // first fragment leaves as soon as its frames are composed;
+                // a fresh encoder with the same settings starts at the
+                // keyframe, which is a clean start (an IDR frame) anyway.
+                out = self.finish()?;
+                let fresh = open_video(&settings)?;
+                if extradata(&fresh) != extradata(&self.encoder) {
+                    return Err(MediaError::Encode(
+                        "the restarted encoder's stream headers differ".into(),
+                    ));
+                }
+                self.encoder = fresh;
+            }
+        }
         let picture = self.convert.convert(frame)?;
         picture.set_pts(Some(index * self.frame_ticks));
         // libx264 starts a closed GOP (an IDR frame), libvpx a keyframe, at
@@ -196,7 +254,6 @@ impl VideoCodec {
             ffmpeg::picture::Type::None
         });
         self.encoder.send_frame(picture).map_err(enc_error)?;
-        let mut out = Vec::new();
         drain(&mut self.encoder, &mut out)?;
         Ok(out)
     }

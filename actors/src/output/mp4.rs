@@ -32,6 +32,11 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, crate::media::MediaError> {
                 .into(),
             ),
         ],
+        // Frame threads: x264's slice threads leave a third of the two
+        // cores idle; the delay they add is taken back by restarting the
+        // encoder where the short first fragment ends.
+        frame_threads: true,
+        restart_at_forced_key: true,
         ..VideoSettings::new("libx264", ffmpeg::format::Pixel::YUV420P, plan)
             .keyframe_every_second()
     })?;
@@ -67,6 +72,8 @@ pub struct Fmp4Packager {
     writer: Option<Fmp4Writer>,
     video_timescale: u32,
     frame_ticks: i64,
+    /// The frame where the short first fragment ends, if there is one.
+    first_key: Option<i64>,
     pending: Vec<Sample>,
     /// Video decode time where the pending fragment starts, in ticks.
     fragment_start: Option<i64>,
@@ -82,6 +89,7 @@ impl Fmp4Packager {
             writer: None,
             video_timescale: 1,
             frame_ticks: 1,
+            first_key: None,
             pending: Vec::new(),
             fragment_start: None,
             audio_origin: None,
@@ -121,6 +129,8 @@ impl Package for Fmp4Packager {
         let (v, a) = (raw(video), raw(audio));
         self.video_timescale = video.time_base.denominator() as u32;
         self.frame_ticks = video.frame_ticks;
+        let fps = f64::from(self.video_timescale) / self.frame_ticks.max(1) as f64;
+        self.first_key = self.fragments.forced_key(fps);
         let writer = Fmp4Writer::new(vec![
             TrackConfig::Video {
                 width: v.width as u32,
@@ -165,6 +175,7 @@ impl Package for Fmp4Packager {
                     } else {
                         self.frame_ticks
                     };
+                    let end = p.dts + duration;
                     self.pending.push(Sample {
                         track: VIDEO,
                         dts: p.dts.max(0) as u64,
@@ -173,6 +184,17 @@ impl Package for Fmp4Packager {
                         keyframe: p.keyframe,
                         data: p.data,
                     });
+                    // The short first fragment ends where a keyframe is
+                    // forced: it is whole with its last frame, and leaves
+                    // without waiting for the keyframe to be encoded.
+                    if self.published == 0
+                        && self
+                            .first_key
+                            .is_some_and(|k| end - start >= k * self.frame_ticks)
+                    {
+                        out.extend(self.flush()?);
+                        self.fragment_start = None;
+                    }
                 }
                 Stream::Audio => {
                     let origin = *self.audio_origin.get_or_insert(p.dts);
