@@ -79,6 +79,8 @@ pub struct Compositor {
     frames: i64,
     /// The timeline's sample (per channel) the mix has reached.
     samples: u64,
+    /// Whether the sound is mixed (see [`Compositor::without_mix`]).
+    mixing: bool,
 }
 
 fn path_of<'a>(sources: &'a Sources, src: &str) -> Result<&'a PathBuf, MediaError> {
@@ -256,7 +258,16 @@ impl Compositor {
             frame: 0,
             frames,
             samples,
+            mixing: true,
         })
+    }
+
+    /// Composes pictures only: the sound's encoded packets come from
+    /// elsewhere (the encoded-sound cache), so it is not mixed at all.
+    pub fn without_mix(mut self) -> Compositor {
+        self.sounds.clear();
+        self.mixing = false;
+        self
     }
 
     pub fn plan(&self) -> &Plan {
@@ -288,7 +299,11 @@ impl Compositor {
         self.frame += 1;
         let until = ((start + self.frame as f64 / self.plan.rate.as_f64()) * f64::from(SAMPLE_RATE))
             .round() as u64;
-        let audio = self.mix(until)?;
+        let audio = if self.mixing {
+            self.mix(until)?
+        } else {
+            Vec::new()
+        };
         // The canvas is redrawn whole every frame, so the finished frame
         // can leave and a spare take its place without a copy.
         let (w, h) = (self.plan.width, self.plan.height);

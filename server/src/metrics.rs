@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format (CONTRACT section 10): renders
 //! by state, render seconds, time to first byte, cache hits, misses and
-//! bytes served, fetch errors. `prometheus-client` keeps the registry and
-//! writes the format.
+//! bytes served, fetch errors, and the encoded-sound cache's hits and
+//! misses. `prometheus-client` keeps the registry and writes the format.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +24,11 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub cache_bytes: Counter,
     pub fetch_errors: Counter,
+    /// Mirrors of the encoded-sound cache's own counts, at each scrape.
+    sound_hits: Counter,
+    sound_misses: Counter,
+    /// One scrape at a time brings the mirrors up to date.
+    sound_sync: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -38,6 +43,9 @@ impl Metrics {
             cache_misses: Counter::default(),
             cache_bytes: Counter::default(),
             fetch_errors: Counter::default(),
+            sound_hits: Counter::default(),
+            sound_misses: Counter::default(),
+            sound_sync: std::sync::Mutex::new(()),
             registry: Registry::default(),
         };
         registry.register(
@@ -80,10 +88,25 @@ impl Metrics {
             "Renders failed because a source could not be fetched",
             m.fetch_errors.clone(),
         );
+        registry.register(
+            "sound_cache_hits",
+            "Renders whose encoded sound an earlier render of the same sound gave",
+            m.sound_hits.clone(),
+        );
+        registry.register(
+            "sound_cache_misses",
+            "Renders that mixed and encoded their sound",
+            m.sound_misses.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     pub fn render(&self) -> String {
+        let _one = self.sound_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let (hits, misses) = clipstream_actors::pipeline::sound_cache::shared().counts();
+        for (counter, now) in [(&self.sound_hits, hits), (&self.sound_misses, misses)] {
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

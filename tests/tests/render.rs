@@ -528,3 +528,109 @@ fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
     assert_eq!(&mp4[init.len()..init.len() + zero.len()], zero.as_ref());
     assert_eq!(api.get(&format!("/render/{token}/9999.m4s")).status(), 404);
 }
+
+/// The audio stream of `file`, packet for packet, as ffmpeg copies it.
+fn audio_packets(file: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a", "-c", "copy", "-f", "data", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn get_to_file(
+    f: &clipstream_tests::media::Fixture,
+    token: &str,
+    name: &str,
+) -> std::path::PathBuf {
+    let r = f
+        .env
+        .client()
+        .anonymous()
+        .get(&format!("/render/{token}.mp4"));
+    assert_eq!(r.status(), 200);
+    let file = f.dir.path().join(name);
+    std::fs::write(&file, r.bytes().unwrap()).unwrap();
+    file
+}
+
+fn sound_cache(f: &clipstream_tests::media::Fixture) -> (u64, u64) {
+    let text = f.env.client().anonymous().get("/metrics").text().unwrap();
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("clipstream_sound_cache_{name}_total ")))
+            .unwrap_or_else(|| panic!("no sound cache {name} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    (count("hits"), count("misses"))
+}
+
+#[test]
+fn another_viewer_of_a_template_gets_its_sound_encoded_once() {
+    let f = fixture();
+    let jane = get_to_file(
+        &f,
+        &token(&f, &movie(3.0, false), json!({ "NAME": "Jane" })),
+        "jane.mp4",
+    );
+    assert_eq!(
+        sound_cache(&f),
+        (0, 1),
+        "the first render mixes and encodes"
+    );
+    let john = get_to_file(
+        &f,
+        &token(&f, &movie(3.0, false), json!({ "NAME": "John" })),
+        "john.mp4",
+    );
+    assert_eq!(
+        sound_cache(&f),
+        (1, 1),
+        "the second takes the encoded sound"
+    );
+    assert_eq!(
+        audio_packets(&john),
+        audio_packets(&jane),
+        "the same sound, packet for packet"
+    );
+    assert_ne!(
+        frame(&john, 1.0),
+        frame(&jane, 1.0),
+        "each with its own title"
+    );
+    let level = rms(&john, 0.5, 2.5);
+    assert!(
+        (0.05..0.09).contains(&level),
+        "the soundtrack at its volume: {level}"
+    );
+    let duration = |file| ffprobe(file)["format"]["duration"].clone();
+    assert_eq!(duration(&john), duration(&jane));
+
+    // A new soundtrack under the same asset name is another sound.
+    let low = f.dir.path().join("low.wav");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=30:sample_rate=48000",
+        ],
+        &low,
+    );
+    upload(&f.env.client(), &f.uid, "tone.wav", &low);
+    let ann = get_to_file(
+        &f,
+        &token(&f, &movie(3.0, false), json!({ "NAME": "Ann" })),
+        "ann.mp4",
+    );
+    assert_eq!(sound_cache(&f), (1, 2), "a replaced asset is mixed again");
+    assert_ne!(audio_packets(&ann), audio_packets(&jane));
+}

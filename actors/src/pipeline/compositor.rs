@@ -11,11 +11,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
 use super::muxer::MuxMsg;
+use super::sound_cache::{self, Key, Sound as CachedSound};
 use super::{Publish, RenderError};
 use crate::compose::Frame;
 use crate::compositor::{Composed, Compositor, SourceLimits, Sources};
-use crate::media::MediaError;
-use crate::output;
+use crate::media::{MediaError, SAMPLE_RATE};
+use crate::output::{self, Encoded, Packets, Stream};
 use crate::plan::Plan;
 
 /// Composed frames waiting for the encoder.
@@ -98,6 +99,87 @@ enum ToEncoder {
     End,
 }
 
+/// Where a render's sound packets come from.
+enum Sound {
+    /// Mixed and encoded here; kept in the cache (under `key`) once every
+    /// packet is out.
+    Encoded {
+        key: Option<Key>,
+        packets: Vec<Encoded>,
+    },
+    /// Encoded by an earlier render of the same sound, handed out in step
+    /// with the pictures; `next` is the first not handed out yet.
+    Cached { packets: CachedSound, next: usize },
+}
+
+impl Sound {
+    fn for_plan(plan: &Plan, sources: &Sources) -> Sound {
+        // Formats without sound (GIF, stills) have nothing to keep.
+        let key = plan
+            .output
+            .format
+            .has_audio()
+            .then(|| sound_cache::key(plan, sources))
+            .flatten();
+        match key.and_then(|k| sound_cache::shared().get(&k)) {
+            Some(packets) => Sound::Cached { packets, next: 0 },
+            None => Sound::Encoded {
+                key,
+                packets: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds to `out` the sound packets ready once the mix has reached
+    /// sample `until`: `mix` encoded, or those of the cached sound.
+    fn packets(
+        &mut self,
+        encoder: &mut dyn output::Encode,
+        mix: &[f32],
+        until: i64,
+        out: &mut Packets,
+    ) -> Result<(), RenderError> {
+        match self {
+            Sound::Encoded { key, packets } => {
+                let encoded = encoder.audio(mix).map_err(media)?;
+                if key.is_some() {
+                    packets.extend(encoded.iter().map(|(_, p)| p.clone()));
+                }
+                out.extend(encoded);
+            }
+            Sound::Cached { packets, next } => {
+                let ready = packets[*next..].iter().take_while(|p| p.pts < until);
+                let before = out.len();
+                out.extend(ready.map(|p| (Stream::Audio, p.clone())));
+                *next += out.len() - before;
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of the stream, with the encoders' last packets in `out`:
+    /// the rest of a cached sound goes out (the audio encoder, fed
+    /// nothing, flushed nothing), or the encoded sound is kept.
+    fn finish(self, out: &mut Packets) {
+        match self {
+            Sound::Encoded { key, mut packets } => {
+                if let Some(key) = key {
+                    packets.extend(
+                        out.iter()
+                            .filter(|(s, _)| *s == Stream::Audio)
+                            .map(|(_, p)| p.clone()),
+                    );
+                    sound_cache::shared().put(key, packets);
+                }
+            }
+            Sound::Cached { packets, next } => {
+                out.retain(|(s, _)| *s != Stream::Audio);
+                out.extend(packets[next..].iter().map(|p| (Stream::Audio, p.clone())));
+            }
+        }
+    }
+}
+
 fn compose_and_encode(
     plan: Plan,
     sources: &Sources,
@@ -107,7 +189,12 @@ fn compose_and_encode(
     publish: &dyn Publish,
 ) -> Result<(), RenderError> {
     let mut encoder = output::encoder(&plan).map_err(media)?;
+    let mut sound = Sound::for_plan(&plan, sources);
+    let fps = plan.rate.as_f64();
     let mut compositor = Compositor::new(plan, sources, limits).map_err(media)?;
+    if matches!(sound, Sound::Cached { .. }) {
+        compositor = compositor.without_mix();
+    }
     let send = |tx: &mpsc::Sender<MuxMsg>, msg| {
         tx.blocking_send(msg)
             .map_err(|_| RenderError::Internal("the muxer went away".into()))
@@ -123,7 +210,8 @@ fn compose_and_encode(
                 let composed = match msg {
                     ToEncoder::Frame(c) => c,
                     ToEncoder::End => {
-                        let packets = encoder.finish().map_err(media)?;
+                        let mut packets = encoder.finish().map_err(media)?;
+                        sound.finish(&mut packets);
                         send(&encoder_tx, MuxMsg::Packets(packets))?;
                         return send(&encoder_tx, MuxMsg::End);
                     }
@@ -132,7 +220,9 @@ fn compose_and_encode(
                 let mut packets = encoder
                     .video(&composed.frame, composed.index, key)
                     .map_err(media)?;
-                packets.extend(encoder.audio(&composed.audio).map_err(media)?);
+                // The sound up to the end of this frame.
+                let until = ((composed.index + 1) as f64 / fps * f64::from(SAMPLE_RATE)) as i64;
+                sound.packets(encoder.as_mut(), &composed.audio, until, &mut packets)?;
                 if !packets.is_empty() {
                     send(&encoder_tx, MuxMsg::Packets(packets))?;
                 }

@@ -17,6 +17,7 @@
 mod compositor;
 mod fetcher;
 mod muxer;
+pub mod sound_cache;
 mod supervisor;
 
 use std::sync::Arc;
