@@ -27,6 +27,9 @@ struct Options {
     work: PathBuf,
     /// Seconds of each wrk measurement.
     wrk_secs: u32,
+    /// Only the cold renders and x264 alone, printed, not written: for
+    /// trying a change to the render path quickly.
+    cold_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -35,6 +38,7 @@ fn options() -> Result<Options> {
         out: PathBuf::from("bench"),
         work: PathBuf::from("target/bench"),
         wrk_secs: 3,
+        cold_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -44,8 +48,9 @@ fn options() -> Result<Options> {
             "--out" => o.out = value()?.into(),
             "--work" => o.work = value()?.into(),
             "--wrk-secs" => o.wrk_secs = value()?.parse()?,
+            "--cold-only" => o.cold_only = true,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -141,6 +146,10 @@ fn run() -> Result<()> {
     }
     for raw in &raws {
         let _ = std::fs::remove_file(raw);
+    }
+    if o.cold_only {
+        report::print_cold(&cold);
+        return Ok(());
     }
     report.cold = cold;
 

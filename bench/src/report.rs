@@ -68,6 +68,39 @@ impl Cold {
     }
 }
 
+/// The cold figures on standard error, ours beside the peer's: what
+/// `--cold-only` shows instead of a report.
+pub fn print_cold(cold: &[Cold]) {
+    for c in cold {
+        let rows = [
+            ("first byte", &c.ours.first_byte, &c.peer.first_byte),
+            (
+                "first fragment",
+                &c.ours.first_fragment,
+                &c.peer.first_fragment,
+            ),
+            ("last byte", &c.ours.last_byte, &c.peer.last_byte),
+            ("CPU s", &c.ours.cpu, &c.peer.cpu),
+            ("peak RSS MiB", &c.ours.peak_rss, &c.peer.peak_rss),
+        ];
+        for (what, ours, peer) in rows {
+            eprintln!(
+                "{} {what}: clipstream {} peer {} ratio {:.2}",
+                c.size.name,
+                ours.show(3),
+                peer.show(3),
+                ours.median() / peer.median()
+            );
+        }
+        eprintln!(
+            "{} x264 alone: wall {} CPU {}",
+            c.size.name,
+            c.x264_wall.show(2),
+            c.x264_cpu.show(2)
+        );
+    }
+}
+
 pub struct Scaling {
     pub size: Size,
     pub secs: u32,
