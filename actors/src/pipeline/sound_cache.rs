@@ -22,8 +22,9 @@ use crate::compositor::Sources;
 use crate::output::Encoded;
 use crate::plan::Plan;
 
-/// Bytes of encoded sound kept: about 9 hours of 128 kb/s AAC.
-const CAPACITY: usize = 512 * 1024 * 1024 / 8;
+/// Bytes of encoded sound kept: 70 minutes of 128 kb/s AAC in all, a
+/// few hundred templates' sounds.
+const CAPACITY: usize = 64 * 1024 * 1024;
 
 /// Files up to this size are identified by a hash of their content;
 /// larger ones by their path, size, modification time and inode, which a
