@@ -30,6 +30,9 @@ struct Options {
     /// Only the cold renders and x264 alone, printed, not written: for
     /// trying a change to the render path quickly.
     cold_only: bool,
+    /// Only Clipstream's concurrent renders, printed: for trying a change
+    /// to a render's memory.
+    capacity_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -39,6 +42,7 @@ fn options() -> Result<Options> {
         work: PathBuf::from("target/bench"),
         wrk_secs: 3,
         cold_only: false,
+        capacity_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,8 +53,9 @@ fn options() -> Result<Options> {
             "--work" => o.work = value()?.into(),
             "--wrk-secs" => o.wrk_secs = value()?.parse()?,
             "--cold-only" => o.cold_only = true,
+            "--capacity-only" => o.capacity_only = true,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -106,6 +111,23 @@ fn run() -> Result<()> {
         ("CLIPSTREAM_RENDER_WORKERS", "16"),
         ("CLIPSTREAM_LOG_LEVEL", "warn"),
     ];
+    if o.capacity_only {
+        let fresh = servers::Clipstream::start(
+            &o.work.join("data-capacity"),
+            &fixtures_dir,
+            &[(P720, CLIP_SECS)],
+            &server_env,
+        )?;
+        for n in 1..=MAX_CONCURRENT {
+            let r = runs::clipstream(&fresh, P720, CLIP_SECS, n)?;
+            eprintln!(
+                "{n} at once: slowest {:.2} s, peak RSS per render {:.0} MiB",
+                report::worst_last_byte(&r),
+                r[0].peak_rss_mib
+            );
+        }
+        return Ok(());
+    }
     let server =
         servers::Clipstream::start(&o.work.join("data"), &fixtures_dir, &movies, &server_env)?;
     say(began, &format!("clipstream at {}", server.url));
