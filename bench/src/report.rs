@@ -51,6 +51,9 @@ impl RenderSamples {
 pub struct Cold {
     pub size: Size,
     pub ours: RenderSamples,
+    /// Cold renders on a server whose sound cache is off: what the first
+    /// viewer of a template gets.
+    pub ours_first_viewer: RenderSamples,
     pub peer: RenderSamples,
     pub x264_wall: Samples,
     pub x264_cpu: Samples,
@@ -61,6 +64,7 @@ impl Cold {
         Cold {
             size,
             ours: RenderSamples::default(),
+            ours_first_viewer: RenderSamples::default(),
             peer: RenderSamples::default(),
             x264_wall: Samples::default(),
             x264_cpu: Samples::default(),
@@ -82,6 +86,17 @@ pub fn print_cold(cold: &[Cold]) {
             ("last byte", &c.ours.last_byte, &c.peer.last_byte),
             ("CPU s", &c.ours.cpu, &c.peer.cpu),
             ("peak RSS MiB", &c.ours.peak_rss, &c.peer.peak_rss),
+            (
+                "first viewer: first fragment",
+                &c.ours_first_viewer.first_fragment,
+                &c.peer.first_fragment,
+            ),
+            (
+                "first viewer: last byte",
+                &c.ours_first_viewer.last_byte,
+                &c.peer.last_byte,
+            ),
+            ("first viewer: CPU s", &c.ours_first_viewer.cpu, &c.peer.cpu),
         ];
         for (what, ours, peer) in rows {
             eprintln!(
@@ -448,6 +463,42 @@ impl Report {
                 true,
             );
         }
+        writeln!(
+            md,
+            "\nEach token above is new, its template is not: the sound of the template \
+             (soundtrack, the clip's own audio) was encoded by an earlier render and is \
+             taken from the sound cache, as it is for every viewer of a personalised \
+             template but the first. The first viewer's render, on a second server with \
+             `render.sound_cache_bytes = 0`, mixes and encodes the sound too:\n"
+        )?;
+        writeln!(
+            md,
+            "| Size | Figure | Clipstream, sound not cached | Peer (ffmpeg CLI) | Ratio |\n|---|---|---|---|---|"
+        )?;
+        for c in &self.cold {
+            for (name, ours, peer) in [
+                (
+                    "first fragment",
+                    &c.ours_first_viewer.first_fragment,
+                    &c.peer.first_fragment,
+                ),
+                (
+                    "last byte",
+                    &c.ours_first_viewer.last_byte,
+                    &c.peer.last_byte,
+                ),
+                ("CPU s", &c.ours_first_viewer.cpu, &c.peer.cpu),
+            ] {
+                writeln!(
+                    md,
+                    "| {} | {name} | {} | {} | {:.2} |",
+                    c.size.name,
+                    ours.show(3),
+                    peer.show(3),
+                    ratio(ours.median(), peer.median())
+                )?;
+            }
+        }
 
         writeln!(md, "\n## 2. Ceiling: x264 alone\n")?;
         writeln!(
@@ -804,11 +855,17 @@ unset multiplot
             .iter()
             .map(|c| json!({ "size": c.size.name, "wall_s": c.x264_wall.to_json(), "cpu_s": c.x264_cpu.to_json() }))
             .collect();
+        let first_viewer: Vec<Value> = self
+            .cold
+            .iter()
+            .map(|c| json!({ "size": c.size.name, "clipstream": c.ours_first_viewer.to_json() }))
+            .collect();
         let v = &self.cold_viewers;
         json!({
             "reps": self.reps,
             "renders": points,
             "x264_alone": x264,
+            "first_viewer_of_a_template": first_viewer,
             "capacity": { "clipstream": self.capacity_ours, "peer": self.capacity_peer },
             "cold_viewers": {
                 "started": v.started.to_json(), "wall_s": v.wall.to_json(),

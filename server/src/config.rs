@@ -79,6 +79,8 @@ pub struct Render {
     /// The first fragment's length: shorter, so that playback starts sooner.
     pub first_fragment_secs: f64,
     pub cache_capacity_bytes: u64,
+    /// Encoded sound kept in memory for other tokens of the same template.
+    pub sound_cache_bytes: u64,
     pub range_wait_secs: u64,
     pub max_render_secs: u64,
 }

@@ -15,16 +15,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::compositor::Sources;
 use crate::output::Encoded;
 use crate::plan::Plan;
 
-/// Bytes of encoded sound kept: 70 minutes of 128 kb/s AAC in all, a
-/// few hundred templates' sounds.
-const CAPACITY: usize = 64 * 1024 * 1024;
+/// Bytes of encoded sound kept unless [`set_capacity`] says otherwise: 70
+/// minutes of 128 kb/s AAC in all, a few hundred templates' sounds.
+pub const DEFAULT_CAPACITY: usize = 64 * 1024 * 1024;
 
 /// Files up to this size are identified by a hash of their content;
 /// larger ones by their path, size, modification time and inode, which a
@@ -38,12 +38,19 @@ pub type Sound = Arc<Vec<Encoded>>;
 
 /// The process's cache, shared by every render.
 pub fn shared() -> &'static SoundCache {
-    static CACHE: LazyLock<SoundCache> = LazyLock::new(|| SoundCache::new(CAPACITY));
     &CACHE
 }
 
+static CACHE: LazyLock<SoundCache> = LazyLock::new(|| SoundCache::new(DEFAULT_CAPACITY));
+
+/// Bytes the process's cache may keep (`render.sound_cache_bytes`); 0 keeps
+/// nothing, and every render mixes and encodes its sound.
+pub fn set_capacity(bytes: usize) {
+    CACHE.capacity.store(bytes, Ordering::Relaxed);
+}
+
 pub struct SoundCache {
-    capacity: usize,
+    capacity: AtomicUsize,
     inner: Mutex<Entries>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -64,7 +71,7 @@ fn size_of(sound: &[Encoded]) -> usize {
 impl SoundCache {
     pub fn new(capacity: usize) -> SoundCache {
         SoundCache {
-            capacity,
+            capacity: AtomicUsize::new(capacity),
             inner: Mutex::new(Entries::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -95,7 +102,8 @@ impl SoundCache {
     /// to make room; a sound larger than a quarter of the cache is not kept.
     pub fn put(&self, key: Key, sound: Vec<Encoded>) {
         let size = size_of(&sound);
-        if size > self.capacity / 4 {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if size > capacity / 4 {
             return;
         }
         let mut e = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -103,7 +111,7 @@ impl SoundCache {
             e.bytes -= size_of(&old);
             e.order.retain(|k| *k != key);
         }
-        while e.bytes + size > self.capacity {
+        while e.bytes + size > capacity {
             let Some(oldest) = e.order.pop_front() else {
                 break;
             };
