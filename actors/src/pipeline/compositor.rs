@@ -188,9 +188,13 @@ fn compose_and_encode(
     tx: &mpsc::Sender<MuxMsg>,
     publish: &dyn Publish,
 ) -> Result<(), RenderError> {
-    let mut encoder = output::encoder(&plan).map_err(media)?;
     let mut sound = Sound::for_plan(&plan, sources);
     let fps = plan.rate.as_f64();
+    // The encoders are opened on the thread that uses them, so that an
+    // encoder restarted there (at the forced keyframe) reuses the memory of
+    // the one before: with two threads, each kept its own in its malloc
+    // arena, 26 MiB more per 720p render.
+    let encoder_plan = plan.clone();
     let mut compositor = Compositor::new(plan, sources, limits).map_err(media)?;
     if matches!(sound, Sound::Cached { .. }) {
         compositor = compositor.without_mix();
@@ -199,13 +203,14 @@ fn compose_and_encode(
         tx.blocking_send(msg)
             .map_err(|_| RenderError::Internal("the muxer went away".into()))
     };
-    send(tx, MuxMsg::Start(encoder.streams()))?;
     let (frames, queue) = std::sync::mpsc::sync_channel::<ToEncoder>(FRAME_QUEUE);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
     let encoder_tx = tx.clone();
     let encoder = std::thread::Builder::new()
         .name("clipstream-encode".into())
         .spawn(move || -> Result<(), RenderError> {
+            let mut encoder = output::encoder(&encoder_plan).map_err(media)?;
+            send(&encoder_tx, MuxMsg::Start(encoder.streams()))?;
             while let Ok(msg) = queue.recv() {
                 let composed = match msg {
                     ToEncoder::Frame(c) => c,
