@@ -167,10 +167,19 @@ fn run() -> Result<()> {
                 c.peer
                     .add(&runs::peer(&fixtures_dir, c.size, CLIP_SECS, 1, &rep.to_string())?[0]);
             }
-            c.ours
-                .add(&runs::clipstream(&server, c.size, CLIP_SECS, 1)?[0]);
-            c.ours_first_viewer
-                .add(&runs::clipstream(&first_viewer, c.size, CLIP_SECS, 1)?[0]);
+            // The two servers alternate too: the render just after another
+            // process's (x264 alone, the peer) runs on a colder machine.
+            if ours_first {
+                c.ours
+                    .add(&runs::clipstream(&server, c.size, CLIP_SECS, 1)?[0]);
+                c.ours_first_viewer
+                    .add(&runs::clipstream(&first_viewer, c.size, CLIP_SECS, 1)?[0]);
+            } else {
+                c.ours_first_viewer
+                    .add(&runs::clipstream(&first_viewer, c.size, CLIP_SECS, 1)?[0]);
+                c.ours
+                    .add(&runs::clipstream(&server, c.size, CLIP_SECS, 1)?[0]);
+            }
             if ours_first {
                 c.peer
                     .add(&runs::peer(&fixtures_dir, c.size, CLIP_SECS, 1, &rep.to_string())?[0]);
