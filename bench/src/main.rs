@@ -83,6 +83,20 @@ pub const WARM_VIEWERS: usize = 500;
 /// Connections for the warm-cache request rates.
 pub const WARM_CONNECTIONS: usize = 16;
 
+/// A fresh server for the capacity runs, with only the 720p template.
+fn capacity_server(
+    o: &Options,
+    fixtures_dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<servers::Clipstream> {
+    servers::Clipstream::start(
+        &o.work.join("data-capacity"),
+        fixtures_dir,
+        &[(P720, CLIP_SECS)],
+        env,
+    )
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("clipstream-bench: {e}");
@@ -112,12 +126,7 @@ fn run() -> Result<()> {
         ("CLIPSTREAM_LOG_LEVEL", "warn"),
     ];
     if o.capacity_only {
-        let fresh = servers::Clipstream::start(
-            &o.work.join("data-capacity"),
-            &fixtures_dir,
-            &[(P720, CLIP_SECS)],
-            &server_env,
-        )?;
+        let fresh = capacity_server(&o, &fixtures_dir, &server_env)?;
         for n in 1..=MAX_CONCURRENT {
             let r = runs::clipstream(&fresh, P720, CLIP_SECS, n)?;
             eprintln!(
@@ -222,12 +231,7 @@ fn run() -> Result<()> {
     // Capacity: n renders at once keep up when every one ends within the
     // media's own duration. A fresh server, so that memory its allocator
     // kept from the larger renders above does not count as these renders'.
-    let fresh = servers::Clipstream::start(
-        &o.work.join("data-capacity"),
-        &fixtures_dir,
-        &[(P720, CLIP_SECS)],
-        &server_env,
-    )?;
+    let fresh = capacity_server(&o, &fixtures_dir, &server_env)?;
     let real_time = f64::from(CLIP_SECS);
     let (mut ours_up, mut peer_up) = (true, true);
     for n in 1..=MAX_CONCURRENT {

@@ -116,6 +116,23 @@ pub fn print_cold(cold: &[Cold]) {
     }
 }
 
+/// A row of section 1: ours, the peer's and their ratio.
+fn ratio_row(
+    md: &mut String,
+    size: &str,
+    name: &str,
+    ours: &Samples,
+    peer: &Samples,
+) -> std::fmt::Result {
+    writeln!(
+        md,
+        "| {size} | {name} | {} | {} | {:.2} |",
+        ours.show(3),
+        peer.show(3),
+        ratio(ours.median(), peer.median())
+    )
+}
+
 pub struct Scaling {
     pub size: Size,
     pub secs: u32,
@@ -435,14 +452,7 @@ impl Report {
                 ),
                 ("last byte", &c.ours.last_byte, &c.peer.last_byte),
             ] {
-                writeln!(
-                    md,
-                    "| {} | {name} | {} | {} | {:.2} |",
-                    c.size.name,
-                    ours.show(3),
-                    peer.show(3),
-                    ratio(ours.median(), peer.median())
-                )?;
+                ratio_row(&mut md, c.size.name, name, ours, peer)?;
             }
             let n = c.size.name;
             target(
@@ -489,14 +499,7 @@ impl Report {
                 ),
                 ("CPU s", &c.ours_first_viewer.cpu, &c.peer.cpu),
             ] {
-                writeln!(
-                    md,
-                    "| {} | {name} | {} | {} | {:.2} |",
-                    c.size.name,
-                    ours.show(3),
-                    peer.show(3),
-                    ratio(ours.median(), peer.median())
-                )?;
+                ratio_row(&mut md, c.size.name, name, ours, peer)?;
             }
         }
 
