@@ -99,6 +99,28 @@ pub fn token_named(f: &Fixture, name: &str, movie_json: &Value, params: Value) -
     body["token"].as_str().unwrap().to_owned()
 }
 
+/// The container's duration in seconds, as ffprobe reads it.
+pub fn duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// ffprobe's streams (with counted frames) and format.
 pub fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")

@@ -167,24 +167,7 @@ fn a_kill_during_a_chunked_upload_keeps_the_received_chunks_and_it_can_be_finish
 fn ffprobe_duration(bytes: &[u8]) -> f64 {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), bytes).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    clipstream_tests::media::duration(file.path())
 }
 
 #[test]

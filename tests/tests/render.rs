@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use clipstream_tests::media::{
-    at, close, ffmpeg, ffprobe, fixture, fixture_with, frame, pixel, rms, token, upload,
+    at, close, duration, ffmpeg, ffprobe, fixture, fixture_with, frame, pixel, rms, token, upload,
 };
 use clipstream_tests::{assert_error, json};
 use reqwest::Method;
@@ -611,7 +611,6 @@ fn another_viewer_of_a_template_gets_its_sound_encoded_once() {
         (0.05..0.09).contains(&level),
         "the soundtrack at its volume: {level}"
     );
-    let duration = |file| ffprobe(file)["format"]["duration"].clone();
     assert_eq!(duration(&john), duration(&jane));
 
     // A new soundtrack under the same asset name is another sound.

@@ -13,7 +13,6 @@
 //! finished puts its sound here; a failed one leaves nothing behind.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -147,15 +146,8 @@ fn identify(h: &mut blake3::Hasher, path: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     h.update(&meta.len().to_le_bytes());
     if meta.len() <= HASHED_FILE_LIMIT {
-        let mut file = std::fs::File::open(path)?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            h.update(&buf[..n]);
-        }
+        h.update_reader(std::fs::File::open(path)?)?;
+        return Ok(());
     }
     use std::os::unix::fs::MetadataExt;
     h.update(path.as_os_str().as_encoded_bytes());
