@@ -236,6 +236,31 @@ pub fn encode_only_command(raw: &Path, size: Size) -> Command {
     cmd
 }
 
+/// The raw frames of [`encode_only_command`] read and thrown away: what
+/// x264 alone spends on its input rather than on encoding.
+pub fn raw_read_command(raw: &Path, size: Size) -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p"])
+        .args(["-s", &format!("{}x{}", size.width, size.height)])
+        .args(["-r", &FPS.to_string(), "-i"])
+        .arg(raw)
+        .args(["-f", "null", "-"]);
+    cmd
+}
+
+/// The background clip of `size` decoded on one thread (as Clipstream
+/// decodes it) and thrown away: the other work every render of the
+/// template must do.
+pub fn decode_only_command(fixtures: &Path, size: Size) -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-threads", "1", "-i"])
+        .arg(fixtures.join(size.clip()))
+        .args(["-map", "0:v", "-f", "null", "-"]);
+    cmd
+}
+
 /// Decodes the background clip of `size` to raw YUV in `dir` (in memory
 /// when `dir` is a tmpfs) for [`encode_only_command`].
 pub fn raw_frames(fixtures: &Path, dir: &Path, size: Size) -> Result<PathBuf> {

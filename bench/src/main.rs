@@ -188,13 +188,27 @@ fn run() -> Result<()> {
     // x264 alone in a loop of its own: each run reads a gigabyte of raw
     // frames and frees its memory on exit, and the render after it ran
     // slower for that (the first fragment at 1080p: 0.20–0.46 s against
-    // 0.19–0.24 s for renders that never followed it).
+    // 0.19–0.24 s for renders that never followed it). The decoder alone
+    // and a peer run beside them make the floor (report section 2).
     for rep in 0..o.reps {
-        say(began, &format!("x264 alone, {}/{}", rep + 1, o.reps));
+        say(
+            began,
+            &format!("x264 and the decoder alone, {}/{}", rep + 1, o.reps),
+        );
         for (c, raw) in cold.iter_mut().zip(&raws) {
-            let (wall, cpu) = runs::encode_only(raw, c.size)?;
+            // The floor is compared with a peer run of this loop: the
+            // machine's speed drifts between loops.
+            let tag = format!("f{rep}");
+            c.peer_beside_floor
+                .add(&runs::peer(&fixtures_dir, c.size, CLIP_SECS, 1, &tag)?[0]);
+            let (wall, cpu) = runs::alone(fixtures::encode_only_command(raw, c.size))?;
             c.x264_wall.push(wall);
             c.x264_cpu.push(cpu);
+            let (wall, cpu) = runs::alone(fixtures::raw_read_command(raw, c.size))?;
+            c.read_wall.push(wall);
+            c.read_cpu.push(cpu);
+            let (_, cpu) = runs::alone(fixtures::decode_only_command(&fixtures_dir, c.size))?;
+            c.decode_cpu.push(cpu);
         }
     }
     drop(first_viewer);

@@ -151,17 +151,18 @@ fn run_piped(cmd: &mut Command) -> Result<Render> {
     })
 }
 
-/// x264 alone on raw frames: wall and CPU seconds.
-pub fn encode_only(raw: &Path, size: Size) -> Result<(f64, f64)> {
+/// One ffmpeg run of the floor's parts (x264 alone, its input read alone,
+/// the decoder alone): wall and CPU seconds.
+pub fn alone(mut cmd: std::process::Command) -> Result<(f64, f64)> {
     let started = Instant::now();
-    let child = fixtures::encode_only_command(raw, size)
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     let usage = procfs::wait_with_usage(child)?;
     if !usage.success {
-        return Err("the encode-only ffmpeg failed".into());
+        return Err(format!("{cmd:?} failed").into());
     }
     Ok((started.elapsed().as_secs_f64(), usage.cpu.as_secs_f64()))
 }

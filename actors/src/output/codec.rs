@@ -99,7 +99,8 @@ impl VideoSettings {
 }
 
 pub struct VideoCodec {
-    encoder: ffmpeg::encoder::Video,
+    /// `None` only between closing an encoder and opening its successor.
+    encoder: Option<ffmpeg::encoder::Video>,
     convert: Converter,
     frame_ticks: i64,
     time_base: Rational,
@@ -188,6 +189,13 @@ fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
         } else {
             ffi::FF_THREAD_SLICE
         };
+        if s.frame_threads {
+            // A frame thread per core, not x264's 1.5 per core: each holds
+            // a frame's buffers (9 MiB a 720p render on two cores), and the
+            // extra one adds nothing while the compositor shares the cores.
+            (*ctx).thread_count =
+                std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+        }
     }
     let mut options = Dictionary::new();
     for (k, v) in &s.options {
@@ -202,7 +210,7 @@ impl VideoCodec {
         let encoder = open_video(&s)?;
         let convert = Converter::new(s.compose.0, s.compose.1, s.pixel, s.size.0, s.size.1)?;
         Ok(VideoCodec {
-            encoder,
+            encoder: Some(encoder),
             convert,
             frame_ticks,
             time_base,
@@ -212,7 +220,10 @@ impl VideoCodec {
 
     pub fn desc(&self) -> StreamDesc {
         StreamDesc {
-            params: ffmpeg::codec::Parameters::from(&self.encoder),
+            params: self.encoder.as_ref().map_or_else(
+                ffmpeg::codec::Parameters::new,
+                ffmpeg::codec::Parameters::from,
+            ),
             time_base: self.time_base,
             frame_ticks: self.frame_ticks,
         }
@@ -235,13 +246,17 @@ impl VideoCodec {
                 // a fresh encoder with the same settings starts at the
                 // keyframe, which is a clean start (an IDR frame) anyway.
                 out = self.finish()?;
-                let fresh = open_video(&settings)?;
-                if extradata(&fresh) != extradata(&self.encoder) {
+                let headers = extradata(opened(&mut self.encoder)?).to_vec();
+                // The old encoder is closed before the fresh one opens, so
+                // that the fresh one's buffers can take the old one's memory
+                // rather than both being held at once.
+                self.encoder = None;
+                let fresh = self.encoder.insert(open_video(&settings)?);
+                if extradata(fresh) != headers.as_slice() {
                     return Err(MediaError::Encode(
                         "the restarted encoder's stream headers differ".into(),
                     ));
                 }
-                self.encoder = fresh;
             }
         }
         let picture = self.convert.convert(frame)?;
@@ -253,17 +268,27 @@ impl VideoCodec {
         } else {
             ffmpeg::picture::Type::None
         });
-        self.encoder.send_frame(picture).map_err(enc_error)?;
-        drain(&mut self.encoder, &mut out)?;
+        let encoder = opened(&mut self.encoder)?;
+        encoder.send_frame(picture).map_err(enc_error)?;
+        drain(encoder, &mut out)?;
         Ok(out)
     }
 
     pub fn finish(&mut self) -> Result<Vec<Encoded>, MediaError> {
-        self.encoder.send_eof().map_err(enc_error)?;
+        let encoder = opened(&mut self.encoder)?;
+        encoder.send_eof().map_err(enc_error)?;
         let mut out = Vec::new();
-        drain(&mut self.encoder, &mut out)?;
+        drain(encoder, &mut out)?;
         Ok(out)
     }
+}
+
+fn opened(
+    encoder: &mut Option<ffmpeg::encoder::Video>,
+) -> Result<&mut ffmpeg::encoder::Video, MediaError> {
+    encoder
+        .as_mut()
+        .ok_or_else(|| MediaError::Encode("the restarted encoder did not open".into()))
 }
 
 /// An audio encoder of the 48 kHz stereo mix.
