@@ -377,7 +377,7 @@ fn verdict(r: f64, target: f64, at_most: bool) -> String {
         } else {
             1.0 - r / target
         };
-        format!("{sign} {target} — **not met** (by {:.0} %)", by * 100.0)
+        format!("{sign} {target} — **not met** (by {:.1} %)", by * 100.0)
     }
 }
 

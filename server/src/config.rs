@@ -81,6 +81,8 @@ pub struct Render {
     pub cache_capacity_bytes: u64,
     /// Encoded sound kept in memory for other tokens of the same template.
     pub sound_cache_bytes: u64,
+    /// Seconds without a render before freed memory goes back to the system.
+    pub memory_idle_secs: u64,
     pub range_wait_secs: u64,
     pub max_render_secs: u64,
 }

@@ -4,6 +4,7 @@ mod cmds;
 mod config;
 mod delivery;
 mod http;
+mod memory;
 mod metrics;
 mod routes;
 mod telemetry;
@@ -77,20 +78,9 @@ enum KeysCommand {
     },
 }
 
-/// Allocations from this size up get their own mapping, returned to the
-/// system when freed. glibc's default raises that threshold to the size of
-/// the largest block freed, so after the first render its video frames
-/// (1.4 MB at 720p) come from the malloc arenas of whichever threads made
-/// them, and each arena keeps what its renders freed: with 8 renders at
-/// once a render then cost 150 MiB of RSS instead of 110 (bench/analysis.md).
-const MMAP_THRESHOLD: i32 = 256 * 1024;
-
 fn main() -> ExitCode {
-    // SAFETY: mallopt is called before any other thread exists.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-    }
+    // Before any other thread exists.
+    memory::configure();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,

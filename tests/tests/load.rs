@@ -194,3 +194,54 @@ fn thirty_two_distinct_cold_renders_on_two_workers_all_complete() {
     );
     assert!(peak_kib < 1024 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+/// Resident memory (KiB) of a server a second after its one 4 s 720p
+/// render settled, and again `later` after that, with
+/// `render.memory_idle_secs` at `idle_secs`.
+fn memory_after_a_render(idle_secs: &str, later: Duration) -> (u64, u64) {
+    let env = Env::with_settings(&[("CLIPSTREAM_RENDER_MEMORY_IDLE_SECS", idle_secs)]);
+    let api = env.client();
+    let uid = api.create_project("load");
+    let mut hd = movie(4.0);
+    hd["output"]["resolution"] = json!("hd");
+    let token = api.render_token(&uid, "m", &hd, json!({ "NAME": "idle" }));
+    let r = api.anonymous().get(&format!("/render/{token}.mp4"));
+    assert!(r.bytes().unwrap().len() > 10_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) =
+            clipstream_tests::json(api.anonymous().get(&format!("/v2/render/{token}/status")));
+        if status["state"] == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the render never settled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (settled, _) = env.server().memory_kib();
+    std::thread::sleep(later);
+    let (after, _) = env.server().memory_kib();
+    (settled, after)
+}
+
+#[test]
+fn memory_renders_freed_goes_back_to_the_system_once_the_server_is_idle() {
+    // What a render freed is kept for the next one, and given back once
+    // the server has been idle for render.memory_idle_secs.
+    let wait = Duration::from_secs(5);
+    let (kept, still_kept) = memory_after_a_render("3600", wait);
+    let (settled, given_back) = memory_after_a_render("3", wait);
+    let kept_drop = kept.saturating_sub(still_kept);
+    let idle_drop = settled.saturating_sub(given_back);
+    eprintln!(
+        "LOAD idle: RSS after a 4 s 720p render {} MiB, {} MiB given back once idle; without the idle trim {} MiB, {} MiB given back",
+        settled / 1024,
+        idle_drop / 1024,
+        kept / 1024,
+        kept_drop / 1024
+    );
+    assert!(
+        idle_drop >= kept_drop + 8 * 1024,
+        "idle for 3 s: {settled} → {given_back} KiB; never idle long enough: {kept} → {still_kept} KiB"
+    );
+}

@@ -18,6 +18,7 @@ use super::live::LiveRender;
 use super::resolver::ProjectSources;
 use crate::config::Config;
 use crate::http::error::ApiError;
+use crate::memory::IdleTrim;
 use crate::metrics::Metrics;
 
 /// Remembered failures, for `/status` after the live render is gone.
@@ -32,6 +33,7 @@ pub struct Renders {
     failures: Mutex<HashMap<String, RenderError>>,
     workers: Arc<Semaphore>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    idle: Arc<IdleTrim>,
 }
 
 /// The cache key of `what` of `token`: its file name under `/render/`.
@@ -65,6 +67,7 @@ impl Renders {
         metrics: Arc<Metrics>,
     ) -> Result<Renders, reqwest::Error> {
         let urls = Arc::new(UrlFetcher::new(&config.fetch)?);
+        let idle = IdleTrim::new(Duration::from_secs(config.render.memory_idle_secs));
         Ok(Renders {
             metrics,
             urls,
@@ -74,6 +77,7 @@ impl Renders {
             live: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            idle,
         })
     }
 
@@ -173,6 +177,7 @@ impl Renders {
         let permit = self.workers.clone().acquire_owned().await;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let Ok(_permit) = permit else { return };
+        let _busy = self.idle.busy();
         let started = std::time::Instant::now();
         let downloads = match tempfile::Builder::new()
             .prefix("fetch-")
