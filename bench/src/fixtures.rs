@@ -222,16 +222,22 @@ pub fn peer_command(dir: &Path, size: Size, secs: u32, name: &str) -> Command {
     cmd
 }
 
-/// The ceiling: x264 alone on the same number of raw frames, read from a
-/// file already in memory, with the same settings.
-pub fn encode_only_command(raw: &Path, size: Size) -> Command {
+/// ffmpeg reading the raw frames of `size` in `raw` (see [`raw_frames`]).
+fn raw_input(raw: &Path, size: Size) -> Command {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
         .args(["-f", "rawvideo", "-pix_fmt", "yuv420p"])
         .args(["-s", &format!("{}x{}", size.width, size.height)])
         .args(["-r", &FPS.to_string(), "-i"])
-        .arg(raw)
-        .args(video_encoder_args())
+        .arg(raw);
+    cmd
+}
+
+/// The ceiling: x264 alone on the same number of raw frames, read from a
+/// file already in memory, with the same settings.
+pub fn encode_only_command(raw: &Path, size: Size) -> Command {
+    let mut cmd = raw_input(raw, size);
+    cmd.args(video_encoder_args())
         .args(["-an", "-f", "null", "-"]);
     cmd
 }
@@ -239,13 +245,8 @@ pub fn encode_only_command(raw: &Path, size: Size) -> Command {
 /// The raw frames of [`encode_only_command`] read and thrown away: what
 /// x264 alone spends on its input rather than on encoding.
 pub fn raw_read_command(raw: &Path, size: Size) -> Command {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p"])
-        .args(["-s", &format!("{}x{}", size.width, size.height)])
-        .args(["-r", &FPS.to_string(), "-i"])
-        .arg(raw)
-        .args(["-f", "null", "-"]);
+    let mut cmd = raw_input(raw, size);
+    cmd.args(["-f", "null", "-"]);
     cmd
 }
 

@@ -570,7 +570,7 @@ impl Report {
         writeln!(
             md,
             "x264 with the same settings on the same number of frames ({} at {} fps), read raw \
-             from memory (`/dev/shm`) and written nowhere: the floor for any renderer on this \
+             from memory (`/dev/shm`) and written nowhere: what encoding alone costs on this \
              machine. Overhead is the render's wall time above it.\n",
             CLIP_SECS * crate::fixtures::FPS,
             crate::fixtures::FPS
