@@ -99,17 +99,11 @@ pub fn token_named(f: &Fixture, name: &str, movie_json: &Value, params: Value) -
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// The container's duration in seconds, as ffprobe reads it.
-pub fn duration(path: &Path) -> f64 {
+/// What ffprobe prints for `path` with `args`; a failure is the test's.
+fn probe(args: &[&str], path: &Path) -> Vec<u8> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error"])
+        .args(args)
         .arg(path)
         .output()
         .expect("ffprobe");
@@ -118,30 +112,31 @@ pub fn duration(path: &Path) -> f64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    out.stdout
+}
+
+/// The container's duration in seconds, as ffprobe reads it.
+pub fn duration(path: &Path) -> f64 {
+    let out = probe(
+        &["-show_entries", "format=duration", "-of", "csv=p=0"],
+        path,
+    );
+    String::from_utf8_lossy(&out).trim().parse().unwrap()
 }
 
 /// ffprobe's streams (with counted frames) and format.
 pub fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let out = probe(
+        &[
             "-show_streams",
             "-show_format",
             "-count_frames",
             "-of",
             "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        path,
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// The frame shown at `t` seconds, as packed RGB.
