@@ -337,14 +337,23 @@ impl Compositor {
             apply_matte(matte, w, h, luma, state.rect);
         }
         // A bottom layer that hides the whole canvas (a full-frame video,
-        // say) makes painting the background first wasted work.
-        let bottom = self.layers.iter().find(|s| !s.luma && s.layer.is_on(t));
-        if !bottom.is_some_and(|s| s.covers(t, (w, h), &self.mattes)) {
-            self.canvas.clear(self.plan.background);
-        }
-        for state in &mut self.layers {
+        // say) makes painting the background first wasted work; one that
+        // fills it exactly, a decoded frame as it is, is copied straight in.
+        let bottom = self.layers.iter().position(|s| !s.luma && s.layer.is_on(t));
+        let cover = bottom.and_then(|i| Some((i, self.layers[i].cover(t, (w, h), &self.mattes)?)));
+        let painted = match cover {
+            Some((i, (0, 0))) => self.layers[i]
+                .paint(t, &mut self.canvas.frame)?
+                .then_some(i),
+            Some(_) => None,
+            None => {
+                self.canvas.clear(self.plan.background);
+                None
+            }
+        };
+        for (i, state) in self.layers.iter_mut().enumerate() {
             let l = &state.layer;
-            if state.luma || !l.is_on(t) {
+            if state.luma || !l.is_on(t) || painted == Some(i) {
                 continue;
             }
             let Placement { map, alpha, wipe } = motion::place(l, t, state.rect, (w, h));
@@ -445,29 +454,58 @@ impl Compositor {
 }
 
 impl LayerState {
-    /// Whether this layer alone paints every pixel of the canvas, opaque.
-    fn covers(&self, t: f64, view: (u32, u32), mattes: &HashMap<usize, Vec<u8>>) -> bool {
+    /// Where this layer is drawn (unturned, unscaled) if it alone paints
+    /// every pixel of the canvas, opaque.
+    fn cover(
+        &self,
+        t: f64,
+        view: (u32, u32),
+        mattes: &HashMap<usize, Vec<u8>>,
+    ) -> Option<(i64, i64)> {
         let opaque = match &self.source {
             Source::Static(frame) => frame.a.is_none(),
             Source::Video { .. } => true,
         };
         if !opaque || mattes.contains_key(&self.layer.track) {
-            return false;
+            return None;
         }
         let p = motion::place(&self.layer, t, self.rect, view);
-        let Some((x, y)) = p.map.as_shift() else {
-            return false;
-        };
-        p.alpha >= 1.0
+        let (x, y) = p.map.as_shift()?;
+        (p.alpha >= 1.0
             && p.wipe.is_none()
             && x <= 0
             && y <= 0
             && x + i64::from(self.rect.width) >= i64::from(view.0)
-            && y + i64::from(self.rect.height) >= i64::from(view.1)
+            && y + i64::from(self.rect.height) >= i64::from(view.1))
+        .then_some((x, y))
+    }
+
+    /// Paints this layer, drawn at the canvas's corner, straight onto the
+    /// canvas if it fills it exactly with a frame as decoded (see
+    /// [`VideoReader::paint`]); false otherwise.
+    fn paint(&mut self, t: f64, canvas: &mut Frame) -> Result<bool, MediaError> {
+        if (self.rect.width, self.rect.height) != (canvas.width, canvas.height) {
+            return Ok(false);
+        }
+        self.source.paint(t - self.layer.start, canvas)
     }
 }
 
 impl Source {
+    /// Paints the picture `u` seconds into its clip straight onto `canvas`
+    /// if it is exactly the canvas's size, as decoded; false otherwise.
+    fn paint(&mut self, u: f64, canvas: &mut Frame) -> Result<bool, MediaError> {
+        match self {
+            Source::Static(_) => Ok(false),
+            Source::Video {
+                reader,
+                trim,
+                speed,
+                spec,
+            } => reader.paint(*trim + u * *speed, spec, canvas),
+        }
+    }
+
     /// The picture `u` seconds into its clip.
     fn frame_at(&mut self, u: f64) -> Result<Option<&Frame>, MediaError> {
         match self {

@@ -34,8 +34,12 @@ pub struct VideoReader {
     time_base: ffmpeg::Rational,
     decoder: ffmpeg::decoder::Video,
     scaler: Option<(scaling::Context, ScalerKey)>,
-    /// The frame on screen at the last asked time, converted.
-    current: Option<(f64, Frame)>,
+    /// The decoded frame on screen at the last asked time, cropped.
+    current: Option<(f64, frame::Video)>,
+    /// A frame as its layer draws it: `current`'s once `fresh`, an earlier
+    /// one's otherwise (kept for its buffers).
+    converted: Option<Frame>,
+    fresh: bool,
     /// The next decoded frame, not yet on screen.
     pending: Option<(f64, frame::Video)>,
     eof: bool,
@@ -67,6 +71,8 @@ impl VideoReader {
             decoder,
             scaler: None,
             current: None,
+            converted: None,
+            fresh: false,
             pending: None,
             eof: false,
         })
@@ -92,48 +98,64 @@ impl VideoReader {
     /// The frame on screen at source time `t`, as `spec` asks; the last
     /// frame stays on screen past the end of the stream.
     pub fn frame_at(&mut self, t: f64, spec: &Spec) -> Result<Option<&Frame>, MediaError> {
+        self.advance(t, spec.crop)?;
+        let Some((_, decoded)) = &self.current else {
+            return Ok(None);
+        };
+        if !self.fresh {
+            let out = self
+                .converted
+                .get_or_insert_with(|| Frame::filled(spec.width, spec.height, [0, 0, 0, 255]));
+            convert_yuv(&mut self.scaler, &self.src, decoded, spec, out)?;
+            self.fresh = true;
+        }
+        Ok(self.converted.as_ref())
+    }
+
+    /// Copies the frame on screen at source time `t` straight into `dst`
+    /// when it already is what `spec` asks (its size, YUV 4:2:0 in the
+    /// output's colours, no filter): a full-frame bottom layer then costs
+    /// one copy rather than two. False, and `dst` untouched, otherwise.
+    pub fn paint(&mut self, t: f64, spec: &Spec, dst: &mut Frame) -> Result<bool, MediaError> {
+        if spec.filter.is_some()
+            || dst.a.is_some()
+            || (dst.width, dst.height) != (spec.width, spec.height)
+        {
+            return Ok(false);
+        }
+        self.advance(t, spec.crop)?;
+        let Some((_, decoded)) = &self.current else {
+            return Ok(false);
+        };
+        let as_is = decoded.format() == Pixel::YUV420P
+            && (decoded.width(), decoded.height()) == (spec.width, spec.height)
+            && source_color(decoded) == SourceColor::BT709;
+        if as_is {
+            copy_planes(decoded, dst);
+        }
+        Ok(as_is)
+    }
+
+    /// Decodes forward to the frame on screen at `t`. A frame that a later
+    /// one replaces before `t` is never shown, and never converted.
+    fn advance(&mut self, t: f64, crop: Crop) -> Result<(), MediaError> {
         loop {
             if self.pending.is_none() && !self.eof {
                 self.pending = self.decode_next()?;
-                if self.pending.is_none() {
-                    self.eof = true;
+                self.eof = self.pending.is_none();
+            }
+            match self.pending.take() {
+                Some((pts, mut frame)) if pts <= t + 1e-6 || self.current.is_none() => {
+                    apply_crop(&mut frame, crop);
+                    self.current = Some((pts, frame));
+                    self.fresh = false;
+                }
+                not_yet => {
+                    self.pending = not_yet;
+                    return Ok(());
                 }
             }
-            match &self.pending {
-                Some((pts, _)) if *pts <= t + 1e-6 || self.current.is_none() => {
-                    let Some((pts, mut frame)) = self.pending.take() else {
-                        break;
-                    };
-                    // A frame that a later one replaces before `t` is
-                    // never shown: skip its conversion.
-                    if self.current.is_some() {
-                        if let Some(next) = self.peek_next()? {
-                            if next <= t + 1e-6 {
-                                continue;
-                            }
-                        }
-                    }
-                    let mut out = self.current.take().map(|(_, f)| f);
-                    self.convert_yuv(&mut frame, spec, &mut out)?;
-                    if let Some(out) = out {
-                        self.current = Some((pts, out));
-                    }
-                }
-                _ => break,
-            }
         }
-        Ok(self.current.as_ref().map(|(_, p)| p))
-    }
-
-    /// The time of the next decoded frame, decoding it if needed.
-    fn peek_next(&mut self) -> Result<Option<f64>, MediaError> {
-        if self.pending.is_none() && !self.eof {
-            self.pending = self.decode_next()?;
-            if self.pending.is_none() {
-                self.eof = true;
-            }
-        }
-        Ok(self.pending.as_ref().map(|(pts, _)| *pts))
     }
 
     /// The first frame as RGBA at `width`×`height` after `crop` (stills).
@@ -150,7 +172,14 @@ impl VideoReader {
             });
         };
         apply_crop(&mut frame, crop);
-        let rgba = self.scale(&frame, Pixel::RGBA, width, height)?;
+        let rgba = scale(
+            &mut self.scaler,
+            &self.src,
+            &frame,
+            Pixel::RGBA,
+            width,
+            height,
+        )?;
         Ok(packed(&rgba, width, height))
     }
 
@@ -182,16 +211,22 @@ impl VideoReader {
             }
         }
     }
+}
 
-    fn scale(
-        &mut self,
-        frame: &frame::Video,
-        format: Pixel,
-        width: u32,
-        height: u32,
-    ) -> Result<frame::Video, MediaError> {
-        let key = (frame.format(), frame.width(), frame.height(), width, height);
-        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+/// `frame` scaled to `width`×`height` in `format`, with the scaler kept in
+/// `scaler` for as long as the sizes and formats stay the same.
+fn scale(
+    scaler: &mut Option<(scaling::Context, ScalerKey)>,
+    src: &str,
+    frame: &frame::Video,
+    format: Pixel,
+    width: u32,
+    height: u32,
+) -> Result<frame::Video, MediaError> {
+    let key = (frame.format(), frame.width(), frame.height(), width, height);
+    let ctx = match scaler {
+        Some((ctx, k)) if *k == key => ctx,
+        _ => {
             let ctx = scaling::Context::get(
                 frame.format(),
                 frame.width(),
@@ -201,59 +236,43 @@ impl VideoReader {
                 height,
                 Flags::BICUBIC,
             )
-            .map_err(decode_error(&self.src))?;
-            self.scaler = Some((ctx, key));
+            .map_err(decode_error(src))?;
+            &mut scaler.insert((ctx, key)).0
         }
-        let Some((scaler, _)) = self.scaler.as_mut() else {
-            return Err(MediaError::Decode {
-                src: self.src.clone(),
-                reason: "no scaler".into(),
-            });
-        };
-        let mut out = frame::Video::empty();
-        scaler
-            .run(frame, &mut out)
-            .map_err(decode_error(&self.src))?;
-        Ok(out)
-    }
+    };
+    let mut out = frame::Video::empty();
+    ctx.run(frame, &mut out).map_err(decode_error(src))?;
+    Ok(out)
+}
 
-    /// Converts a decoded frame into `out` (reusing its buffers).
-    fn convert_yuv(
-        &mut self,
-        frame: &mut frame::Video,
-        spec: &Spec,
-        out: &mut Option<Frame>,
-    ) -> Result<(), MediaError> {
-        let color = source_color(frame);
-        apply_crop(frame, spec.crop);
-        let (w, h) = (spec.width, spec.height);
-        let same = frame.format() == Pixel::YUV420P && (frame.width(), frame.height()) == (w, h);
-        let scaled;
-        let yuv = if same {
-            &*frame
-        } else {
-            scaled = self.scale(frame, Pixel::YUV420P, w, h)?;
-            &scaled
-        };
-        let target = out.get_or_insert_with(|| Frame::filled(w, h, [0, 0, 0, 255]));
-        if (target.width, target.height) != (w, h) {
-            *target = Frame::filled(w, h, [0, 0, 0, 255]);
-        }
-        let (cw, ch) = (
-            target.chroma_width() as usize,
-            target.chroma_height() as usize,
-        );
-        copy_plane(yuv, 0, &mut target.y, w as usize, h as usize);
-        copy_plane(yuv, 1, &mut target.u, cw, ch);
-        copy_plane(yuv, 2, &mut target.v, cw, ch);
-        if let Some(map) = ColorMap::to_output(color) {
-            map.apply(target);
-        }
-        if let Some(lut) = &spec.filter {
-            lut.apply(target);
-        }
-        Ok(())
+/// Converts a decoded frame into `out` as `spec` asks, reusing its buffers.
+fn convert_yuv(
+    scaler: &mut Option<(scaling::Context, ScalerKey)>,
+    src: &str,
+    frame: &frame::Video,
+    spec: &Spec,
+    out: &mut Frame,
+) -> Result<(), MediaError> {
+    let (w, h) = (spec.width, spec.height);
+    let same = frame.format() == Pixel::YUV420P && (frame.width(), frame.height()) == (w, h);
+    let scaled;
+    let yuv = if same {
+        frame
+    } else {
+        scaled = scale(scaler, src, frame, Pixel::YUV420P, w, h)?;
+        &scaled
+    };
+    if (out.width, out.height) != (w, h) {
+        *out = Frame::filled(w, h, [0, 0, 0, 255]);
     }
+    copy_planes(yuv, out);
+    if let Some(map) = ColorMap::to_output(source_color(frame)) {
+        map.apply(out);
+    }
+    if let Some(lut) = &spec.filter {
+        lut.apply(out);
+    }
+    Ok(())
 }
 
 /// The colours a decoded frame was made in. Untagged frames are guessed
@@ -304,6 +323,15 @@ fn apply_crop(frame: &mut frame::Video, crop: Crop) {
     }
 }
 
+/// Copies a decoded YUV 4:2:0 frame's planes into `dst`'s, of its size.
+fn copy_planes(src: &frame::Video, dst: &mut Frame) {
+    let (w, h) = (dst.width as usize, dst.height as usize);
+    let (cw, ch) = (dst.chroma_width() as usize, dst.chroma_height() as usize);
+    copy_plane(src, 0, &mut dst.y, w, h);
+    copy_plane(src, 1, &mut dst.u, cw, ch);
+    copy_plane(src, 2, &mut dst.v, cw, ch);
+}
+
 /// Copies plane `index` of `src` (rows padded to its stride) into a packed
 /// `width`×`height` plane.
 fn copy_plane(src: &frame::Video, index: usize, dst: &mut [u8], width: usize, height: usize) {
@@ -324,4 +352,88 @@ pub(crate) fn packed(rgba: &frame::Video, width: u32, height: u32) -> Picture {
         picture.data[y * row..(y + 1) * row].copy_from_slice(&data[y * stride..y * stride + row]);
     }
     picture
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::Filter;
+
+    /// A 64×36 clip of FFmpeg's test pattern, 10 frames at 25 fps.
+    fn clip(dir: &Path, name: &str, extra: &[&str]) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc=s=64x36:r=25:d=0.4")
+            .args(["-pix_fmt", "yuv420p"])
+            .args(extra)
+            .arg(&path)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        path
+    }
+
+    fn spec(width: u32, height: u32, filter: Option<Filter>) -> Spec {
+        Spec {
+            width,
+            height,
+            crop: Crop::default(),
+            filter: filter.map(|f| Box::new(Lut::new(f))),
+        }
+    }
+
+    const BT709: [&str; 6] = [
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+    ];
+
+    #[test]
+    fn a_frame_painted_as_decoded_is_the_frame_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clip(dir.path(), "hd.mp4", &BT709);
+        let (mut painted, mut drawn) = (
+            VideoReader::open(&path, "hd.mp4").unwrap(),
+            VideoReader::open(&path, "hd.mp4").unwrap(),
+        );
+        let spec = spec(64, 36, None);
+        let mut canvas = Frame::filled(64, 36, [0, 0, 0, 255]);
+        // Every other frame of the source, and each one twice.
+        for t in [0.0, 0.02, 0.08, 0.1, 0.1, 0.36, 1.0] {
+            assert!(painted.paint(t, &spec, &mut canvas).unwrap(), "at {t}");
+            let frame = drawn.frame_at(t, &spec).unwrap().expect("a frame");
+            assert_eq!(&canvas, frame, "at {t}");
+        }
+    }
+
+    #[test]
+    fn a_frame_that_needs_converting_is_not_painted() {
+        let dir = tempfile::tempdir().unwrap();
+        let hd = clip(dir.path(), "hd.mp4", &BT709);
+        // Untagged and small: taken as BT.601, which the output is not.
+        let sd = clip(dir.path(), "sd.mp4", &[]);
+        let mut canvas = Frame::filled(64, 36, [0, 0, 0, 255]);
+        let untouched = canvas.clone();
+        let paint = |path: &Path, spec: Spec, canvas: &mut Frame| {
+            let mut reader = VideoReader::open(path, "clip").unwrap();
+            let painted = reader.paint(0.0, &spec, canvas).unwrap();
+            // Drawn the usual way instead, it is still there.
+            assert!(reader.frame_at(0.0, &spec).unwrap().is_some());
+            painted
+        };
+        assert!(
+            !paint(&sd, spec(64, 36, None), &mut canvas),
+            "other colours"
+        );
+        assert!(
+            !paint(&hd, spec(64, 36, Some(Filter::Negative)), &mut canvas),
+            "a filter"
+        );
+        assert!(!paint(&hd, spec(32, 18, None), &mut canvas), "another size");
+        assert_eq!(canvas, untouched);
+    }
 }

@@ -10,7 +10,7 @@ use ffmpeg::util::frame;
 use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::convert::Converter;
+use super::convert::{Converter, Spares};
 use super::Encoded;
 use super::{Frame, Stream, StreamDesc};
 use crate::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
@@ -229,12 +229,14 @@ impl VideoCodec {
         }
     }
 
-    /// Encodes frame number `index`, as a keyframe if `key`.
+    /// Encodes frame number `index`, as a keyframe if `key`; the frame
+    /// goes back to `spares` once encoded.
     pub fn encode(
         &mut self,
-        frame: &Frame,
+        frame: Frame,
         index: i64,
         key: bool,
+        spares: &Spares,
     ) -> Result<Vec<Encoded>, MediaError> {
         let mut out = Vec::new();
         if key {
@@ -259,7 +261,7 @@ impl VideoCodec {
                 }
             }
         }
-        let picture = self.convert.convert(frame)?;
+        let mut picture = self.convert.convert(frame, spares)?;
         picture.set_pts(Some(index * self.frame_ticks));
         // libx264 starts a closed GOP (an IDR frame), libvpx a keyframe, at
         // a frame marked I.
@@ -269,7 +271,7 @@ impl VideoCodec {
             ffmpeg::picture::Type::None
         });
         let encoder = opened(&mut self.encoder)?;
-        encoder.send_frame(picture).map_err(enc_error)?;
+        encoder.send_frame(&picture).map_err(enc_error)?;
         drain(encoder, &mut out)?;
         Ok(out)
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ffmpeg::format::Pixel;
 use ffmpeg_next as ffmpeg;
 
-use super::convert::{packed_rows, Converter};
+use super::convert::{packed_rows, Converter, Spares};
 use super::Encoded;
 use super::{Encode, Frame, Packets, Stream, Streams};
 use crate::edit::Quality;
@@ -95,8 +95,14 @@ impl Encode for GifEncoder {
         Streams::default()
     }
 
-    fn video(&mut self, frame: &Frame, index: i64, _key: bool) -> Result<Packets, MediaError> {
-        let rgb = packed_rows(self.convert.convert(frame)?, 3);
+    fn video(
+        &mut self,
+        frame: Frame,
+        index: i64,
+        _key: bool,
+        spares: &Spares,
+    ) -> Result<Packets, MediaError> {
+        let rgb = packed_rows(&*self.convert.convert(frame, spares)?, 3);
         let mut gif_frame = gif::Frame::from_rgb_speed(self.width, self.height, &rgb, self.speed);
         // Rounded per frame from the start, so the total stays exact.
         gif_frame.delay = (self.centis(index + 1) - self.centis(index)).clamp(1, 65535) as u16;

@@ -36,6 +36,7 @@ use crate::pipeline::Fragments;
 use crate::plan::Plan;
 use codec::{tagged, AudioCodec, VideoCodec};
 
+pub use convert::Spares;
 pub use spec::{Deliverable, Output};
 
 pub use crate::compose::Frame;
@@ -80,8 +81,15 @@ pub type Packets = Vec<(Stream, Encoded)>;
 pub trait Encode: Send {
     fn streams(&self) -> Streams;
     /// Frame number `index` of the output; a keyframe if `key` (where
-    /// the short first fragment ends).
-    fn video(&mut self, frame: &Frame, index: i64, key: bool) -> Result<Packets, MediaError>;
+    /// the short first fragment ends). The frame goes back to `spares`
+    /// once the encoder has read it.
+    fn video(
+        &mut self,
+        frame: Frame,
+        index: i64,
+        key: bool,
+        spares: &Spares,
+    ) -> Result<Packets, MediaError>;
     /// Interleaved stereo samples at 48 kHz, following the previous ones.
     fn audio(&mut self, samples: &[f32]) -> Result<Packets, MediaError>;
     /// Flushes the encoders.
@@ -157,9 +165,15 @@ impl Encode for Codecs {
         }
     }
 
-    fn video(&mut self, frame: &Frame, index: i64, key: bool) -> Result<Packets, MediaError> {
+    fn video(
+        &mut self,
+        frame: Frame,
+        index: i64,
+        key: bool,
+        spares: &Spares,
+    ) -> Result<Packets, MediaError> {
         match self.video.as_mut() {
-            Some(v) => Ok(tagged(Stream::Video, v.encode(frame, index, key)?)),
+            Some(v) => Ok(tagged(Stream::Video, v.encode(frame, index, key, spares)?)),
             None => Ok(Vec::new()),
         }
     }

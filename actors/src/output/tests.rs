@@ -65,10 +65,12 @@ fn render(plan: &Plan) -> Vec<u8> {
     apply(pkg.start(&enc.streams()).expect("start"));
     let frames = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
     let red = frame(plan.width, plan.height, RED);
+    // Frames handed back are dropped: each is a fresh copy of `red`.
+    let (spares, _) = std::sync::mpsc::channel();
     let per_frame = (48_000.0 / plan.rate.as_f64()) as usize;
     let mut n = 0usize;
     for i in 0..frames {
-        let mut packets = enc.video(&red, i, false).expect("video");
+        let mut packets = enc.video(red.clone(), i, false, &spares).expect("video");
         let tone: Vec<f32> = (0..per_frame)
             .flat_map(|k| {
                 let s = ((n + k) as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5;

@@ -223,7 +223,7 @@ fn compose_and_encode(
                 };
                 let key = forced_key == Some(composed.index);
                 let mut packets = encoder
-                    .video(&composed.frame, composed.index, key)
+                    .video(composed.frame, composed.index, key, &spares)
                     .map_err(media)?;
                 // The sound up to the end of this frame.
                 let until = ((composed.index + 1) as f64 / fps * f64::from(SAMPLE_RATE)) as i64;
@@ -231,8 +231,6 @@ fn compose_and_encode(
                 if !packets.is_empty() {
                     send(&encoder_tx, MuxMsg::Packets(packets))?;
                 }
-                // The composer may have finished; then the frame just goes.
-                let _ = spares.send(composed.frame);
             }
             Err(RenderError::Internal(
                 "the render stopped before its end".into(),
