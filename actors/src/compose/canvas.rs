@@ -133,8 +133,9 @@ impl Canvas {
                 None => out.fill(255),
             }
             if cov.alpha < 256 {
+                let alpha = cov.alpha as u16;
                 for v in out.iter_mut() {
-                    *v = ((u32::from(*v) * cov.alpha) >> 8) as u8;
+                    *v = ((u16::from(*v) * alpha) >> 8) as u8;
                 }
             }
             if let Some(cols) = cov.columns {
@@ -180,6 +181,8 @@ impl Canvas {
         }
     }
 
+    /// Chroma blended with the mean alpha of each 2×2 block of `alpha`
+    /// (the area's effective alpha), zero outside the area.
     fn blend_chroma(
         &mut self,
         src: &Frame,
@@ -192,27 +195,56 @@ impl Canvas {
         let aw = (x1 - x0) as usize;
         let dcw = self.frame.chroma_width() as usize;
         let (scw, sch) = (src.chroma_width() as i64, src.chroma_height() as i64);
-        let at = |lx: i64, ly: i64| -> u32 {
-            if lx < x0 || lx >= x1 || ly < y0 || ly >= y1 {
-                0
-            } else {
-                u32::from(alpha[(ly - y0) as usize * aw + (lx - x0) as usize])
-            }
-        };
+        // The canvas chroma columns the area touches, and the source
+        // column under each: `cx - shift`, clamped to the source.
+        let (c0, c1) = (x0 / 2, (x1 + 1) / 2);
+        let shift = (x + 1).div_euclid(2);
+        let first = (shift - c0).clamp(0, c1 - c0) as usize;
+        let last = (scw - 1 + shift - c0 + 1).clamp(first as i64, c1 - c0) as usize;
+        let mut sums = vec![0u16; (c1 - c0) as usize];
+        let mut means = vec![0u8; sums.len()];
         for cy in y0 / 2..(y1 + 1) / 2 {
-            // The source chroma row under this canvas chroma row.
-            let sy = ((2 * cy - y).max(0) / 2).min(sch - 1);
-            for cx in x0 / 2..(x1 + 1) / 2 {
-                let (lx, ly) = (2 * cx, 2 * cy);
-                let a = (at(lx, ly) + at(lx + 1, ly) + at(lx, ly + 1) + at(lx + 1, ly + 1) + 2) / 4;
-                if a == 0 {
+            sums.fill(0);
+            for ly in [2 * cy, 2 * cy + 1] {
+                if ly < y0 || ly >= y1 {
                     continue;
                 }
-                let sx = ((lx - x).max(0) / 2).min(scw - 1);
-                let s = (sy * scw + sx) as usize;
-                let d = cy as usize * dcw + cx as usize;
-                self.frame.u[d] = mix(src.u[s], self.frame.u[d], a);
-                self.frame.v[d] = mix(src.v[s], self.frame.v[d], a);
+                let row = &alpha[(ly - y0) as usize * aw..][..aw];
+                // An area starting on an odd column has that column alone
+                // in its first block.
+                let (blocks, pairs) = match sums.split_first_mut() {
+                    Some((first, rest)) if x0 % 2 == 1 => {
+                        *first += u16::from(row[0]);
+                        (rest, &row[1..])
+                    }
+                    _ => (&mut sums[..], row),
+                };
+                for (s, pair) in blocks.iter_mut().zip(pairs.chunks(2)) {
+                    *s += pair.iter().map(|&a| u16::from(a)).sum::<u16>();
+                }
+            }
+            for (m, s) in means.iter_mut().zip(&sums) {
+                *m = ((s + 2) / 4) as u8;
+            }
+            // The source chroma row under this canvas chroma row.
+            let sy = ((2 * cy - y).max(0) / 2).min(sch - 1) as usize;
+            let srow = sy * scw as usize;
+            let drow = cy as usize * dcw + c0 as usize;
+            let source = |i: usize| srow + (c0 + i as i64 - shift).clamp(0, scw - 1) as usize;
+            for plane in 0..2 {
+                let (dst, from) = match plane {
+                    0 => (&mut self.frame.u[drow..drow + means.len()], &src.u),
+                    _ => (&mut self.frame.v[drow..drow + means.len()], &src.v),
+                };
+                // Columns clamped to the source's edge, then the run in
+                // step with it.
+                for i in (0..first).chain(last..means.len()) {
+                    dst[i] = mix(from[source(i)], dst[i], means[i]);
+                }
+                if first < last {
+                    let run = &from[source(first)..][..last - first];
+                    blend_row(&mut dst[first..last], run, &means[first..last]);
+                }
             }
         }
     }
@@ -224,17 +256,16 @@ fn mul255(a: u8, b: u8) -> u8 {
     ((t + (t >> 8)) >> 8) as u8
 }
 
-/// `s·a + d·(1−a)` for `a` in 0–255.
-fn mix(s: u8, d: u8, a: u32) -> u8 {
-    if a >= 255 {
-        return s;
-    }
-    ((u32::from(s) * a + u32::from(d) * (255 - a) + 127) / 255) as u8
+/// `s·a + d·(1−a)` for `a` in 0–255. In 16 bits (255·255 + 127 fits) and
+/// without branches, so that the compiler vectorises the rows.
+fn mix(s: u8, d: u8, a: u8) -> u8 {
+    let (s, d, a) = (u16::from(s), u16::from(d), u16::from(a));
+    ((s * a + d * (255 - a) + 127) / 255) as u8
 }
 
 fn blend_row(dst: &mut [u8], src: &[u8], alpha: &[u8]) {
     for ((d, s), a) in dst.iter_mut().zip(src).zip(alpha) {
-        *d = mix(*s, *d, u32::from(*a));
+        *d = mix(*s, *d, *a);
     }
 }
 
@@ -325,6 +356,69 @@ mod tests {
             },
         );
         assert_eq!((canvas.frame.y[0], canvas.frame.y[4]), (16, 235));
+    }
+
+    /// Chroma as the 2×2 mean of the layer's alpha sets it, pixel by pixel:
+    /// what `blend_chroma` computes a row at a time.
+    fn chroma_by_pixel(canvas: &Frame, src: &Frame, x: i64, y: i64) -> (Vec<u8>, Vec<u8>) {
+        let (w, h) = (i64::from(canvas.width), i64::from(canvas.height));
+        let alpha = |lx: i64, ly: i64| -> u32 {
+            let (sx, sy) = (lx - x, ly - y);
+            let inside = (0..w).contains(&lx)
+                && (0..h).contains(&ly)
+                && (0..i64::from(src.width)).contains(&sx)
+                && (0..i64::from(src.height)).contains(&sy);
+            if inside {
+                u32::from(src.alpha_at(sx as u32, sy as u32))
+            } else {
+                0
+            }
+        };
+        let (mut u, mut v) = (canvas.u.clone(), canvas.v.clone());
+        let (cw, ch) = (
+            i64::from(canvas.chroma_width()),
+            i64::from(canvas.chroma_height()),
+        );
+        let (scw, sch) = (
+            i64::from(src.chroma_width()),
+            i64::from(src.chroma_height()),
+        );
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let (lx, ly) = (2 * cx, 2 * cy);
+                let sum =
+                    alpha(lx, ly) + alpha(lx + 1, ly) + alpha(lx, ly + 1) + alpha(lx + 1, ly + 1);
+                let a = ((sum + 2) / 4) as u8;
+                if a == 0 {
+                    continue;
+                }
+                let sx = ((lx - x).max(0) / 2).min(scw - 1);
+                let sy = ((ly - y).max(0) / 2).min(sch - 1);
+                let (s, d) = ((sy * scw + sx) as usize, (cy * cw + cx) as usize);
+                u[d] = mix(src.u[s], u[d], a);
+                v[d] = mix(src.v[s], v[d], a);
+            }
+        }
+        (u, v)
+    }
+
+    #[test]
+    fn chroma_follows_the_mean_alpha_of_each_block_at_any_corner() {
+        // A 5×3 layer with alpha and chroma varying across it, on a 9×7
+        // canvas: odd sizes, odd and even corners, clipped on every side.
+        let mut layer = Frame::filled(5, 3, [200, 30, 90, 255]);
+        layer.a = Some((0..15).map(|i| (i * 37 % 256) as u8).collect());
+        layer.u = (0..6).map(|i| 40 + 30 * i as u8).collect();
+        layer.v = (0..6).map(|i| 220 - 25 * i as u8).collect();
+        for x in -4..=8 {
+            for y in -3..=6 {
+                let mut canvas = Canvas::new(9, 7);
+                canvas.clear([10, 120, 240, 255]);
+                let expected = chroma_by_pixel(&canvas.frame, &layer, x, y);
+                canvas.draw(&layer, x, y, &Coverage::opaque());
+                assert_eq!((canvas.frame.u, canvas.frame.v), expected, "at ({x}, {y})");
+            }
+        }
     }
 
     #[test]
