@@ -33,6 +33,9 @@ struct Options {
     /// Only Clipstream's concurrent renders, printed: for trying a change
     /// to a render's memory.
     capacity_only: bool,
+    /// Only the warm cache beside nginx, printed: for trying a change to
+    /// serving.
+    warm_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -43,6 +46,7 @@ fn options() -> Result<Options> {
         wrk_secs: 3,
         cold_only: false,
         capacity_only: false,
+        warm_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,8 +58,9 @@ fn options() -> Result<Options> {
             "--wrk-secs" => o.wrk_secs = value()?.parse()?,
             "--cold-only" => o.cold_only = true,
             "--capacity-only" => o.capacity_only = true,
+            "--warm-only" => o.warm_only = true,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -140,6 +145,10 @@ fn run() -> Result<()> {
     let server =
         servers::Clipstream::start(&o.work.join("data"), &fixtures_dir, &movies, &server_env)?;
     say(began, &format!("clipstream at {}", server.url));
+    if o.warm_only {
+        report::print_warm(&warm_cache(&o, &server, began)?);
+        return Ok(());
+    }
     // The first viewer of a template: no earlier render's sound to take.
     let no_sound_cache = [
         server_env.as_slice(),
@@ -282,7 +291,19 @@ fn run() -> Result<()> {
         report.cold_viewers.add(&arrivals, wall, started);
     }
 
-    // The warm cache: one cached 720p render, and nginx on the same file.
+    report.warm = Some(warm_cache(&o, &server, began)?);
+    report.versions = report::versions(servers::BINARY);
+    say(began, "writing the report");
+    report.write(&o.out, began.elapsed().as_secs_f64())?;
+    say(
+        began,
+        &format!("done: {}", o.out.join("RESULTS.md").display()),
+    );
+    Ok(())
+}
+
+/// The warm cache: one cached 720p render, and nginx serving the same file.
+fn warm_cache(o: &Options, server: &servers::Clipstream, began: Instant) -> Result<Warm> {
     let token = server.token(&servers::movie_name(P720, CLIP_SECS), "Warm")?;
     let url = server.video_url(&token);
     runs::get(&reqwest::blocking::Client::new(), &url)?;
@@ -320,14 +341,5 @@ fn run() -> Result<()> {
             warm.viewers[who].add(&load);
         }
     }
-    report.warm = Some(warm);
-    drop(nginx);
-    report.versions = report::versions(servers::BINARY);
-    say(began, "writing the report");
-    report.write(&o.out, began.elapsed().as_secs_f64())?;
-    say(
-        began,
-        &format!("done: {}", o.out.join("RESULTS.md").display()),
-    );
-    Ok(())
+    Ok(warm)
 }

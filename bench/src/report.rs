@@ -108,6 +108,22 @@ impl Cold {
 
 /// The cold figures on standard error, ours beside the peer's: what
 /// `--cold-only` shows instead of a report.
+/// The warm-cache figures of `--warm-only`, beside nginx's.
+pub fn print_warm(w: &Warm) {
+    let kinds = ["full GET", "bytes=0-1", "1 MiB middle range", "500 viewers"];
+    let rows = w.kinds.iter().chain(std::iter::once(&w.viewers));
+    for (k, [ours, nginx]) in kinds.iter().zip(rows) {
+        eprintln!(
+            "{k}: clipstream {} req/s (p99 {} ms) nginx {} req/s (p99 {} ms) ratio {:.2}",
+            ours.rps.show(0),
+            ours.p99_ms.show(2),
+            nginx.rps.show(0),
+            nginx.p99_ms.show(2),
+            ratio(ours.rps.median(), nginx.rps.median())
+        );
+    }
+}
+
 pub fn print_cold(cold: &[Cold]) {
     for c in cold {
         let rows = [

@@ -22,6 +22,13 @@ pub fn init(log: &Log) {
     };
 }
 
+/// Whether requests are traced at all: not when logs are above `info`,
+/// where no request span would be recorded. The middleware gives every
+/// request an id, a UUID from getrandom(2), which is a syscall per request.
+pub fn request_spans() -> bool {
+    tracing::span_enabled!(Level::INFO)
+}
+
 /// The root span of every request, as `tracing-actix-web` builds it, but
 /// only when a subscriber would record it: its fields include the matched
 /// route pattern, which actix finds by running each route's regex again —

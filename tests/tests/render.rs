@@ -199,6 +199,22 @@ fn a_cached_render_has_full_http_semantics() {
         (status, body["state"].as_str(), body["progress"].as_u64()),
         (200, Some("done"), Some(100))
     );
+    // The viewers' routes take GET and HEAD only, and any other shape of
+    // path under /render is an unknown route.
+    let posted = api.post(&format!("/render/{token}.mp4"));
+    assert_eq!(posted.headers()["allow"], "GET, HEAD");
+    assert_error(posted, 405, "method_not_allowed");
+    let deleted = api.delete(&format!("/render/{token}/init.mp4"));
+    assert_error(deleted, 405, "method_not_allowed");
+    for path in [
+        "/render".to_owned(),
+        "/render/".to_owned(),
+        format!("/render/{token}/"),
+        format!("/render/{token}/0.m4s/more"),
+        format!("/renders/{token}.mp4"),
+    ] {
+        assert_error(api.get(&path), 404, "not_found");
+    }
 }
 
 #[test]

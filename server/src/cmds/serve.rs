@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
@@ -45,6 +46,7 @@ pub fn run(config: Config) -> CmdResult {
     let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics)?;
     let renders = web::Data::new(Arc::new(renders));
 
+    let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
             App::new()
@@ -53,7 +55,10 @@ pub fn run(config: Config) -> CmdResult {
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())
-                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+                .wrap(Condition::new(
+                    request_spans,
+                    TracingLogger::<crate::telemetry::RequestSpan>::new(),
+                ))
         })
         .client_request_timeout(Duration::from_secs(
             config.server.client_request_timeout_secs,

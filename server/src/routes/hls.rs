@@ -11,26 +11,17 @@ use std::time::Duration;
 
 use actix_web::body::SizedStream;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use clipstream_actors::edit::Format;
 use clipstream_actors::output::Deliverable;
 use clipstream_storage::Segment;
 
 use crate::delivery::{Lookup, Renders};
 use crate::http::error::ApiError;
-use crate::http::resource;
 use crate::http::state::AppState;
 
 /// The render behind a playlist: the MP4 one.
 const EXT: Deliverable = Deliverable::Movie(Format::Mp4);
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/render/{token}/{segment}", "GET, HEAD")
-            .route(web::get().to(segment))
-            .route(web::head().to(segment)),
-    );
-}
 
 /// `GET /render/<token>.m3u8`.
 pub async fn playlist(
@@ -104,21 +95,22 @@ fn piece(name: &str) -> Option<usize> {
         .checked_add(1)
 }
 
-async fn segment(
-    state: web::Data<AppState>,
-    renders: web::Data<Arc<Renders>>,
-    path: web::Path<(String, String)>,
+/// `GET /render/<token>/<name>`: the init segment or a fragment.
+pub async fn segment(
+    state: &AppState,
+    renders: &Arc<Renders>,
+    token: &str,
+    name: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, name) = path.into_inner();
     let not_found = || ApiError::NoRoute(format!("/render/{token}/{name}"));
-    let index = piece(&name).ok_or_else(not_found)?;
+    let index = piece(name).ok_or_else(not_found)?;
     let content_type = if index == 0 {
         "video/mp4"
     } else {
         "video/iso.segment"
     };
     type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>>>>;
-    let (len, body): (u64, Body) = match renders.lookup(&token, EXT)? {
+    let (len, body): (u64, Body) = match renders.lookup(token, EXT)? {
         Lookup::Cached(open) => {
             let seg: Segment = *open.entry.segments.get(index).ok_or_else(not_found)?;
             let bytes = open.bytes.slice(

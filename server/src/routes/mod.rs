@@ -19,11 +19,9 @@ use crate::http::state::AppState;
 use clipstream_storage::Project;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // actix tries resources in this order, one pattern match each, so the
-    // viewers' routes (by far the most requests) come first. No other
-    // route matches `/render/{file}` or `/render/{token}/{segment}`.
+    // actix tries services in this order, so the viewers' routes (by far
+    // the most requests) come first. No other route starts `/render/`.
     render::configure(cfg);
-    hls::configure(cfg);
     health::configure(cfg);
     projects::configure(cfg);
     assets::configure(cfg);
