@@ -55,10 +55,7 @@ pub fn run(config: Config) -> CmdResult {
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())
-                .wrap(Condition::new(
-                    request_spans,
-                    TracingLogger::<crate::telemetry::RequestSpan>::new(),
-                ))
+                .wrap(Condition::new(request_spans, TracingLogger::default()))
         })
         .client_request_timeout(Duration::from_secs(
             config.server.client_request_timeout_secs,
