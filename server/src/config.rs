@@ -84,7 +84,15 @@ pub struct Render {
     /// Seconds without a render before freed memory goes back to the system.
     pub memory_idle_secs: u64,
     pub range_wait_secs: u64,
+    /// How long Safari's first `bytes=0-1` waits for the total length.
+    pub total_wait_secs: u64,
     pub max_render_secs: u64,
+    /// `max-age` of token URLs: how long a changed movie may stay unseen.
+    pub max_age_secs: u64,
+    /// A render nobody watches any more is cancelled after this.
+    pub abandon_grace_secs: u64,
+    /// `Retry-After` of a 503 when the queue is full.
+    pub busy_retry_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub renders_active: Family<Labels, Gauge>,
     /// Renders that ended, by outcome.
     pub renders_finished: Family<Labels, Counter>,
+    /// Renders started, by reason: a viewer, a prerender, a resumed job.
+    pub renders_started: Family<Labels, Counter>,
     pub render_seconds: Histogram,
     pub first_byte_seconds: Histogram,
     pub cache_hits: Counter,
@@ -37,6 +39,7 @@ impl Metrics {
         let m = Metrics {
             renders_active: Family::default(),
             renders_finished: Family::default(),
+            renders_started: Family::default(),
             render_seconds: Histogram::new(exponential_buckets(0.25, 2.0, 12)),
             first_byte_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             cache_hits: Counter::default(),
@@ -57,6 +60,11 @@ impl Metrics {
             "renders_finished",
             "Renders that ended, by outcome",
             m.renders_finished.clone(),
+        );
+        registry.register(
+            "renders_started",
+            "Renders started, by reason (viewer, prerender, resumed)",
+            m.renders_started.clone(),
         );
         registry.register(
             "render_seconds",

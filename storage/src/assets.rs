@@ -74,6 +74,7 @@ impl Store {
         let old = self
             .insert_child(&self.assets, uid, &asset.name, serde_json::to_vec(asset)?)
             .await?;
+        self.generations.bump(uid);
         old.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
             .transpose()
     }
@@ -115,6 +116,7 @@ impl Store {
             .remove(child_key(uid, name))?
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))?;
         self.flush().await?;
+        self.generations.bump(uid);
         let old: Asset = serde_json::from_slice(&old)?;
         self.blobs.remove(&old.blob).await;
         Ok(())

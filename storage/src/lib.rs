@@ -15,11 +15,13 @@
 
 mod blobs;
 mod error;
+mod generations;
 mod ids;
 mod json_tree;
 pub mod names;
 
 pub mod assets;
+pub mod jobs;
 pub mod keys;
 pub mod movies;
 pub mod projects;
@@ -33,6 +35,9 @@ use std::sync::Arc;
 pub use assets::{Asset, AssetBody};
 pub use blobs::BlobWriter;
 pub use error::{Error, Result, UploadError};
+pub use jobs::{Job, JobError, JobState};
+pub use generations::Generation;
+pub use ids::unix_now;
 pub use keys::{AccountId, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
@@ -78,7 +83,9 @@ pub struct Store {
     tokens: sled::Tree,
     project_tokens: sled::Tree,
     render_cache: sled::Tree,
+    jobs: sled::Tree,
     open_renders: Arc<render_cache::OpenRenders>,
+    generations: Arc<generations::Generations>,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
     blobs: blobs::Blobs,
@@ -114,7 +121,9 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             project_tokens: db.open_tree("project_tokens")?,
             render_cache: db.open_tree("render_cache")?,
+            jobs: db.open_tree("jobs")?,
             open_renders: Arc::default(),
+            generations: Arc::default(),
             token_key: token_key(&db)?,
             blobs: blobs::Blobs::open(dir, options.min_free_bytes)?,
             db,
@@ -140,6 +149,12 @@ impl Store {
         self.blobs.root()
     }
 
+    /// The counter that moves whenever an asset or movie of project `uid`
+    /// is written or deleted (see [`generations`]).
+    pub fn generation(&self, uid: &str) -> Generation {
+        self.generations.of(uid)
+    }
+
     /// Removes what an interrupted write leaves behind: files in `tmp/`,
     /// records of deleted projects, bodies no record points at, expired or
     /// orphaned uploads, cached renders without their file (or files
@@ -150,8 +165,10 @@ impl Store {
     /// be in use.
     pub fn sweep(&self) -> Result<()> {
         self.blobs.clear_tmp()?;
-        let removed =
-            self.remove_orphan_records()? + self.sweep_uploads()? + self.sweep_renders()?;
+        let removed = self.remove_orphan_records()?
+            + self.sweep_uploads()?
+            + self.sweep_renders()?
+            + self.sweep_jobs()?;
         let mut referenced = std::collections::HashSet::new();
         for asset in self.assets.iter().values() {
             let asset: Asset = serde_json::from_slice(&asset?)?;

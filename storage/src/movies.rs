@@ -23,6 +23,7 @@ impl Store {
         let old = self
             .insert_child(&self.movies, uid, name, serde_json::to_vec(&movie)?)
             .await?;
+        self.generations.bump(uid);
         Ok((movie, old.is_none()))
     }
 
@@ -39,6 +40,8 @@ impl Store {
         self.movies
             .remove(child_key(uid, name))?
             .ok_or_else(|| Error::MovieNotFound(name.to_owned()))?;
-        self.flush().await
+        self.flush().await?;
+        self.generations.bump(uid);
+        Ok(())
     }
 }

@@ -107,6 +107,7 @@ impl Store {
                 TransactionError::Storage(e) => e.into(),
             })?;
         self.flush().await?;
+        self.generations.bump(uid);
 
         let assets: Vec<Asset> = json_tree::scan(&self.assets, child_prefix(uid))?;
         for key in self.assets.scan_prefix(child_prefix(uid)).keys() {

@@ -1,6 +1,8 @@
-//! The cache of finished renders: one file per token and extension under
-//! `renders/`, indexed in sled with its size, digest and last use, bounded
-//! in total size with least-recently-used eviction.
+//! The cache of finished renders: one file per output under `renders/`,
+//! named by its content key (the server derives it from everything that
+//! decides the output's bytes), indexed in sled with its project, size,
+//! digest and last use, bounded in total size with least-recently-used
+//! eviction.
 //!
 //! Renders being watched are also kept open: the record and the file
 //! mapped into memory, so that a warm GET reads neither sled nor the file
@@ -38,8 +40,13 @@ pub struct Segment {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedRender {
-    /// `<token>.<ext>`.
+    /// The content key and the output's suffix, `<key>.<ext>`: a plain
+    /// file name.
     pub key: String,
+    /// The project whose content it shows; empty in records written
+    /// before outputs were keyed by content (swept at open).
+    #[serde(default)]
+    pub project: String,
     pub size: u64,
     /// BLAKE3 of the bytes, hex: the strong ETag.
     pub hash: String,
@@ -208,9 +215,11 @@ impl Store {
 
     /// Records the render already at [`Store::render_path`] as cached, then
     /// evicts the least recently used renders beyond `capacity` bytes.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_cached_render(
         &self,
         key: &str,
+        project: &str,
         size: u64,
         hash: String,
         segments: Vec<Segment>,
@@ -219,6 +228,7 @@ impl Store {
         let now = ids::unix_now();
         let entry = CachedRender {
             key: key.to_owned(),
+            project: project.to_owned(),
             size,
             hash,
             created: now,
@@ -230,12 +240,14 @@ impl Store {
         self.evict_renders(capacity).await
     }
 
-    /// At open: forgets entries whose file is gone and removes files no
-    /// entry names (a crash between the rename and the record).
+    /// At open: forgets entries whose file is gone or that were keyed by
+    /// token (before outputs were keyed by content: nothing would ever ask
+    /// for them again), and removes files no entry names (a crash between
+    /// the rename and the record).
     pub(crate) fn sweep_renders(&self) -> Result<usize> {
         let mut removed = 0;
         for entry in json_tree::scan::<CachedRender>(&self.render_cache, "")? {
-            if !self.render_path(&entry.key).exists() {
+            if entry.project.is_empty() || !self.render_path(&entry.key).exists() {
                 self.render_cache.remove(&entry.key)?;
                 removed += 1;
             }
@@ -266,6 +278,7 @@ impl Store {
                 break;
             }
             self.render_cache.remove(&e.key)?;
+            self.jobs.remove(&e.key)?;
             self.open_renders.remove(&e.key);
             let _ = tokio::fs::remove_file(self.render_path(&e.key)).await;
             total -= e.size;
@@ -274,17 +287,28 @@ impl Store {
         self.flush().await
     }
 
-    /// Drops the cached renders of `token` (its project was deleted, or a
-    /// movie it uses changed).
-    pub async fn forget_renders(&self, token: &str) -> Result<()> {
-        // Every key of a token starts with it: `<token>.<ext>`,
-        // `<token>-poster.jpg`, `<token>-thumb.jpg`; tokens have one length,
-        // so no other token's keys share the prefix.
-        for key in self.render_cache.scan_prefix(token).keys() {
-            let key = key?;
-            self.render_cache.remove(&key)?;
-            self.open_renders.remove(&String::from_utf8_lossy(&key));
-            let _ = tokio::fs::remove_file(self.render_path(&String::from_utf8_lossy(&key))).await;
+    /// Drops the cached render `key`, if cached. A response under way
+    /// keeps its bytes (the file is unlinked, its mapping stays).
+    pub async fn forget_render(&self, key: &str) -> Result<bool> {
+        let known = self.render_cache.remove(key)?.is_some();
+        self.jobs.remove(key)?;
+        self.open_renders.remove(key);
+        match tokio::fs::remove_file(self.render_path(key)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.flush().await?;
+        Ok(known)
+    }
+
+    /// Drops every cached render of project `uid` (it was deleted).
+    pub(crate) async fn forget_project_renders(&self, uid: &str) -> Result<()> {
+        // Deleting a project is rare: a scan of the index is fine.
+        for entry in json_tree::scan::<CachedRender>(&self.render_cache, "")? {
+            if entry.project == uid {
+                self.forget_render(&entry.key).await?;
+            }
         }
         Ok(())
     }
@@ -299,7 +323,7 @@ mod tests {
         std::fs::write(store.render_path(key), body).unwrap();
         let hash = blake3::hash(body).to_hex().to_string();
         store
-            .record_cached_render(key, body.len() as u64, hash, Vec::new(), capacity)
+            .record_cached_render(key, "p", body.len() as u64, hash, Vec::new(), capacity)
             .await
             .unwrap();
     }
@@ -316,7 +340,7 @@ mod tests {
             Arc::ptr_eq(&open, &again),
             "the second GET is answered from memory"
         );
-        store.forget_renders("t").await.unwrap();
+        assert!(store.forget_render("t.mp4").await.unwrap());
         assert!(store.open_cached_render("t.mp4").unwrap().is_none());
         assert!(!store.render_path("t.mp4").exists());
         assert_eq!(

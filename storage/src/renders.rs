@@ -80,10 +80,8 @@ impl Store {
         movie: &MovieChoice,
         params: &Map<String, Value>,
     ) -> String {
-        let mut identity = String::new();
-        canonical(
+        let identity = canonical_json(
             &serde_json::json!({ "project": project, "movie": movie, "params": params }),
-            &mut identity,
         );
         let mac = blake3::keyed_hash(&self.token_key, identity.as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac.as_bytes()[..16])
@@ -142,22 +140,28 @@ impl Store {
         Ok(request)
     }
 
-    /// Removes the tokens of a deleted project, and their cached renders.
+    /// Removes the tokens of a deleted project, and its cached renders.
     pub(crate) async fn remove_tokens_of(&self, uid: &str) -> Result<()> {
         for key in self.project_tokens.scan_prefix(child_prefix(uid)).keys() {
             let key = key?;
             if let Some(token) = key.get(uid.len() + 1..) {
                 self.tokens.remove(token)?;
-                self.forget_renders(&String::from_utf8_lossy(token)).await?;
             }
             self.project_tokens.remove(key)?;
         }
-        Ok(())
+        self.forget_project_renders(uid).await
     }
 }
 
 /// JSON with object keys sorted at every level, whatever order the map
-/// type keeps, so that the identity of a request is stable.
+/// type keeps: one text for one value, so that what is derived from it (a
+/// request's token, an output's content key) is stable.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    canonical(v, &mut out);
+    out
+}
+
 fn canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {

@@ -37,6 +37,14 @@ use crate::plan::Plan;
 use codec::{tagged, AudioCodec, VideoCodec};
 
 pub use convert::Spares;
+
+/// The version of what the renderer makes of its inputs. It is part of
+/// every output's content key: bump it whenever a change makes the same
+/// Edit and sources render to other bytes (an encoder setting, a blending
+/// fix, a muxer's box layout), so that cached outputs of the old renderer
+/// are never served as the new one's. The golden test (`output::tests`,
+/// `a_fixed_edit_renders_to_its_golden_bytes`) fails until it is bumped.
+pub const FORMAT_VERSION: u32 = 1;
 pub use spec::{Deliverable, Output};
 
 pub use crate::compose::Frame;

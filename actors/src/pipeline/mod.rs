@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use fetcher::{FetchError, Resolve, Resolved};
+pub use fetcher::{sources_of, FetchError, Resolve, Resolved};
 pub use supervisor::start;
 
 #[cfg(test)]
@@ -41,6 +41,8 @@ pub enum State {
     Queued,
     Fetching,
     Rendering,
+    /// Every byte is out; the output is being written to the cache.
+    Saving,
     Done,
     Failed,
 }

@@ -44,14 +44,15 @@ pub fn run(config: Config) -> CmdResult {
     });
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics)?;
-    let renders = web::Data::new(Arc::new(renders));
+    let renders = Arc::new(renders);
+    let renders_data = web::Data::new(renders.clone());
 
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(renders.clone())
+                .app_data(renders_data.clone())
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())
@@ -67,6 +68,13 @@ pub fn run(config: Config) -> CmdResult {
             server = server.workers(config.server.workers);
         }
         actix_web::rt::spawn(expire_uploads(store.clone()));
+        // Background jobs a crash interrupted run again; the queue holds
+        // them behind any viewer.
+        match renders.resume().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "interrupted background jobs queued again"),
+            Err(e) => tracing::error!(error = %e, "interrupted jobs could not be read"),
+        }
         // The one line on stdout: scripts and tests read the address here.
         println!("clipstream listening on http://{addr}");
         tracing::info!(%addr, data_dir = %config.data_dir().display(), "serving");

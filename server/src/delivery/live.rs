@@ -1,29 +1,47 @@
 //! A render in progress as its viewers see it: bytes appended to a spool
 //! file as the muxer publishes them, a version counter that wakes readers,
-//! and the render's state. Memory per render stays bounded however slow a
-//! viewer is: bytes wait on disk, not in queues.
+//! the render's state (mirrored into its job record), and who is watching.
+//! Memory per render stays bounded however slow a viewer is: bytes wait on
+//! disk, not in queues.
+//!
+//! A render ends in one of two ways. Failed: the spool file is removed at
+//! once, nothing is kept. Published: every byte is out, and
+//! [`LiveRender::commit`] writes the output into the cache in one awaited
+//! step (hash → fsync → rename → record); only then is it `complete`, and
+//! from then on the cache answers.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use clipstream_actors::pipeline::{Publish, RenderError, State};
-use clipstream_storage::{Segment, Store};
+use clipstream_storage::{Job, JobError, JobState, Segment, Store};
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
+use super::content_key::OutputKey;
+use crate::http::error::ApiError;
+
 /// Read size for viewers.
 const READ_BUF: usize = 64 * 1024;
 
+/// A render past this fraction is "well under way": it is finished and
+/// cached even when its last viewer leaves (CONTRACT section 5).
+const WELL_UNDER_WAY: f64 = 0.5;
+
 pub struct LiveRender {
-    pub key: String,
+    pub output: OutputKey,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
+    viewers: watch::Sender<usize>,
+    /// A background reason keeps the render going without viewers.
+    background: AtomicBool,
     store: Store,
-    cache_capacity: u64,
 }
 
 struct Inner {
@@ -37,12 +55,16 @@ struct Inner {
     error: Option<RenderError>,
     /// The init segment, then each fragment (HLS serves them one by one).
     segments: Vec<Segment>,
-    /// Cached: the digest, once the file is complete.
-    hash: Option<String>,
+    /// Every byte is out: `len` is final.
+    published: bool,
+    /// In the cache: the cache answers from now on.
+    complete: bool,
     /// Bytes were rewritten after they were appended (see `patch`): the
     /// running hash no longer holds.
     patched: bool,
     version: u64,
+    /// The job's record, kept in step with `state`.
+    job: Job,
 }
 
 /// What a viewer needs to know at one moment.
@@ -52,17 +74,47 @@ pub struct Snapshot {
     pub state: State,
     pub progress: f64,
     pub error: Option<RenderError>,
+    /// Every byte is out: `len` is the total.
+    pub published: bool,
     pub complete: bool,
     pub segments: Vec<Segment>,
 }
 
+impl Snapshot {
+    /// Nothing more will change but the move into the cache.
+    fn settled(&self) -> bool {
+        self.published || self.error.is_some()
+    }
+}
+
+/// Someone watching (or about to): while any is alive the render is not
+/// abandoned.
+pub struct Viewer(Arc<LiveRender>);
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.0.viewers.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The stable code and the message of a render's failure, as its HTTP
+/// error would say them.
+pub fn job_error(error: &RenderError) -> JobError {
+    let api = ApiError::Render(error.clone());
+    JobError {
+        code: api.code().to_owned(),
+        message: api.public_message(),
+    }
+}
+
 impl LiveRender {
-    pub fn new(key: String, store: Store, cache_capacity: u64) -> std::io::Result<Arc<LiveRender>> {
+    pub fn new(output: OutputKey, job: Job, store: Store) -> std::io::Result<Arc<LiveRender>> {
         let dir = store.render_spool_dir();
-        let path = dir.join(format!("{key}.{}.part", std::process::id()));
+        let path = dir.join(format!("{}.{}.part", output.key, std::process::id()));
         let file = File::create(&path)?;
+        let background = job.background;
         Ok(Arc::new(LiveRender {
-            key,
+            output,
             inner: Mutex::new(Inner {
                 path,
                 file: Some(file),
@@ -72,13 +124,16 @@ impl LiveRender {
                 progress: 0.0,
                 error: None,
                 segments: Vec::new(),
-                hash: None,
+                published: false,
+                complete: false,
                 patched: false,
                 version: 0,
+                job,
             }),
             changed: watch::channel(0).0,
+            viewers: watch::channel(0).0,
+            background: AtomicBool::new(background),
             store,
-            cache_capacity,
         }))
     }
 
@@ -100,6 +155,14 @@ impl LiveRender {
         self.changed.send_replace(inner.version);
     }
 
+    /// Writes the job's record as it stands (no flush: a state change is
+    /// worth nothing after a crash, which resumes or forgets the job).
+    fn note_job(&self, inner: &Inner) {
+        if let Err(e) = self.store.note_job(&inner.job) {
+            tracing::warn!(key = %self.output.key, error = %e, "a job's state could not be recorded");
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         Snapshot {
@@ -107,9 +170,15 @@ impl LiveRender {
             state: inner.state,
             progress: inner.progress,
             error: inner.error.clone(),
-            complete: inner.hash.is_some(),
+            published: inner.published,
+            complete: inner.complete,
             segments: inner.segments.clone(),
         }
+    }
+
+    /// The job's record as it stands.
+    pub fn job(&self) -> Job {
+        self.lock().job.clone()
     }
 
     /// Waits until `ready` holds for the render's snapshot (or the render
@@ -127,9 +196,56 @@ impl LiveRender {
         }
     }
 
+    /// Waits until every byte is out or the render failed.
+    pub async fn settled(&self) -> Snapshot {
+        self.wait_for(Snapshot::settled).await
+    }
+
+    /// Counts a viewer until the guard drops.
+    pub fn viewer(self: &Arc<Self>) -> Viewer {
+        self.viewers.send_modify(|n| *n += 1);
+        Viewer(self.clone())
+    }
+
+    /// From now on the render runs to its end without viewers.
+    pub fn keep_in_background(&self) {
+        self.background.store(true, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.job.background = true;
+        self.note_job(&inner);
+    }
+
+    pub fn is_background(&self) -> bool {
+        self.background.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once nobody has watched for `grace`, unless a background
+    /// reason keeps the render or it is well under way; then never.
+    pub async fn abandoned(&self, grace: Duration) {
+        let mut rx = self.viewers.subscribe();
+        loop {
+            if rx.wait_for(|n| *n == 0).await.is_err() {
+                return std::future::pending().await;
+            }
+            // `is_ok` at once: a watch `Ref` held on would block senders.
+            let back = tokio::time::timeout(grace, rx.wait_for(|n| *n > 0))
+                .await
+                .is_ok();
+            if back {
+                continue;
+            }
+            if self.is_background() || self.snapshot().progress >= WELL_UNDER_WAY {
+                return std::future::pending().await;
+            }
+            if *rx.borrow() == 0 {
+                return;
+            }
+        }
+    }
+
     fn append(&self, bytes: &[u8], seconds: f64) {
         let mut inner = self.lock();
-        if inner.error.is_some() {
+        if inner.error.is_some() || inner.published {
             return;
         }
         let Some(file) = inner.file.as_mut() else {
@@ -150,24 +266,105 @@ impl LiveRender {
         self.bump(&mut inner);
     }
 
+    /// Writes the published render into the cache: the digest of its
+    /// bytes, fsync, rename into `renders/`, the cache record, then the
+    /// job's. Until it returns, viewers read the spool file; after, the
+    /// cache. A failure here fails the render and keeps nothing.
+    pub async fn commit(self: &Arc<Self>, capacity: u64, render_secs: f64) {
+        let taken = {
+            let mut inner = self.lock();
+            if !inner.published || inner.error.is_some() || inner.complete {
+                return;
+            }
+            inner.job.state = JobState::Saving;
+            self.note_job(&inner);
+            (
+                inner.file.take(),
+                inner.path.clone(),
+                inner.patched,
+                inner.hasher.clone(),
+            )
+        };
+        let (file, spool, patched, hasher) = taken;
+        let dest = self.store.render_path(&self.output.key);
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            let file = file.ok_or_else(|| std::io::Error::other("committed twice"))?;
+            let mut hasher = hasher;
+            if patched {
+                // A muxer rewrote bytes already hashed: hash the file again.
+                hasher = blake3::Hasher::new();
+                hasher.update_reader(File::open(&spool)?)?;
+            }
+            file.sync_all()?;
+            std::fs::rename(&spool, &dest)?;
+            Ok(hasher.finalize().to_hex().to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let hash = match written {
+            Ok(hash) => hash,
+            Err(e) => {
+                self.fail(RenderError::Internal(format!(
+                    "the render could not be cached: {e}"
+                )));
+                return;
+            }
+        };
+        let (len, segments) = {
+            let mut inner = self.lock();
+            inner.path = self.store.render_path(&self.output.key);
+            (inner.len, inner.segments.clone())
+        };
+        let recorded = self
+            .store
+            .record_cached_render(
+                &self.output.key,
+                &self.output.project,
+                len,
+                hash,
+                segments,
+                capacity,
+            )
+            .await;
+        let mut inner = self.lock();
+        if let Err(e) = recorded {
+            // The renamed file has no record: the next start sweeps it.
+            drop(inner);
+            self.fail(RenderError::Internal(format!(
+                "the render could not be recorded in the cache: {e}"
+            )));
+            return;
+        }
+        inner.complete = true;
+        inner.state = State::Done;
+        inner.progress = 1.0;
+        inner.job.state = JobState::Done;
+        inner.job.progress = 1.0;
+        inner.job.finished = Some(clipstream_storage::unix_now());
+        inner.job.render_secs = Some(render_secs);
+        self.note_job(&inner);
+        self.bump(&mut inner);
+    }
+
     /// Opens the bytes for a viewer: the spool file, or the cached file if
     /// the render was moved into the cache meanwhile.
-    async fn open(&self) -> std::io::Result<tokio::fs::File> {
+    pub async fn open_file(&self) -> std::io::Result<tokio::fs::File> {
         let path = self.lock().path.clone();
         match tokio::fs::File::open(&path).await {
             Ok(f) => Ok(f),
-            // Moved into the cache between reading the path and opening.
+            // Renamed into the cache between reading the path and opening
+            // (`commit` updates the path only once the rename is done).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let moved = self.lock().path.clone();
-                tokio::fs::File::open(moved).await
+                tokio::fs::File::open(self.store.render_path(&self.output.key)).await
             }
             Err(e) => Err(e),
         }
     }
 
     /// The bytes from `start` up to `end` (exclusive; `None`: to the end
-    /// of the render), as they are produced. If the render fails midway
-    /// the stream ends with an error, which cuts the response.
+    /// of the render), as they are produced; the reader counts as a
+    /// viewer while it lasts. If the render fails midway the stream ends
+    /// with an error, which cuts the response.
     pub fn stream(
         self: &Arc<Self>,
         start: u64,
@@ -175,6 +372,7 @@ impl LiveRender {
     ) -> impl Stream<Item = std::io::Result<Bytes>> + 'static {
         struct Reader {
             live: Arc<LiveRender>,
+            _viewer: Viewer,
             file: Option<tokio::fs::File>,
             offset: u64,
             end: Option<u64>,
@@ -182,6 +380,7 @@ impl LiveRender {
         }
         let reader = Reader {
             rx: self.changed.subscribe(),
+            _viewer: self.viewer(),
             live: self.clone(),
             file: None,
             offset: start,
@@ -201,7 +400,7 @@ impl LiveRender {
                 let available = r.end.map_or(snap.len, |end| end.min(snap.len));
                 if r.offset < available {
                     if r.file.is_none() {
-                        match r.live.open().await {
+                        match r.live.open_file().await {
                             Ok(mut f) => {
                                 if let Err(e) = f.seek(std::io::SeekFrom::Start(r.offset)).await {
                                     return Some((Err(e), None));
@@ -222,7 +421,7 @@ impl LiveRender {
                         Err(e) => Some((Err(e), None)),
                     };
                 }
-                if snap.complete {
+                if snap.published || snap.complete {
                     return None;
                 }
                 if r.rx.changed().await.is_err() {
@@ -236,13 +435,32 @@ impl LiveRender {
 impl Publish for LiveRender {
     fn state(&self, state: State) {
         let mut inner = self.lock();
+        if inner.error.is_some() || inner.published {
+            return;
+        }
         inner.state = state;
+        let job_state = match state {
+            State::Queued => JobState::Queued,
+            State::Fetching => JobState::Fetching,
+            State::Rendering => JobState::Rendering,
+            State::Saving | State::Done => JobState::Saving,
+            State::Failed => JobState::Failed,
+        };
+        if inner.job.state != job_state {
+            inner.job.state = job_state;
+            if job_state == JobState::Fetching && inner.job.started.is_none() {
+                inner.job.started = Some(clipstream_storage::unix_now());
+            }
+            inner.job.progress = inner.progress;
+            self.note_job(&inner);
+        }
         self.bump(&mut inner);
     }
 
     fn progress(&self, done: f64) {
         let mut inner = self.lock();
         inner.progress = done;
+        inner.job.progress = done;
         self.bump(&mut inner);
     }
 
@@ -261,7 +479,7 @@ impl Publish for LiveRender {
     fn patch(&self, offset: u64, bytes: Bytes) {
         use std::os::unix::fs::FileExt;
         let mut inner = self.lock();
-        if inner.error.is_some() {
+        if inner.error.is_some() || inner.published {
             return;
         }
         if offset + bytes.len() as u64 > inner.len {
@@ -280,66 +498,32 @@ impl Publish for LiveRender {
         self.bump(&mut inner);
     }
 
+    /// Every byte is out; [`LiveRender::commit`] does the rest.
     fn finish(&self) {
         let mut inner = self.lock();
-        if inner.error.is_some() {
+        if inner.error.is_some() || inner.published {
             return;
         }
-        if inner.patched {
-            let mut hasher = blake3::Hasher::new();
-            let rehashed =
-                File::open(&inner.path).and_then(|f| hasher.update_reader(f).map(|_| ()));
-            if let Err(e) = rehashed {
-                self.fail_inside(inner, format!("the render could not be hashed: {e}"));
-                return;
-            }
-            inner.hasher = hasher;
-        }
-        let synced = inner.file.take().map(|f| f.sync_all());
-        let dest = self.store.render_path(&self.key);
-        let moved = match synced {
-            Some(Ok(())) => std::fs::rename(&inner.path, &dest),
-            Some(Err(e)) => Err(e),
-            None => Err(std::io::Error::other("finished twice")),
-        };
-        if let Err(e) = moved {
-            self.fail_inside(inner, format!("the render could not be cached: {e}"));
-            return;
-        }
-        inner.path = dest;
-        let hash = inner.hasher.finalize().to_hex().to_string();
-        inner.hash = Some(hash.clone());
-        inner.state = State::Done;
+        inner.published = true;
+        inner.state = State::Saving;
         inner.progress = 1.0;
-        let (len, key, store, capacity) = (
-            inner.len,
-            self.key.clone(),
-            self.store.clone(),
-            self.cache_capacity,
-        );
-        let segments = inner.segments.clone();
         self.bump(&mut inner);
-        drop(inner);
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .record_cached_render(&key, len, hash, segments, capacity)
-                .await
-            {
-                tracing::warn!(key = %key, error = %e, "a finished render could not be recorded in the cache");
-            }
-        });
     }
 
     fn fail(&self, error: RenderError) {
         let mut inner = self.lock();
-        if inner.error.is_some() || inner.hash.is_some() {
+        if inner.error.is_some() || inner.complete {
             return;
         }
         inner.file = None;
         // Nothing of a failed render is kept.
         let _ = std::fs::remove_file(&inner.path);
+        inner.job.state = JobState::Failed;
+        inner.job.error = Some(job_error(&error));
+        inner.job.finished = Some(clipstream_storage::unix_now());
         inner.error = Some(error);
         inner.state = State::Failed;
+        self.note_job(&inner);
         self.bump(&mut inner);
     }
 }

@@ -1,9 +1,12 @@
-//! Delivery of renders (CONTRACT section 5): one live render per token and
-//! extension however many watch, its bytes spooled to a file that every
-//! viewer reads at its own pace, then moved into the cache.
+//! Delivery of renders (CONTRACT sections 4 and 5): outputs keyed by
+//! their content, render jobs in a bounded priority queue, one live render
+//! per output however many watch, its bytes spooled to a file that every
+//! viewer reads at its own pace, then committed to the cache.
 
+pub mod content_key;
 pub mod fetch;
 pub mod live;
+mod queue;
 pub mod registry;
 mod resolver;
 

@@ -1,28 +1,63 @@
-//! Every render in progress, by token and extension: the first GET starts
-//! one, later GETs join it. A bounded number run at once (`render.workers`);
-//! a bounded number wait for a worker (`render.max_queued`).
+//! Every render job, by its output's content key: the first GET of a
+//! token (or a prerender, or a restart that finds a background job
+//! unfinished) starts one, later GETs of any token that resolves to the
+//! same output join it. Jobs wait for a worker in the [`Queue`]; each runs
+//! its actor tree under a time limit, is cancelled when its viewers have
+//! gone and nothing else keeps it, and ends with its output committed to
+//! the cache or its failure recorded.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use clipstream_actors::edit::{self, Format};
 use clipstream_actors::output::Deliverable;
-use clipstream_actors::pipeline::{self, Job, Publish, RenderError, State};
-use clipstream_actors::plan;
-use clipstream_storage::{Error as StoreError, OpenRender, Store};
-use tokio::sync::Semaphore;
+use clipstream_actors::pipeline::{self, Publish, RenderError, State};
+use clipstream_storage::{
+    Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
+};
 
+use super::content_key::{self, output_name, parse_output, OutputKey, Prepared};
 use super::fetch::UrlFetcher;
-use super::live::LiveRender;
+use super::live::{LiveRender, Viewer};
+use super::queue::{Queue, Ticket};
 use super::resolver::ProjectSources;
 use crate::config::Config;
 use crate::http::error::ApiError;
 use crate::memory::IdleTrim;
 use crate::metrics::Metrics;
 
-/// Remembered failures, for `/status` after the live render is gone.
-const FAILURES_KEPT: usize = 1024;
+/// Tokens whose output keys are remembered; past this the memo starts
+/// over (it is only a shortcut).
+const MEMO_TOKENS: usize = 100_000;
+
+/// Why a job runs: counted in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A viewer asked for an output not cached.
+    Viewer,
+    /// A render request asked for it ahead of viewers.
+    Prerender,
+    /// A background job the last process did not finish.
+    Resumed,
+}
+
+impl Reason {
+    fn label(self) -> &'static str {
+        match self {
+            Reason::Viewer => "viewer",
+            Reason::Prerender => "prerender",
+            Reason::Resumed => "resumed",
+        }
+    }
+}
+
+/// A token's output key as derived at one generation of its project.
+struct Memo {
+    what: Deliverable,
+    generation: Generation,
+    seen: u64,
+    output: Arc<OutputKey>,
+}
 
 pub struct Renders {
     store: Store,
@@ -30,34 +65,29 @@ pub struct Renders {
     urls: Arc<UrlFetcher>,
     config: Arc<Config>,
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
-    failures: Mutex<HashMap<String, RenderError>>,
-    workers: Arc<Semaphore>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
+    memo: Mutex<HashMap<String, Vec<Memo>>>,
+    queue: Arc<Queue>,
     idle: Arc<IdleTrim>,
-}
-
-/// The cache key of `what` of `token`: its file name under `/render/`.
-pub fn key(token: &str, what: Deliverable) -> String {
-    match what {
-        Deliverable::Movie(format) => format!("{token}.{}", format.extension()),
-        Deliverable::Poster => format!("{token}-poster.jpg"),
-        Deliverable::Thumbnail => format!("{token}-thumb.jpg"),
-    }
-}
-
-/// The extension whose movie a deliverable is made of: a poster or a
-/// thumbnail belongs to the video, the movie chosen for `.mp4`.
-fn movie_extension(what: Deliverable) -> &'static str {
-    match what {
-        Deliverable::Movie(format) => format.extension(),
-        Deliverable::Poster | Deliverable::Thumbnail => Format::Mp4.extension(),
-    }
+    /// `Cache-Control` of token URLs: short, so that a changed movie shows.
+    pub cache_control: &'static str,
 }
 
 /// A GET's answer: bytes in the cache, or a render to follow.
 pub enum Lookup {
     Cached(Arc<OpenRender>),
-    Live(Arc<LiveRender>),
+    Live(Arc<LiveRender>, Viewer),
+}
+
+/// Where an output stands, for `/status`.
+pub struct Status {
+    pub state: JobState,
+    pub progress: f64,
+    pub error: Option<JobError>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain maps: consistent whatever panicked while holding them.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Renders {
@@ -68,43 +98,43 @@ impl Renders {
     ) -> Result<Renders, reqwest::Error> {
         let urls = Arc::new(UrlFetcher::new(&config.fetch)?);
         let idle = IdleTrim::new(Duration::from_secs(config.render.memory_idle_secs));
+        // Made once per process, so a `'static` header value costs nothing.
+        let cache_control: &'static str = Box::leak(
+            format!(
+                "public, max-age={}, must-revalidate",
+                config.render.max_age_secs
+            )
+            .into_boxed_str(),
+        );
         Ok(Renders {
             metrics,
             urls,
-            workers: Arc::new(Semaphore::new(config.render_workers())),
+            queue: Queue::new(config.render_workers(), config.render.max_queued),
             store,
             config,
             live: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            memo: Mutex::new(HashMap::new()),
             idle,
+            cache_control,
         })
-    }
-
-    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRender>>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn failure(&self, key: &str) -> Option<RenderError> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
     }
 
     /// Sets the gauges of renders in progress by state.
     pub fn count_states(&self) {
-        let mut counts = [0i64; 3];
-        for live in self.live_map().values() {
+        let mut counts = [0i64; 4];
+        for live in lock(&self.live).values() {
             match live.snapshot().state {
                 State::Queued => counts[0] += 1,
                 State::Fetching => counts[1] += 1,
                 State::Rendering => counts[2] += 1,
+                State::Saving => counts[3] += 1,
                 State::Done | State::Failed => {}
             }
         }
-        for (state, n) in ["queued", "fetching", "rendering"].into_iter().zip(counts) {
+        for (state, n) in ["queued", "fetching", "rendering", "saving"]
+            .into_iter()
+            .zip(counts)
+        {
             self.metrics
                 .renders_active
                 .get_or_create(&vec![("state", state)])
@@ -112,73 +142,200 @@ impl Renders {
         }
     }
 
-    pub fn live(&self, key: &str) -> Option<Arc<LiveRender>> {
-        self.live_map().get(key).cloned()
-    }
-
-    /// The cached render of `what` of `token`, the live one, or a new one.
-    pub fn lookup(self: &Arc<Self>, token: &str, what: Deliverable) -> Result<Lookup, ApiError> {
-        let key = key(token, what);
-        if let Some(open) = self.store.open_cached_render(&key)? {
-            self.metrics.cache_hits.inc();
-            return Ok(Lookup::Cached(open));
+    /// The output key of `what` of `token` as its project stands now:
+    /// remembered until the project's generation moves, so that a warm
+    /// GET reads neither the movie nor the assets. Derived afresh, it
+    /// comes with what a render needs.
+    fn resolve(
+        &self,
+        token: &str,
+        what: Deliverable,
+    ) -> Result<(Arc<OutputKey>, Option<Prepared>), ApiError> {
+        if let Some(memos) = lock(&self.memo).get(token) {
+            if let Some(m) = memos.iter().find(|m| m.what == what) {
+                if m.generation.load(std::sync::atomic::Ordering::Acquire) == m.seen {
+                    return Ok((m.output.clone(), None));
+                }
+            }
         }
-        let mut map = self.live_map();
-        if let Some(live) = map.get(&key) {
-            return Ok(Lookup::Live(live.clone()));
-        }
-        let (plan, project) = self.plan_for(token, what)?;
-        if self.queued.load(std::sync::atomic::Ordering::Relaxed) >= self.config.render.max_queued {
-            return Err(ApiError::Busy);
-        }
-        let live = LiveRender::new(
-            key.clone(),
-            self.store.clone(),
-            self.config.render.cache_capacity_bytes,
-        )
-        .map_err(StoreError::from)?;
-        map.insert(key.clone(), live.clone());
-        drop(map);
-        self.metrics.cache_misses.inc();
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        tokio::spawn(self.clone().run(key, plan, project, live.clone()));
-        Ok(Lookup::Live(live))
-    }
-
-    /// The plan of `what` of the movie that `token` names for it, and its
-    /// project. The extension picks the movie and decides the format,
-    /// whatever the movie's `output.format` says.
-    fn plan_for(&self, token: &str, what: Deliverable) -> Result<(plan::Plan, String), ApiError> {
         let request = self.store.render_request(token)?;
-        let ext = movie_extension(what);
-        let name = request
-            .movie
-            .for_extension(ext)
-            .ok_or_else(|| ApiError::NoMovieFor(ext.to_owned()))?;
-        let movie = self.store.movie(&request.project, name)?;
-        let limits = self.config.edit_limits();
-        let edit = edit::fill(&movie.body, &request.params, &limits)?;
-        let plan = plan::plan_as(&edit, what, &limits).map_err(ApiError::Plan)?;
-        Ok((plan, request.project))
+        // Read before deriving: a write in between moves it past `seen`.
+        let generation = self.store.generation(&request.project);
+        let seen = generation.load(std::sync::atomic::Ordering::Acquire);
+        let prepared = content_key::prepare(&self.store, &self.config, &request, what)?;
+        let output = Arc::new(prepared.output.clone());
+        let mut memo = lock(&self.memo);
+        if memo.len() >= MEMO_TOKENS {
+            memo.clear();
+        }
+        let memos = memo.entry(token.to_owned()).or_default();
+        memos.retain(|m| m.what != what);
+        memos.push(Memo {
+            what,
+            generation,
+            seen,
+            output: output.clone(),
+        });
+        Ok((output, Some(prepared)))
     }
 
-    async fn run(
-        self: Arc<Self>,
-        key: String,
-        plan: plan::Plan,
-        project: String,
-        live: Arc<LiveRender>,
-    ) {
-        use std::sync::atomic::Ordering;
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        let permit = self.workers.clone().acquire_owned().await;
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-        let Ok(_permit) = permit else { return };
+    /// The cached output of `what` of `token`, the render making it, or a
+    /// new render of it for a viewer. `Busy` when the queue is full.
+    pub async fn lookup(
+        self: &Arc<Self>,
+        token: &str,
+        what: Deliverable,
+    ) -> Result<(Arc<OutputKey>, Lookup), ApiError> {
+        let (output, prepared) = self.resolve(token, what)?;
+        if let Some(open) = self.store.open_cached_render(&output.key)? {
+            self.metrics.cache_hits.inc();
+            return Ok((output, Lookup::Cached(open)));
+        }
+        if let Some(live) = self.joined(&output.key) {
+            let viewer = live.viewer();
+            return Ok((output, Lookup::Live(live, viewer)));
+        }
+        let prepared = match prepared {
+            Some(p) => p,
+            None => self.prepare(token, what)?,
+        };
+        let live = self
+            .start(token, what, prepared, Reason::Viewer)
+            .await?;
+        let viewer = live.viewer();
+        Ok((output, Lookup::Live(live, viewer)))
+    }
+
+    /// The render of `key` in progress, if any; a viewer joining a
+    /// background render that still waits for a worker moves it up.
+    fn joined(&self, key: &str) -> Option<Arc<LiveRender>> {
+        let live = lock(&self.live).get(key).cloned()?;
+        self.queue.promote(key);
+        Some(live)
+    }
+
+    fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, ApiError> {
+        let request: RenderRequest = self.store.render_request(token)?;
+        content_key::prepare(&self.store, &self.config, &request, what)
+    }
+
+    /// Renders `what` of `token` without a viewer (a prerender or an
+    /// upload): nothing to do when it is cached, a render in progress is
+    /// kept running to its end, else a background job is queued.
+    pub async fn prerender(self: &Arc<Self>, token: &str, what: Deliverable) -> Result<(), ApiError> {
+        let (output, _) = self.resolve(token, what)?;
+        if self.store.cached_render(&output.key)?.is_some() {
+            return Ok(());
+        }
+        if let Some(live) = lock(&self.live).get(&output.key).cloned() {
+            live.keep_in_background();
+            return Ok(());
+        }
+        let prepared = self.prepare(token, what)?;
+        self.start(token, what, prepared, Reason::Prerender)
+            .await
+            .map(|_| ())
+    }
+
+    /// Queues a job for `prepared` (or joins one that another caller
+    /// started meanwhile) and returns its render.
+    async fn start(
+        self: &Arc<Self>,
+        token: &str,
+        what: Deliverable,
+        prepared: Prepared,
+        reason: Reason,
+    ) -> Result<Arc<LiveRender>, ApiError> {
+        let key = prepared.output.key.clone();
+        let background = reason != Reason::Viewer;
+        let job = Job::new(
+            &key,
+            &prepared.output.project,
+            token,
+            output_name(what),
+            background,
+        );
+        let (live, ticket) = {
+            let mut map = lock(&self.live);
+            if let Some(live) = map.get(&key) {
+                if background {
+                    live.keep_in_background();
+                }
+                return Ok(live.clone());
+            }
+            let ticket = self
+                .queue
+                .enter(&key, !background, reason == Reason::Resumed)
+                .map_err(|_| ApiError::Busy {
+                    retry_after_secs: self.config.render.busy_retry_secs,
+                })?;
+            let live = LiveRender::new(prepared.output.clone(), job.clone(), self.store.clone())
+                .map_err(StoreError::from)?;
+            map.insert(key.clone(), live.clone());
+            (live, ticket)
+        };
+        // A background job is promised to run: its record is durable
+        // before the caller hears so.
+        if let Err(e) = self.store.put_job(&job, background).await {
+            live.fail(RenderError::Internal(format!("the job could not be recorded: {e}")));
+            lock(&self.live).remove(&key);
+            return Err(e.into());
+        }
+        if reason == Reason::Viewer {
+            self.metrics.cache_misses.inc();
+        }
+        self.metrics
+            .renders_started
+            .get_or_create(&vec![("reason", reason.label())])
+            .inc();
+        tokio::spawn(self.clone().run(live.clone(), prepared, ticket));
+        Ok(live)
+    }
+
+    async fn run(self: Arc<Self>, live: Arc<LiveRender>, prepared: Prepared, ticket: Ticket) {
+        let key = live.output.key.clone();
+        let span = tracing::info_span!("render", key = %key);
+        let abandoned = live.abandoned(Duration::from_secs(self.config.render.abandon_grace_secs));
+        tokio::pin!(abandoned);
+        let outcome = tokio::select! {
+            slot = ticket.wait() => match slot {
+                Some(slot) => {
+                    let _slot = slot;
+                    self.render(&live, prepared, abandoned.as_mut(), &span).await
+                }
+                None => Outcome::Failed,
+            },
+            () = abandoned.as_mut() => {
+                live.fail(RenderError::Internal("no viewer was left".into()));
+                Outcome::Cancelled
+            }
+        };
+        self.metrics
+            .renders_finished
+            .get_or_create(&vec![("outcome", outcome.label())])
+            .inc();
+        if outcome == Outcome::Cancelled {
+            // Nobody asked for it after all: as if never asked.
+            if let Err(e) = self.store.remove_job(&key).await {
+                tracing::warn!(key = %key, error = %e, "a cancelled job's record could not be removed");
+            }
+        }
+        // Only now, with the output in the cache or the failure recorded,
+        // may a GET start the render again.
+        lock(&self.live).remove(&key);
+    }
+
+    /// Runs one job's actor tree on a worker, to its end.
+    async fn render(
+        &self,
+        live: &Arc<LiveRender>,
+        prepared: Prepared,
+        mut abandoned: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        span: &tracing::Span,
+    ) -> Outcome {
         let _busy = self.idle.busy();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        let key = live.output.key.clone();
         let downloads = match tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())
@@ -188,15 +345,16 @@ impl Renders {
                 live.fail(RenderError::Internal(format!(
                     "no directory for downloads: {e}"
                 )));
-                return;
+                return Outcome::Failed;
             }
         };
-        let job = Job {
+        let job = pipeline::Job {
             name: key.clone(),
-            plan,
+            plan: prepared.plan,
             resolver: Arc::new(ProjectSources {
                 store: self.store.clone(),
-                project,
+                project: live.output.project.clone(),
+                assets: prepared.assets,
                 urls: self.urls.clone(),
                 downloads,
             }),
@@ -204,67 +362,205 @@ impl Renders {
             limits: self.config.source_limits(),
             fragments: self.config.fragments(),
         };
-        let span = tracing::info_span!("render", key = %key);
-        let _enter = span.enter();
-        tracing::info!("render started");
-        let supervisor = match pipeline::start(job).await {
-            Ok(supervisor) => Some(supervisor),
-            Err(e) => {
-                live.fail(e);
+        let limit = Duration::from_secs(self.config.render.max_render_secs);
+        let timed = tokio::time::timeout(limit, async {
+            let _enter = span.enter();
+            tracing::info!("render started");
+            drop(_enter);
+            let supervisor = match pipeline::start(job).await {
+                Ok(supervisor) => supervisor,
+                Err(e) => {
+                    live.fail(e);
+                    return None;
+                }
+            };
+            Some(supervisor)
+        })
+        .await;
+        let supervisor = match timed {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => None,
+            Err(_) => {
+                live.fail(over_limit(limit));
                 None
             }
         };
-        drop(_enter);
-        // The worker is held until the render settles, or until the render
-        // has had its time: a source that decodes slowly on purpose must
-        // not hold a worker for ever.
-        let limit = Duration::from_secs(self.config.render.max_render_secs);
-        let snap = match tokio::time::timeout(limit, live.wait_for(|_| false)).await {
-            Ok(snap) => snap,
-            Err(_) => {
-                if let Some(supervisor) = &supervisor {
-                    supervisor.stop_children(None);
-                    supervisor.stop(None);
-                }
-                live.fail(RenderError::Media(format!(
-                    "the render took longer than the limit of {} s (render.max_render_secs)",
-                    limit.as_secs()
-                )));
-                live.wait_for(|_| false).await
+        let stop_tree = supervisor.map(|s| {
+            move || {
+                s.stop_children(None);
+                s.stop(None);
+            }
+        });
+        let stop = |_: Option<()>| {
+            if let Some(stop) = &stop_tree {
+                stop();
             }
         };
-        self.metrics
-            .render_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = if snap.error.is_some() {
-            "failed"
-        } else {
-            "done"
-        };
-        self.metrics
-            .renders_finished
-            .get_or_create(&vec![("outcome", outcome)])
-            .inc();
+        let left = limit.saturating_sub(started.elapsed());
+        let mut cancelled = false;
+        tokio::select! {
+            _ = live.settled() => {}
+            () = tokio::time::sleep(left) => {
+                stop(None);
+                live.fail(over_limit(limit));
+            }
+            () = abandoned.as_mut() => {
+                stop(None);
+                live.fail(RenderError::Internal("no viewer was left".into()));
+                cancelled = true;
+            }
+        }
+        let snap = live.settled().await;
+        if snap.error.is_some() {
+            // Failed from outside (its owner deleted it) or inside: make
+            // sure nothing of the tree runs on.
+            stop(None);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.render_seconds.observe(seconds);
+        if snap.published && snap.error.is_none() {
+            live.commit(self.config.render.cache_capacity_bytes, seconds)
+                .await;
+        }
+        let snap = live.snapshot();
         if let Some(RenderError::Fetch(_)) = &snap.error {
             self.metrics.fetch_errors.inc();
         }
-        if let Some(error) = &snap.error {
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            if failures.len() >= FAILURES_KEPT {
-                failures.clear();
-            }
-            failures.insert(key.clone(), error.clone());
-        } else {
-            // Leave the map only once the cache answers for the key, so
-            // that no GET in between starts the render again.
-            for _ in 0..100 {
-                if matches!(self.store.cached_render(&key), Ok(Some(_))) {
-                    break;
+        let _enter = span.enter();
+        tracing::info!(state = ?snap.state, bytes = snap.len, "render settled");
+        match (cancelled, snap.complete) {
+            (true, _) => Outcome::Cancelled,
+            (false, true) => Outcome::Done,
+            (false, false) => Outcome::Failed,
+        }
+    }
+
+    /// Where `what` of `token` stands.
+    pub fn status(&self, token: &str, what: Deliverable) -> Result<Status, ApiError> {
+        let (output, _) = self.resolve(token, what)?;
+        // The cache first: it answers as soon as the output is recorded,
+        // a moment before its render lets go.
+        if self.store.cached_render(&output.key)?.is_some() {
+            return Ok(Status {
+                state: JobState::Done,
+                progress: 1.0,
+                error: None,
+            });
+        }
+        if let Some(live) = lock(&self.live).get(&output.key).cloned() {
+            let job = live.job();
+            return Ok(Status {
+                state: job.state,
+                progress: live.snapshot().progress,
+                error: job.error,
+            });
+        }
+        Ok(match self.store.job(&output.key)? {
+            Some(job) => Status {
+                state: job.state,
+                progress: job.progress,
+                error: job.error,
+            },
+            // Never asked for: it renders on the first GET.
+            None => Status {
+                state: JobState::Queued,
+                progress: 0.0,
+                error: None,
+            },
+        })
+    }
+
+    /// Drops every cached output of `token` (the next GET renders it
+    /// again) and stops its renders in progress; returns how many were
+    /// cached or running.
+    pub async fn forget(&self, token: &str) -> Result<usize, ApiError> {
+        let mut dropped = 0;
+        for what in content_key::every_output() {
+            let output = match self.resolve(token, what) {
+                Ok((output, _)) => output,
+                // The token has no such output (no movie for it, no
+                // poster, …): nothing to drop.
+                Err(ApiError::Store(StoreError::TokenNotFound)) => {
+                    return Err(StoreError::TokenNotFound.into())
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(_) => continue,
+            };
+            if let Some(live) = lock(&self.live).get(&output.key).cloned() {
+                live.fail(RenderError::Internal(
+                    "the render was deleted by its owner".into(),
+                ));
+                dropped += 1;
+            }
+            if self.store.forget_render(&output.key).await? {
+                dropped += 1;
             }
         }
-        self.live_map().remove(&key);
-        tracing::info!(state = ?snap.state, bytes = snap.len, "render settled");
+        Ok(dropped)
+    }
+
+    /// At start: runs again the background jobs the last process left
+    /// unfinished, and forgets the others (their viewers are gone).
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for job in self.store.unfinished_jobs()? {
+            let what = match (job.background, parse_output(&job.output)) {
+                (true, Some(what)) => what,
+                _ => {
+                    self.store.remove_job(&job.key).await?;
+                    continue;
+                }
+            };
+            let started = match self.prepare(&job.token, what) {
+                Ok(prepared) => {
+                    if prepared.output.key != job.key {
+                        // The movie or an asset changed since: the job is
+                        // now of another output.
+                        self.store.remove_job(&job.key).await?;
+                    }
+                    self.start(&job.token, what, prepared, Reason::Resumed)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok(_) => resumed += 1,
+                Err(e) => {
+                    tracing::warn!(key = %job.key, error = %e, "an interrupted job cannot run again");
+                    let mut failed = job.clone();
+                    failed.state = JobState::Failed;
+                    failed.finished = Some(clipstream_storage::unix_now());
+                    failed.error = Some(JobError {
+                        code: e.code().to_owned(),
+                        message: e.public_message(),
+                    });
+                    self.store.put_job(&failed, true).await?;
+                }
+            }
+        }
+        Ok(resumed)
+    }
+}
+
+fn over_limit(limit: Duration) -> RenderError {
+    RenderError::Media(format!(
+        "the render took longer than the limit of {} s (render.max_render_secs)",
+        limit.as_secs()
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! How a render's `src` values become files: project assets by name, and
-//! http(s) URLs downloaded once per render into a directory that goes away
-//! with the render.
+//! How a render's `src` values become files: project assets by name (the
+//! very versions its output key was derived from), and http(s) URLs
+//! downloaded once per render into a directory that goes away with the
+//! render.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use clipstream_actors::pipeline::{FetchError, Resolve, Resolved};
@@ -12,6 +14,8 @@ use super::fetch::UrlFetcher;
 pub struct ProjectSources {
     pub store: Store,
     pub project: String,
+    /// The content digest of each asset when the output key was made.
+    pub assets: HashMap<String, String>,
     pub urls: Arc<UrlFetcher>,
     /// Downloads of this render; removed when the render is dropped.
     pub downloads: tempfile::TempDir,
@@ -23,13 +27,26 @@ impl Resolve for ProjectSources {
             if src.contains("://") {
                 return self.urls.fetch(src, self.downloads.path()).await;
             }
-            match self.store.asset_file(&self.project, src) {
-                Ok(path) => Ok(path),
-                Err(StoreError::AssetNotFound(_) | StoreError::InvalidName(_)) => {
-                    Err(FetchError::Permanent {
+            let permanent = |reason: &str| FetchError::Permanent {
+                src: src.to_owned(),
+                reason: reason.to_owned(),
+            };
+            match self.store.asset(&self.project, src) {
+                // An asset replaced since the key was made would cache the
+                // new content under the old key: fail this render instead;
+                // the next GET derives the new key.
+                Ok(asset) if self.assets.get(src) != Some(&asset.hash) => {
+                    Err(permanent("the asset changed while the render started; ask again"))
+                }
+                Ok(_) => self
+                    .store
+                    .asset_file(&self.project, src)
+                    .map_err(|e| FetchError::Transient {
                         src: src.to_owned(),
-                        reason: "no such asset in the project".into(),
-                    })
+                        reason: e.to_string(),
+                    }),
+                Err(StoreError::AssetNotFound(_) | StoreError::InvalidName(_)) => {
+                    Err(permanent("no such asset in the project"))
                 }
                 Err(e) => Err(FetchError::Transient {
                     src: src.to_owned(),

@@ -33,8 +33,8 @@ pub enum ApiError {
     BodyTooLarge { limit: u64 },
     #[error("cluster {cluster:?} is not known here; known clusters: {known}")]
     UnknownCluster { cluster: String, known: String },
-    #[error("too many renders are waiting; try again shortly")]
-    Busy,
+    #[error("too many renders are waiting; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("the requested bytes were not rendered in time; try again")]
     RangeTimeout,
     #[error("the render request names no movie for .{0}")]
@@ -84,7 +84,7 @@ impl ApiError {
             ApiError::BadBody { .. } => "invalid_body",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnknownCluster { .. } => "cluster_not_found",
-            ApiError::Busy => "busy",
+            ApiError::Busy { .. } => "busy",
             ApiError::RangeTimeout => "range_timeout",
             ApiError::NoMovieFor(_) => "movie_not_found",
             ApiError::Plan(PlanError::NoImage { .. }) => "not_found",
@@ -101,7 +101,7 @@ impl ApiError {
 
     /// What the client is told. Internal failures are logged in full and
     /// answered without their details.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             ApiError::Store(
                 StoreError::Io(_)
@@ -184,7 +184,7 @@ impl ResponseError for ApiError {
             ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) | ApiError::NoMovieFor(_) => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::Busy | ApiError::RangeTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::RangeTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Plan(PlanError::NoImage { .. }) => StatusCode::NOT_FOUND,
             ApiError::Plan(PlanError::OverLimit { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Plan(_) | ApiError::Render(RenderError::Media(_)) => {
@@ -222,7 +222,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
-            ApiError::TooManyFailures { retry_after_secs } => {
+            ApiError::TooManyFailures { retry_after_secs }
+            | ApiError::Busy { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, *retry_after_secs));
             }
             _ => {}

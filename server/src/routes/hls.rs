@@ -29,12 +29,15 @@ pub async fn playlist(
     renders: &Arc<Renders>,
     token: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let (segments, complete) = match renders.lookup(token, EXT)? {
+    let wait = Duration::from_secs(state.config.render.range_wait_secs);
+    let (segments, complete) = match renders.lookup(token, EXT).await?.1 {
         Lookup::Cached(open) => (open.entry.segments.clone(), true),
-        Lookup::Live(live) => {
+        Lookup::Live(live, _viewer) => {
             // A playlist with at least one segment: players give up on an
             // empty one.
-            let snap = live.wait_for(|s| s.segments.len() >= 2).await;
+            let snap = tokio::time::timeout(wait, live.wait_for(|s| s.segments.len() >= 2))
+                .await
+                .map_err(|_| ApiError::RangeTimeout)?;
             if let (Some(error), true) = (snap.error, snap.segments.len() < 2) {
                 return Err(ApiError::Render(error));
             }
@@ -76,7 +79,7 @@ pub async fn playlist(
         .insert_header((
             header::CACHE_CONTROL,
             if complete {
-                super::render::IMMUTABLE
+                renders.cache_control
             } else {
                 "no-cache"
             },
@@ -110,7 +113,7 @@ pub async fn segment(
         "video/iso.segment"
     };
     type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>>>>;
-    let (len, body): (u64, Body) = match renders.lookup(token, EXT)? {
+    let (len, body): (u64, Body) = match renders.lookup(token, EXT).await?.1 {
         Lookup::Cached(open) => {
             let seg: Segment = *open.entry.segments.get(index).ok_or_else(not_found)?;
             let bytes = open.bytes.slice(
@@ -121,7 +124,7 @@ pub async fn segment(
             let once = futures_util::stream::once(async move { Ok(bytes) });
             (len, Box::pin(once))
         }
-        Lookup::Live(live) => {
+        Lookup::Live(live, _viewer) => {
             let wait = Duration::from_secs(state.config.render.range_wait_secs);
             let snap = tokio::time::timeout(wait, live.wait_for(|s| s.segments.len() > index))
                 .await
@@ -140,6 +143,6 @@ pub async fn segment(
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::CACHE_CONTROL, super::render::IMMUTABLE))
+        .insert_header((header::CACHE_CONTROL, renders.cache_control))
         .body(SizedStream::new(len, body)))
 }

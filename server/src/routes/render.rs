@@ -11,19 +11,15 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_actors::edit::Format;
 use clipstream_actors::output::Deliverable;
-use clipstream_actors::pipeline::State;
 use clipstream_storage::renders::is_token_shaped;
 use serde_json::json;
 
-use crate::delivery::registry::key;
+use crate::delivery::content_key::parse_output;
 use crate::delivery::{Lookup, Renders};
 use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
 use crate::http::resource;
 use crate::http::state::AppState;
-
-/// A token's output never changes: caches may keep it for a year.
-pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// `/v2/render/{x}` is both this GET and the render request's POST, so
 /// the resource is made in `renders`; this module adds `/render/…`.
@@ -125,14 +121,14 @@ async fn serve(
         (token, Asked::Render(what)) => (token, what),
     };
     let format = format_of(what);
-    let live = match renders.lookup(token, what)? {
-        Lookup::Cached(open) => {
+    let (output, live, _viewer) = match renders.lookup(token, what).await? {
+        (output, Lookup::Cached(open)) => {
             let meta = Meta {
                 len: open.entry.size,
-                etag: open.entry.hash.clone(),
+                etag: output.digest.clone(),
                 modified: open.entry.created,
                 content_type: format.content_type().into(),
-                cache_control: IMMUTABLE,
+                cache_control: renders.cache_control,
             };
             let response = entity::respond_bytes(&req, &meta, &open.bytes);
             if req.method() == Method::GET {
@@ -142,37 +138,57 @@ async fn serve(
             }
             return Ok(response);
         }
-        Lookup::Live(live) => live,
+        (output, Lookup::Live(live, viewer)) => (output, live, viewer),
     };
-    // Headers wait for the first bytes, so that a render that cannot start
-    // (a missing or broken source) is still a clean JSON error. A still
-    // image is one piece: it is answered once complete, from the cache.
-    let asked = std::time::Instant::now();
-    let still = format.is_image();
-    let snap = live.wait_for(|s| s.len > 0 && !still).await;
-    renders
-        .metrics
-        .first_byte_seconds
-        .observe(asked.elapsed().as_secs_f64());
-    if snap.len == 0 {
-        if let Some(error) = snap.error {
-            return Err(ApiError::Render(error));
-        }
-    }
-    if snap.complete {
-        // Finished while we waited: answer as the cache would. The cache
-        // records a render just after its last byte; until it answers the
-        // lookup finds the finished live render again, so give it a moment
-        // rather than spin.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        return Box::pin(serve(req, state, renders, file)).await;
-    }
     let range = match Range::parse(&req) {
         Ok(Range::Bytes(specs)) if specs.len() == 1 && req.method() == Method::GET => {
             Some(specs[0].clone())
         }
         _ => None,
     };
+    let config = &state.config.render;
+    if range.as_ref().is_some_and(needs_total) {
+        // Safari plays only what it was told the length of: its first
+        // `bytes=0-1` waits, bounded, for the render's end. Past the bound
+        // it is answered like any other range.
+        let wait = Duration::from_secs(config.total_wait_secs);
+        let _ = tokio::time::timeout(wait, live.wait_for(|s| s.published)).await;
+    }
+    // Headers wait for the first bytes, so that a render that cannot start
+    // (a missing or broken source) is still a clean JSON error. A still
+    // image is one piece: it is answered once complete.
+    let asked = std::time::Instant::now();
+    let still = format.is_image();
+    let wait = Duration::from_secs(config.range_wait_secs);
+    let snap = tokio::time::timeout(wait, live.wait_for(|s| s.published || (s.len > 0 && !still)))
+        .await
+        .map_err(|_| ApiError::RangeTimeout)?;
+    renders
+        .metrics
+        .first_byte_seconds
+        .observe(asked.elapsed().as_secs_f64());
+    if let Some(error) = snap.error {
+        return Err(ApiError::Render(error));
+    }
+    if snap.complete {
+        // Committed while we waited: the cache answers now.
+        return Box::pin(serve(req, state, renders, file)).await;
+    }
+    if snap.published {
+        // Every byte is out and the length known: the spool file is the
+        // entity, with all of its HTTP semantics.
+        let meta = Meta {
+            len: snap.len,
+            etag: output.digest.clone(),
+            modified: clipstream_storage::unix_now(),
+            content_type: format.content_type().into(),
+            cache_control: renders.cache_control,
+        };
+        let file = live.open_file().await.map_err(clipstream_storage::Error::from)?;
+        return Ok(entity::respond(&req, &meta, file)
+            .await
+            .map_err(clipstream_storage::Error::from)?);
+    }
     let mut builder = HttpResponse::Ok();
     builder
         .insert_header((header::CONTENT_TYPE, format.content_type()))
@@ -185,15 +201,21 @@ async fn serve(
         None | Some(ByteRangeSpec::From(0)) => Ok(builder.streaming(live.stream(0, None))),
         Some(spec) => match partial_while_rendering(&state, &live, spec, format).await? {
             Some(response) => Ok(response),
-            // Complete by now: the cache answers, with the total length.
+            // Complete by now: answer with the total length.
             None => Box::pin(serve(req, state, renders, file)).await,
         },
     }
 }
 
+/// Whether a 206 for `spec` is useless without the total length: Safari's
+/// `bytes=0-1` probe, and a suffix range (the last N bytes).
+fn needs_total(spec: &ByteRangeSpec) -> bool {
+    matches!(spec, ByteRangeSpec::FromTo(0, 1) | ByteRangeSpec::Last(_))
+}
+
 /// A range asked during the render: answered once its bytes exist (within
 /// `render.range_wait_secs`), with the total length still unknown; `None`
-/// when the render completed meanwhile.
+/// when every byte is out meanwhile (the total is known then).
 async fn partial_while_rendering(
     state: &AppState,
     live: &Arc<crate::delivery::LiveRender>,
@@ -208,12 +230,12 @@ async fn partial_while_rendering(
     };
     let wait = Duration::from_secs(state.config.render.range_wait_secs);
     let need = last.map_or(start, |b| b);
-    let snap = tokio::time::timeout(wait, live.wait_for(|s| s.len > need)).await;
+    let snap = tokio::time::timeout(wait, live.wait_for(|s| s.len > need || s.published)).await;
     let snap = snap.map_err(|_| ApiError::RangeTimeout)?;
     if let Some(error) = snap.error {
         return Err(ApiError::Render(error));
     }
-    if snap.complete || start == u64::MAX {
+    if snap.published || snap.complete || start == u64::MAX {
         return Ok(None);
     }
     let end = last.map_or(snap.len, |b| (b + 1).min(snap.len));
@@ -240,42 +262,26 @@ struct StatusQuery {
 }
 
 async fn status(
-    state: web::Data<AppState>,
     renders: web::Data<Arc<Renders>>,
     token: web::Path<String>,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    // Any issued token has a status; unknown ones are 404.
-    let request = state.store.render_request(&token)?;
     let ext = query.ext.as_deref().unwrap_or("mp4");
-    let what = match ext {
-        "poster" => Deliverable::Poster,
-        "thumb" => Deliverable::Thumbnail,
-        _ => Deliverable::Movie(Format::from_extension(ext).ok_or_else(|| {
-            ApiError::bad_param(
-                "ext",
-                format!("{ext:?} is not one of mp4, webm, gif, jpg, png, bmp, mp3, poster, thumb"),
-            )
-        })?),
-    };
-    let key = key(&request.token, what);
-    let (render_state, progress, error) = if state.store.cached_render(&key)?.is_some() {
-        (State::Done, 1.0, None)
-    } else if let Some(live) = renders.live(&key) {
-        let snap = live.snapshot();
-        (snap.state, snap.progress, snap.error.map(|e| e.to_string()))
-    } else if let Some(error) = renders.failure(&key) {
-        (State::Failed, 0.0, Some(error.to_string()))
-    } else {
-        (State::Queued, 0.0, None)
-    };
+    let what = parse_output(ext).ok_or_else(|| {
+        ApiError::bad_param(
+            "ext",
+            format!("{ext:?} is not one of mp4, webm, gif, jpg, png, bmp, mp3, poster, thumb"),
+        )
+    })?;
+    // Any issued token has a status; unknown ones are 404.
+    let status = renders.status(&token, what)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
-            "token": request.token,
+            "token": token.as_str(),
             "ext": ext,
-            "state": render_state,
-            "progress": (progress * 100.0).round() as u32,
-            "error": error,
+            "state": status.state,
+            "progress": (status.progress * 100.0).round() as u32,
+            "error": status.error,
         })))
 }

@@ -2,13 +2,17 @@
 //! movie(s) and params and answers the token that `GET /render/<token>.<ext>`
 //! plays.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use clipstream_actors::edit;
+use clipstream_actors::edit::{self, Format};
+use clipstream_actors::output::Deliverable;
 use clipstream_storage::MovieChoice;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::owned_project;
+use crate::delivery::Renders;
 use crate::http::auth::Account;
 use crate::http::body::read_limited;
 use crate::http::error::ApiError;
@@ -22,11 +26,13 @@ pub const EXTENSIONS: &[&str] = &["mp4", "webm", "gif", "jpg", "png", "bmp", "mp
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // POST with a project uid asks for a render; GET with `<token>.<ext>`
     // is the video (the route shape is ImpossibleFX's).
+    // DELETE with a token drops the token's outputs.
     cfg.service(
-        resource("/v2/render/{uid}", "GET, HEAD, POST")
+        resource("/v2/render/{uid}", "GET, HEAD, POST, DELETE")
             .route(web::post().to(create))
             .route(web::get().to(super::render::get))
-            .route(web::head().to(super::render::get)),
+            .route(web::head().to(super::render::get))
+            .route(web::delete().to(delete)),
     );
 }
 
@@ -42,6 +48,10 @@ struct Request {
     routingkey: Option<String>,
     #[serde(default)]
     upload: Option<Value>,
+    /// A Clipstream extension: render the `.mp4` output now, in the
+    /// background, rather than on the first GET.
+    #[serde(default)]
+    prerender: bool,
 }
 
 fn one() -> u32 {
@@ -52,6 +62,7 @@ async fn create(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    renders: web::Data<Arc<Renders>>,
     account: Account,
     uid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -80,6 +91,8 @@ async fn create(
     for movie in &movies {
         edit::fill(&movie.body, &request.params, &limits)?;
     }
+    // An upload is sent once the file exists, so it renders at once too.
+    let background = request.prerender || request.upload.is_some();
     let stored = state
         .store
         .put_render_request(
@@ -91,8 +104,29 @@ async fn create(
             request.upload,
         )
         .await?;
-    tracing::info!(uid = %uid, token = %stored.token, "render requested");
+    tracing::info!(uid = %uid, token = %stored.token, background, "render requested");
+    if background {
+        renders
+            .prerender(&stored.token, Deliverable::Movie(Format::Mp4))
+            .await?;
+    }
     Ok(HttpResponse::Ok().json(json!({ "token": stored.token, "uploads": [] })))
+}
+
+/// `DELETE /v2/render/<token>`: its project's owner drops the token's
+/// cached outputs and stops its renders; the token stays valid, and its
+/// next GET renders again.
+async fn delete(
+    state: web::Data<AppState>,
+    renders: web::Data<Arc<Renders>>,
+    account: Account,
+    token: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let request = state.store.render_request(&token)?;
+    owned_project(&state, &account, &request.project)?;
+    let dropped = renders.forget(&token).await?;
+    tracing::info!(token = %token, dropped, "render outputs deleted");
+    Ok(HttpResponse::Ok().json(json!({ "token": request.token, "deleted": dropped })))
 }
 
 fn check_extensions(choice: &MovieChoice) -> Result<(), ApiError> {
