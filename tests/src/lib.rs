@@ -170,6 +170,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub key: Key,
     pub server: Option<Server>,
+    /// The settings the server runs with, again after a restart.
+    settings: Vec<(String, String)>,
 }
 
 impl Env {
@@ -182,7 +184,16 @@ impl Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = create_key(&dir.path().join("data"), None);
         let server = Some(Server::start_with(&dir.path().join("data"), env));
-        Env { dir, key, server }
+        let settings = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env {
+            dir,
+            key,
+            server,
+            settings,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -204,7 +215,12 @@ impl Env {
             server.kill();
         }
         let out = f(&self.data_dir());
-        self.server = Some(Server::start(&self.data_dir()));
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.server = Some(Server::start_with(&self.data_dir(), &settings));
         out
     }
 

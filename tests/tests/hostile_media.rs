@@ -301,8 +301,9 @@ fn a_render_past_max_render_secs_is_stopped_and_its_worker_freed() {
     let (_, status) =
         clipstream_tests::json(api.anonymous().get(&format!("/v2/render/{token}/status")));
     assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["error"]["code"], "bad_source", "{status}");
     assert!(
-        status["error"]
+        status["error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("max_render_secs"),

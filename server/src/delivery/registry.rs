@@ -199,9 +199,7 @@ impl Renders {
             Some(p) => p,
             None => self.prepare(token, what)?,
         };
-        let live = self
-            .start(token, what, prepared, Reason::Viewer)
-            .await?;
+        let live = self.start(token, what, prepared, Reason::Viewer).await?;
         let viewer = live.viewer();
         Ok((output, Lookup::Live(live, viewer)))
     }
@@ -222,7 +220,11 @@ impl Renders {
     /// Renders `what` of `token` without a viewer (a prerender or an
     /// upload): nothing to do when it is cached, a render in progress is
     /// kept running to its end, else a background job is queued.
-    pub async fn prerender(self: &Arc<Self>, token: &str, what: Deliverable) -> Result<(), ApiError> {
+    pub async fn prerender(
+        self: &Arc<Self>,
+        token: &str,
+        what: Deliverable,
+    ) -> Result<(), ApiError> {
         let (output, _) = self.resolve(token, what)?;
         if self.store.cached_render(&output.key)?.is_some() {
             return Ok(());
@@ -277,7 +279,9 @@ impl Renders {
         // A background job is promised to run: its record is durable
         // before the caller hears so.
         if let Err(e) = self.store.put_job(&job, background).await {
-            live.fail(RenderError::Internal(format!("the job could not be recorded: {e}")));
+            live.fail(RenderError::Internal(format!(
+                "the job could not be recorded: {e}"
+            )));
             lock(&self.live).remove(&key);
             return Err(e.into());
         }

@@ -35,16 +35,17 @@ impl Resolve for ProjectSources {
                 // An asset replaced since the key was made would cache the
                 // new content under the old key: fail this render instead;
                 // the next GET derives the new key.
-                Ok(asset) if self.assets.get(src) != Some(&asset.hash) => {
-                    Err(permanent("the asset changed while the render started; ask again"))
+                Ok(asset) if self.assets.get(src) != Some(&asset.hash) => Err(permanent(
+                    "the asset changed while the render started; ask again",
+                )),
+                Ok(_) => {
+                    self.store
+                        .asset_file(&self.project, src)
+                        .map_err(|e| FetchError::Transient {
+                            src: src.to_owned(),
+                            reason: e.to_string(),
+                        })
                 }
-                Ok(_) => self
-                    .store
-                    .asset_file(&self.project, src)
-                    .map_err(|e| FetchError::Transient {
-                        src: src.to_owned(),
-                        reason: e.to_string(),
-                    }),
                 Err(StoreError::AssetNotFound(_) | StoreError::InvalidName(_)) => {
                     Err(permanent("no such asset in the project"))
                 }

@@ -160,9 +160,12 @@ async fn serve(
     let asked = std::time::Instant::now();
     let still = format.is_image();
     let wait = Duration::from_secs(config.range_wait_secs);
-    let snap = tokio::time::timeout(wait, live.wait_for(|s| s.published || (s.len > 0 && !still)))
-        .await
-        .map_err(|_| ApiError::RangeTimeout)?;
+    let snap = tokio::time::timeout(
+        wait,
+        live.wait_for(|s| s.published || (s.len > 0 && !still)),
+    )
+    .await
+    .map_err(|_| ApiError::RangeTimeout)?;
     renders
         .metrics
         .first_byte_seconds
@@ -184,7 +187,10 @@ async fn serve(
             content_type: format.content_type().into(),
             cache_control: renders.cache_control,
         };
-        let file = live.open_file().await.map_err(clipstream_storage::Error::from)?;
+        let file = live
+            .open_file()
+            .await
+            .map_err(clipstream_storage::Error::from)?;
         return Ok(entity::respond(&req, &meta, file)
             .await
             .map_err(clipstream_storage::Error::from)?);
