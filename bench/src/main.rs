@@ -307,12 +307,26 @@ fn warm_cache(o: &Options, server: &servers::Clipstream, began: Instant) -> Resu
     let token = server.token(&servers::movie_name(P720, CLIP_SECS), "Warm")?;
     let url = server.video_url(&token);
     runs::get(&reqwest::blocking::Client::new(), &url)?;
-    let cached = server.cached_file(&token);
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !server.is_cached(&token)? {
+        if Instant::now() > deadline {
+            return Err(format!("{token} never reached the cache").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let cached = server.cached_file(&token)?;
     let size = std::fs::metadata(&cached)?.len();
     let nginx_dir = std::path::absolute(o.work.join("nginx"))?;
     let renders_dir = std::path::absolute(server.data_dir.join("renders"))?;
     let nginx = servers::Nginx::start(&nginx_dir, &renders_dir)?;
-    let nginx_url = format!("{}/{token}.mp4", nginx.url);
+    let nginx_url = format!(
+        "{}/{}",
+        nginx.url,
+        cached
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
     let middle = size / 2 - 512 * 1024;
     let middle_range = format!("bytes={middle}-{}", middle + 1024 * 1024 - 1);
     let mut warm = Warm::new(size);

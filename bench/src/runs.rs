@@ -59,7 +59,7 @@ pub fn get(client: &Client, url: &str) -> Result<Arrival> {
 /// CPU count includes the render's last work.
 fn settle(server: &Clipstream, token: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.cached_file(token).exists() {
+    while !server.is_cached(token)? {
         if Instant::now() > deadline {
             return Err(format!("{token} never reached the cache").into());
         }

@@ -191,9 +191,29 @@ impl Clipstream {
         format!("{}/render/{token}.mp4", self.url)
     }
 
-    /// The cached render's file (to serve the same bytes from nginx).
-    pub fn cached_file(&self, token: &str) -> PathBuf {
-        self.data_dir.join("renders").join(format!("{token}.mp4"))
+    /// Whether the render of `token` is in the cache (`/status` says
+    /// `done`).
+    pub fn is_cached(&self, token: &str) -> Result<bool> {
+        let status = self
+            .client
+            .get(format!("{}/v2/render/{token}/status", self.url))
+            .send()?
+            .text()?;
+        Ok(status.contains("\"state\":\"done\""))
+    }
+
+    /// The cached render's file (to serve the same bytes from nginx): its
+    /// name is the output's content key, which its URL gives as the ETag.
+    pub fn cached_file(&self, token: &str) -> Result<PathBuf> {
+        let head = self.client.head(self.video_url(token)).send()?;
+        let etag = head
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("{token} is not cached: no ETag"))?
+            .trim_matches('"')
+            .to_owned();
+        Ok(self.data_dir.join("renders").join(format!("{etag}.mp4")))
     }
 
     /// A counter from `/metrics` (summed over its labels).
