@@ -262,6 +262,17 @@ fn hostile_sources_are_422_naming_the_problem_within_bounded_time_and_memory() {
     assert_eq!(r.status(), 200);
     assert!(!r.bytes().unwrap().is_empty());
     assert!(started.elapsed() < Duration::from_secs(30));
+    // Its last byte is out a moment before it is in the cache.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clipstream_tests::json(anonymous.get(&format!("/v2/render/{token}/status"))).1["state"]
+        != "done"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the render never reached the cache"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Nothing was cached from the failures, and the server still renders.
     let cached = files_under(&env.data_dir().join("renders"));

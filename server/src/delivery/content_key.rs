@@ -26,8 +26,8 @@ use clipstream_actors::plan::{self, Plan};
 use clipstream_storage::renders::canonical_json;
 use clipstream_storage::{Error as StoreError, RenderRequest, Store};
 
+use super::DeliveryError;
 use crate::config::Config;
-use crate::http::error::ApiError;
 
 /// An output, as the cache and the job queue know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,21 +107,18 @@ pub fn prepare(
     config: &Config,
     request: &RenderRequest,
     what: Deliverable,
-) -> Result<Prepared, ApiError> {
+) -> Result<Prepared, DeliveryError> {
     let ext = movie_extension(what);
     let name = request
         .movie
         .for_extension(ext)
-        .ok_or_else(|| ApiError::NoMovieFor(ext.to_owned()))?;
+        .ok_or_else(|| DeliveryError::NoMovieFor(ext.to_owned()))?;
     let movie = store.movie(&request.project, name)?;
     let limits = config.edit_limits();
     let edit = edit::fill(&movie.body, &request.params, &limits)?;
-    let plan = plan::plan_as(&edit, what, &limits).map_err(ApiError::Plan)?;
-    let mut edit_json = serde_json::to_value(&edit).map_err(|e| {
-        ApiError::Store(StoreError::Corrupt(format!(
-            "the filled Edit does not serialise: {e}"
-        )))
-    })?;
+    let plan = plan::plan_as(&edit, what, &limits)?;
+    let mut edit_json = serde_json::to_value(&edit)
+        .map_err(|e| StoreError::Corrupt(format!("the filled Edit does not serialise: {e}")))?;
     // Merge fields are already applied; they decide nothing more.
     if let Some(fields) = edit_json.as_object_mut() {
         fields.remove("merge");

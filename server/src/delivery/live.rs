@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clipstream_actors::pipeline::{Publish, RenderError, State};
-use clipstream_storage::{Job, JobError, JobState, Segment, Store};
+use clipstream_storage::{Job, JobState, Segment, Store};
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
@@ -94,16 +94,6 @@ pub struct Viewer(Arc<LiveRender>);
 impl Drop for Viewer {
     fn drop(&mut self) {
         self.0.viewers.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-/// The stable code and the message of a render's failure, as its HTTP
-/// error would say them.
-pub fn job_error(error: &RenderError) -> JobError {
-    let api = ApiError::Render(error.clone());
-    JobError {
-        code: api.code().to_owned(),
-        message: api.public_message(),
     }
 }
 
@@ -361,6 +351,15 @@ impl LiveRender {
         }
     }
 
+    /// `len` bytes from `offset`, which must be published already.
+    pub async fn read(&self, offset: u64, len: u64) -> std::io::Result<Bytes> {
+        let mut file = self.open_file().await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+        file.read_exact(&mut buf).await?;
+        Ok(Bytes::from(buf))
+    }
+
     /// The bytes from `start` up to `end` (exclusive; `None`: to the end
     /// of the render), as they are produced; the reader counts as a
     /// viewer while it lasts. If the render fails midway the stream ends
@@ -519,7 +518,7 @@ impl Publish for LiveRender {
         // Nothing of a failed render is kept.
         let _ = std::fs::remove_file(&inner.path);
         inner.job.state = JobState::Failed;
-        inner.job.error = Some(job_error(&error));
+        inner.job.error = Some(ApiError::Render(error.clone()).job_error());
         inner.job.finished = Some(clipstream_storage::unix_now());
         inner.error = Some(error);
         inner.state = State::Failed;

@@ -4,11 +4,13 @@
 //! viewer reads at its own pace, then committed to the cache.
 
 pub mod content_key;
+mod error;
 pub mod fetch;
 pub mod live;
 mod queue;
 pub mod registry;
 mod resolver;
 
+pub use error::DeliveryError;
 pub use live::LiveRender;
 pub use registry::{Lookup, Renders};

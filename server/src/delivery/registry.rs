@@ -21,8 +21,8 @@ use super::fetch::UrlFetcher;
 use super::live::{LiveRender, Viewer};
 use super::queue::{Queue, Ticket};
 use super::resolver::ProjectSources;
+use super::DeliveryError;
 use crate::config::Config;
-use crate::http::error::ApiError;
 use crate::memory::IdleTrim;
 use crate::metrics::Metrics;
 
@@ -150,7 +150,7 @@ impl Renders {
         &self,
         token: &str,
         what: Deliverable,
-    ) -> Result<(Arc<OutputKey>, Option<Prepared>), ApiError> {
+    ) -> Result<(Arc<OutputKey>, Option<Prepared>), DeliveryError> {
         if let Some(memos) = lock(&self.memo).get(token) {
             if let Some(m) = memos.iter().find(|m| m.what == what) {
                 if m.generation.load(std::sync::atomic::Ordering::Acquire) == m.seen {
@@ -185,7 +185,7 @@ impl Renders {
         self: &Arc<Self>,
         token: &str,
         what: Deliverable,
-    ) -> Result<(Arc<OutputKey>, Lookup), ApiError> {
+    ) -> Result<(Arc<OutputKey>, Lookup), DeliveryError> {
         let (output, prepared) = self.resolve(token, what)?;
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             self.metrics.cache_hits.inc();
@@ -212,7 +212,7 @@ impl Renders {
         Some(live)
     }
 
-    fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, ApiError> {
+    fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, DeliveryError> {
         let request: RenderRequest = self.store.render_request(token)?;
         content_key::prepare(&self.store, &self.config, &request, what)
     }
@@ -224,7 +224,7 @@ impl Renders {
         self: &Arc<Self>,
         token: &str,
         what: Deliverable,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
         if self.store.cached_render(&output.key)?.is_some() {
             return Ok(());
@@ -247,7 +247,7 @@ impl Renders {
         what: Deliverable,
         prepared: Prepared,
         reason: Reason,
-    ) -> Result<Arc<LiveRender>, ApiError> {
+    ) -> Result<Arc<LiveRender>, DeliveryError> {
         let key = prepared.output.key.clone();
         let background = reason != Reason::Viewer;
         let job = Job::new(
@@ -268,7 +268,7 @@ impl Renders {
             let ticket = self
                 .queue
                 .enter(&key, !background, reason == Reason::Resumed)
-                .map_err(|_| ApiError::Busy {
+                .map_err(|_| DeliveryError::Busy {
                     retry_after_secs: self.config.render.busy_retry_secs,
                 })?;
             let live = LiveRender::new(prepared.output.clone(), job.clone(), self.store.clone())
@@ -440,7 +440,7 @@ impl Renders {
     }
 
     /// Where `what` of `token` stands.
-    pub fn status(&self, token: &str, what: Deliverable) -> Result<Status, ApiError> {
+    pub fn status(&self, token: &str, what: Deliverable) -> Result<Status, DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
@@ -477,14 +477,14 @@ impl Renders {
     /// Drops every cached output of `token` (the next GET renders it
     /// again) and stops its renders in progress; returns how many were
     /// cached or running.
-    pub async fn forget(&self, token: &str) -> Result<usize, ApiError> {
+    pub async fn forget(&self, token: &str) -> Result<usize, DeliveryError> {
         let mut dropped = 0;
         for what in content_key::every_output() {
             let output = match self.resolve(token, what) {
                 Ok((output, _)) => output,
                 // The token has no such output (no movie for it, no
                 // poster, …): nothing to drop.
-                Err(ApiError::Store(StoreError::TokenNotFound)) => {
+                Err(DeliveryError::Store(StoreError::TokenNotFound)) => {
                     return Err(StoreError::TokenNotFound.into())
                 }
                 Err(_) => continue,
@@ -533,10 +533,7 @@ impl Renders {
                     let mut failed = job.clone();
                     failed.state = JobState::Failed;
                     failed.finished = Some(clipstream_storage::unix_now());
-                    failed.error = Some(JobError {
-                        code: e.code().to_owned(),
-                        message: e.public_message(),
-                    });
+                    failed.error = Some(crate::http::error::ApiError::from(e).job_error());
                     self.store.put_job(&failed, true).await?;
                 }
             }

@@ -67,6 +67,15 @@ impl ApiError {
         }
     }
 
+    /// The code and message of this error as a job's record keeps them
+    /// (`/status` shows them as the HTTP answer would).
+    pub fn job_error(&self) -> clipstream_storage::JobError {
+        clipstream_storage::JobError {
+            code: self.code().to_owned(),
+            message: self.public_message(),
+        }
+    }
+
     /// The stable code clients can match on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -101,7 +110,7 @@ impl ApiError {
 
     /// What the client is told. Internal failures are logged in full and
     /// answered without their details.
-    pub fn public_message(&self) -> String {
+    fn public_message(&self) -> String {
         match self {
             ApiError::Store(
                 StoreError::Io(_)
@@ -165,6 +174,19 @@ fn store_status(e: &StoreError) -> StatusCode {
         StoreError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl From<crate::delivery::DeliveryError> for ApiError {
+    fn from(e: crate::delivery::DeliveryError) -> ApiError {
+        use crate::delivery::DeliveryError as D;
+        match e {
+            D::Store(e) => ApiError::Store(e),
+            D::Fill(e) => ApiError::Fill(e),
+            D::Plan(e) => ApiError::Plan(e),
+            D::NoMovieFor(ext) => ApiError::NoMovieFor(ext),
+            D::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
         }
     }
 }

@@ -9,14 +9,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::SizedStream;
 use actix_web::http::header;
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use clipstream_actors::edit::Format;
 use clipstream_actors::output::Deliverable;
 use clipstream_storage::Segment;
 
 use crate::delivery::{Lookup, Renders};
+use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -98,8 +98,10 @@ fn piece(name: &str) -> Option<usize> {
         .checked_add(1)
 }
 
-/// `GET /render/<token>/<name>`: the init segment or a fragment.
+/// `GET /render/<token>/<name>`: the init segment or a fragment, an
+/// entity of its own (ranges, ETag, 304) once it exists.
 pub async fn segment(
+    req: &HttpRequest,
     state: &AppState,
     renders: &Arc<Renders>,
     token: &str,
@@ -112,17 +114,15 @@ pub async fn segment(
     } else {
         "video/iso.segment"
     };
-    type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>>>>;
-    let (len, body): (u64, Body) = match renders.lookup(token, EXT).await?.1 {
+    let (output, found) = renders.lookup(token, EXT).await?;
+    let (bytes, modified) = match found {
         Lookup::Cached(open) => {
             let seg: Segment = *open.entry.segments.get(index).ok_or_else(not_found)?;
             let bytes = open.bytes.slice(
                 (seg.offset as usize).min(open.bytes.len())
                     ..((seg.offset + seg.len) as usize).min(open.bytes.len()),
             );
-            let len = bytes.len() as u64;
-            let once = futures_util::stream::once(async move { Ok(bytes) });
-            (len, Box::pin(once))
+            (bytes, open.entry.created)
         }
         Lookup::Live(live, _viewer) => {
             let wait = Duration::from_secs(state.config.render.range_wait_secs);
@@ -135,14 +135,21 @@ pub async fn segment(
                     None => not_found(),
                 });
             };
-            (
-                seg.len,
-                Box::pin(live.stream(seg.offset, Some(seg.offset + seg.len))),
-            )
+            // A fragment is about a second of media: read whole.
+            let bytes = live
+                .read(seg.offset, seg.len)
+                .await
+                .map_err(clipstream_storage::Error::from)?;
+            (bytes, clipstream_storage::unix_now())
         }
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::CACHE_CONTROL, renders.cache_control))
-        .body(SizedStream::new(len, body)))
+    let meta = Meta {
+        len: bytes.len() as u64,
+        // A segment of one content is always the same bytes.
+        etag: format!("{}-{index}", output.digest),
+        modified,
+        content_type: content_type.into(),
+        cache_control: renders.cache_control,
+    };
+    Ok(entity::respond_bytes(req, &meta, &bytes))
 }

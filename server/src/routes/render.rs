@@ -53,7 +53,7 @@ async fn viewer(
         });
     }
     match segment {
-        Some((token, name)) => super::hls::segment(&state, &renders, token, name).await,
+        Some((token, name)) => super::hls::segment(&req, &state, &renders, token, name).await,
         None => {
             let file = rest.to_owned();
             serve(req, state, renders, file).await
