@@ -2,6 +2,7 @@
 
 pub mod avc;
 pub mod fmp4;
+pub mod tree;
 
 pub use fmp4::{Fmp4Writer, Sample, TrackConfig};
 
