@@ -203,17 +203,13 @@ impl Renders {
             publish: live.clone(),
             limits: self.config.source_limits(),
             fragments: self.config.fragments(),
+            fetch_concurrency: self.config.fetch_concurrency(),
+            fetch_retry: self.config.fetch_retry(),
         };
         let span = tracing::info_span!("render", key = %key);
         let _enter = span.enter();
         tracing::info!("render started");
-        let supervisor = match pipeline::start(job).await {
-            Ok(supervisor) => Some(supervisor),
-            Err(e) => {
-                live.fail(e);
-                None
-            }
-        };
+        let render = pipeline::start(job).await;
         drop(_enter);
         // The worker is held until the render settles, or until the render
         // has had its time: a source that decodes slowly on purpose must
@@ -222,11 +218,7 @@ impl Renders {
         let snap = match tokio::time::timeout(limit, live.wait_for(|_| false)).await {
             Ok(snap) => snap,
             Err(_) => {
-                if let Some(supervisor) = &supervisor {
-                    supervisor.stop_children(None);
-                    supervisor.stop(None);
-                }
-                live.fail(RenderError::Media(format!(
+                render.cancel(RenderError::Media(format!(
                     "the render took longer than the limit of {} s (render.max_render_secs)",
                     limit.as_secs()
                 )));
