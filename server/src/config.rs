@@ -231,6 +231,22 @@ impl Config {
         }
     }
 
+    /// How a render's fetcher retries a source that fails transiently.
+    pub fn fetch_retry(&self) -> clipstream_actors::pipeline::Retry {
+        clipstream_actors::pipeline::Retry {
+            attempts: self.fetch.max_attempts.max(1),
+            backoff: std::time::Duration::from_millis(self.fetch.retry_backoff_ms),
+        }
+    }
+
+    /// Sources of one render fetched at once: enough to overlap a few
+    /// downloads' latency, few enough that one render's many sources do
+    /// not crowd out the others' (not a setting: nobody has needed to
+    /// tune it).
+    pub fn fetch_concurrency(&self) -> usize {
+        4
+    }
+
     pub fn store_options(&self) -> clipstream_storage::StoreOptions {
         clipstream_storage::StoreOptions {
             cache_capacity_bytes: self.storage.cache_capacity_bytes,

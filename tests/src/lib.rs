@@ -327,6 +327,33 @@ impl Api {
         assert_eq!(status, 201, "{body}");
         body["uid"].as_str().expect("uid").to_owned()
     }
+
+    /// Polls `/v2/render/<token>/status[?ext=…]` until the output is
+    /// `done` (the last byte of a render is out a moment before it is in
+    /// the cache), failing on `failed` or after `secs`; returns every
+    /// state seen, in order.
+    pub fn wait_done(&self, token: &str, ext: &str, secs: u64) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let (status, body) = json(self.get(&format!("/v2/render/{token}/status?ext={ext}")));
+            assert_eq!(status, 200, "{body}");
+            let state = body["state"].as_str().expect("state").to_owned();
+            if seen.last() != Some(&state) {
+                seen.push(state.clone());
+            }
+            match state.as_str() {
+                "done" => return seen,
+                "failed" => panic!("the render of {token}.{ext} failed: {body}"),
+                _ => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{token}.{ext} not done in {secs} s: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// The status and JSON body of a response.

@@ -54,31 +54,8 @@ fn get_video(api: &Api, token: &str) -> (Vec<u8>, String) {
     (r.bytes().unwrap().to_vec(), etag)
 }
 
-/// Polls `/status` until `done` (or fails the test on `failed` or after
-/// `secs`), returning every state seen in order.
-fn wait_done(api: &Api, token: &str, secs: u64) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let (status, body) = json(api.anonymous().get(&format!("/v2/render/{token}/status")));
-        assert_eq!(status, 200, "{body}");
-        let state = body["state"].as_str().unwrap().to_owned();
-        if seen.last() != Some(&state) {
-            seen.push(state.clone());
-        }
-        match state.as_str() {
-            "done" => return seen,
-            "failed" => panic!("the render failed: {body}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "not done in {secs} s: {seen:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the cached output of `token` answers with a length.
 fn wait_cached(api: &Api, token: &str) {
-    wait_done(api, token, 60);
+    api.wait_done(token, "mp4", 60);
 }
 
 fn request(api: &Api, uid: &str, body: Value) -> reqwest::blocking::Response {
@@ -207,7 +184,7 @@ fn a_prerender_runs_without_a_viewer_and_the_first_get_is_a_cache_hit() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["uploads"], json!([]));
     let token = answer["token"].as_str().unwrap().to_owned();
-    let seen = wait_done(&api, &token, 60);
+    let seen = api.wait_done(&token, "mp4", 60);
     assert_eq!(seen.last().map(String::as_str), Some("done"));
     for state in &seen {
         assert!(
@@ -274,7 +251,7 @@ fn background_jobs_run_again_after_a_kill_and_nothing_partial_is_served() {
     f.env.restart();
     let api = f.env.client();
     for token in &tokens {
-        wait_done(&api, token, 120);
+        api.wait_done(token, "mp4", 120);
     }
     assert_eq!(
         metric(&api, "clipstream_renders_started_total{reason=\"resumed\"}"),

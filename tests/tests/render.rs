@@ -194,21 +194,11 @@ fn a_cached_render_has_full_http_semantics() {
         head.headers()["content-length"],
         first.len().to_string().as_str()
     );
-    // Every byte is out (the length is known) a moment before the output
-    // is recorded in the cache: `saving`, then `done`.
-    let mut body = Value::Null;
-    for _ in 0..100 {
-        let (status, b) = json(api.get(&format!("/v2/render/{token}/status")));
-        assert_eq!(status, 200);
-        body = b;
-        if body["state"] != "saving" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    api.wait_done(&token, "mp4", 10);
+    let (status, body) = json(api.get(&format!("/v2/render/{token}/status")));
     assert_eq!(
-        (body["state"].as_str(), body["progress"].as_u64()),
-        (Some("done"), Some(100))
+        (status, body["state"].as_str(), body["progress"].as_u64()),
+        (200, Some("done"), Some(100))
     );
     // The viewers' routes take GET and HEAD only, and any other shape of
     // path under /render is an unknown route.

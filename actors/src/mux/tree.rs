@@ -30,7 +30,10 @@ fn walk(bytes: &[u8], depth: usize, out: &mut String) {
             1 if at + 16 <= bytes.len() => {
                 let mut large = [0u8; 8];
                 large.copy_from_slice(&bytes[at + 8..at + 16]);
-                (usize::try_from(u64::from_be_bytes(large)).unwrap_or(usize::MAX), 16)
+                (
+                    usize::try_from(u64::from_be_bytes(large)).unwrap_or(usize::MAX),
+                    16,
+                )
             }
             n => (n as usize, 8),
         };

@@ -4,12 +4,19 @@
 //! the one before; hands each batch of packets to the muxer, waiting for
 //! it to be taken so that at most one small batch is ever in flight.
 //! Queues between the three are short: a render holds a few frames at most.
+//!
+//! No actor can interrupt a blocking thread, so the compositing loop looks
+//! at the render's stop flag between two frames: raised when the render
+//! settles (a cancellation, a failure elsewhere) or when this actor ends,
+//! however it ends. Both threads are joined before the loop's thread ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
+use super::faults::{Fault, Stage};
 use super::muxer::MuxMsg;
 use super::sound_cache::{self, Key, Sound as CachedSound};
 use super::{Publish, RenderError};
@@ -21,6 +28,8 @@ use crate::plan::Plan;
 
 /// Composed frames waiting for the encoder.
 const FRAME_QUEUE: usize = 2;
+/// Packet batches waiting for the muxer.
+const MUX_QUEUE: usize = 2;
 
 pub struct CompositorActor;
 
@@ -32,6 +41,19 @@ pub struct CompositorArgs {
     pub limits: SourceLimits,
     pub muxer: ActorRef<MuxMsg>,
     pub publish: Arc<dyn Publish>,
+    /// The render's stop flag: the compositing loop ends when it is up.
+    pub stop: Arc<AtomicBool>,
+    pub fault: Fault,
+}
+
+/// Raises the stop flag when dropped: when this actor's work ends, or
+/// when the actor is killed in the middle of it (its future is dropped).
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl Actor for CompositorActor {
@@ -55,16 +77,22 @@ impl Actor for CompositorActor {
         let Some(args) = state.take() else {
             return Ok(());
         };
-        let (tx, mut rx) = mpsc::channel::<MuxMsg>(2);
+        let _stop_worker = RaiseOnDrop(args.stop.clone());
+        let (tx, mut rx) = mpsc::channel::<MuxMsg>(MUX_QUEUE);
         let publish = args.publish.clone();
+        let stop = args.stop.clone();
         let worker = tokio::task::spawn_blocking(move || -> Result<(), RenderError> {
             compose_and_encode(
                 args.plan,
                 &args.sources,
                 args.limits,
                 args.forced_key,
-                &tx,
-                publish.as_ref(),
+                Control {
+                    tx: &tx,
+                    publish: publish.as_ref(),
+                    stop: &stop,
+                    fault: args.fault,
+                },
             )
         });
         while let Some(msg) = rx.recv().await {
@@ -180,16 +208,59 @@ impl Sound {
     }
 }
 
-fn compose_and_encode(
+/// What the compositing thread reports to and answers to.
+pub(super) struct Control<'a> {
+    pub tx: &'a mpsc::Sender<MuxMsg>,
+    pub publish: &'a dyn Publish,
+    pub stop: &'a AtomicBool,
+    pub fault: Fault,
+}
+
+/// The encoding thread, joined however the compositing loop ends: on an
+/// early return or an unwind its queue closes first, so that it ends too.
+struct EncoderThread {
+    frames: Option<std::sync::mpsc::SyncSender<ToEncoder>>,
+    thread: Option<std::thread::JoinHandle<Result<(), RenderError>>>,
+}
+
+impl EncoderThread {
+    /// Hands a frame (or the end) to the encoder; false if it is gone.
+    fn send(&self, msg: ToEncoder) -> bool {
+        self.frames.as_ref().is_some_and(|f| f.send(msg).is_ok())
+    }
+
+    fn join(mut self) -> Result<(), RenderError> {
+        self.frames = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            // A panic in encoding: this render only.
+            Some(Err(_)) => Err(RenderError::Internal("the encoder panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EncoderThread {
+    fn drop(&mut self) {
+        self.frames = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(super) fn compose_and_encode(
     plan: Plan,
     sources: &Sources,
     limits: SourceLimits,
     forced_key: Option<i64>,
-    tx: &mpsc::Sender<MuxMsg>,
-    publish: &dyn Publish,
+    control: Control<'_>,
 ) -> Result<(), RenderError> {
     let mut sound = Sound::for_plan(&plan, sources);
     let fps = plan.rate.as_f64();
+    // The injected compositor fault waits for about a second of frames, or
+    // the last frame of a shorter movie, so that viewers have bytes by then.
+    let fault_frame = (fps.round() as i64).min((plan.duration * fps).ceil() as i64 - 1);
     // The encoders are opened on the thread that uses them, so that an
     // encoder restarted there (at the forced keyframe) reuses the memory of
     // the one before: with two threads, each kept its own in its malloc
@@ -205,8 +276,8 @@ fn compose_and_encode(
     };
     let (frames, queue) = std::sync::mpsc::sync_channel::<ToEncoder>(FRAME_QUEUE);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
-    let encoder_tx = tx.clone();
-    let encoder = std::thread::Builder::new()
+    let encoder_tx = control.tx.clone();
+    let thread = std::thread::Builder::new()
         .name("clipstream-encode".into())
         .spawn(move || -> Result<(), RenderError> {
             let mut encoder = output::encoder(&encoder_plan).map_err(media)?;
@@ -237,33 +308,38 @@ fn compose_and_encode(
             ))
         })
         .map_err(|e| RenderError::Internal(format!("no encoder thread: {e}")))?;
+    let encoder = EncoderThread {
+        frames: Some(frames),
+        thread: Some(thread),
+    };
     let mut last = 0.0;
     let composed = loop {
+        if control.stop.load(Ordering::Acquire) {
+            break Err(RenderError::Internal("the render was stopped".into()));
+        }
         let spare = spare_frames.try_recv().ok();
         match compositor.next(spare) {
             Ok(Some(c)) => {
+                if c.index >= fault_frame {
+                    control.fault.panic_at(Stage::Compositor);
+                }
                 let (done, total) = compositor.progress();
                 if done - last >= 0.25 {
-                    publish.progress((done / total).min(1.0));
+                    control.publish.progress((done / total).min(1.0));
                     last = done;
                 }
-                if frames.send(ToEncoder::Frame(c)).is_err() {
+                if !encoder.send(ToEncoder::Frame(c)) {
                     // The encoder failed: its error is the render's.
                     break Ok(());
                 }
             }
             Ok(None) => {
-                let _ = frames.send(ToEncoder::End);
+                encoder.send(ToEncoder::End);
                 break Ok(());
             }
             Err(e) => break Err(media(e)),
         }
     };
-    drop(frames);
-    let encoded = match encoder.join() {
-        Ok(result) => result,
-        // A panic in encoding: this render only.
-        Err(_) => Err(RenderError::Internal("the encoder panicked".into())),
-    };
+    let encoded = encoder.join();
     composed.and(encoded)
 }

@@ -1,5 +1,7 @@
 //! The fetcher: turns every `src` of the plan into a readable file, once
-//! per distinct source.
+//! per distinct source, a few at a time. Retrying lives here and only
+//! here: a source whose error is [`FetchError::Transient`] is tried again
+//! with exponential backoff, that source alone; resolvers make one attempt.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -7,9 +9,12 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::stream::{self, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::faults::{Fault, Stage};
 use super::supervisor::SupervisorMsg;
+use super::{RenderError, Retry};
 use crate::compositor::Sources;
 use crate::plan::{Plan, Visual};
 
@@ -62,35 +67,86 @@ pub struct FetchArgs {
     pub srcs: BTreeSet<String>,
     pub resolver: Arc<dyn Resolve>,
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// Sources resolved at once, at most.
+    pub concurrency: usize,
+    pub retry: Retry,
+    pub fault: Fault,
 }
 
 impl Actor for Fetcher {
     type Msg = ();
-    type State = ();
+    type State = Option<FetchArgs>;
     type Arguments = FetchArgs;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<()>,
+        _: ActorRef<()>,
         args: FetchArgs,
+    ) -> Result<Option<FetchArgs>, ActorProcessingErr> {
+        Ok(Some(args))
+    }
+
+    /// The work happens here, once the fetcher is linked: a panic while
+    /// fetching reaches the supervisor like any other failure.
+    async fn post_start(
+        &self,
+        myself: ActorRef<()>,
+        state: &mut Option<FetchArgs>,
     ) -> Result<(), ActorProcessingErr> {
-        let mut sources = Sources::new();
-        for src in &args.srcs {
-            match args.resolver.resolve(src).await {
-                Ok(path) => {
-                    sources.insert(src.clone(), path);
-                }
-                Err(e) => {
-                    // The supervisor decides whether to try again.
-                    args.supervisor.cast(SupervisorMsg::Fetched(Err(e)))?;
-                    myself.stop(None);
-                    return Ok(());
-                }
-            }
-        }
-        args.supervisor.cast(SupervisorMsg::Fetched(Ok(sources)))?;
+        let Some(args) = state.take() else {
+            return Ok(());
+        };
+        let result = fetch_all(&args).await;
+        // A supervisor that is gone has settled its render already.
+        let _ = args.supervisor.cast(SupervisorMsg::Fetched(result));
         myself.stop(None);
         Ok(())
+    }
+}
+
+/// Every source, `concurrency` at a time; the first that fails for good
+/// fails them all (the others are dropped mid-flight).
+async fn fetch_all(args: &FetchArgs) -> Result<Sources, RenderError> {
+    args.fault.panic_at(Stage::Fetcher);
+    let (resolver, retry) = (args.resolver.as_ref(), args.retry);
+    // Owned names: a closure over borrowed ones trips the compiler's
+    // check that the actor's future is Send for every lifetime.
+    let mut fetches = stream::iter(args.srcs.iter().cloned())
+        .map(|src: String| async move {
+            let path = fetch_one(resolver, &src, retry).await?;
+            Ok::<_, FetchError>((src, path))
+        })
+        .buffer_unordered(args.concurrency.max(1));
+    let mut sources = Sources::new();
+    while let Some(fetched) = fetches.next().await {
+        let (src, path) = fetched.map_err(|e| RenderError::Fetch(e.to_string()))?;
+        sources.insert(src, path);
+    }
+    Ok(sources)
+}
+
+/// One source, tried again after a transient failure, up to
+/// `retry.attempts` in all. What still fails transiently then is reported
+/// as permanent, saying how often it was tried.
+async fn fetch_one(resolver: &dyn Resolve, src: &str, retry: Retry) -> Result<PathBuf, FetchError> {
+    let attempts = retry.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match resolver.resolve(src).await {
+            Err(FetchError::Transient { src, reason }) => {
+                if attempt >= attempts {
+                    let tries = if attempt == 1 { "attempt" } else { "attempts" };
+                    return Err(FetchError::Permanent {
+                        src,
+                        reason: format!("{reason} (gave up after {attempt} {tries})"),
+                    });
+                }
+                tracing::info!(%src, %reason, attempt, "fetch failed; trying again");
+                tokio::time::sleep(retry.wait_after(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -9,12 +9,15 @@
 //! ```
 //!
 //! Bytes leave through a [`Publish`] the caller provides (the server's
-//! live-render buffer, or a file for the CLI). A child's failure reaches
-//! the supervisor, which retries a fetch whose cause is transient and
-//! otherwise fails the render; a panic anywhere in a render fails only that
-//! render.
+//! live-render buffer, or a file for the CLI). [`start`] returns at once a
+//! [`Render`], which can cancel it; the render ends in exactly one
+//! `finish` or `fail`, whatever happens: a child's failure or panic
+//! reaches the supervisor and fails the render, a panic anywhere in a
+//! render fails only that render. The fetcher retries a source whose
+//! failure is transient; nothing else retries.
 
 mod compositor;
+mod faults;
 mod fetcher;
 mod muxer;
 pub mod sound_cache;
@@ -26,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use fetcher::{sources_of, FetchError, Resolve, Resolved};
-pub use supervisor::start;
+pub use supervisor::{start, Render};
 
 #[cfg(test)]
 mod tests;
@@ -89,6 +92,26 @@ pub struct Job {
     pub publish: Arc<dyn Publish>,
     pub limits: SourceLimits,
     pub fragments: Fragments,
+    /// Sources resolved at once, at most (0 counts as 1).
+    pub fetch_concurrency: usize,
+    /// How a source that fails transiently is tried again.
+    pub fetch_retry: Retry,
+}
+
+/// Tries of a source whose failure is transient: `attempts` in all (0
+/// counts as 1), waiting `backoff`, then twice that, and so on, in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Retry {
+    /// The wait after failed attempt `attempt` (from 1).
+    pub fn wait_after(&self, attempt: u32) -> Duration {
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+    }
 }
 
 /// How the stream is cut into fragments, each starting on a keyframe. A

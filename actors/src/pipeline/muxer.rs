@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::faults::{Fault, Stage};
 use super::{Publish, RenderError};
 use crate::output::{Package, Packets, Piece, Streams};
 
@@ -23,11 +24,15 @@ pub struct Muxer;
 pub struct MuxArgs {
     pub publish: Arc<dyn Publish>,
     pub packager: Box<dyn Package>,
+    pub fault: Fault,
 }
 
 pub struct MuxState {
     publish: Arc<dyn Publish>,
     packager: Box<dyn Package>,
+    fault: Fault,
+    /// Whether viewers have the header: the injected fault waits for it.
+    init_published: bool,
 }
 
 fn failed(e: impl std::fmt::Display) -> ActorProcessingErr {
@@ -35,10 +40,13 @@ fn failed(e: impl std::fmt::Display) -> ActorProcessingErr {
 }
 
 impl MuxState {
-    fn publish(&self, pieces: Vec<Piece>) {
+    fn publish(&mut self, pieces: Vec<Piece>) {
         for piece in pieces {
             match piece {
-                Piece::Init(bytes) => self.publish.init(bytes),
+                Piece::Init(bytes) => {
+                    self.publish.init(bytes);
+                    self.init_published = true;
+                }
                 Piece::Fragment(bytes, seconds) => self.publish.fragment(bytes, seconds),
                 Piece::Patch { offset, bytes } => self.publish.patch(offset, bytes),
             }
@@ -52,6 +60,9 @@ impl MuxState {
                 self.publish(pieces);
             }
             MuxMsg::Packets(packets) => {
+                if self.init_published {
+                    self.fault.panic_at(Stage::Muxer);
+                }
                 let pieces = self.packager.packets(packets).map_err(failed)?;
                 self.publish(pieces);
             }
@@ -83,6 +94,8 @@ impl Actor for Muxer {
         Ok(MuxState {
             publish: args.publish,
             packager: args.packager,
+            fault: args.fault,
+            init_published: false,
         })
     }
 

@@ -188,8 +188,11 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
             publish: output.clone(),
             limits: config.source_limits(),
             fragments: config.fragments(),
+            fetch_concurrency: config.fetch_concurrency(),
+            fetch_retry: config.fetch_retry(),
         };
-        pipeline::start(job).await?;
+        // Held until the render settles; its outcome comes through `rx`.
+        let _render = pipeline::start(job).await;
         rx.await
             .map_err(|_| RenderError::Internal("the render stopped without a word".into()))?
     })?;

@@ -159,8 +159,6 @@ pub struct UrlFetcher {
     client: reqwest::Client,
     guard: Guard,
     max_bytes: u64,
-    max_attempts: u32,
-    backoff: Duration,
 }
 
 impl UrlFetcher {
@@ -206,36 +204,16 @@ impl UrlFetcher {
             client,
             guard,
             max_bytes: config.max_bytes,
-            max_attempts: config.max_attempts.max(1),
-            backoff: Duration::from_millis(config.retry_backoff_ms),
         })
     }
 
-    /// Downloads `src` into `dir`, whole or not at all. A transient failure
-    /// is tried again up to `max_attempts` in all, with exponential
-    /// backoff; what is still failing then is reported as permanent, so
-    /// that nothing above multiplies the attempts.
+    /// Downloads `src` into `dir`, whole or not at all, in one attempt. A
+    /// failure worth another try (a timeout, a reset, a 5xx, 429 or 408)
+    /// is reported as [`FetchError::Transient`] and anything else as
+    /// permanent; the render's fetcher decides about trying again
+    /// (`fetch.max_attempts`, `fetch.retry_backoff_ms`), so that no two
+    /// layers multiply the attempts.
     pub async fn fetch(&self, src: &str, dir: &Path) -> Result<PathBuf, FetchError> {
-        let mut attempt = 1;
-        loop {
-            match self.fetch_once(src, dir).await {
-                Err(FetchError::Transient { src, reason }) => {
-                    if attempt >= self.max_attempts {
-                        return Err(FetchError::Permanent {
-                            src,
-                            reason: format!("{reason} (gave up after {attempt} attempts)"),
-                        });
-                    }
-                    tracing::info!(%src, %reason, attempt, "fetch failed; trying again");
-                    tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn fetch_once(&self, src: &str, dir: &Path) -> Result<PathBuf, FetchError> {
         let permanent = |reason: String| FetchError::Permanent {
             src: src.to_owned(),
             reason,
@@ -582,7 +560,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_source_that_stalls_or_resets_mid_body_is_tried_max_attempts_times() {
+    async fn a_source_that_stalls_or_resets_mid_body_is_transient_after_one_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let stall = |_: usize, s: &mut std::net::TcpStream| {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nhalf");
@@ -609,13 +587,17 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(&err, FetchError::Permanent { reason, .. } if reason.contains("gave up after 3 attempts")),
+                matches!(&err, FetchError::Transient { .. }),
                 "{what}: {err}"
             );
-            assert_eq!(hits.load(Ordering::SeqCst), 3, "{what}: attempts");
+            assert_eq!(
+                hits.load(Ordering::SeqCst),
+                1,
+                "{what}: one attempt, the render's fetcher retries"
+            );
             assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{what}: bounded"
+                started.elapsed() < Duration::from_secs(3),
+                "{what}: the read timeout, not the stall, ends it"
             );
             assert_eq!(
                 std::fs::read_dir(dir.path()).unwrap().count(),
@@ -658,20 +640,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_5xx_is_retried_then_a_success_is_kept() {
+    async fn a_5xx_429_or_408_is_transient_and_a_404_permanent_each_in_one_attempt() {
         let dir = tempfile::tempdir().unwrap();
-        let (addr, hits) = server(|n, s| {
-            if n < 2 {
-                let _ = s.write_all(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
-            } else {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes");
-            }
+        for (status, transient) in [
+            ("503 Busy", true),
+            ("500 Oops", true),
+            ("429 Too Many Requests", true),
+            ("408 Request Timeout", true),
+            ("404 Not Found", false),
+            ("403 Forbidden", false),
+        ] {
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            let (addr, hits) = server(move |_, s| {
+                let _ = s.write_all(answer.as_bytes());
+            });
+            let err = fetcher_for(addr)
+                .fetch(&format!("http://{addr}/x"), dir.path())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                matches!(err, FetchError::Transient { .. }),
+                transient,
+                "{status}: {err}"
+            );
+            assert_eq!(hits.load(Ordering::SeqCst), 1, "{status}: one attempt");
+        }
+        let (addr, _) = server(|_, s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes");
         });
         let path = fetcher_for(addr)
             .fetch(&format!("http://{addr}/x"), dir.path())
             .await
             .unwrap();
         assert_eq!(std::fs::read(path).unwrap(), b"yes");
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
     }
 }

@@ -365,52 +365,21 @@ impl Renders {
             publish: live.clone(),
             limits: self.config.source_limits(),
             fragments: self.config.fragments(),
+            fetch_concurrency: self.config.fetch_concurrency(),
+            fetch_retry: self.config.fetch_retry(),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
-        let timed = tokio::time::timeout(limit, async {
-            let _enter = span.enter();
-            tracing::info!("render started");
-            drop(_enter);
-            let supervisor = match pipeline::start(job).await {
-                Ok(supervisor) => supervisor,
-                Err(e) => {
-                    live.fail(e);
-                    return None;
-                }
-            };
-            Some(supervisor)
-        })
-        .await;
-        let supervisor = match timed {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => None,
-            Err(_) => {
-                live.fail(over_limit(limit));
-                None
-            }
-        };
-        let stop_tree = supervisor.map(|s| {
-            move || {
-                s.stop_children(None);
-                s.stop(None);
-            }
-        });
-        let stop = |_: Option<()>| {
-            if let Some(stop) = &stop_tree {
-                stop();
-            }
-        };
-        let left = limit.saturating_sub(started.elapsed());
+        let _enter = span.enter();
+        tracing::info!("render started");
+        drop(_enter);
+        // Returns at once: the limit covers fetching too.
+        let render = pipeline::start(job).await;
         let mut cancelled = false;
         tokio::select! {
             _ = live.settled() => {}
-            () = tokio::time::sleep(left) => {
-                stop(None);
-                live.fail(over_limit(limit));
-            }
+            () = tokio::time::sleep(limit) => render.cancel(over_limit(limit)),
             () = abandoned.as_mut() => {
-                stop(None);
-                live.fail(RenderError::Internal("no viewer was left".into()));
+                render.cancel(RenderError::Internal("no viewer was left".into()));
                 cancelled = true;
             }
         }
@@ -418,7 +387,7 @@ impl Renders {
         if snap.error.is_some() {
             // Failed from outside (its owner deleted it) or inside: make
             // sure nothing of the tree runs on.
-            stop(None);
+            render.cancel(RenderError::Internal("the render failed".into()));
         }
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.render_seconds.observe(seconds);
