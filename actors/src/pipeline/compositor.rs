@@ -18,12 +18,12 @@ use tokio::sync::mpsc;
 
 use super::faults::{Fault, Stage};
 use super::muxer::MuxMsg;
-use super::sound_cache::{self, Key, Sound as CachedSound};
+use super::sound_cache::{self, Key, Released, Sound as CachedSound};
 use super::{Publish, RenderError};
 use crate::compose::Frame;
 use crate::compositor::{Composed, Compositor, SourceLimits, Sources};
-use crate::media::{MediaError, SAMPLE_RATE};
-use crate::output::{self, Encoded, Packets, Stream};
+use crate::media::MediaError;
+use crate::output::{self, Packets, Stream};
 use crate::plan::Plan;
 
 /// Composed frames waiting for the encoder.
@@ -133,10 +133,11 @@ enum Sound {
     /// packet is out.
     Encoded {
         key: Option<Key>,
-        packets: Vec<Encoded>,
+        packets: Vec<Released>,
     },
-    /// Encoded by an earlier render of the same sound, handed out in step
-    /// with the pictures; `next` is the first not handed out yet.
+    /// Encoded by an earlier render of the same sound, each packet handed
+    /// out after the frame it was first handed out after; `next` is the
+    /// first not handed out yet.
     Cached { packets: CachedSound, next: usize },
 }
 
@@ -158,27 +159,32 @@ impl Sound {
         }
     }
 
-    /// Adds to `out` the sound packets ready once the mix has reached
-    /// sample `until`: `mix` encoded, or those of the cached sound.
+    /// Adds to `out` the sound packets ready after frame `index`: `mix`
+    /// (the frame's sound) encoded, or those of the cached sound.
     fn packets(
         &mut self,
         encoder: &mut dyn output::Encode,
         mix: &[f32],
-        until: i64,
+        index: i64,
         out: &mut Packets,
     ) -> Result<(), RenderError> {
         match self {
             Sound::Encoded { key, packets } => {
                 let encoded = encoder.audio(mix).map_err(media)?;
                 if key.is_some() {
-                    packets.extend(encoded.iter().map(|(_, p)| p.clone()));
+                    packets.extend(encoded.iter().map(|(_, p)| Released {
+                        after_frame: index,
+                        packet: p.clone(),
+                    }));
                 }
                 out.extend(encoded);
             }
             Sound::Cached { packets, next } => {
-                let ready = packets[*next..].iter().take_while(|p| p.pts < until);
+                let ready = packets[*next..]
+                    .iter()
+                    .take_while(|r| r.after_frame <= index);
                 let before = out.len();
-                out.extend(ready.map(|p| (Stream::Audio, p.clone())));
+                out.extend(ready.map(|r| (Stream::Audio, r.packet.clone())));
                 *next += out.len() - before;
             }
         }
@@ -192,17 +198,24 @@ impl Sound {
         match self {
             Sound::Encoded { key, mut packets } => {
                 if let Some(key) = key {
-                    packets.extend(
-                        out.iter()
-                            .filter(|(s, _)| *s == Stream::Audio)
-                            .map(|(_, p)| p.clone()),
-                    );
+                    // The encoders' flush: after the last frame, after
+                    // the pictures' flush (`Encode::finish`'s order).
+                    packets.extend(out.iter().filter(|(s, _)| *s == Stream::Audio).map(
+                        |(_, p)| Released {
+                            after_frame: i64::MAX,
+                            packet: p.clone(),
+                        },
+                    ));
                     sound_cache::shared().put(key, packets);
                 }
             }
             Sound::Cached { packets, next } => {
                 out.retain(|(s, _)| *s != Stream::Audio);
-                out.extend(packets[next..].iter().map(|p| (Stream::Audio, p.clone())));
+                out.extend(
+                    packets[next..]
+                        .iter()
+                        .map(|r| (Stream::Audio, r.packet.clone())),
+                );
             }
         }
     }
@@ -297,8 +310,12 @@ pub(super) fn compose_and_encode(
                     .video(composed.frame, composed.index, key, &spares)
                     .map_err(media)?;
                 // The sound up to the end of this frame.
-                let until = ((composed.index + 1) as f64 / fps * f64::from(SAMPLE_RATE)) as i64;
-                sound.packets(encoder.as_mut(), &composed.audio, until, &mut packets)?;
+                sound.packets(
+                    encoder.as_mut(),
+                    &composed.audio,
+                    composed.index,
+                    &mut packets,
+                )?;
                 if !packets.is_empty() {
                     send(&encoder_tx, MuxMsg::Packets(packets))?;
                 }

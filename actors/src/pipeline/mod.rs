@@ -32,6 +32,8 @@ pub use fetcher::{sources_of, FetchError, Resolve, Resolved};
 pub use supervisor::{start, Render};
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
 
 use crate::compositor::SourceLimits;

@@ -33,7 +33,18 @@ const HASHED_FILE_LIMIT: u64 = 32 * 1024 * 1024;
 pub type Key = [u8; 32];
 
 /// One encoded sound: its packets in order, as the encoder gave them.
-pub type Sound = Arc<Vec<Encoded>>;
+pub type Sound = Arc<Vec<Released>>;
+
+/// An encoded sound packet, and the frame after which the render that
+/// encoded it handed it to the muxer. A render that takes the sound from
+/// the cache hands each packet out after the same frame, so that both
+/// interleave sound and pictures alike and mux to the same bytes: an
+/// output's bytes never depend on what the cache held.
+#[derive(Debug, Clone)]
+pub struct Released {
+    pub after_frame: i64,
+    pub packet: Encoded,
+}
 
 /// The process's cache, shared by every render.
 pub fn shared() -> &'static SoundCache {
@@ -63,8 +74,8 @@ struct Entries {
     bytes: usize,
 }
 
-fn size_of(sound: &[Encoded]) -> usize {
-    sound.iter().map(|p| p.data.len() + 32).sum()
+fn size_of(sound: &[Released]) -> usize {
+    sound.iter().map(|r| r.packet.data.len() + 40).sum()
 }
 
 impl SoundCache {
@@ -99,7 +110,7 @@ impl SoundCache {
 
     /// Keeps `sound` under `key`, dropping the least recently used sounds
     /// to make room; a sound larger than a quarter of the cache is not kept.
-    pub fn put(&self, key: Key, sound: Vec<Encoded>) {
+    pub fn put(&self, key: Key, sound: Vec<Released>) {
         let size = size_of(&sound);
         let capacity = self.capacity.load(Ordering::Relaxed);
         if size > capacity / 4 {
@@ -162,19 +173,22 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn packet(pts: i64, len: usize) -> Encoded {
-        Encoded {
-            pts,
-            dts: pts,
-            duration: 1024,
-            keyframe: true,
-            data: Bytes::from(vec![0u8; len]),
+    fn packet(pts: i64, len: usize) -> Released {
+        Released {
+            after_frame: 0,
+            packet: Encoded {
+                pts,
+                dts: pts,
+                duration: 1024,
+                keyframe: true,
+                data: Bytes::from(vec![0u8; len]),
+            },
         }
     }
 
     #[test]
     fn the_least_recently_used_sound_makes_room() {
-        let cache = SoundCache::new(4 * (1000 + 32));
+        let cache = SoundCache::new(4 * (1000 + 40));
         cache.put([1; 32], vec![packet(0, 1000)]);
         cache.put([2; 32], vec![packet(0, 1000)]);
         cache.put([3; 32], vec![packet(0, 1000)]);
