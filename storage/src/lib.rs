@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub use assets::{Asset, AssetBody};
 pub use blobs::BlobWriter;
 pub use error::{Error, Result, UploadError};
-pub use keys::{AccountId, NewKey};
+pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
