@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use super::{open_store, CmdResult};
+use crate::admin::socket::AdminSocket;
 use crate::config::Config;
 use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
@@ -23,11 +24,13 @@ pub fn run(config: Config) -> CmdResult {
         usize::try_from(config.render.sound_cache_bytes).unwrap_or(usize::MAX),
     );
     let store = open_store(&config)?;
+    // Before the first-start hint: the command it suggests needs the socket.
+    let mut admin = AdminSocket::bind(config.data_dir())?;
     if store.key_count() == 0 {
         eprintln!(
-            "clipstream: no API keys yet. Stop the server and run\n\n    \
+            "clipstream: no API keys yet. Create one while the server runs:\n\n    \
              clipstream keys create --data-dir {}\n\n\
-             then start it again and use the key and secret with HTTP Basic auth.",
+             and use the key and secret with HTTP Basic auth.",
             config.data_dir().display()
         );
     }
@@ -75,11 +78,15 @@ pub fn run(config: Config) -> CmdResult {
             Ok(n) => tracing::info!(jobs = n, "interrupted background jobs queued again"),
             Err(e) => tracing::error!(error = %e, "interrupted jobs could not be read"),
         }
+        admin.serve(store.clone())?;
         // The one line on stdout: scripts and tests read the address here.
         println!("clipstream listening on http://{addr}");
         tracing::info!(%addr, data_dir = %config.data_dir().display(), "serving");
         server.run().await?;
         store.flush().await?;
+        // A clean exit takes its socket away; a killed server's is
+        // replaced at the next start.
+        drop(admin);
         Ok(())
     })
 }
