@@ -58,16 +58,12 @@ pub struct Limits {
     pub max_chunk_bytes: u64,
     pub max_chunk_count: u32,
     pub max_name_bytes: usize,
-    pub max_tracks: usize,
-    pub max_clips: usize,
-    pub max_duration_secs: f64,
-    pub max_video_width: u32,
-    pub max_video_height: u32,
-    pub max_image_width: u32,
-    pub max_image_height: u32,
-    pub max_sources: usize,
     pub auth_failures: u32,
     pub auth_failure_window_secs: u64,
+    /// What a movie may ask for: its fields sit in `[limits]` beside the
+    /// ones above (the struct rejects any key neither knows).
+    #[serde(flatten)]
+    pub edit: clipstream_actors::edit::Limits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,17 +172,7 @@ impl Config {
     }
 
     pub fn edit_limits(&self) -> clipstream_actors::edit::Limits {
-        let l = &self.limits;
-        clipstream_actors::edit::Limits {
-            max_tracks: l.max_tracks,
-            max_clips: l.max_clips,
-            max_duration_secs: l.max_duration_secs,
-            max_video_width: l.max_video_width,
-            max_video_height: l.max_video_height,
-            max_image_width: l.max_image_width,
-            max_image_height: l.max_image_height,
-            max_sources: l.max_sources,
-        }
+        self.limits.edit.clone()
     }
 
     pub fn upload_limits(&self) -> clipstream_storage::UploadLimits {
@@ -207,15 +193,21 @@ impl Config {
     /// The most pixels any source frame may have: the larger of the image
     /// and video limits (see `clipstream_actors::media::set_max_pixels`).
     pub fn max_source_pixels(&self) -> u64 {
-        let l = &self.limits;
+        let l = &self.limits.edit;
         (u64::from(l.max_image_width) * u64::from(l.max_image_height))
             .max(u64::from(l.max_video_width) * u64::from(l.max_video_height))
     }
 
     pub fn source_limits(&self) -> clipstream_actors::compositor::SourceLimits {
         clipstream_actors::compositor::SourceLimits {
-            max_video: (self.limits.max_video_width, self.limits.max_video_height),
-            max_image: (self.limits.max_image_width, self.limits.max_image_height),
+            max_video: (
+                self.limits.edit.max_video_width,
+                self.limits.edit.max_video_height,
+            ),
+            max_image: (
+                self.limits.edit.max_image_width,
+                self.limits.edit.max_image_height,
+            ),
         }
     }
 
@@ -285,7 +277,7 @@ mod tests {
             jail.set_env("CLIPSTREAM_TEST_BIN", "not a setting");
             let config = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.storage.data_dir, PathBuf::from("/srv/clip"));
-            assert_eq!(config.limits.max_tracks, 7);
+            assert_eq!(config.limits.edit.max_tracks, 7);
             assert_eq!(config.cluster.known, ["local", "eu"]);
             Ok(())
         });
@@ -295,6 +287,12 @@ mod tests {
     fn a_misspelt_setting_is_an_error() {
         Jail::expect_with(|jail| {
             jail.set_env("CLIPSTREAM_SERVER_LISTN", "0.0.0.0:1");
+            assert!(Config::load(&Overrides::default()).is_err());
+            Ok(())
+        });
+        // In `[limits]`, beside the movie limits flattened into it.
+        Jail::expect_with(|jail| {
+            jail.set_env("CLIPSTREAM_LIMITS_MAX_TRAKCS", "7");
             assert!(Config::load(&Overrides::default()).is_err());
             Ok(())
         });

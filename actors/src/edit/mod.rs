@@ -14,8 +14,12 @@ pub use fill::{fill, FillError};
 pub use schema::*;
 pub use tpl::{is_placeholder_name, placeholders, Tpl};
 
-/// Bounds on what a movie may ask for (CONTRACT section 6).
-#[derive(Debug, Clone, PartialEq)]
+/// Bounds on what a movie may ask for (CONTRACT section 6), declared
+/// once: the server's `[limits]` configuration section holds these fields
+/// (flattened in beside its own), with their defaults in
+/// `conf/default.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_tracks: usize,
     pub max_clips: usize,
