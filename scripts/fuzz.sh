@@ -7,7 +7,8 @@
 #
 # Targets (fuzz/fuzz_targets/): edit (the Edit parser and validator), fill
 # (placeholder substitution), range (Range and conditional headers),
-# token (token lookup), chunked (the chunked-upload assembler), media
+# token (token lookup), chunked (the chunked-upload assembler), admin
+# (the admin socket's request lines), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
 # files made here, truncated and bit-flipped).
 #
@@ -24,7 +25,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin media)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -74,6 +75,11 @@ seed_text() {
   printf 'AAAAAAAAAAAAAAAAAAAAAA' >"$dir/shaped"
   dir=$(corpus chunked)
   printf '\x04\x05\x00\x00\x05\x00\x01\x05\x00\x02\x05\x00\x03\x03\x03' >"$dir/in-order"
+  dir=$(corpus admin)
+  printf '{"keys":"create","account":null}\n' >"$dir/create"
+  printf '{"keys":"create","account":"a"}\n' >"$dir/create-in"
+  printf '{"keys":"list"}\n' >"$dir/list"
+  printf '{"keys":"revoke","key":"ck_00000000000000000000000000000000"}\n' >"$dir/revoke"
 }
 
 seed_media
@@ -84,6 +90,8 @@ for target in "${TARGETS[@]}"; do
   flags=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1)
   case $target in
     media) flags+=(-max_len=200000) ;;
+    # Past the 64 KiB bound on a request line, so both sides of it are tried.
+    admin) flags+=(-max_len=70000) ;;
     *) flags+=(-max_len=20000) ;;
   esac
   if [ -d "regressions/$target" ] && [ -n "$(ls -A "regressions/$target")" ]; then

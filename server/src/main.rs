@@ -1,5 +1,6 @@
 //! `clipstream`: the server and its command-line tools.
 
+mod admin;
 mod cmds;
 mod config;
 mod delivery;
@@ -42,8 +43,8 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Manage API keys. Run with the server stopped: the data directory
-    /// belongs to one process at a time.
+    /// Manage API keys, whether or not a server runs on the data
+    /// directory: a running one is asked through its admin socket.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -76,6 +77,18 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List every key with its account and creation time (never secrets).
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: its next request is refused. The account and its
+    /// other keys stay.
+    Revoke {
+        /// The key (`ck_...`), as `keys create` printed it.
+        key: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,9 +113,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { .. } => cmds::serve::run(config),
-        Command::Keys {
-            command: KeysCommand::Create { account, json },
-        } => cmds::keys::create(&config, account, json),
+        Command::Keys { command } => match command {
+            KeysCommand::Create { account, json } => cmds::keys::create(&config, account, json),
+            KeysCommand::List { json } => cmds::keys::list(&config, json),
+            KeysCommand::Revoke { key } => cmds::keys::revoke(&config, key),
+        },
         Command::Render {
             edit,
             params,

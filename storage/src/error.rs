@@ -11,6 +11,8 @@ pub enum Error {
     BadCredentials,
     #[error("account {0} does not exist")]
     AccountNotFound(String),
+    #[error("API key {0:?} does not exist")]
+    KeyNotFound(String),
     #[error("project {0} does not exist")]
     ProjectNotFound(String),
     #[error("project {0} belongs to another account")]

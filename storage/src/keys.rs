@@ -37,11 +37,21 @@ struct KeyRecord {
 }
 
 /// A freshly made key pair. The secret exists in clear only here.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewKey {
     pub account: AccountId,
     pub key: String,
     pub secret: String,
+}
+
+/// A key as it is listed: whose it is and since when, never its secret or
+/// the secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub key: String,
+    pub account: AccountId,
+    /// Unix seconds.
+    pub created: u64,
 }
 
 fn hash_secret(secret: &str) -> [u8; 32] {
@@ -87,6 +97,38 @@ impl Store {
         self.repo.count(Collection::Keys).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not count the API keys");
             0
+        })
+    }
+
+    /// Every key, oldest first.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut keys = Vec::new();
+        for (key, record) in self.repo.scan_prefix(Collection::Keys, "")? {
+            let record: KeyRecord = serde_json::from_slice(&record)?;
+            keys.push(KeyInfo {
+                key,
+                account: record.account,
+                created: record.created,
+            });
+        }
+        keys.sort_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)));
+        Ok(keys)
+    }
+
+    /// Deletes `key`, so that its next request is refused: `authenticate`
+    /// reads the repository on every request, and nothing keeps a copy. The
+    /// account and its other keys stay.
+    pub async fn revoke_key(&self, key: &str) -> Result<KeyInfo> {
+        let record = self
+            .repo
+            .remove(Collection::Keys, key)?
+            .ok_or_else(|| Error::KeyNotFound(key.to_owned()))?;
+        self.flush().await?;
+        let record: KeyRecord = serde_json::from_slice(&record)?;
+        Ok(KeyInfo {
+            key: key.to_owned(),
+            account: record.account,
+            created: record.created,
         })
     }
 
@@ -136,7 +178,7 @@ fn decode_hex32(hex: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use crate::test_support::store;
-    use crate::{Collection, Error};
+    use crate::{ids, Collection, Error};
 
     #[tokio::test]
     async fn a_key_authenticates_only_with_its_secret() {
@@ -208,6 +250,93 @@ mod tests {
             let text = String::from_utf8(value).unwrap();
             assert!(!text.contains(&new.secret));
         }
+    }
+
+    #[tokio::test]
+    async fn keys_are_listed_with_their_account_and_without_their_secret() {
+        let (_dir, store) = store();
+        assert!(store.list_keys().unwrap().is_empty());
+        let first = store.create_account_with_key().await.unwrap();
+        let second = store.add_key(&first.account).await.unwrap();
+        let other = store.create_account_with_key().await.unwrap();
+        let listed = store.list_keys().unwrap();
+        let mut keys: Vec<_> = listed
+            .iter()
+            .map(|k| (k.key.as_str(), k.account.0.as_str()))
+            .collect();
+        keys.sort();
+        let mut expected = vec![
+            (first.key.as_str(), first.account.0.as_str()),
+            (second.key.as_str(), first.account.0.as_str()),
+            (other.key.as_str(), other.account.0.as_str()),
+        ];
+        expected.sort();
+        assert_eq!(keys, expected);
+        assert!(listed.windows(2).all(|w| w[0].created <= w[1].created));
+        let text = serde_json::to_string(&listed).unwrap();
+        for new in [&first, &second, &other] {
+            assert!(!text.contains(&new.secret));
+            assert!(!text.contains(&ids::hex(&super::hash_secret(&new.secret))));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_refused_and_its_sibling_still_works() {
+        let (_dir, store) = store();
+        let first = store.create_account_with_key().await.unwrap();
+        let second = store.add_key(&first.account).await.unwrap();
+        let revoked = store.revoke_key(&second.key).await.unwrap();
+        assert_eq!(
+            (revoked.key.as_str(), &revoked.account),
+            (second.key.as_str(), &first.account)
+        );
+        assert!(matches!(
+            store.authenticate(&second.key, &second.secret),
+            Err(Error::BadCredentials)
+        ));
+        assert_eq!(
+            store.authenticate(&first.key, &first.secret).unwrap(),
+            first.account
+        );
+        let listed: Vec<_> = store
+            .list_keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
+        assert_eq!(listed, vec![first.key.clone()]);
+        // The account stays: a new key can still be added to it.
+        store.add_key(&first.account).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn revoking_an_unknown_or_revoked_key_is_key_not_found() {
+        let (_dir, store) = store();
+        let new = store.create_account_with_key().await.unwrap();
+        assert!(matches!(
+            store.revoke_key("ck_nope").await,
+            Err(Error::KeyNotFound(k)) if k == "ck_nope"
+        ));
+        store.revoke_key(&new.key).await.unwrap();
+        assert!(matches!(
+            store.revoke_key(&new.key).await,
+            Err(Error::KeyNotFound(k)) if k == new.key
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_outlives_a_reopen() {
+        let (dir, store) = store();
+        let new = store.create_account_with_key().await.unwrap();
+        let kept = store.add_key(&new.account).await.unwrap();
+        store.revoke_key(&new.key).await.unwrap();
+        drop(store);
+        let store = crate::Store::open(dir.path(), crate::test_support::options()).unwrap();
+        assert!(store.authenticate(&new.key, &new.secret).is_err());
+        assert_eq!(
+            store.authenticate(&kept.key, &kept.secret).unwrap(),
+            new.account
+        );
     }
 
     #[tokio::test]

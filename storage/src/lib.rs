@@ -46,7 +46,7 @@ pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use ids::unix_now;
 pub use jobs::{Job, JobError, JobState};
-pub use keys::{AccountId, NewKey};
+pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};

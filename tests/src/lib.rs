@@ -19,6 +19,8 @@ use serde_json::Value;
 
 /// How long a server may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("CLIPSTREAM_TEST_BIN") {
@@ -54,8 +56,8 @@ pub struct Key {
     pub secret: String,
 }
 
-/// Creates a key on `data_dir` (with no server running on it); with
-/// `account`, adds the key to that account.
+/// Creates a key on `data_dir` (through the server when one runs on it);
+/// with `account`, adds the key to that account.
 pub fn create_key(data_dir: &Path, account: Option<&str>) -> Key {
     let mut args = vec!["keys", "create", "--json"];
     if let Some(account) = account {
@@ -151,6 +153,27 @@ impl Server {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Asks the server to stop, as a service manager does (SIGTERM), and
+    /// waits for it to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log_text(&self) -> String {

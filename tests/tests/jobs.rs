@@ -347,8 +347,9 @@ fn safaris_first_range_gets_the_true_total_then_its_next_ranges() {
 
 #[test]
 fn the_owner_deletes_a_tokens_outputs_and_the_next_get_renders_again() {
-    let mut f = fixture();
-    let stranger = f.env.while_stopped(|data| create_key(data, None));
+    let f = fixture();
+    // Another account's key, made beside the running server.
+    let stranger = create_key(&f.env.data_dir(), None);
     let api = f.env.client();
     let token = token_named(&f, "m", &movie("Gone", "#0000ff", 1.0, None), json!({}));
     get_video(&api, &token);

@@ -242,6 +242,7 @@ fn concurrent_viewers_share_one_render_and_get_identical_bytes() {
         .collect();
     let bodies: Vec<Vec<u8>> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
     assert!(bodies.iter().all(|b| b == &bodies[0] && !b.is_empty()));
+    f.env.client().anonymous().wait_done(&token, "mp4", 10);
     let renders = std::fs::read_dir(f.env.data_dir().join("renders"))
         .unwrap()
         .count();

@@ -9,6 +9,8 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use super::{open_store, CmdResult};
+use crate::admin::socket::AdminSocket;
+use crate::admin::AdminError;
 use crate::config::Config;
 use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
@@ -23,11 +25,28 @@ pub fn run(config: Config) -> CmdResult {
         usize::try_from(config.render.sound_cache_bytes).unwrap_or(usize::MAX),
     );
     let store = open_store(&config)?;
+    // Before the first-start hint: the command it suggests needs the socket.
+    let mut admin = match AdminSocket::bind(config.data_dir()) {
+        Ok(admin) => Some(admin),
+        // The server is still of use without it (a data directory whose
+        // path is too long for a socket, a filesystem without sockets):
+        // keys are then managed with the server stopped.
+        Err(e @ AdminError::Bind { .. }) => {
+            tracing::warn!(error = %e, "no admin socket: `clipstream keys` needs the server stopped");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     if store.key_count() == 0 {
+        let when = if admin.is_some() {
+            "Create one while the server runs"
+        } else {
+            "Stop the server and create one"
+        };
         eprintln!(
-            "clipstream: no API keys yet. Stop the server and run\n\n    \
+            "clipstream: no API keys yet. {when}:\n\n    \
              clipstream keys create --data-dir {}\n\n\
-             then start it again and use the key and secret with HTTP Basic auth.",
+             and use the key and secret with HTTP Basic auth.",
             config.data_dir().display()
         );
     }
@@ -75,11 +94,25 @@ pub fn run(config: Config) -> CmdResult {
             Ok(n) => tracing::info!(jobs = n, "interrupted background jobs queued again"),
             Err(e) => tracing::error!(error = %e, "interrupted jobs could not be read"),
         }
+        if let Some(admin) = admin.as_mut() {
+            admin.serve(store.clone())?;
+        }
+        // Polled once before anyone is told it listens: that first poll
+        // installs its signal handlers, so a SIGTERM right after the line
+        // below is a clean shutdown.
+        let mut running = server.run();
+        let ended = futures_util::future::poll_immediate(&mut running).await;
         // The one line on stdout: scripts and tests read the address here.
         println!("clipstream listening on http://{addr}");
         tracing::info!(%addr, data_dir = %config.data_dir().display(), "serving");
-        server.run().await?;
+        match ended {
+            Some(ended) => ended?,
+            None => running.await?,
+        }
         store.flush().await?;
+        // A clean exit takes its socket away; a killed server's is
+        // replaced at the next start.
+        drop(admin);
         Ok(())
     })
 }

@@ -147,6 +147,7 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::MovieNotFound(_) => "movie_not_found",
         StoreError::UploadNotFound(_) => "upload_not_found",
         StoreError::TokenNotFound => "token_not_found",
+        StoreError::KeyNotFound(_) => "key_not_found",
         StoreError::Upload(UploadError::MissingChunks { .. }) => "upload_incomplete",
         StoreError::Upload(UploadError::AlreadyFinishing) => "upload_finishing",
         StoreError::Upload(_) => "invalid_chunk",
@@ -168,7 +169,8 @@ fn store_status(e: &StoreError) -> StatusCode {
         | StoreError::AssetNotFound(_)
         | StoreError::MovieNotFound(_)
         | StoreError::UploadNotFound(_)
-        | StoreError::TokenNotFound => StatusCode::NOT_FOUND,
+        | StoreError::TokenNotFound
+        | StoreError::KeyNotFound(_) => StatusCode::NOT_FOUND,
         StoreError::ProjectExists(_) => StatusCode::CONFLICT,
         StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
