@@ -1,8 +1,11 @@
-//! Assets: a project's media files, with metadata in sled and bodies as blobs.
+//! Assets: a project's media files, with metadata in the repository and
+//! bodies in the blob store.
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{child_key, child_prefix, ids, json_tree, BlobWriter, Error, Result, Store};
+use crate::{child_key, child_prefix, ids, BlobWriter, Collection, Error, Result, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Asset {
@@ -23,7 +26,7 @@ impl Asset {
 }
 
 /// An asset's metadata with its body opened for reading. The body cannot
-/// change under the reader: a replaced asset gets a new file.
+/// change under the reader: a replaced asset gets a new blob.
 pub struct AssetBody {
     pub asset: Asset,
     pub file: tokio::fs::File,
@@ -72,7 +75,12 @@ impl Store {
 
     async fn insert_asset_record(&self, uid: &str, asset: &Asset) -> Result<Option<Asset>> {
         let old = self
-            .insert_child(&self.assets, uid, &asset.name, serde_json::to_vec(asset)?)
+            .insert_child(
+                Collection::Assets,
+                uid,
+                &asset.name,
+                serde_json::to_vec(asset)?,
+            )
             .await?;
         self.generations.bump(uid);
         old.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
@@ -80,31 +88,43 @@ impl Store {
     }
 
     pub fn assets(&self, uid: &str) -> Result<Vec<Asset>> {
-        json_tree::scan(&self.assets, child_prefix(uid))
+        self.records(Collection::Assets, &child_prefix(uid))
     }
 
     pub fn asset(&self, uid: &str, name: &str) -> Result<Asset> {
-        json_tree::get(&self.assets, child_key(uid, name))?
+        self.record(Collection::Assets, &child_key(uid, name))?
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))
     }
 
-    /// Where the body of an asset is, for a reader that opens it itself (a
-    /// render). Bodies never change in place; a replaced asset gets a new
-    /// file.
-    pub fn asset_file(&self, uid: &str, name: &str) -> Result<std::path::PathBuf> {
-        Ok(self.blobs.path(self.asset(uid, name)?.blob_id()))
+    /// Where the body of an asset is on this machine, for a reader that
+    /// opens it itself (a render). Bodies never change in place; a
+    /// replaced asset gets a new blob.
+    pub fn asset_file(&self, uid: &str, name: &str) -> Result<PathBuf> {
+        let asset = self.asset(uid, name)?;
+        // A blob store that keeps bodies elsewhere brings them here in
+        // `asset_local_path`; this one cannot wait for that.
+        self.blobs.resident_path(asset.blob_id()).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "the body of asset {name:?} is not on this machine; ask with asset_local_path"
+            ))
+        })
+    }
+
+    /// [`Store::asset_file`] for any blob store: a store that keeps bodies
+    /// elsewhere copies this one into its local cache first.
+    pub async fn asset_local_path(&self, uid: &str, name: &str) -> Result<PathBuf> {
+        let asset = self.asset(uid, name)?;
+        self.blobs.local_path(asset.blob_id()).await
     }
 
     /// The asset with its body open for reading.
     pub async fn open_asset(&self, uid: &str, name: &str) -> Result<AssetBody> {
         // A concurrent replace may remove the body between reading the record
-        // and opening the file; the record read again then names the new one.
+        // and opening the blob; the record read again then names the new one.
         for _ in 0..3 {
             let asset = self.asset(uid, name)?;
-            match tokio::fs::File::open(self.blobs.path(&asset.blob)).await {
-                Ok(file) => return Ok(AssetBody { asset, file }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+            if let Some(file) = self.blobs.open(&asset.blob).await? {
+                return Ok(AssetBody { asset, file });
             }
         }
         Err(Error::AssetNotFound(name.to_owned()))
@@ -112,8 +132,8 @@ impl Store {
 
     pub async fn delete_asset(&self, uid: &str, name: &str) -> Result<()> {
         let old = self
-            .assets
-            .remove(child_key(uid, name))?
+            .repo
+            .remove(Collection::Assets, &child_key(uid, name))?
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))?;
         self.flush().await?;
         self.generations.bump(uid);

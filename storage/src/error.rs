@@ -39,8 +39,9 @@ pub enum Error {
     Corrupt(String),
     #[error("i/o error: {0}")]
     Io(std::io::Error),
+    /// A failure of the metadata repository itself (see `repo`).
     #[error("database error: {0}")]
-    Db(sled::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Problems with a chunked upload that the client can fix.
@@ -78,15 +79,6 @@ impl From<std::io::Error> for Error {
             Error::StorageFull
         } else {
             Error::Io(e)
-        }
-    }
-}
-
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) => io.into(),
-            other => Error::Db(other),
         }
     }
 }

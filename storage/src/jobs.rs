@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ids, json_tree, Result, Store};
+use crate::{ids, Collection, Result, Store};
 
 /// The six states a job passes through, in order; `failed` may come from
 /// any of the first four.
@@ -81,13 +81,13 @@ impl Job {
 
 impl Store {
     pub fn job(&self, key: &str) -> Result<Option<Job>> {
-        json_tree::get(&self.jobs, key)
+        self.record(Collection::Jobs, key)
     }
 
     /// Writes a job's record. `durable` flushes before returning: for a
     /// background job the caller is about to promise it will run.
     pub async fn put_job(&self, job: &Job, durable: bool) -> Result<()> {
-        json_tree::put(&self.jobs, &job.key, job)?;
+        self.put_record(Collection::Jobs, &job.key, job)?;
         if durable {
             self.flush().await?;
         }
@@ -97,18 +97,18 @@ impl Store {
     /// The blocking twin of [`Store::put_job`] without the flush, for a
     /// state change reported from inside a render.
     pub fn note_job(&self, job: &Job) -> Result<()> {
-        json_tree::put(&self.jobs, &job.key, job)?;
+        self.put_record(Collection::Jobs, &job.key, job)?;
         Ok(())
     }
 
     pub async fn remove_job(&self, key: &str) -> Result<()> {
-        self.jobs.remove(key)?;
+        self.repo.remove(Collection::Jobs, key)?;
         self.flush().await
     }
 
     /// Jobs that had not ended when the last process stopped.
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>> {
-        let all: Vec<Job> = json_tree::scan(&self.jobs, "")?;
+        let all: Vec<Job> = self.records(Collection::Jobs, "")?;
         Ok(all.into_iter().filter(|j| !j.state.is_final()).collect())
     }
 
@@ -119,14 +119,14 @@ impl Store {
         const FAILURES_KEPT_SECS: u64 = 7 * 24 * 3600;
         let now = ids::unix_now();
         let mut removed = 0;
-        for job in json_tree::scan::<Job>(&self.jobs, "")? {
+        for job in self.records::<Job>(Collection::Jobs, "")? {
             let stale = match job.state {
-                JobState::Done => !self.render_cache.contains_key(&job.key)?,
+                JobState::Done => !self.repo.contains(Collection::RenderCache, &job.key)?,
                 JobState::Failed => job.finished.unwrap_or(0) + FAILURES_KEPT_SECS < now,
                 _ => false,
             };
-            if stale || !self.projects.contains_key(&job.project)? {
-                self.jobs.remove(&job.key)?;
+            if stale || !self.repo.contains(Collection::Projects, &job.project)? {
+                self.repo.remove(Collection::Jobs, &job.key)?;
                 removed += 1;
             }
         }

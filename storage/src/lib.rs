@@ -1,24 +1,32 @@
-//! Clipstream's durable state, kept in sled with media bodies as files.
+//! Clipstream's durable state: records in a metadata repository, media
+//! bodies in a blob store.
 //!
-//! Records (accounts, keys, projects, asset metadata, dynamic movies, upload
-//! state) live in sled trees as JSON. Media bodies are files under
-//! `blobs/`, written to `tmp/` first and renamed into place once complete and
-//! synced, so a reader never sees half a file. Every method that changes
-//! state flushes sled before it returns: a caller that answers 2xx after it
-//! has a durable write.
+//! [`Store`] is the facade every caller uses; behind it sit two traits, so
+//! that another backend is one more implementation and no route or actor
+//! changes (pict-rs's repo/store split):
+//! - [`Repo`] (`repo/`): named collections of small JSON records with
+//!   get/insert/remove/scan, compare-and-swap and all-or-nothing batches;
+//!   [`SledRepo`] today.
+//! - [`BlobStore`] (`blob/`): immutable bodies and upload chunks, written
+//!   through a bounded, hashing [`BlobWriter`]; [`FilesStore`] today.
 //!
-//! Layout of the data directory:
+//! Every method that changes state flushes the repository before it
+//! returns: a caller that answers 2xx after it has a durable write.
+//!
+//! Layout of the data directory with the default backends:
 //! - `db/`       sled
 //! - `blobs/`    asset bodies, named by random id
 //! - `uploads/`  received chunks of unfinished chunked uploads
+//! - `renders/`  finished renders (the render cache, see `render_cache`)
 //! - `tmp/`      files being written; emptied at every open
 
-mod blobs;
+pub mod blob;
 mod error;
 mod generations;
 mod ids;
-mod json_tree;
 pub mod names;
+mod records;
+pub mod repo;
 
 pub mod assets;
 pub mod jobs;
@@ -29,11 +37,11 @@ pub mod render_cache;
 pub mod renders;
 pub mod uploads;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
-pub use blobs::BlobWriter;
+pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use ids::unix_now;
@@ -43,6 +51,7 @@ pub use movies::Movie;
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
+pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
 pub use uploads::{Upload, UploadLimits};
 
 /// Settings the store needs from configuration.
@@ -69,64 +78,50 @@ impl Default for StoreOptions {
 }
 
 /// The handle to everything stored. Cheap to clone: all clones share one
-/// database.
+/// repository and one blob store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    keys: sled::Tree,
-    accounts: sled::Tree,
-    projects: sled::Tree,
-    project_names: sled::Tree,
-    assets: sled::Tree,
-    movies: sled::Tree,
-    uploads: sled::Tree,
-    tokens: sled::Tree,
-    project_tokens: sled::Tree,
-    render_cache: sled::Tree,
-    jobs: sled::Tree,
+    repo: Arc<dyn Repo>,
+    blobs: Arc<dyn BlobStore>,
+    /// The data directory: the render cache's files live here whatever
+    /// the backends.
+    root: PathBuf,
     open_renders: Arc<render_cache::OpenRenders>,
     generations: Arc<generations::Generations>,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
-    blobs: blobs::Blobs,
     options: StoreOptions,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, then removes what a
-    /// crash may have left behind (see [`Store::sweep`]).
+    /// Opens (creating if needed) the store in `dir` with the default
+    /// backends, sled and files, then removes what a crash may have left
+    /// behind (see [`Store::sweep`]).
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(options.cache_capacity_bytes)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    Error::Locked(dir.display().to_string())
-                }
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    Error::Locked(dir.display().to_string())
-                }
-                other => other.into(),
-            })?;
+        let repo = SledRepo::open(dir, options.cache_capacity_bytes)?;
+        let blobs = FilesStore::open(dir, options.min_free_bytes)?;
+        Store::with_backends(dir, Arc::new(repo), Arc::new(blobs), options)
+    }
+
+    /// The store over any repository and blob store; `dir` keeps the
+    /// render cache (`renders/`, and `tmp/` for renders in progress).
+    pub fn with_backends(
+        dir: &Path,
+        repo: Arc<dyn Repo>,
+        blobs: Arc<dyn BlobStore>,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        for sub in ["renders", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
         let store = Store {
-            keys: db.open_tree("keys")?,
-            accounts: db.open_tree("accounts")?,
-            projects: db.open_tree("projects")?,
-            project_names: db.open_tree("project_names")?,
-            assets: db.open_tree("assets")?,
-            movies: db.open_tree("movies")?,
-            uploads: db.open_tree("uploads")?,
-            tokens: db.open_tree("tokens")?,
-            project_tokens: db.open_tree("project_tokens")?,
-            render_cache: db.open_tree("render_cache")?,
-            jobs: db.open_tree("jobs")?,
+            token_key: token_key(repo.as_ref())?,
+            repo,
+            blobs,
+            root: dir.to_path_buf(),
             open_renders: Arc::default(),
             generations: Arc::default(),
-            token_key: token_key(&db)?,
-            blobs: blobs::Blobs::open(dir, options.min_free_bytes)?,
-            db,
             options,
         };
         store.sweep()?;
@@ -135,18 +130,16 @@ impl Store {
 
     /// Makes every change so far durable.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.repo.flush().await
     }
 
     /// The blocking twin of [`Store::flush`], for the CLI and shutdown.
     pub fn flush_blocking(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.repo.flush_blocking()
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.blobs.root()
+        &self.root
     }
 
     /// The counter that moves whenever an asset or movie of project `uid`
@@ -164,21 +157,22 @@ impl Store {
     /// Runs at open, before any request is served, so nothing it removes can
     /// be in use.
     pub fn sweep(&self) -> Result<()> {
-        self.blobs.clear_tmp()?;
+        clear_dir(&self.root.join("tmp"))?;
         let removed = self.remove_orphan_records()?
             + self.sweep_uploads()?
             + self.sweep_renders()?
             + self.sweep_jobs()?;
-        let mut referenced = std::collections::HashSet::new();
-        for asset in self.assets.iter().values() {
-            let asset: Asset = serde_json::from_slice(&asset?)?;
-            referenced.insert(asset.blob_id().to_owned());
-        }
-        let unreferenced = self.blobs.remove_unreferenced(&referenced)?;
-        if removed + unreferenced > 0 {
+        let assets: Vec<Asset> = self.records(Collection::Assets, "")?;
+        let referenced = assets.iter().map(|a| a.blob_id().to_owned()).collect();
+        let uploads = self
+            .record_keys(Collection::Uploads, "")?
+            .into_iter()
+            .collect();
+        let bodies = self.blobs.sweep(&referenced, &uploads)?;
+        if removed + bodies > 0 {
             tracing::info!(
                 records = removed,
-                blobs = unreferenced,
+                bodies,
                 "swept what an interrupted run left behind"
             );
         }
@@ -187,11 +181,10 @@ impl Store {
 
     fn remove_orphan_records(&self) -> Result<usize> {
         let mut removed = self.remove_orphan_children()?;
-        for entry in self.tokens.iter() {
-            let (token, record) = entry?;
+        for (token, record) in self.repo.scan_prefix(Collection::Tokens, "")? {
             let request: RenderRequest = serde_json::from_slice(&record)?;
-            if !self.projects.contains_key(&request.project)? {
-                self.tokens.remove(token)?;
+            if !self.repo.contains(Collection::Projects, &request.project)? {
+                self.repo.remove(Collection::Tokens, &token)?;
                 removed += 1;
             }
         }
@@ -200,12 +193,15 @@ impl Store {
 
     fn remove_orphan_children(&self) -> Result<usize> {
         let mut removed = 0;
-        for tree in [&self.assets, &self.movies, &self.project_tokens] {
-            for key in tree.iter().keys() {
-                let key = key?;
-                let uid = key.split(|b| *b == b'/').next().unwrap_or_default();
-                if !self.projects.contains_key(uid)? {
-                    tree.remove(&key)?;
+        for collection in [
+            Collection::Assets,
+            Collection::Movies,
+            Collection::ProjectTokens,
+        ] {
+            for key in self.record_keys(collection, "")? {
+                let uid = key.split('/').next().unwrap_or_default();
+                if !self.repo.contains(Collection::Projects, uid)? {
+                    self.repo.remove(collection, &key)?;
                     removed += 1;
                 }
             }
@@ -215,49 +211,52 @@ impl Store {
 }
 
 impl Store {
-    /// Inserts `record` as child `name` of project `uid` in one transaction
-    /// with the check that the project still exists (it may be deleted while
-    /// a body streams in), then flushes. Returns the record it replaced.
+    /// Inserts `record` as child `name` of project `uid` in one batch with
+    /// the check that the project still exists (it may be deleted while a
+    /// body streams in), then flushes. Returns the record it replaced.
     async fn insert_child(
         &self,
-        tree: &sled::Tree,
+        collection: Collection,
         uid: &str,
         name: &str,
         record: Vec<u8>,
-    ) -> Result<Option<sled::IVec>> {
-        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-        let key = child_key(uid, name);
-        let old = (&self.projects, tree)
-            .transaction(|(projects, children)| {
-                if projects.get(uid.as_bytes())?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                Ok(children.insert(key.as_bytes(), record.clone())?)
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => Error::ProjectNotFound(uid.to_owned()),
-                TransactionError::Storage(e) => e.into(),
-            })?;
-        self.flush().await?;
-        Ok(old)
+    ) -> Result<Option<Vec<u8>>> {
+        let steps = [
+            Step::require_present(Collection::Projects, uid),
+            Step::insert(collection, child_key(uid, name), record),
+        ];
+        match self.repo.batch(&steps)? {
+            BatchOutcome::Applied(mut olds) => {
+                self.flush().await?;
+                Ok(olds.pop().flatten())
+            }
+            BatchOutcome::Unmet(_) => Err(Error::ProjectNotFound(uid.to_owned())),
+        }
     }
 }
 
+/// Empties `dir`, keeping it.
+fn clear_dir(dir: &Path) -> Result<()> {
+    std::fs::remove_dir_all(dir)?;
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
 /// The token MAC key of this installation, made at first open.
-fn token_key(db: &sled::Db) -> Result<[u8; 32]> {
+fn token_key(repo: &dyn Repo) -> Result<[u8; 32]> {
+    const KEY: &str = "token_key";
     let fresh = ids::random_bytes::<32>();
-    // Set only if absent; when an earlier open made the key (the inner
-    // error), that key stays, so tokens survive restarts.
-    let _ = db.compare_and_swap("token_key", None as Option<&[u8]>, Some(&fresh[..]))?;
-    let stored = db
-        .get("token_key")?
+    // Set only if absent; when an earlier open made the key, that key
+    // stays, so tokens survive restarts.
+    repo.compare_and_swap(Collection::Meta, KEY, None, Some(fresh.to_vec()))?;
+    let stored = repo
+        .get(Collection::Meta, KEY)?
         .ok_or_else(|| Error::Corrupt("the token key is missing".into()))?;
     stored
-        .as_ref()
+        .as_slice()
         .try_into()
         .map_err(|_| Error::Corrupt("the token key has the wrong length".into()))
 }
-
 /// `project uid` + `/` + `name`: the key of a record that belongs to a project.
 fn child_key(uid: &str, name: &str) -> String {
     format!("{uid}/{name}")

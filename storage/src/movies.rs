@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{child_key, child_prefix, ids, json_tree, Error, Result, Store};
+use crate::{child_key, child_prefix, ids, Collection, Error, Result, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Movie {
@@ -21,24 +21,24 @@ impl Store {
             modified: ids::unix_now(),
         };
         let old = self
-            .insert_child(&self.movies, uid, name, serde_json::to_vec(&movie)?)
+            .insert_child(Collection::Movies, uid, name, serde_json::to_vec(&movie)?)
             .await?;
         self.generations.bump(uid);
         Ok((movie, old.is_none()))
     }
 
     pub fn movies(&self, uid: &str) -> Result<Vec<Movie>> {
-        json_tree::scan(&self.movies, child_prefix(uid))
+        self.records(Collection::Movies, &child_prefix(uid))
     }
 
     pub fn movie(&self, uid: &str, name: &str) -> Result<Movie> {
-        json_tree::get(&self.movies, child_key(uid, name))?
+        self.record(Collection::Movies, &child_key(uid, name))?
             .ok_or_else(|| Error::MovieNotFound(name.to_owned()))
     }
 
     pub async fn delete_movie(&self, uid: &str, name: &str) -> Result<()> {
-        self.movies
-            .remove(child_key(uid, name))?
+        self.repo
+            .remove(Collection::Movies, &child_key(uid, name))?
             .ok_or_else(|| Error::MovieNotFound(name.to_owned()))?;
         self.flush().await?;
         self.generations.bump(uid);

@@ -1,9 +1,9 @@
 //! Projects: an account's named containers of assets and dynamic movies.
 
+use crate::{
+    child_prefix, ids, AccountId, Asset, BatchOutcome, Collection, Error, Result, Step, Store,
+};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
-use crate::{child_prefix, ids, json_tree, AccountId, Asset, Error, Result, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Project {
@@ -39,21 +39,20 @@ impl Store {
         };
         let record = serde_json::to_vec(&project)?;
         let name_key = name_key(account, name);
-        // Name index and record in one transaction: two concurrent creates of
-        // one name cannot both win.
-        (&self.projects, &self.project_names)
-            .transaction(|(projects, names)| {
-                if names.get(name_key.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                names.insert(name_key.as_bytes(), project.uid.as_bytes())?;
-                projects.insert(project.uid.as_bytes(), record.clone())?;
-                Ok(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => Error::ProjectExists(name.to_owned()),
-                TransactionError::Storage(e) => e.into(),
-            })?;
+        // Name index and record in one batch: two concurrent creates of one
+        // name cannot both win.
+        let steps = [
+            Step::require_absent(Collection::ProjectNames, name_key.as_str()),
+            Step::insert(
+                Collection::ProjectNames,
+                name_key.as_str(),
+                project.uid.as_bytes().to_vec(),
+            ),
+            Step::insert(Collection::Projects, project.uid.as_str(), record),
+        ];
+        if let BatchOutcome::Unmet(_) = self.repo.batch(&steps)? {
+            return Err(Error::ProjectExists(name.to_owned()));
+        }
         self.flush().await?;
         Ok(project)
     }
@@ -61,12 +60,11 @@ impl Store {
     /// The account's projects, by name.
     pub fn projects(&self, account: &AccountId) -> Result<Vec<Project>> {
         let mut out = Vec::new();
-        for uid in self
-            .project_names
-            .scan_prefix(format!("{}/", account.0))
-            .values()
-        {
-            if let Some(p) = json_tree::get::<Project>(&self.projects, uid?)? {
+        let prefix = format!("{}/", account.0);
+        for (_, uid) in self.repo.scan_prefix(Collection::ProjectNames, &prefix)? {
+            let uid = String::from_utf8(uid)
+                .map_err(|_| Error::Corrupt("a project name points at no uid".into()))?;
+            if let Some(p) = self.record::<Project>(Collection::Projects, &uid)? {
                 out.push(p);
             }
         }
@@ -86,7 +84,8 @@ impl Store {
     /// The project `uid` whoever owns it: for capabilities such as render
     /// tokens, which carry their own authority.
     pub fn project_any(&self, uid: &str) -> Result<Project> {
-        json_tree::get(&self.projects, uid)?.ok_or_else(|| Error::ProjectNotFound(uid.to_owned()))
+        self.record(Collection::Projects, uid)?
+            .ok_or_else(|| Error::ProjectNotFound(uid.to_owned()))
     }
 
     /// Deletes a project with its assets, movies and unfinished uploads.
@@ -96,25 +95,23 @@ impl Store {
     /// next start's sweep removes the orphans.
     pub async fn delete_project(&self, account: &AccountId, uid: &str) -> Result<()> {
         let project = self.project(account, uid)?;
-        (&self.projects, &self.project_names)
-            .transaction(|(projects, names)| {
-                projects.remove(uid.as_bytes())?;
-                names.remove(name_key(account, &project.name).as_bytes())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => Error::ProjectNotFound(uid.to_owned()),
-                TransactionError::Storage(e) => e.into(),
-            })?;
+        let steps = [
+            // A concurrent delete got there first: the project is gone.
+            Step::require_present(Collection::Projects, uid),
+            Step::remove(Collection::Projects, uid),
+            Step::remove(Collection::ProjectNames, name_key(account, &project.name)),
+        ];
+        if let BatchOutcome::Unmet(_) = self.repo.batch(&steps)? {
+            return Err(Error::ProjectNotFound(uid.to_owned()));
+        }
         self.flush().await?;
         self.generations.bump(uid);
 
-        let assets: Vec<Asset> = json_tree::scan(&self.assets, child_prefix(uid))?;
-        for key in self.assets.scan_prefix(child_prefix(uid)).keys() {
-            self.assets.remove(key?)?;
-        }
-        for key in self.movies.scan_prefix(child_prefix(uid)).keys() {
-            self.movies.remove(key?)?;
+        let assets: Vec<Asset> = self.records(Collection::Assets, &child_prefix(uid))?;
+        for collection in [Collection::Assets, Collection::Movies] {
+            for key in self.record_keys(collection, &child_prefix(uid))? {
+                self.repo.remove(collection, &key)?;
+            }
         }
         self.remove_tokens_of(uid).await?;
         self.remove_uploads_of(uid).await?;
@@ -129,8 +126,8 @@ impl Store {
     pub async fn publish(&self, account: &AccountId, uid: &str, cluster: &str) -> Result<Project> {
         self.project(account, uid)?;
         let now = ids::unix_now();
-        let project = json_tree::update(
-            &self.projects,
+        let project = self.update_record(
+            Collection::Projects,
             uid,
             || Error::ProjectNotFound(uid.to_owned()),
             |p: &mut Project| {

@@ -1,12 +1,13 @@
 //! The cache of finished renders: one file per output under `renders/`,
 //! named by its content key (the server derives it from everything that
-//! decides the output's bytes), indexed in sled with its project, size,
-//! digest and last use, bounded in total size with least-recently-used
-//! eviction.
+//! decides the output's bytes), indexed in the repository with its
+//! project, size, digest and last use, bounded in total size with
+//! least-recently-used eviction. The files are this machine's, whatever
+//! the blob store: they are the local cache of renders.
 //!
 //! Renders being watched are also kept open: the record and the file
-//! mapped into memory, so that a warm GET reads neither sled nor the file
-//! system and its body is slices of the mapping (no read into a buffer, no
+//! mapped into memory, so that a warm GET reads neither the repository nor
+//! the file system and its body is slices of the mapping (no read into a buffer, no
 //! trip through the blocking pool).
 
 use std::collections::HashMap;
@@ -17,16 +18,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::{ids, json_tree, Result, Store};
+use crate::{ids, Collection, Result, Store};
 
 /// Renders kept open at once; beyond this the least recently used is
 /// closed (a mapping costs address space and a kernel map entry, no RAM
 /// beyond the page cache).
 const MAX_OPEN: usize = 1024;
 
-/// How stale the last use stored in sled may get before a GET writes it:
-/// eviction reads the fresher value kept in memory, so sled's only
-/// matters after a restart.
+/// How stale the last use stored in the repository may get before a GET
+/// writes it: eviction reads the fresher value kept in memory, so the
+/// stored one only matters after a restart.
 const LAST_USED_SLACK_SECS: u64 = 60;
 
 /// Where one piece of a fragmented MP4 render lies: the init segment
@@ -64,7 +65,7 @@ pub struct OpenRender {
     pub bytes: Bytes,
     /// Unix seconds of the last GET.
     last_used: AtomicU64,
-    /// The last use as sled has it.
+    /// The last use as the repository has it.
     stored_last_used: AtomicU64,
 }
 
@@ -136,7 +137,7 @@ impl Store {
         };
         let Some(bytes) = map_file(&path, entry.size)? else {
             // Gone or not what the record says: a new render replaces it.
-            self.render_cache.remove(key)?;
+            self.repo.remove(Collection::RenderCache, key)?;
             return Ok(None);
         };
         let open = Arc::new(OpenRender {
@@ -148,7 +149,7 @@ impl Store {
         self.open_renders.insert(key, open.clone());
         // Evicted or forgotten meanwhile? Those remove the record before
         // the open entry, so checking after inserting cannot miss one.
-        if !self.render_cache.contains_key(key)? {
+        if !self.repo.contains(Collection::RenderCache, key)? {
             self.open_renders.remove(key);
             return Ok(None);
         }
@@ -167,8 +168,8 @@ impl Store {
         {
             // Only if still cached, atomically: a forgotten render stays
             // forgotten.
-            let written = json_tree::update(
-                &self.render_cache,
+            let written = self.update_record(
+                Collection::RenderCache,
                 &open.entry.key,
                 || crate::Error::TokenNotFound,
                 |entry: &mut CachedRender| {
@@ -197,18 +198,18 @@ impl Store {
 
     /// The cached render `key` and its file, if cached; marks it used.
     pub fn cached_render(&self, key: &str) -> Result<Option<(CachedRender, PathBuf)>> {
-        let Some(mut entry) = json_tree::get::<CachedRender>(&self.render_cache, key)? else {
+        let Some(mut entry) = self.record::<CachedRender>(Collection::RenderCache, key)? else {
             return Ok(None);
         };
         let path = self.render_path(key);
         if !path.exists() {
-            self.render_cache.remove(key)?;
+            self.repo.remove(Collection::RenderCache, key)?;
             return Ok(None);
         }
         let now = ids::unix_now();
         if entry.last_used != now {
             entry.last_used = now;
-            json_tree::put(&self.render_cache, key, &entry)?;
+            self.put_record(Collection::RenderCache, key, &entry)?;
         }
         Ok(Some((entry, path)))
     }
@@ -235,7 +236,7 @@ impl Store {
             last_used: now,
             segments,
         };
-        json_tree::put(&self.render_cache, key, &entry)?;
+        self.put_record(Collection::RenderCache, key, &entry)?;
         self.flush().await?;
         self.evict_renders(capacity).await
     }
@@ -246,18 +247,18 @@ impl Store {
     /// the rename and the record).
     pub(crate) fn sweep_renders(&self) -> Result<usize> {
         let mut removed = 0;
-        for entry in json_tree::scan::<CachedRender>(&self.render_cache, "")? {
+        for entry in self.records::<CachedRender>(Collection::RenderCache, "")? {
             if entry.project.is_empty() || !self.render_path(&entry.key).exists() {
-                self.render_cache.remove(&entry.key)?;
+                self.repo.remove(Collection::RenderCache, &entry.key)?;
                 removed += 1;
             }
         }
         for file in std::fs::read_dir(self.data_dir().join("renders"))? {
             let file = file?;
-            if !self
-                .render_cache
-                .contains_key(file.file_name().to_string_lossy().as_bytes())?
-            {
+            if !self.repo.contains(
+                Collection::RenderCache,
+                file.file_name().to_string_lossy().as_ref(),
+            )? {
                 std::fs::remove_file(file.path())?;
                 removed += 1;
             }
@@ -266,19 +267,19 @@ impl Store {
     }
 
     async fn evict_renders(&self, capacity: u64) -> Result<()> {
-        let mut entries: Vec<CachedRender> = json_tree::scan(&self.render_cache, "")?;
+        let mut entries: Vec<CachedRender> = self.records(Collection::RenderCache, "")?;
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         if total <= capacity {
             return Ok(());
         }
-        // Open renders know their last use better than sled does.
+        // Open renders know their last use better than the repository does.
         entries.sort_by_key(|e| self.open_renders.last_used(&e.key).unwrap_or(e.last_used));
         for e in entries {
             if total <= capacity {
                 break;
             }
-            self.render_cache.remove(&e.key)?;
-            self.jobs.remove(&e.key)?;
+            self.repo.remove(Collection::RenderCache, &e.key)?;
+            self.repo.remove(Collection::Jobs, &e.key)?;
             self.open_renders.remove(&e.key);
             let _ = tokio::fs::remove_file(self.render_path(&e.key)).await;
             total -= e.size;
@@ -290,8 +291,8 @@ impl Store {
     /// Drops the cached render `key`, if cached. A response under way
     /// keeps its bytes (the file is unlinked, its mapping stays).
     pub async fn forget_render(&self, key: &str) -> Result<bool> {
-        let known = self.render_cache.remove(key)?.is_some();
-        self.jobs.remove(key)?;
+        let known = self.repo.remove(Collection::RenderCache, key)?.is_some();
+        self.repo.remove(Collection::Jobs, key)?;
         self.open_renders.remove(key);
         match tokio::fs::remove_file(self.render_path(key)).await {
             Ok(()) => {}
@@ -305,7 +306,7 @@ impl Store {
     /// Drops every cached render of project `uid` (it was deleted).
     pub(crate) async fn forget_project_renders(&self, uid: &str) -> Result<()> {
         // Deleting a project is rare: a scan of the index is fine.
-        for entry in json_tree::scan::<CachedRender>(&self.render_cache, "")? {
+        for entry in self.records::<CachedRender>(Collection::RenderCache, "")? {
             if entry.project == uid {
                 self.forget_render(&entry.key).await?;
             }
@@ -356,7 +357,7 @@ mod tests {
         cache(&store, "a.mp4", &[1; 100], u64::MAX).await;
         cache(&store, "b.mp4", &[2; 100], u64::MAX).await;
         let a = store.open_cached_render("a.mp4").unwrap().unwrap();
-        // `a` was watched later than sled knows; `b` is the one to go.
+        // `a` was watched later than the repository knows; `b` is the one to go.
         a.last_used.store(ids::unix_now() + 1000, Ordering::Relaxed);
         store.open_cached_render("b.mp4").unwrap().unwrap();
         cache(&store, "c.mp4", &[3; 100], 250).await;
@@ -366,36 +367,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_last_use_reaches_sled_at_most_once_a_minute_and_never_revives_a_record() {
+    async fn the_last_use_reaches_the_repository_at_most_once_a_minute_and_never_revives_a_record()
+    {
         let (_dir, store) = store();
         cache(&store, "t.mp4", b"bytes", u64::MAX).await;
         let open = store.open_cached_render("t.mp4").unwrap().unwrap();
-        let in_sled = |store: &Store| {
-            json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+        let in_repo = |store: &Store| {
+            store
+                .record::<CachedRender>(Collection::RenderCache, "t.mp4")
                 .unwrap()
                 .map(|e| e.last_used)
         };
-        let mut record = json_tree::get::<CachedRender>(&store.render_cache, "t.mp4")
+        let mut record = store
+            .record::<CachedRender>(Collection::RenderCache, "t.mp4")
             .unwrap()
             .unwrap();
         record.last_used = 1;
-        json_tree::put(&store.render_cache, "t.mp4", &record).unwrap();
+        store
+            .put_record(Collection::RenderCache, "t.mp4", &record)
+            .unwrap();
         store.open_cached_render("t.mp4").unwrap();
         assert_eq!(
-            in_sled(&store),
+            in_repo(&store),
             Some(1),
             "a GET within the minute stays in memory"
         );
         open.stored_last_used.store(0, Ordering::Relaxed);
         store.open_cached_render("t.mp4").unwrap();
         assert!(
-            in_sled(&store) > Some(1),
+            in_repo(&store) > Some(1),
             "a last use a minute stale is written"
         );
         open.stored_last_used.store(0, Ordering::Relaxed);
-        store.render_cache.remove("t.mp4").unwrap();
+        store.repo.remove(Collection::RenderCache, "t.mp4").unwrap();
         store.touch(&open).unwrap();
-        assert_eq!(in_sled(&store), None, "a forgotten render stays forgotten");
+        assert_eq!(in_repo(&store), None, "a forgotten render stays forgotten");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! choice, params), cut to 128 bits: the same request always gets the same
 //! token, so the same video renders once, and without the server's key no
 //! one can compute or guess another's. The key is made at first open and
-//! kept in sled.
+//! kept in the repository.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{child_key, child_prefix, ids, json_tree, Error, Result, Store};
+use crate::{child_key, child_prefix, ids, Collection, Error, Result, Store};
 
 /// Which movie renders: one for every format, or one per file extension
 /// with `*` for the rest (ImpossibleFX's multi-movie requests).
@@ -100,7 +100,7 @@ impl Store {
         upload: Option<Value>,
     ) -> Result<RenderRequest> {
         let token = self.token_for(project, &movie, &params);
-        let created = match json_tree::get::<RenderRequest>(&self.tokens, &token)? {
+        let created = match self.record::<RenderRequest>(Collection::Tokens, &token)? {
             Some(earlier) => earlier.created,
             None => ids::unix_now(),
         };
@@ -116,9 +116,9 @@ impl Store {
         };
         // The index entry ties the token to its project, so deleting the
         // project finds it; both in one transaction with the project check.
-        self.insert_child(&self.project_tokens, project, &token, Vec::new())
+        self.insert_child(Collection::ProjectTokens, project, &token, Vec::new())
             .await?;
-        json_tree::put(&self.tokens, &token, &request)?;
+        self.put_record(Collection::Tokens, &token, &request)?;
         self.flush().await?;
         Ok(request)
     }
@@ -130,11 +130,13 @@ impl Store {
         if !is_token_shaped(token) {
             return Err(not_found());
         }
-        let request: RenderRequest = json_tree::get(&self.tokens, token)?.ok_or_else(not_found)?;
-        if !self
-            .project_tokens
-            .contains_key(child_key(&request.project, token))?
-        {
+        let request: RenderRequest = self
+            .record(Collection::Tokens, token)?
+            .ok_or_else(not_found)?;
+        if !self.repo.contains(
+            Collection::ProjectTokens,
+            &child_key(&request.project, token),
+        )? {
             return Err(not_found());
         }
         Ok(request)
@@ -142,12 +144,11 @@ impl Store {
 
     /// Removes the tokens of a deleted project, and its cached renders.
     pub(crate) async fn remove_tokens_of(&self, uid: &str) -> Result<()> {
-        for key in self.project_tokens.scan_prefix(child_prefix(uid)).keys() {
-            let key = key?;
+        for key in self.record_keys(Collection::ProjectTokens, &child_prefix(uid))? {
             if let Some(token) = key.get(uid.len() + 1..) {
-                self.tokens.remove(token)?;
+                self.repo.remove(Collection::Tokens, token)?;
             }
-            self.project_tokens.remove(key)?;
+            self.repo.remove(Collection::ProjectTokens, &key)?;
         }
         self.forget_project_renders(uid).await
     }

@@ -1,17 +1,17 @@
 //! Chunked uploads: a large asset sent as numbered chunks, in any order and
 //! retried at will, then assembled into one asset.
 //!
-//! Each received chunk is a file under `uploads/<upload-id>/` (written like
-//! any body: to `tmp/`, synced, renamed), and the upload's record lists the
-//! chunks received with their sizes. Both survive a restart, so an upload
-//! can be finished after one.
+//! Each received chunk is kept by the blob store under its upload (written
+//! like any body, never visible half-written), and the upload's record
+//! lists the chunks received with their sizes. Both survive a restart, so
+//! an upload can be finished after one.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{ids, json_tree, Asset, BlobWriter, Error, Result, Store, UploadError};
+use crate::{ids, Asset, BlobWriter, Collection, Error, Result, Store, UploadError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Upload {
@@ -126,7 +126,7 @@ impl Store {
             created: ids::unix_now(),
             assembling: false,
         };
-        json_tree::put(&self.uploads, &upload.id, &upload)?;
+        self.put_record(Collection::Uploads, &upload.id, &upload)?;
         self.flush().await?;
         Ok(upload)
     }
@@ -135,7 +135,9 @@ impl Store {
     /// expired.
     pub fn upload(&self, uid: &str, upload_id: &str) -> Result<Upload> {
         let not_found = || Error::UploadNotFound(upload_id.to_owned());
-        let upload: Upload = json_tree::get(&self.uploads, upload_id)?.ok_or_else(not_found)?;
+        let upload: Upload = self
+            .record(Collection::Uploads, upload_id)?
+            .ok_or_else(not_found)?;
         if upload.project != uid || self.is_expired(&upload) {
             return Err(not_found());
         }
@@ -161,10 +163,9 @@ impl Store {
         }
         let size = body.size();
         upload.check_chunk(chunk_id, size)?;
-        let dir = self.blobs.upload_dir(upload_id);
-        body.persist(&dir.join(chunk_id.to_string())).await?;
-        let upload = json_tree::update(
-            &self.uploads,
+        self.blobs.put_chunk(upload_id, chunk_id, body).await?;
+        let upload = self.update_record(
+            Collection::Uploads,
             upload_id,
             || Error::UploadNotFound(upload_id.to_owned()),
             |u: &mut Upload| {
@@ -207,8 +208,8 @@ impl Store {
     }
 
     fn set_assembling(&self, upload_id: &str, on: bool) -> Result<Upload> {
-        json_tree::update(
-            &self.uploads,
+        self.update_record(
+            Collection::Uploads,
             upload_id,
             || Error::UploadNotFound(upload_id.to_owned()),
             |u: &mut Upload| {
@@ -224,12 +225,11 @@ impl Store {
     async fn assemble(&self, upload: &Upload, content_type: &str) -> Result<(Asset, bool)> {
         let total = upload.chunks.values().sum();
         let mut body = self.blobs.writer(total).await?;
-        let dir = self.blobs.upload_dir(&upload.id);
         let mut buf = vec![0u8; 256 * 1024];
         for chunk_id in 0..upload.chunk_count {
-            let mut file = tokio::fs::File::open(dir.join(chunk_id.to_string())).await?;
+            let mut chunk = self.blobs.open_chunk(&upload.id, chunk_id).await?;
             loop {
-                let n = file.read(&mut buf).await?;
+                let n = chunk.read(&mut buf).await?;
                 if n == 0 {
                     break;
                 }
@@ -248,23 +248,18 @@ impl Store {
     }
 
     async fn remove_upload(&self, upload_id: &str) -> Result<()> {
-        self.uploads.remove(upload_id)?;
+        self.repo.remove(Collection::Uploads, upload_id)?;
         self.flush().await?;
-        let dir = self.blobs.upload_dir(upload_id);
-        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(upload = upload_id, error = %e, "could not remove an upload's chunks; the next start sweeps them");
-            }
-        }
+        self.blobs.remove_chunks(upload_id).await;
         Ok(())
     }
 
     pub(crate) async fn remove_uploads_of(&self, uid: &str) -> Result<()> {
         let ids: Vec<String> = self
-            .uploads
-            .iter()
-            .values()
-            .filter_map(|v| serde_json::from_slice::<Upload>(&v.ok()?).ok())
+            .repo
+            .scan_prefix(Collection::Uploads, "")?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Upload>(&v).ok())
             .filter(|u| u.project == uid)
             .map(|u| u.id)
             .collect();
@@ -283,7 +278,8 @@ impl Store {
 
     /// Removes uploads past their expiry. Safe to run while serving.
     pub async fn expire_uploads(&self) -> Result<usize> {
-        let expired: Vec<String> = json_tree::scan::<Upload>(&self.uploads, "")?
+        let expired: Vec<String> = self
+            .records::<Upload>(Collection::Uploads, "")?
             .into_iter()
             .filter(|u| self.is_expired(u))
             .map(|u| u.id)
@@ -294,26 +290,17 @@ impl Store {
         Ok(expired.len())
     }
 
-    /// At open: expired uploads and chunk folders without a record go, and
-    /// an assembly cut off by a crash is undone so that it can be retried.
+    /// At open: expired uploads go (their chunks with them, in the blob
+    /// store's sweep), and an assembly cut off by a crash is undone so that
+    /// it can be retried.
     pub(crate) fn sweep_uploads(&self) -> Result<usize> {
         let mut removed = 0;
-        for upload in json_tree::scan::<Upload>(&self.uploads, "")? {
+        for upload in self.records::<Upload>(Collection::Uploads, "")? {
             if self.is_expired(&upload) {
-                self.uploads.remove(&upload.id)?;
+                self.repo.remove(Collection::Uploads, &upload.id)?;
                 removed += 1;
             } else if upload.assembling {
                 self.set_assembling(&upload.id, false)?;
-            }
-        }
-        for entry in std::fs::read_dir(self.blobs.root().join("uploads"))? {
-            let entry = entry?;
-            if !self
-                .uploads
-                .contains_key(entry.file_name().to_string_lossy().as_bytes())?
-            {
-                std::fs::remove_dir_all(entry.path())?;
-                removed += 1;
             }
         }
         Ok(removed)

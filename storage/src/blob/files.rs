@@ -1,0 +1,301 @@
+//! The files blob store: bodies as files under the data directory,
+//! written under `tmp/`, synced, then renamed into place, so a body is
+//! never visible half-written, and never changed once in place.
+//!
+//! - `blobs/<2 hex>/<id>`  asset bodies (two characters of fan-out keep
+//!   directories small)
+//! - `uploads/<id>/<n>`    chunk n of unfinished upload id
+//! - `tmp/`                bodies being written
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use super::{BlobInfo, BlobSink, BlobStore, BlobWriter, ChunkReader};
+use crate::repo::BoxFuture;
+use crate::{ids, Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct FilesStore {
+    root: PathBuf,
+    min_free: u64,
+}
+
+/// Bytes free for unprivileged writers on the filesystem holding `path`.
+pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+impl FilesStore {
+    /// The store under data directory `root`; bodies are refused while
+    /// its filesystem has less than `min_free` bytes free.
+    pub fn open(root: &Path, min_free: u64) -> Result<FilesStore> {
+        for sub in ["blobs", "tmp", "uploads"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(FilesStore {
+            root: root.to_path_buf(),
+            min_free,
+        })
+    }
+
+    fn blob_path(&self, id: &str) -> Result<PathBuf> {
+        // Ids are made here (32 hex characters); one that is not cannot
+        // name a file of this store.
+        if id.len() < 2 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Corrupt(format!("{id:?} is not a blob id")));
+        }
+        Ok(self.root.join("blobs").join(&id[..2]).join(id))
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> PathBuf {
+        self.root.join("uploads").join(upload_id)
+    }
+
+    fn take_file_sink(body: BlobWriter) -> Result<(Box<FileSink>, u64, String)> {
+        body.finish().take_sink::<FileSink>()
+    }
+}
+
+impl BlobStore for FilesStore {
+    fn writer(&self, limit: u64) -> BoxFuture<'_, Result<BlobWriter>> {
+        Box::pin(async move {
+            let tmp = self.root.join("tmp").join(ids::random_hex128());
+            let file = tokio::fs::File::create(&tmp).await?;
+            let sink = FileSink {
+                file: Some(file),
+                tmp,
+            };
+            let store = self.clone();
+            let free = Box::new(move || store.free_bytes());
+            Ok(BlobWriter::new(Box::new(sink), limit, self.min_free, free))
+        })
+    }
+
+    fn commit(&self, body: BlobWriter) -> BoxFuture<'_, Result<BlobInfo>> {
+        Box::pin(async move {
+            let (sink, size, hash) = Self::take_file_sink(body)?;
+            let id = ids::random_hex128();
+            sink.persist(&self.blob_path(&id)?).await?;
+            Ok(BlobInfo { id, size, hash })
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let removed = match self.blob_path(id) {
+                Ok(path) => tokio::fs::remove_file(path).await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Ok(()) => {}
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(blob = id, error = %e, "could not remove a replaced body; the next start sweeps it")
+                }
+            }
+        })
+    }
+
+    fn open<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<tokio::fs::File>>> {
+        Box::pin(async move {
+            match tokio::fs::File::open(self.blob_path(id)?).await {
+                Ok(file) => Ok(Some(file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn local_path<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<PathBuf>> {
+        Box::pin(async move { self.blob_path(id) })
+    }
+
+    fn resident_path(&self, id: &str) -> Option<PathBuf> {
+        self.blob_path(id).ok()
+    }
+
+    fn put_chunk<'a>(
+        &'a self,
+        upload_id: &'a str,
+        chunk_id: u32,
+        body: BlobWriter,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let (sink, _, _) = Self::take_file_sink(body)?;
+            let dest = self.upload_dir(upload_id).join(chunk_id.to_string());
+            sink.persist(&dest).await
+        })
+    }
+
+    fn open_chunk<'a>(
+        &'a self,
+        upload_id: &'a str,
+        chunk_id: u32,
+    ) -> BoxFuture<'a, Result<ChunkReader>> {
+        Box::pin(async move {
+            let path = self.upload_dir(upload_id).join(chunk_id.to_string());
+            let file = tokio::fs::File::open(path).await?;
+            Ok(Box::new(file) as ChunkReader)
+        })
+    }
+
+    fn remove_chunks<'a>(&'a self, upload_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = tokio::fs::remove_dir_all(self.upload_dir(upload_id)).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(upload = upload_id, error = %e, "could not remove an upload's chunks; the next start sweeps them");
+                }
+            }
+        })
+    }
+
+    fn free_bytes(&self) -> Result<Option<u64>> {
+        Ok(Some(free_bytes(&self.root.join("tmp"))?))
+    }
+
+    fn sweep(&self, blobs: &HashSet<String>, uploads: &HashSet<String>) -> Result<usize> {
+        let tmp = self.root.join("tmp");
+        std::fs::remove_dir_all(&tmp)?;
+        std::fs::create_dir_all(&tmp)?;
+        let mut removed = 0;
+        for fan in std::fs::read_dir(self.root.join("blobs"))? {
+            for entry in std::fs::read_dir(fan?.path())? {
+                let entry = entry?;
+                if !blobs.contains(entry.file_name().to_string_lossy().as_ref()) {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        for entry in std::fs::read_dir(self.root.join("uploads"))? {
+            let entry = entry?;
+            if !uploads.contains(entry.file_name().to_string_lossy().as_ref()) {
+                std::fs::remove_dir_all(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A body being written to a file under `tmp/`. Dropped without being
+/// persisted, it deletes what was written.
+struct FileSink {
+    file: Option<tokio::fs::File>,
+    tmp: PathBuf,
+}
+
+impl BlobSink for FileSink {
+    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let file = self
+                .file
+                .as_mut()
+                .ok_or_else(|| Error::Corrupt("write after persist".into()))?;
+            file.write_all(data).await?;
+            Ok(())
+        })
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+impl FileSink {
+    /// Syncs the file, renames it to `dest` and syncs `dest`'s directory,
+    /// so that both the bytes and the name survive a crash.
+    async fn persist(mut self: Box<Self>, dest: &Path) -> Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Corrupt("persisted twice".into()))?;
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let dir = dest
+            .parent()
+            .ok_or_else(|| Error::Corrupt("blob path has no parent".into()))?;
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::rename(&self.tmp, dest).await?;
+        // Renamed: nothing left for Drop to delete.
+        self.tmp = PathBuf::new();
+        sync_dir(dir).await
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_refused_while_less_than_the_reserve_is_free_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        // A reserve larger than what is free: the first write is refused.
+        let blobs = FilesStore::open(dir.path(), free.saturating_add(1 << 30)).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        assert!(matches!(
+            writer.write(b"hello").await,
+            Err(Error::StorageFull)
+        ));
+        drop(writer);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // No reserve: the same write goes through.
+        let blobs = FilesStore::open(dir.path(), 0).unwrap();
+        let mut writer = blobs.writer(1 << 20).await.unwrap();
+        writer.write(b"hello").await.unwrap();
+        assert_eq!(blobs.commit(writer).await.unwrap().size, 5);
+    }
+
+    #[tokio::test]
+    async fn through_the_trait_a_blob_is_committed_read_back_and_swept_once_unreferenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Box<dyn BlobStore> = Box::new(FilesStore::open(dir.path(), 0).unwrap());
+        let mut writer = store.writer(100).await.unwrap();
+        writer.write(b"a body").await.unwrap();
+        let blob = store.commit(writer).await.unwrap();
+        assert_eq!(blob.hash, blake3::hash(b"a body").to_hex().to_string());
+        let mut text = String::new();
+        let mut file = store.open(&blob.id).await.unwrap().unwrap();
+        file.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "a body");
+        assert_eq!(
+            std::fs::read(store.local_path(&blob.id).await.unwrap()).unwrap(),
+            b"a body"
+        );
+        let kept = HashSet::from([blob.id.clone()]);
+        assert_eq!(store.sweep(&kept, &HashSet::new()).unwrap(), 0);
+        assert_eq!(store.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 1);
+        assert!(store.open(&blob.id).await.unwrap().is_none());
+        assert!(
+            store.open("../../etc/passwd").await.is_err(),
+            "an id that is no blob id names no file"
+        );
+    }
+}

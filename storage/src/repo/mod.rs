@@ -1,0 +1,302 @@
+//! The metadata repository: named collections of small records (JSON, a
+//! few raw values) with the handful of atomic operations the store needs.
+//!
+//! The store's modules speak only this trait, so a repository other than
+//! sled (PostgreSQL, issue 21) is one more implementation of it and no
+//! route or actor changes. Each operation is chosen so that such a
+//! repository does it in one statement or one transaction:
+//! - a collection is a table, or `(collection, key)` the primary key of
+//!   one table; keys are text, values bytes;
+//! - [`Repo::scan_prefix`] is `key LIKE prefix || '%'` ordered by key in
+//!   byte order (`COLLATE "C"`);
+//! - [`Repo::compare_and_swap`] is an `UPDATE … WHERE value = old` (or an
+//!   `INSERT … ON CONFLICT DO NOTHING`, or a `DELETE … WHERE value = old`);
+//! - [`Repo::batch`] is one transaction that reads its requirements
+//!   `FOR UPDATE`, then writes, and commits only if every one held.
+//!
+//! The methods are synchronous because the store's facade is (its readers
+//! run in request handlers that expect an answer from memory); a network
+//! repository bridges with `block_in_place`, or the facade grows async
+//! readers first. Writes are durable once [`Repo::flush`] returns; a
+//! repository whose commits are durable makes it a no-op.
+
+pub(crate) mod sled;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Result;
+
+pub use self::sled::SledRepo;
+
+/// A boxed future, for the async methods of trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The named collections of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Collection {
+    /// API key → its account and secret hash.
+    Keys,
+    Accounts,
+    /// Project uid → project.
+    Projects,
+    /// `account/name` → project uid (raw), the unique-name index.
+    ProjectNames,
+    /// `uid/name` → asset metadata.
+    Assets,
+    /// `uid/name` → dynamic movie.
+    Movies,
+    /// Upload id → chunked upload state.
+    Uploads,
+    /// Render token → render request.
+    Tokens,
+    /// `uid/token` → empty: a project's tokens.
+    ProjectTokens,
+    /// Output key → cached render.
+    RenderCache,
+    /// Output key → render job.
+    Jobs,
+    /// Installation-wide values (raw): the token MAC key.
+    Meta,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 12] = [
+        Collection::Keys,
+        Collection::Accounts,
+        Collection::Projects,
+        Collection::ProjectNames,
+        Collection::Assets,
+        Collection::Movies,
+        Collection::Uploads,
+        Collection::Tokens,
+        Collection::ProjectTokens,
+        Collection::RenderCache,
+        Collection::Jobs,
+        Collection::Meta,
+    ];
+
+    /// A stable name: a sled tree's, a table's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Keys => "keys",
+            Collection::Accounts => "accounts",
+            Collection::Projects => "projects",
+            Collection::ProjectNames => "project_names",
+            Collection::Assets => "assets",
+            Collection::Movies => "movies",
+            Collection::Uploads => "uploads",
+            Collection::Tokens => "tokens",
+            Collection::ProjectTokens => "project_tokens",
+            Collection::RenderCache => "render_cache",
+            Collection::Jobs => "jobs",
+            Collection::Meta => "meta",
+        }
+    }
+}
+
+/// One step of a [`Repo::batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The batch goes ahead only if `key` is present (`present: true`) or
+    /// absent (`false`) when it commits.
+    Require {
+        collection: Collection,
+        key: String,
+        present: bool,
+    },
+    Insert {
+        collection: Collection,
+        key: String,
+        value: Vec<u8>,
+    },
+    Remove {
+        collection: Collection,
+        key: String,
+    },
+}
+
+impl Step {
+    pub fn require_present(collection: Collection, key: impl Into<String>) -> Step {
+        Step::Require {
+            collection,
+            key: key.into(),
+            present: true,
+        }
+    }
+
+    pub fn require_absent(collection: Collection, key: impl Into<String>) -> Step {
+        Step::Require {
+            collection,
+            key: key.into(),
+            present: false,
+        }
+    }
+
+    pub fn insert(collection: Collection, key: impl Into<String>, value: Vec<u8>) -> Step {
+        Step::Insert {
+            collection,
+            key: key.into(),
+            value,
+        }
+    }
+
+    pub fn remove(collection: Collection, key: impl Into<String>) -> Step {
+        Step::Remove {
+            collection,
+            key: key.into(),
+        }
+    }
+
+    pub fn collection(&self) -> Collection {
+        match self {
+            Step::Require { collection, .. }
+            | Step::Insert { collection, .. }
+            | Step::Remove { collection, .. } => *collection,
+        }
+    }
+}
+
+/// What a [`Repo::batch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every step took effect. One entry per step: the value an `Insert`
+    /// replaced or a `Remove` removed, `None` for a `Require`.
+    Applied(Vec<Option<Vec<u8>>>),
+    /// The requirement at this index of the steps did not hold; nothing
+    /// was written.
+    Unmet(usize),
+}
+
+/// A metadata repository (see the module's notes).
+pub trait Repo: Send + Sync {
+    fn get(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
+
+    fn contains(&self, collection: Collection, key: &str) -> Result<bool>;
+
+    /// Sets `key` to `value`; returns the value it replaced.
+    fn insert(&self, collection: Collection, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>>;
+
+    /// Removes `key`; returns the value it had.
+    fn remove(&self, collection: Collection, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Every record whose key starts with `prefix` (all of them for `""`),
+    /// in byte order of the keys.
+    fn scan_prefix(&self, collection: Collection, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// How many records the collection holds.
+    fn count(&self, collection: Collection) -> Result<usize>;
+
+    /// Sets `key` to `new` (`None`: removes it) only if its value is
+    /// still `old` (`None`: absent). Returns whether it did.
+    fn compare_and_swap(
+        &self,
+        collection: Collection,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool>;
+
+    /// All of `steps` or none, atomically with respect to every other
+    /// write: the requirements are checked and the writes made as one.
+    fn batch(&self, steps: &[Step]) -> Result<BatchOutcome>;
+
+    /// Makes every write so far durable.
+    fn flush(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// The blocking twin of [`Repo::flush`], for the CLI, opening and
+    /// shutdown.
+    fn flush_blocking(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Box<dyn Repo>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SledRepo::open(dir.path(), 1 << 20).unwrap();
+        (dir, Box::new(repo))
+    }
+
+    #[test]
+    fn a_batch_whose_requirement_fails_writes_nothing() {
+        let (_dir, repo) = repo();
+        repo.insert(Collection::Projects, "p", b"{}".to_vec())
+            .unwrap();
+        repo.insert(Collection::Assets, "p/a", b"old".to_vec())
+            .unwrap();
+        let steps = [
+            Step::insert(Collection::Assets, "p/a", b"new".to_vec()),
+            Step::remove(Collection::Projects, "p"),
+            Step::require_present(Collection::Projects, "q"),
+            Step::insert(Collection::Movies, "p/m", b"m".to_vec()),
+        ];
+        assert_eq!(repo.batch(&steps).unwrap(), BatchOutcome::Unmet(2));
+        assert_eq!(
+            repo.get(Collection::Assets, "p/a").unwrap(),
+            Some(b"old".to_vec())
+        );
+        assert!(repo.contains(Collection::Projects, "p").unwrap());
+        assert!(!repo.contains(Collection::Movies, "p/m").unwrap());
+    }
+
+    #[test]
+    fn a_batch_that_holds_applies_every_step_and_returns_what_it_replaced() {
+        let (_dir, repo) = repo();
+        repo.insert(Collection::Assets, "p/a", b"old".to_vec())
+            .unwrap();
+        let steps = [
+            Step::require_absent(Collection::Projects, "p"),
+            Step::insert(Collection::Projects, "p", b"{}".to_vec()),
+            Step::require_present(Collection::Projects, "p"),
+            Step::insert(Collection::Assets, "p/a", b"new".to_vec()),
+            Step::remove(Collection::Movies, "p/none"),
+        ];
+        assert_eq!(
+            repo.batch(&steps).unwrap(),
+            BatchOutcome::Applied(vec![None, None, None, Some(b"old".to_vec()), None]),
+            "a requirement sees the writes of the steps before it"
+        );
+        assert_eq!(
+            repo.get(Collection::Assets, "p/a").unwrap(),
+            Some(b"new".to_vec())
+        );
+        assert_eq!(repo.count(Collection::Projects).unwrap(), 1);
+    }
+
+    #[test]
+    fn collections_are_separate_and_scans_keep_to_their_prefix_in_key_order() {
+        let (_dir, repo) = repo();
+        for key in ["b/2", "a/1", "b/1", "bb/1"] {
+            repo.insert(Collection::Movies, key, key.as_bytes().to_vec())
+                .unwrap();
+        }
+        repo.insert(Collection::Assets, "b/3", Vec::new()).unwrap();
+        let keys: Vec<String> = repo
+            .scan_prefix(Collection::Movies, "b/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["b/1", "b/2"]);
+        assert_eq!(repo.scan_prefix(Collection::Movies, "").unwrap().len(), 4);
+    }
+
+    #[test]
+    fn compare_and_swap_writes_only_over_the_expected_value() {
+        let (_dir, repo) = repo();
+        let c = Collection::Meta;
+        assert!(repo
+            .compare_and_swap(c, "k", None, Some(b"1".to_vec()))
+            .unwrap());
+        assert!(!repo
+            .compare_and_swap(c, "k", None, Some(b"2".to_vec()))
+            .unwrap());
+        assert!(!repo
+            .compare_and_swap(c, "k", Some(b"2"), Some(b"3".to_vec()))
+            .unwrap());
+        assert!(repo.compare_and_swap(c, "k", Some(b"1"), None).unwrap());
+        assert_eq!(repo.get(c, "k").unwrap(), None);
+    }
+}
