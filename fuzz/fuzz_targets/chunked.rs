@@ -94,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
                 match finished {
                     Ok(_) => {
                         assert!(complete, "finished with chunks missing");
-                        let path = w.store.asset_file(&w.uid, "a.bin").expect("asset");
+                        let path = w
+                            .store
+                            .asset_local_path(&w.uid, "a.bin")
+                            .await
+                            .expect("asset");
                         let body = std::fs::read(path).expect("asset body");
                         let expected: Vec<u8> = model.values().flatten().copied().collect();
                         assert_eq!(body, expected, "the asset is the chunks in order");

@@ -96,24 +96,18 @@ impl Store {
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))
     }
 
-    /// Where the body of an asset is on this machine, for a reader that
-    /// opens it itself (a render). Bodies never change in place; a
-    /// replaced asset gets a new blob.
-    pub fn asset_file(&self, uid: &str, name: &str) -> Result<PathBuf> {
-        let asset = self.asset(uid, name)?;
-        // A blob store that keeps bodies elsewhere brings them here in
-        // `asset_local_path`; this one cannot wait for that.
-        self.blobs.resident_path(asset.blob_id()).ok_or_else(|| {
-            Error::Corrupt(format!(
-                "the body of asset {name:?} is not on this machine; ask with asset_local_path"
-            ))
-        })
-    }
-
-    /// [`Store::asset_file`] for any blob store: a store that keeps bodies
-    /// elsewhere copies this one into its local cache first.
+    /// A path on this machine holding asset `name`'s body, for a reader
+    /// that opens it itself (a render): a store that keeps bodies elsewhere
+    /// copies it into its local cache first.
     pub async fn asset_local_path(&self, uid: &str, name: &str) -> Result<PathBuf> {
         let asset = self.asset(uid, name)?;
+        self.body_local_path(&asset).await
+    }
+
+    /// As [`Store::asset_local_path`], for the very version `asset`
+    /// describes (a render checks the version before it reads). Bodies
+    /// never change in place; a replaced asset gets a new blob.
+    pub async fn body_local_path(&self, asset: &Asset) -> Result<PathBuf> {
         self.blobs.local_path(asset.blob_id()).await
     }
 

@@ -38,9 +38,10 @@ impl Resolve for ProjectSources {
                 Ok(asset) if self.assets.get(src) != Some(&asset.hash) => Err(permanent(
                     "the asset changed while the render started; ask again",
                 )),
-                Ok(_) => {
+                Ok(asset) => {
                     self.store
-                        .asset_file(&self.project, src)
+                        .body_local_path(&asset)
+                        .await
                         .map_err(|e| FetchError::Transient {
                             src: src.to_owned(),
                             reason: e.to_string(),

@@ -114,10 +114,6 @@ impl BlobStore for FilesStore {
         Box::pin(async move { self.blob_path(id) })
     }
 
-    fn resident_path(&self, id: &str) -> Option<PathBuf> {
-        self.blob_path(id).ok()
-    }
-
     fn put_chunk<'a>(
         &'a self,
         upload_id: &'a str,

@@ -55,10 +55,6 @@ pub trait BlobStore: Send + Sync {
     /// the file itself: the blob's own file, or a cached copy.
     fn local_path<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<PathBuf>>;
 
-    /// Where blob `id` already is on this machine, if it is, without
-    /// waiting: for callers that cannot wait (see `Store::asset_file`).
-    fn resident_path(&self, id: &str) -> Option<PathBuf>;
-
     /// Stores a finished body as chunk `chunk_id` of upload `upload_id`,
     /// replacing an earlier copy; durable on return.
     fn put_chunk<'a>(
