@@ -1,4 +1,4 @@
-//! The compositor actor: runs [`crate::compositor::Compositor`] on a
+//! The compositor actor: runs [`crate::engine::timeline::Compositor`] on a
 //! blocking thread (FFmpeg work must not stall the async runtime) and the
 //! encoders on a second one, so that composing a frame overlaps encoding
 //! the one before; hands each batch of packets to the muxer, waiting for
@@ -16,15 +16,15 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
-use super::faults::{Fault, Stage};
-use super::muxer::MuxMsg;
-use super::sound_cache::{self, Key, Released, Sound as CachedSound};
-use super::{Publish, RenderError};
-use crate::compose::Frame;
-use crate::compositor::{Composed, Compositor, SourceLimits, Sources};
-use crate::media::MediaError;
-use crate::output::{self, Packets, Stream};
-use crate::plan::Plan;
+use crate::engine::compose::Frame;
+use crate::engine::media::MediaError;
+use crate::engine::output::{self, Packets, Stream};
+use crate::engine::plan::Plan;
+use crate::engine::timeline::{Composed, Compositor, SourceLimits, Sources};
+use crate::faults::{Fault, Stage};
+use crate::muxer::MuxMsg;
+use crate::render::{Publish, RenderError};
+use crate::sound_cache::{self, Key, Released, Sound as CachedSound};
 
 /// Composed frames waiting for the encoder.
 const FRAME_QUEUE: usize = 2;
@@ -222,7 +222,7 @@ impl Sound {
 }
 
 /// What the compositing thread reports to and answers to.
-pub(super) struct Control<'a> {
+pub(crate) struct Control<'a> {
     pub tx: &'a mpsc::Sender<MuxMsg>,
     pub publish: &'a dyn Publish,
     pub stop: &'a AtomicBool,
@@ -262,7 +262,7 @@ impl Drop for EncoderThread {
     }
 }
 
-pub(super) fn compose_and_encode(
+pub(crate) fn compose_and_encode(
     plan: Plan,
     sources: &Sources,
     limits: SourceLimits,

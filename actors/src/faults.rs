@@ -17,7 +17,7 @@
 //! Only debug builds have it: in a release build [`Fault`] is empty and
 //! every check below is a constant `false`, so none of it is compiled in.
 
-use crate::plan::Plan;
+use crate::engine::plan::Plan;
 
 /// The environment variable that arms the hook, in the server's process.
 #[cfg(debug_assertions)]
@@ -91,7 +91,7 @@ impl Fault {
 #[cfg(debug_assertions)]
 fn requested(plan: &Plan) -> Option<Stage> {
     plan.layers.iter().find_map(|layer| match &layer.visual {
-        crate::plan::Visual::Title(title) => match title.text.strip_prefix(PREFIX)? {
+        crate::engine::plan::Visual::Title(title) => match title.text.strip_prefix(PREFIX)? {
             "fetcher" => Some(Stage::Fetcher),
             "compositor" => Some(Stage::Compositor),
             "muxer" => Some(Stage::Muxer),
@@ -105,7 +105,7 @@ fn requested(plan: &Plan) -> Option<Stage> {
 #[cfg(all(test, debug_assertions))]
 mod tests {
     use super::*;
-    use crate::edit::{fill, Limits};
+    use crate::engine::edit::{fill, Limits};
     use serde_json::{json, Map};
 
     fn plan_with_title(text: &str) -> Plan {
@@ -115,7 +115,7 @@ mod tests {
             "output": { "format": "mp4", "resolution": "preview" }
         });
         let edit = fill(&edit.to_string(), &Map::new(), &Limits::default()).expect("valid");
-        crate::plan::plan(&edit).expect("plans")
+        crate::engine::plan::plan(&edit).expect("plans")
     }
 
     #[test]

@@ -4,38 +4,16 @@
 //! with exponential backoff, that source alone; resolvers make one attempt.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
-use super::faults::{Fault, Stage};
-use super::supervisor::SupervisorMsg;
-use super::{RenderError, Retry};
-use crate::compositor::Sources;
-use crate::plan::{Plan, Visual};
-
-/// Why a source could not be had.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FetchError {
-    /// Worth another try (a timeout, a reset connection, a 5xx).
-    #[error("{src}: {reason} (transient)")]
-    Transient { src: String, reason: String },
-    /// Not going to work (missing asset, 404, refused address).
-    #[error("{src}: {reason}")]
-    Permanent { src: String, reason: String },
-}
-
-pub type Resolved<'a> = Pin<Box<dyn Future<Output = Result<PathBuf, FetchError>> + Send + 'a>>;
-
-/// How a `src` becomes a local file: project assets by name, URLs by
-/// download. Provided by whoever starts the render.
-pub trait Resolve: Send + Sync + 'static {
-    fn resolve<'a>(&'a self, src: &'a str) -> Resolved<'a>;
-}
+use crate::engine::plan::{Plan, Visual};
+use crate::engine::timeline::Sources;
+use crate::faults::{Fault, Stage};
+use crate::render::{FetchError, RenderError, Resolve, Retry};
 
 /// Every distinct source the plan reads, in a stable order.
 pub fn sources_of(plan: &Plan) -> BTreeSet<String> {
@@ -63,10 +41,16 @@ pub fn sources_of(plan: &Plan) -> BTreeSet<String> {
 
 pub struct Fetcher;
 
+/// What the fetcher reports, once: every source, each fetched with its
+/// retries, or why not.
+pub struct Fetched(pub Result<Sources, RenderError>);
+
 pub struct FetchArgs {
     pub srcs: BTreeSet<String>,
     pub resolver: Arc<dyn Resolve>,
-    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Where [`Fetched`] goes: whoever started the fetcher, whatever
+    /// its own messages are.
+    pub report: DerivedActorRef<Fetched>,
     /// Sources resolved at once, at most.
     pub concurrency: usize,
     pub retry: Retry,
@@ -98,7 +82,7 @@ impl Actor for Fetcher {
         };
         let result = fetch_all(&args).await;
         // A supervisor that is gone has settled its render already.
-        let _ = args.supervisor.cast(SupervisorMsg::Fetched(result));
+        let _ = args.report.send_message(Fetched(result));
         myself.stop(None);
         Ok(())
     }
@@ -153,7 +137,7 @@ async fn fetch_one(resolver: &dyn Resolve, src: &str, retry: Retry) -> Result<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edit::{fill, Limits};
+    use crate::engine::edit::{fill, Limits};
     use serde_json::{json, Map};
 
     #[test]
@@ -165,7 +149,7 @@ mod tests {
             "output": { "format": "mp4", "resolution": "sd" }
         });
         let edit = fill(&edit.to_string(), &Map::new(), &Limits::default()).expect("valid");
-        let plan = crate::plan::plan(&edit).expect("plans");
+        let plan = crate::engine::plan::plan(&edit).expect("plans");
         assert_eq!(
             sources_of(&plan).into_iter().collect::<Vec<_>>(),
             ["a.png", "brand.ttf"]

@@ -6,7 +6,7 @@
 //! the renderer's code: a change that makes the same Edit render to other
 //! bytes must bump the version, or caches keep serving the old renderer's
 //! output as the new one's. This test is what notices. When it fails:
-//! bump `output::FORMAT_VERSION` if the change was meant, then write the
+//! bump `engine::output::FORMAT_VERSION` if the change was meant, then write the
 //! new record with `CLIPSTREAM_BLESS=1 cargo test -p clipstream-actors
 //! golden` and read the outline's diff.
 
@@ -16,12 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Map};
 
-use super::*;
-use crate::edit::{fill, Limits};
-use crate::output::FORMAT_VERSION;
-use crate::plan::plan;
+use crate::engine::edit::{fill, Limits};
+use crate::engine::output::{Fragments, FORMAT_VERSION};
+use crate::engine::plan::plan;
+use crate::render::{FetchError, Job, Publish, RenderError, Resolve, Resolved, Retry, State};
+use crate::supervisor::start;
 
-const RECORD: &str = "src/pipeline/golden/fmp4.txt";
+const RECORD: &str = "src/golden/fmp4.txt";
 
 /// The file as a viewer of the cache gets it: patches applied.
 #[derive(Default)]
@@ -94,7 +95,7 @@ async fn render() -> Vec<u8> {
         plan: plan(&fill(&edit(), &Map::new(), &Limits::default()).unwrap()).unwrap(),
         resolver: Arc::new(NoSources),
         publish: file.clone(),
-        limits: crate::compositor::SourceLimits {
+        limits: crate::engine::timeline::SourceLimits {
             max_video: (1920, 1920),
             max_image: (4096, 4096),
         },
@@ -123,7 +124,7 @@ fn record_of(bytes: &[u8]) -> String {
     format!(
         "format_version: {FORMAT_VERSION}\nblake3: {}\n{}",
         blake3::hash(bytes).to_hex(),
-        crate::mux::tree::outline(bytes)
+        crate::engine::mux::tree::outline(bytes)
     )
 }
 

@@ -1,5 +1,5 @@
 //! The muxer actor: hands the packet stream to its format's packager
-//! ([`crate::output::Package`]) and publishes what comes out at once: the
+//! ([`crate::engine::output::Package`]) and publishes what comes out at once: the
 //! header, each fragment as soon as it is complete, and any patch of bytes
 //! already published.
 
@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::faults::{Fault, Stage};
-use super::{Publish, RenderError};
-use crate::output::{Package, Packets, Piece, Streams};
+use crate::engine::output::{Package, Packets, Piece, Streams};
+use crate::faults::{Fault, Stage};
+use crate::render::{Publish, RenderError};
 
 pub enum MuxMsg {
     Start(Streams),

@@ -1,43 +1,19 @@
-//! One render as a supervised actor tree (CONTRACT section 1):
-//!
-//! ```text
-//! supervisor ── fetcher     resolves and downloads every source once
-//!            ├─ compositor  decodes, composes, mixes, encodes (a blocking thread)
-//!            └─ muxer       packages the format (crate::output): fragmented MP4
-//!                           (init segment, then ~1 s fragments), WebM, MP3,
-//!                           GIF, or a still image
-//! ```
-//!
-//! Bytes leave through a [`Publish`] the caller provides (the server's
-//! live-render buffer, or a file for the CLI). [`start`] returns at once a
-//! [`Render`], which can cancel it; the render ends in exactly one
-//! `finish` or `fail`, whatever happens: a child's failure or panic
-//! reaches the supervisor and fails the render, a panic anywhere in a
-//! render fails only that render. The fetcher retries a source whose
-//! failure is transient; nothing else retries.
+//! What a render is given and what it tells its caller: the [`Job`] that
+//! [`crate::start`] takes (with how its sources are had, [`Resolve`], and
+//! tried again, [`Retry`]), and the [`Publish`] that receives its bytes,
+//! its [`State`] and, if it fails, its [`RenderError`].
 
-mod compositor;
-mod faults;
-mod fetcher;
-mod muxer;
-pub mod sound_cache;
-mod supervisor;
-
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use fetcher::{sources_of, FetchError, Resolve, Resolved};
-pub use supervisor::{start, Render};
-
-#[cfg(test)]
-mod golden;
-#[cfg(test)]
-mod tests;
-
-use crate::compositor::SourceLimits;
-use crate::plan::Plan;
+use crate::engine::output::Fragments;
+use crate::engine::plan::Plan;
+use crate::engine::timeline::SourceLimits;
 
 /// Where a render stands, for `/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +40,25 @@ pub enum RenderError {
     /// The render itself broke: a bug, reported as such (500).
     #[error("the render failed: {0}")]
     Internal(String),
+}
+
+/// Why a source could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Worth another try (a timeout, a reset connection, a 5xx).
+    #[error("{src}: {reason} (transient)")]
+    Transient { src: String, reason: String },
+    /// Not going to work (missing asset, 404, refused address).
+    #[error("{src}: {reason}")]
+    Permanent { src: String, reason: String },
+}
+
+pub type Resolved<'a> = Pin<Box<dyn Future<Output = Result<PathBuf, FetchError>> + Send + 'a>>;
+
+/// How a `src` becomes a local file: project assets by name, URLs by
+/// download. Provided by whoever starts the render.
+pub trait Resolve: Send + Sync + 'static {
+    fn resolve<'a>(&'a self, src: &'a str) -> Resolved<'a>;
 }
 
 /// Receives what a render produces, in order.
@@ -113,22 +108,5 @@ impl Retry {
     pub fn wait_after(&self, attempt: u32) -> Duration {
         self.backoff
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-    }
-}
-
-/// How the stream is cut into fragments, each starting on a keyframe. A
-/// short first fragment (a keyframe is forced where it ends) puts the
-/// first picture in a viewer's player sooner than a whole GOP would.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fragments {
-    pub first: Duration,
-    pub rest: Duration,
-}
-
-impl Fragments {
-    /// The frame where the first fragment ends and a keyframe is forced,
-    /// if the first fragment is shorter than the others.
-    pub fn forced_key(&self, fps: f64) -> Option<i64> {
-        (self.first < self.rest).then(|| (self.first.as_secs_f64() * fps).round().max(1.0) as i64)
     }
 }

@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::compositor::Sources;
-use crate::output::Encoded;
-use crate::plan::Plan;
+use crate::engine::output::Encoded;
+use crate::engine::plan::Plan;
+use crate::engine::timeline::Sources;
 
 /// Bytes of encoded sound kept unless [`set_capacity`] says otherwise: 70
 /// minutes of 128 kb/s AAC in all, a few hundred templates' sounds.
@@ -214,7 +214,7 @@ mod tests {
         let file = dir.path().join("music.mp3");
         std::fs::write(&file, b"first").expect("write");
         let plan = |name: &str| {
-            let edit: crate::edit::Edit = serde_json::from_value(serde_json::json!({
+            let edit: crate::engine::edit::Edit = serde_json::from_value(serde_json::json!({
                 "timeline": { "soundtrack": { "src": "music.mp3" }, "tracks": [{ "clips": [
                     { "asset": { "type": "title", "text": format!("Hello {name}") },
                       "start": 0, "length": 1 }
@@ -222,7 +222,7 @@ mod tests {
                 "output": { "format": "mp4", "resolution": "sd" }
             }))
             .expect("edit");
-            crate::plan::plan(&edit).expect("plan")
+            crate::engine::plan::plan(&edit).expect("plan")
         };
         let sources = Sources::from([("music.mp3".to_owned(), file.clone())]);
         let jane = key(&plan("Jane"), &sources).expect("key");

@@ -13,22 +13,39 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::compositor::{CompositorActor, CompositorArgs};
-use super::faults::{Fault, Stage};
-use super::fetcher::{sources_of, FetchArgs, Fetcher};
-use super::muxer::{MuxArgs, Muxer};
-use super::{Job, Publish, RenderError, Resolve, State};
-use crate::compositor::Sources;
+use crate::compositor::{CompositorActor, CompositorArgs};
+use crate::engine::timeline::Sources;
+use crate::faults::{Fault, Stage};
+use crate::fetcher::{sources_of, FetchArgs, Fetched, Fetcher};
+use crate::muxer::{MuxArgs, Muxer};
+use crate::render::{Job, Publish, RenderError, Resolve, State};
 
 pub enum SupervisorMsg {
-    /// Every source, each fetched with its retries, or why not.
-    Fetched(Result<Sources, RenderError>),
+    /// The fetcher's answer.
+    Fetched(Fetched),
+}
+
+/// The fetcher reports through a reference to this conversion, so that
+/// it knows its own message and not the supervisor's.
+impl From<Fetched> for SupervisorMsg {
+    fn from(fetched: Fetched) -> SupervisorMsg {
+        SupervisorMsg::Fetched(fetched)
+    }
+}
+
+/// And back, which ractor asks for to return an undelivered message.
+impl From<SupervisorMsg> for Fetched {
+    fn from(msg: SupervisorMsg) -> Fetched {
+        match msg {
+            SupervisorMsg::Fetched(fetched) => fetched,
+        }
+    }
 }
 
 /// The one way out of a render: whoever settles it first (the supervisor,
 /// a cancellation, the drop of the supervisor's state) publishes, and
 /// everyone after is ignored.
-pub(super) struct Outcome {
+pub(crate) struct Outcome {
     name: String,
     publish: Arc<dyn Publish>,
     settled: AtomicBool,
@@ -102,7 +119,7 @@ impl Render {
 impl Render {
     /// Stops the supervisor the way something outside the render could,
     /// without settling the render first.
-    pub(super) fn stop_supervisor(&self) {
+    pub(crate) fn stop_supervisor(&self) {
         if let Some(supervisor) = &self.supervisor {
             supervisor.stop(None);
         }
@@ -119,7 +136,7 @@ pub async fn start(job: Job) -> Render {
 
 /// [`start`], with the fault (a test hook) given rather than read from the
 /// plan and the environment.
-pub(super) async fn start_with(job: Job, fault: Fault) -> Render {
+pub(crate) async fn start_with(job: Job, fault: Fault) -> Render {
     let outcome = Arc::new(Outcome::new(job.name.clone(), job.publish.clone()));
     let args = SupervisorArgs {
         job,
@@ -179,7 +196,7 @@ impl SupervisorState {
         job.publish.state(State::Rendering);
         let internal = |e: &dyn std::fmt::Display| RenderError::Internal(e.to_string());
         let packager =
-            crate::output::packager(&job.plan, job.fragments).map_err(|e| internal(&e))?;
+            crate::engine::output::packager(&job.plan, job.fragments).map_err(|e| internal(&e))?;
         let mux_args = MuxArgs {
             publish: job.publish.clone(),
             packager,
@@ -249,7 +266,7 @@ impl Actor for Supervisor {
         let args = FetchArgs {
             srcs: sources_of(&job.plan),
             resolver: job.resolver.clone(),
-            supervisor: myself.clone(),
+            report: myself.get_derived(),
             concurrency: job.fetch_concurrency,
             retry: job.fetch_retry,
             fault: state.fault,
@@ -270,7 +287,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Fetched(Ok(sources)) => {
+            SupervisorMsg::Fetched(Fetched(Ok(sources))) => {
                 if state.fault.is_at(Stage::Supervisor) {
                     // The test hook: an error out of the handler itself,
                     // which only the drop of the state turns into the
@@ -283,7 +300,7 @@ impl Actor for Supervisor {
                     state.fail(&myself, e);
                 }
             }
-            SupervisorMsg::Fetched(Err(e)) => state.fail(&myself, e),
+            SupervisorMsg::Fetched(Fetched(Err(e))) => state.fail(&myself, e),
         }
         Ok(())
     }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Map};
 
-use super::faults::Fault;
-use super::*;
-use crate::edit::{fill, Limits};
-use crate::plan::plan;
+use crate::engine::edit::{fill, Limits};
+use crate::engine::output::Fragments;
+use crate::engine::plan::plan;
+use crate::faults::Fault;
+use crate::render::{FetchError, Job, Publish, RenderError, Resolve, Resolved, Retry, State};
+use crate::supervisor::{start, Render};
 
 #[derive(Default)]
 struct Recorder {
@@ -201,7 +203,7 @@ fn job_of(
         plan: plan(&fill(&edit.to_string(), &Map::new(), &Limits::default()).unwrap()).unwrap(),
         resolver,
         publish,
-        limits: crate::compositor::SourceLimits {
+        limits: crate::engine::timeline::SourceLimits {
             max_video: (1920, 1920),
             max_image: (4096, 4096),
         },
@@ -355,7 +357,7 @@ async fn a_cancelled_render_publishes_the_reason_once_and_stops_promptly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compositing_loop_stops_between_two_frames_when_told() {
-    use super::compositor::{compose_and_encode, Control};
+    use crate::compositor::{compose_and_encode, Control};
     use std::sync::atomic::AtomicBool;
     let dir = tempfile::tempdir().unwrap();
     let recorder = Arc::new(Recorder::default());
@@ -436,8 +438,8 @@ async fn a_supervisor_stopped_before_the_render_settled_fails_it() {
 #[cfg(debug_assertions)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_fault_at_each_stage_fails_only_its_render_once() {
-    use super::faults::Stage;
-    use super::supervisor::start_with;
+    use crate::faults::Stage;
+    use crate::supervisor::start_with;
     let dir = tempfile::tempdir().unwrap();
     let scripted = Arc::new(Scripted::new(picture(dir.path())));
     for stage in [

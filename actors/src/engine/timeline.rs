@@ -1,7 +1,8 @@
-//! The compositor: for each output frame at time t, draws every visible
-//! layer of the plan onto a YUV canvas and mixes every audible sound.
-//! Encoding happens elsewhere (`pipeline`), on its own thread, so that
-//! composing frame n+1 overlaps encoding frame n.
+//! The timeline's compositor: for each output frame at time t, draws every
+//! visible layer of the plan onto a YUV canvas and mixes every audible
+//! sound. Encoding happens elsewhere (the compositor actor,
+//! `crate::compositor`), on its own thread, so that composing frame n+1
+//! overlaps encoding frame n.
 //!
 //! Static layers (pictures, titles) are converted and filtered once per
 //! clip; a layer that is only shifted is blended as it is, one that is
@@ -10,17 +11,17 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::compose::filter::Lut;
-use crate::compose::layout::{fitted_size, place, Rect};
-use crate::compose::motion::{self, Placement};
-use crate::compose::text::Typesetter;
-use crate::compose::warp::{warp, Affine};
-use crate::compose::{Canvas, Coverage, Frame};
-use crate::media::audio::AudioReader;
-use crate::media::picture::Still;
-use crate::media::video::{Spec, VideoReader};
-use crate::media::{MediaError, CHANNELS, SAMPLE_RATE};
-use crate::plan::{Crop, Layer, Plan, Sound, Visual};
+use crate::engine::compose::filter::Lut;
+use crate::engine::compose::layout::{fitted_size, place, Rect};
+use crate::engine::compose::motion::{self, Placement};
+use crate::engine::compose::text::Typesetter;
+use crate::engine::compose::warp::{warp, Affine};
+use crate::engine::compose::{Canvas, Coverage, Frame};
+use crate::engine::media::audio::AudioReader;
+use crate::engine::media::picture::Still;
+use crate::engine::media::video::{Spec, VideoReader};
+use crate::engine::media::{MediaError, CHANNELS, SAMPLE_RATE};
+use crate::engine::plan::{Crop, Layer, Plan, Sound, Visual};
 
 /// Where each source of the plan can be read, as the fetcher left it.
 pub type Sources = HashMap<String, PathBuf>;
@@ -92,10 +93,10 @@ fn path_of<'a>(sources: &'a Sources, src: &str) -> Result<&'a PathBuf, MediaErro
 
 /// A static layer from a rasterised text picture, filtered, at its place.
 fn text_layer(
-    picture: &crate::compose::Picture,
+    picture: &crate::engine::compose::Picture,
     lut: Option<Box<Lut>>,
     (w, h): (u32, u32),
-    position: crate::edit::Position,
+    position: crate::engine::edit::Position,
     offset: (f64, f64),
 ) -> (Source, Rect) {
     let mut frame = Frame::from_rgba(picture.width, picture.height, &picture.data);

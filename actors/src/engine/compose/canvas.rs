@@ -2,7 +2,7 @@
 //! canvas every layer is blended onto.
 
 use super::frame::Frame;
-use crate::plan::Rgba;
+use crate::engine::plan::Rgba;
 
 /// A picture in 8-bit RGBA, not premultiplied, rows packed.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 //! grey carries saturation, so every filter is one table per plane.
 
 use super::frame::Frame;
-use crate::edit::Filter;
+use crate::engine::edit::Filter;
 
 /// Limited-range luma: black, white, and the middle grey contrast pivots on.
 const BLACK: f64 = 16.0;

@@ -8,7 +8,7 @@
 //! is a full-resolution plane; chroma is blended with the mean alpha of
 //! its 2×2 block.
 
-use crate::plan::Rgba;
+use crate::engine::plan::Rgba;
 
 /// A picture in YUV 4:2:0: luma `width`×`height`, chroma
 /// `ceil(width/2)`×`ceil(height/2)`, rows packed; an optional full-size

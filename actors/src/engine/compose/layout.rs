@@ -1,7 +1,7 @@
 //! Where a clip goes: its size from `fit` and `scale`, its place from
 //! `position` and `offset` (Shotstack's rules).
 
-use crate::edit::{Fit, Position};
+use crate::engine::edit::{Fit, Position};
 
 /// A rectangle in output pixels; it may extend past the viewport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

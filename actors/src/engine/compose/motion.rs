@@ -26,8 +26,8 @@
 
 use super::layout::Rect;
 use super::warp::Affine;
-use crate::edit::{MotionEffect, Position, Speed, TransitionKind};
-use crate::plan::{Layer, Transition};
+use crate::engine::edit::{MotionEffect, Position, Speed, TransitionKind};
+use crate::engine::plan::{Layer, Transition};
 
 /// A clip's pose in one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -313,8 +313,8 @@ fn anchor(position: Position, w: f64, h: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edit::{Fit, Speeded};
-    use crate::plan::{Crop, Transform, Visual};
+    use crate::engine::edit::{Fit, Speeded};
+    use crate::engine::plan::{Crop, Transform, Visual};
 
     fn layer() -> Layer {
         Layer {

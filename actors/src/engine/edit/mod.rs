@@ -7,6 +7,7 @@
 mod fill;
 mod path;
 mod schema;
+pub mod text;
 mod tpl;
 mod validate;
 

@@ -1,6 +1,7 @@
 //! Each mistake a template can make is refused with the JSON path of the
 //! first problem; placeholders stand wherever a value goes.
 
+use super::text::{check_html, HtmlError, MAX_DEPTH, MAX_ELEMENTS, MAX_HTML_BYTES, MAX_RULES};
 use super::*;
 use serde_json::{json, Value};
 
@@ -319,4 +320,32 @@ fn every_transition_and_effect_of_the_seed_parses() {
         edit["timeline"]["tracks"][0]["clips"][0]["filter"] = json!(filter);
         check(&edit).unwrap_or_else(|e| panic!("{filter}: {e}"));
     }
+}
+
+#[test]
+fn html_beyond_the_limits_is_refused() {
+    let deep = "<span>".repeat(MAX_DEPTH + 5) + "x";
+    assert_eq!(
+        check_html(&deep, ""),
+        Err(HtmlError::TooDeep { limit: MAX_DEPTH })
+    );
+    let long = "a".repeat(MAX_HTML_BYTES + 1);
+    assert!(matches!(
+        check_html(&long, ""),
+        Err(HtmlError::TooLong { field: "html", .. })
+    ));
+    let many = "<b>x</b>".repeat(MAX_ELEMENTS + 1);
+    assert!(matches!(
+        check_html(&many, ""),
+        Err(HtmlError::TooMany { field: "html", .. })
+    ));
+    let rules = "p { color: red; }\n".repeat(MAX_RULES + 1);
+    assert!(matches!(
+        check_html("<p>x</p>", &rules),
+        Err(HtmlError::TooMany { field: "css", .. })
+    ));
+    assert_eq!(
+        check_html("<p>fine &amp; well</p>", "p { color: red }"),
+        Ok(())
+    );
 }

@@ -278,7 +278,7 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
             crop(&path.key("crop"), &i.crop)
         }
         Asset::Title(t) => {
-            let max = crate::compose::text::MAX_TITLE_CHARS;
+            let max = super::text::MAX_TITLE_CHARS;
             if t.text
                 .value()
                 .is_some_and(|text| text.chars().count() > max)
@@ -308,7 +308,7 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
             // field named, rather than failing the render later.
             if let Some(html) = h.html.value() {
                 let css = known(&h.css).map_or("", String::as_str);
-                if let Err(e) = crate::compose::text::html::check(html, css) {
+                if let Err(e) = super::text::check_html(html, css) {
                     return Err(invalid(&path.key(e.field()), e.to_string()));
                 }
             }
@@ -330,7 +330,7 @@ fn asset(path: &Path, asset: &Asset) -> Checked {
 fn output(path: &Path, output: &Output, limits: &Limits) -> Checked {
     if let Some(size) = known(&output.size) {
         // Given with resolution and aspectRatio (as in the seed's own
-        // example), the size wins: see `output::spec`.
+        // example), the size wins: see `plan::output`.
         let p = path.key("size");
         let image = matches!(output.format.value(), Some(f) if f.is_image());
         let (max_w, max_h) = if image {

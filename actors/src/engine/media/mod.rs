@@ -14,6 +14,8 @@ use std::sync::Once;
 
 use ffmpeg_next as ffmpeg;
 
+use crate::engine::compose::text::TextError;
+
 /// Sample rate and channel count of every mix.
 pub const SAMPLE_RATE: u32 = 48_000;
 pub const CHANNELS: usize = 2;
@@ -36,6 +38,23 @@ pub enum MediaError {
     },
     #[error("encoding failed: {0}")]
     Encode(String),
+}
+
+/// A font or an html asset that cannot be set is a source that cannot be
+/// decoded, like any other.
+impl From<TextError> for MediaError {
+    fn from(e: TextError) -> MediaError {
+        match e {
+            TextError::Font { src, reason } => MediaError::Decode {
+                src,
+                reason: format!("not a usable font: {reason}"),
+            },
+            TextError::Html(e) => MediaError::Decode {
+                src: "html asset".into(),
+                reason: e.to_string(),
+            },
+        }
+    }
 }
 
 /// FFmpeg's global set-up, once per process; its log is kept to errors so

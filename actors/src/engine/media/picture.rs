@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::video::VideoReader;
 use super::MediaError;
-use crate::compose::Picture;
-use crate::plan::Crop;
+use crate::engine::compose::Picture;
+use crate::engine::plan::Crop;
 
 /// A still picture's size, and a way to get it at any size.
 pub struct Still {

@@ -11,10 +11,10 @@ use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::{decode_error, open_input, seconds, MediaError};
-use crate::compose::filter::Lut;
-use crate::compose::frame::{ColorMap, SourceColor};
-use crate::compose::{Frame, Picture};
-use crate::plan::Crop;
+use crate::engine::compose::filter::Lut;
+use crate::engine::compose::frame::{ColorMap, SourceColor};
+use crate::engine::compose::{Frame, Picture};
+use crate::engine::plan::Crop;
 
 /// What a layer wants of each frame.
 pub struct Spec {
@@ -357,7 +357,7 @@ pub(crate) fn packed(rgba: &frame::Video, width: u32, height: u32) -> Picture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edit::Filter;
+    use crate::engine::edit::Filter;
 
     /// A 64×36 clip of FFmpeg's test pattern, 10 frames at 25 fps.
     fn clip(dir: &Path, name: &str, extra: &[&str]) -> std::path::PathBuf {

@@ -20,7 +20,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::Encoded;
 use super::{Package, Piece, Stream, StreamDesc, Streams};
-use crate::mux::MuxError;
+use crate::engine::mux::MuxError;
 
 /// The AVIO buffer: writes reach [`Sink`] in pieces of at most this.
 const BUFFER: usize = 64 * 1024;
@@ -158,7 +158,7 @@ impl AvMuxer {
     /// A muxer for FFmpeg's `format` ("webm", "mp3") with its private
     /// `options`.
     pub fn new(format: &str, options: Vec<(&'static str, String)>) -> Result<AvMuxer, MuxError> {
-        crate::media::init();
+        crate::engine::media::init();
         let name = CString::new(format).map_err(|e| MuxError::Config(e.to_string()))?;
         let mut ctx = ptr::null_mut();
         // SAFETY: plain FFmpeg calls; every pointer is checked, and on
@@ -332,7 +332,7 @@ impl Drop for AvMuxer {
 #[cfg(test)]
 mod tests {
     use super::Sink;
-    use crate::output::Piece;
+    use crate::engine::output::Piece;
 
     #[test]
     fn writes_behind_the_end_become_patches_once_taken() {

@@ -13,8 +13,8 @@ use ffmpeg_next as ffmpeg;
 use super::convert::{Converter, Spares};
 use super::Encoded;
 use super::{Frame, Stream, StreamDesc};
-use crate::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
-use crate::plan::{Plan, Rate};
+use crate::engine::media::{init, MediaError, CHANNELS, SAMPLE_RATE};
+use crate::engine::plan::{Plan, Rate};
 
 pub fn enc_error(e: ffmpeg::Error) -> MediaError {
     MediaError::Encode(e.to_string())

@@ -21,7 +21,7 @@ use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::Frame;
-use crate::media::MediaError;
+use crate::engine::media::MediaError;
 
 fn error(e: ffmpeg::Error) -> MediaError {
     MediaError::Encode(format!("cannot convert a frame: {e}"))

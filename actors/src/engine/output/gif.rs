@@ -15,9 +15,9 @@ use ffmpeg_next as ffmpeg;
 use super::convert::{packed_rows, Converter, Spares};
 use super::Encoded;
 use super::{Encode, Frame, Packets, Stream, Streams};
-use crate::edit::Quality;
-use crate::media::MediaError;
-use crate::plan::{Plan, Rate};
+use crate::engine::edit::Quality;
+use crate::engine::media::MediaError;
+use crate::engine::plan::{Plan, Rate};
 
 fn gif_error(e: impl std::fmt::Display) -> MediaError {
     MediaError::Encode(format!("GIF: {e}"))

@@ -1,12 +1,12 @@
-//! Every output format of the composition language: what the Edit's
-//! `output` asks ([`spec`]), and for each format the [`Encode`] that turns
-//! composed frames and the mix into packets (on the encoding thread) and
-//! the [`Package`] that turns packets into published bytes (in the muxer
-//! actor):
+//! Every output format of the composition language (what the Edit's
+//! `output` asks is part of the plan: [`crate::engine::plan::output`]):
+//! for each format the [`Encode`] that turns composed frames and the mix
+//! into packets (on the encoding thread) and the [`Package`] that turns
+//! packets into published bytes (in the muxer actor):
 //!
 //! | format | encoder | packager |
 //! |---|---|---|
-//! | mp4 | H.264 (libx264) + AAC | fragmented MP4 from `mp4` boxes ([`crate::mux`]) |
+//! | mp4 | H.264 (libx264) + AAC | fragmented MP4 from `mp4` boxes ([`crate::engine::mux`]) |
 //! | webm | VP9 (libvpx-vp9) + Opus (libopus) | libavformat's webm muxer ([`avmux`]) |
 //! | mp3 | MP3 (libmp3lame) | libavformat's mp3 muxer (ID3v2, Xing) |
 //! | gif | the `gif` crate: a NeuQuant palette per frame, LZW | the bytes as they come |
@@ -22,18 +22,18 @@ pub mod convert;
 pub mod gif;
 pub mod mp3;
 pub mod mp4;
-pub mod spec;
 pub mod still;
 pub mod webm;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
-use crate::edit::{Format, Quality};
-use crate::media::MediaError;
-use crate::mux::MuxError;
-use crate::pipeline::Fragments;
-use crate::plan::Plan;
+use crate::engine::edit::{Format, Quality};
+use crate::engine::media::MediaError;
+use crate::engine::mux::MuxError;
+use crate::engine::plan::Plan;
 use codec::{tagged, AudioCodec, VideoCodec};
 
 pub use convert::Spares;
@@ -42,12 +42,29 @@ pub use convert::Spares;
 /// every output's content key: bump it whenever a change makes the same
 /// Edit and sources render to other bytes (an encoder setting, a blending
 /// fix, a muxer's box layout), so that cached outputs of the old renderer
-/// are never served as the new one's. The golden test (`output::tests`,
-/// `a_fixed_edit_renders_to_its_golden_bytes`) fails until it is bumped.
+/// are never served as the new one's. The golden test (`golden.rs`
+/// beside the actors, `a_fixed_edit_renders_to_its_golden_bytes`) fails
+/// until it is bumped.
 pub const FORMAT_VERSION: u32 = 1;
-pub use spec::{Deliverable, Output};
 
-pub use crate::compose::Frame;
+pub use crate::engine::compose::Frame;
+
+/// How the stream is cut into fragments, each starting on a keyframe. A
+/// short first fragment (a keyframe is forced where it ends) puts the
+/// first picture in a viewer's player sooner than a whole GOP would.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fragments {
+    pub first: Duration,
+    pub rest: Duration,
+}
+
+impl Fragments {
+    /// The frame where the first fragment ends and a keyframe is forced,
+    /// if the first fragment is shorter than the others.
+    pub fn forced_key(&self, fps: f64) -> Option<i64> {
+        (self.first < self.rest).then(|| (self.first.as_secs_f64() * fps).round().max(1.0) as i64)
+    }
+}
 
 /// An encoded packet, times in its stream's time base.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@
 use super::avmux::AvMuxer;
 use super::codec::AudioCodec;
 use super::Codecs;
-use crate::media::MediaError;
-use crate::mux::MuxError;
-use crate::plan::Plan;
+use crate::engine::media::MediaError;
+use crate::engine::mux::MuxError;
+use crate::engine::plan::Plan;
 
 pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
     let audio = AudioCodec::open(

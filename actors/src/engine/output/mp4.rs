@@ -8,15 +8,15 @@ use ffmpeg_next as ffmpeg;
 
 use super::codec::{AudioCodec, VideoCodec, VideoSettings};
 use super::{Codecs, Package, Packets, Piece, Stream, StreamDesc, Streams};
-use crate::edit::Quality;
-use crate::mux::{Fmp4Writer, MuxError, Sample, TrackConfig};
-use crate::pipeline::Fragments;
-use crate::plan::Plan;
+use crate::engine::edit::Quality;
+use crate::engine::mux::{Fmp4Writer, MuxError, Sample, TrackConfig};
+use crate::engine::output::Fragments;
+use crate::engine::plan::Plan;
 
 const VIDEO: usize = 0;
 const AUDIO: usize = 1;
 
-pub fn encoder(plan: &Plan) -> Result<Codecs, crate::media::MediaError> {
+pub fn encoder(plan: &Plan) -> Result<Codecs, crate::engine::media::MediaError> {
     let o = &plan.output;
     let video = VideoCodec::open(VideoSettings {
         global_header: true,

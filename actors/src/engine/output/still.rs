@@ -7,9 +7,9 @@ use ffmpeg_next as ffmpeg;
 
 use super::codec::{VideoCodec, VideoSettings};
 use super::Codecs;
-use crate::edit::{Format, Quality};
-use crate::media::MediaError;
-use crate::plan::Plan;
+use crate::engine::edit::{Format, Quality};
+use crate::engine::media::MediaError;
+use crate::engine::plan::Plan;
 
 pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
     let o = &plan.output;

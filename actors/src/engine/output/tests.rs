@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::edit::{fill, Limits};
-use crate::plan::plan_as;
+use crate::engine::edit::{fill, Limits};
+use crate::engine::plan::{plan_as, Deliverable};
 
 /// BT.709 limited-range red.
 const RED: (u8, u8, u8) = (63, 102, 240);
@@ -45,7 +45,7 @@ fn plan_of(output: Value, what: Deliverable) -> Plan {
 /// bytes with every patch applied.
 fn render(plan: &Plan) -> Vec<u8> {
     let mut enc = encoder(plan).expect("encoder");
-    let fragments = crate::pipeline::Fragments {
+    let fragments = crate::engine::output::Fragments {
         first: Duration::from_millis(500),
         rest: Duration::from_secs(1),
     };

@@ -10,10 +10,10 @@ use ffmpeg_next as ffmpeg;
 use super::avmux::AvMuxer;
 use super::codec::{AudioCodec, VideoCodec, VideoSettings};
 use super::Codecs;
-use crate::edit::Quality;
-use crate::media::MediaError;
-use crate::mux::MuxError;
-use crate::plan::Plan;
+use crate::engine::edit::Quality;
+use crate::engine::media::MediaError;
+use crate::engine::mux::MuxError;
+use crate::engine::plan::Plan;
 
 pub fn encoder(plan: &Plan) -> Result<Codecs, MediaError> {
     let o = &plan.output;

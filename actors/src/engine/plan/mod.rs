@@ -5,11 +5,14 @@
 //! here with their JSON path, so a render never silently looks different
 //! from what its template asks for.
 
-use crate::edit::{
+use crate::engine::edit::{
     self, Asset, AudioEffect, Edit, Filter, Fit, MotionEffect, Position, Speed, Speeded, Tpl,
     TransitionKind,
 };
-use crate::output::spec::{self, Deliverable, Output};
+
+pub mod output;
+
+pub use output::{Deliverable, Output};
 
 /// Frames per second as a fraction, so 29.97 is exactly 30000/1001.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +276,7 @@ pub fn plan_as(edit: &Edit, what: Deliverable, limits: &edit::Limits) -> Result<
         path: String::new(),
     };
     let out_walk = root.at("output");
-    let options = spec::options(&out_walk, root.get("output", &edit.output)?, what, limits)?;
+    let options = output::options(&out_walk, root.get("output", &edit.output)?, what, limits)?;
     let (width, height) = options.compose;
 
     let tl_walk = root.at("timeline");
@@ -560,7 +563,7 @@ fn html(w: &Walk, h: &edit::HtmlAsset, out_w: u32, out_h: u32) -> Result<Html, P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edit::{fill, Limits};
+    use crate::engine::edit::{fill, Limits};
     use serde_json::{json, Map};
 
     fn plan_of(edit: serde_json::Value) -> Result<Plan, PlanError> {
@@ -626,7 +629,7 @@ mod tests {
 
     #[test]
     fn the_output_window_follows_range_poster_and_format() {
-        use crate::edit::Format;
+        use crate::engine::edit::Format;
         let out = json!({ "format": "mp4", "fps": 25, "range": { "start": 3, "length": 4 },
                           "poster": { "capture": 5 } });
         let p = plan_as_of(out.clone(), Deliverable::Movie(Format::Webm)).unwrap();
@@ -668,7 +671,7 @@ mod tests {
 
     #[test]
     fn sizes_follow_resolution_aspect_ratio_size_and_scale_to() {
-        use crate::edit::Format;
+        use crate::engine::edit::Format;
         let mp4 = Deliverable::Movie(Format::Mp4);
         let p = plan_as_of(
             json!({ "format": "mp4", "resolution": "hd", "aspectRatio": "4:5" }),
@@ -840,7 +843,7 @@ mod tests {
     fn a_title_longer_than_the_limit_is_refused_with_its_path() {
         let edit = json!({
             "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "title",
-                "text": "x".repeat(crate::compose::text::MAX_TITLE_CHARS + 1) }, "start": 0, "length": 1 } ] } ] },
+                "text": "x".repeat(crate::engine::edit::text::MAX_TITLE_CHARS + 1) }, "start": 0, "length": 1 } ] } ] },
             "output": { "format": "mp4", "resolution": "sd" }
         });
         let e = fill(&edit.to_string(), &Map::new(), &Limits::default()).unwrap_err();

@@ -22,8 +22,8 @@
 //! the rate is the default of `scaleTo`'s preset, else of the resolution;
 //! a GIF above 50 fps gets half the rate (GIF times are in hundredths).
 
-use crate::edit::{self, AspectRatio, Format, Quality, Resolution};
-use crate::plan::{PlanError, Rate, Walk};
+use crate::engine::edit::{self, AspectRatio, Format, Quality, Resolution};
+use crate::engine::plan::{PlanError, Rate, Walk};
 
 /// What of a movie a render produces: the movie itself in a format (the
 /// extension asked decides, not the Edit's `output.format`), or its

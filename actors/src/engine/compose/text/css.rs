@@ -12,7 +12,7 @@
 //! (underline, line-through), `text-transform`. Other properties are
 //! ignored.
 
-use crate::plan::Rgba;
+use crate::engine::plan::Rgba;
 
 /// The font size of the root, as in browsers.
 pub const ROOT_SIZE: f32 = 16.0;

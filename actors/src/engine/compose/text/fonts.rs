@@ -18,7 +18,7 @@ use super::TextError;
 
 macro_rules! shipped {
     ($($file:literal),* $(,)?) => {
-        &[$(include_bytes!(concat!("../../../fonts/", $file)) as &[u8]),*]
+        &[$(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/fonts/", $file)) as &[u8]),*]
     };
 }
 

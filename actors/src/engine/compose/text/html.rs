@@ -23,49 +23,15 @@ use cosmic_text::{
     Align, Attrs, Buffer, Color, Family, Metrics, Renderer, Shaping, Style as FontStyle,
     SwashCache, UnderlineStyle, Weight,
 };
-use simplecss::{AttributeOperator, DeclarationTokenizer, PseudoClass, StyleSheet};
+use simplecss::{AttributeOperator, DeclarationTokenizer, PseudoClass};
 
 use super::css::{Style, TextAlign, Transform};
 use super::fonts::{self, FontBook};
 use super::raster::{blend, extent, fill, glyph_coverage};
-use crate::compose::canvas::Picture;
-use crate::compose::layout::place;
-use crate::plan::Html;
-
-pub const MAX_HTML_BYTES: usize = 64 * 1024;
-pub const MAX_CSS_BYTES: usize = 64 * 1024;
-pub const MAX_DEPTH: usize = 32;
-pub const MAX_ELEMENTS: usize = 2000;
-pub const MAX_TEXT_RUNS: usize = 2000;
-pub const MAX_RULES: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HtmlError {
-    #[error("{len} bytes is more than the limit of {limit}")]
-    TooLong {
-        field: &'static str,
-        len: usize,
-        limit: usize,
-    },
-    #[error("elements nest deeper than the limit of {limit}")]
-    TooDeep { limit: usize },
-    #[error("more than the limit of {limit} {what}")]
-    TooMany {
-        field: &'static str,
-        what: &'static str,
-        limit: usize,
-    },
-}
-
-impl HtmlError {
-    /// The asset's field at fault: `html` or `css`.
-    pub fn field(&self) -> &'static str {
-        match self {
-            HtmlError::TooLong { field, .. } | HtmlError::TooMany { field, .. } => field,
-            HtmlError::TooDeep { .. } => "html",
-        }
-    }
-}
+use crate::engine::compose::canvas::Picture;
+use crate::engine::compose::layout::place;
+use crate::engine::edit::text::{check_html_size, style_sheet, HtmlBudget, HtmlError};
+use crate::engine::plan::Html;
 
 const BLOCKS: &[&str] = &[
     "p",
@@ -135,13 +101,7 @@ struct Dom {
 
 impl Dom {
     fn parse(html: &str) -> Result<Dom, HtmlError> {
-        if html.len() > MAX_HTML_BYTES {
-            return Err(HtmlError::TooLong {
-                field: "html",
-                len: html.len(),
-                limit: MAX_HTML_BYTES,
-            });
-        }
+        check_html_size(html)?;
         let parsed = scraper::Html::parse_fragment(html);
         let mut dom = Dom {
             nodes: vec![Node {
@@ -154,7 +114,7 @@ impl Dom {
                 },
             }],
         };
-        let mut counts = (0, 0);
+        let mut budget = HtmlBudget::default();
         // The fragment's own <html> element holds the content.
         if let Some(root) = parsed
             .tree
@@ -163,7 +123,7 @@ impl Dom {
             .find(|c| c.value().is_element())
         {
             for child in root.children() {
-                dom.add(0, child, 1, &mut counts)?;
+                dom.add(0, child, 1, &mut budget)?;
             }
         }
         Ok(dom)
@@ -174,32 +134,15 @@ impl Dom {
         parent: usize,
         node: ego_tree::NodeRef<'_, scraper::Node>,
         depth: usize,
-        counts: &mut (usize, usize),
+        budget: &mut HtmlBudget,
     ) -> Result<(), HtmlError> {
         let kind = match node.value() {
             scraper::Node::Text(text) => {
-                counts.1 += 1;
-                if counts.1 > MAX_TEXT_RUNS {
-                    return Err(HtmlError::TooMany {
-                        field: "html",
-                        what: "text runs",
-                        limit: MAX_TEXT_RUNS,
-                    });
-                }
+                budget.text_run()?;
                 Kind::Text(text.to_string())
             }
             scraper::Node::Element(e) => {
-                if depth > MAX_DEPTH {
-                    return Err(HtmlError::TooDeep { limit: MAX_DEPTH });
-                }
-                counts.0 += 1;
-                if counts.0 > MAX_ELEMENTS {
-                    return Err(HtmlError::TooMany {
-                        field: "html",
-                        what: "elements",
-                        limit: MAX_ELEMENTS,
-                    });
-                }
+                budget.element(depth)?;
                 Kind::Element {
                     tag: e.name().to_ascii_lowercase(),
                     attrs: e
@@ -227,7 +170,7 @@ impl Dom {
         self.nodes[parent].children.push(index);
         if is_element {
             for child in node.children() {
-                self.add(index, child, depth + 1, counts)?;
+                self.add(index, child, depth + 1, budget)?;
             }
         }
         Ok(())
@@ -281,21 +224,7 @@ impl simplecss::Element for El<'_> {
 
 /// Computed styles, one per node (a text node has its parent's).
 fn cascade(dom: &Dom, css: &str) -> Result<Vec<Style>, HtmlError> {
-    if css.len() > MAX_CSS_BYTES {
-        return Err(HtmlError::TooLong {
-            field: "css",
-            len: css.len(),
-            limit: MAX_CSS_BYTES,
-        });
-    }
-    let sheet = StyleSheet::parse(css);
-    if sheet.rules.len() > MAX_RULES {
-        return Err(HtmlError::TooMany {
-            field: "css",
-            what: "rules",
-            limit: MAX_RULES,
-        });
-    }
+    let sheet = style_sheet(css)?;
     let mut styles: Vec<Style> = Vec::with_capacity(dom.nodes.len());
     for (index, node) in dom.nodes.iter().enumerate() {
         // Parents come before their children in `nodes`.
@@ -371,12 +300,6 @@ fn hints(node: &Node) -> Vec<(&'static str, String)> {
         }
     }
     hints
-}
-
-/// Checks an html asset against the limits without drawing it.
-pub fn check(html: &str, css: &str) -> Result<(), HtmlError> {
-    let dom = Dom::parse(html)?;
-    cascade(&dom, css).map(|_| ())
 }
 
 /// A font family as cosmic-text takes it.
@@ -462,7 +385,7 @@ enum Op {
         y: f32,
         w: f32,
         h: f32,
-        color: crate::plan::Rgba,
+        color: crate::engine::plan::Rgba,
     },
     Text {
         buffer: Buffer,

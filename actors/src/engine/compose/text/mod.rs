@@ -10,18 +10,15 @@ mod raster;
 pub mod styles;
 mod title;
 
-pub use title::MAX_TITLE_CHARS;
-
 use std::path::Path;
 
 use cosmic_text::SwashCache;
 
-use crate::compose::canvas::Picture;
-use crate::media::MediaError;
-use crate::plan::{Html, Title};
+use crate::engine::compose::canvas::Picture;
+use crate::engine::plan::{Html, Title};
 
+pub use crate::engine::edit::text::HtmlError;
 pub use fonts::FontBook;
-pub use html::HtmlError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -29,21 +26,6 @@ pub enum TextError {
     Font { src: String, reason: String },
     #[error("html asset: {0}")]
     Html(#[from] HtmlError),
-}
-
-impl From<TextError> for MediaError {
-    fn from(e: TextError) -> MediaError {
-        match e {
-            TextError::Font { src, reason } => MediaError::Decode {
-                src,
-                reason: format!("not a usable font: {reason}"),
-            },
-            TextError::Html(e) => MediaError::Decode {
-                src: "html asset".into(),
-                reason: e.to_string(),
-            },
-        }
-    }
 }
 
 /// Sets the text layers of one render: its fonts and a glyph cache.

@@ -3,8 +3,8 @@
 
 use cosmic_text::{Buffer, LayoutGlyph, SwashCache, SwashContent};
 
-use crate::compose::canvas::Picture;
-use crate::plan::Rgba;
+use crate::engine::compose::canvas::Picture;
+use crate::engine::plan::Rgba;
 
 use super::fonts::FontBook;
 

@@ -14,8 +14,8 @@
 //! | future      | League Spartan capitals, very wide tracking, underlined by a bar |
 //! | subtitle    | DejaVu Sans, smaller, on a translucent dark box |
 
-use crate::edit::TitleStyle;
-use crate::plan::Rgba;
+use crate::engine::edit::TitleStyle;
+use crate::engine::plan::Rgba;
 
 use super::fonts;
 

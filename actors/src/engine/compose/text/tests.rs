@@ -2,15 +2,19 @@
 
 use cosmic_text::{Attrs, Buffer, Family, Metrics, Shaping};
 
-use super::html::{self, HtmlError};
 use super::{FontBook, Typesetter};
-use crate::compose::canvas::Picture;
-use crate::edit::{Position, TitleStyle};
-use crate::plan::{Html, Rgba, Title};
+use crate::engine::compose::canvas::Picture;
+use crate::engine::edit::text::{check_html, MAX_DEPTH};
+use crate::engine::edit::{Position, TitleStyle};
+use crate::engine::plan::{Html, Rgba, Title};
 
 /// A font none of the shipped ones is: Leckerli One (OFL).
 pub fn custom_font() -> Vec<u8> {
-    include_bytes!("../../../testdata/LeckerliOne-Regular.ttf").to_vec()
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/LeckerliOne-Regular.ttf"
+    ))
+    .to_vec()
 }
 
 const RED: Rgba = [255, 0, 0, 255];
@@ -517,38 +521,8 @@ fn the_largest_title_renders_in_bounded_time() {
 }
 
 #[test]
-fn html_beyond_the_limits_is_refused() {
-    let deep = "<span>".repeat(html::MAX_DEPTH + 5) + "x";
-    assert_eq!(
-        html::check(&deep, ""),
-        Err(HtmlError::TooDeep {
-            limit: html::MAX_DEPTH
-        })
-    );
-    let long = "a".repeat(html::MAX_HTML_BYTES + 1);
-    assert!(matches!(
-        html::check(&long, ""),
-        Err(HtmlError::TooLong { field: "html", .. })
-    ));
-    let many = "<b>x</b>".repeat(html::MAX_ELEMENTS + 1);
-    assert!(matches!(
-        html::check(&many, ""),
-        Err(HtmlError::TooMany { field: "html", .. })
-    ));
-    let rules = "p { color: red; }\n".repeat(html::MAX_RULES + 1);
-    assert!(matches!(
-        html::check("<p>x</p>", &rules),
-        Err(HtmlError::TooMany { field: "css", .. })
-    ));
-    assert_eq!(
-        html::check("<p>fine &amp; well</p>", "p { color: red }"),
-        Ok(())
-    );
-}
-
-#[test]
 fn odd_markup_and_css_render_within_the_box() {
-    let deep = "<span>".repeat(html::MAX_DEPTH - 1) + "deep";
+    let deep = "<span>".repeat(MAX_DEPTH - 1) + "deep";
     let long_word = "W".repeat(500);
     let cases: Vec<(String, &str)> = vec![
         ("<p>unclosed <b>bold <i>both".into(), ""),
@@ -580,7 +554,7 @@ fn odd_markup_and_css_render_within_the_box() {
         ("   \n\t ".into(), ""),
     ];
     for (markup, css) in cases {
-        html::check(&markup, css).expect("within the limits");
+        check_html(&markup, css).expect("within the limits");
         let p = render_html(&html_box(&markup, css, 300, 120));
         assert_eq!((p.width, p.height), (300, 120), "{markup:?} {css:?}");
     }
@@ -597,9 +571,12 @@ fn odd_markup_and_css_render_within_the_box() {
 
 #[test]
 fn the_text_example_plans_and_renders() {
-    use crate::edit::{fill, Limits};
-    use crate::plan::{plan, Visual};
-    let example = include_str!("../../../../conf/examples/text.json");
+    use crate::engine::edit::{fill, Limits};
+    use crate::engine::plan::{plan, Visual};
+    let example = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conf/examples/text.json"
+    ));
     let edit = fill(example, &serde_json::Map::new(), &Limits::default()).expect("valid");
     let p = plan(&edit).expect("plans");
     let mut text = Typesetter::new();

@@ -6,14 +6,11 @@ use cosmic_text::{Align, Attrs, Buffer, Family, Metrics, Shaping, SwashCache, We
 use super::fonts::FontBook;
 use super::raster::{extent, fill, glyph_coverage, Mask};
 use super::styles::{self, Rules, BACKGROUND_PAD};
-use crate::compose::canvas::Picture;
-use crate::plan::Title;
+use crate::engine::compose::canvas::Picture;
+use crate::engine::plan::Title;
 
 /// A title wraps at this fraction of the output width.
 const WRAP: f32 = 0.9;
-
-/// The longest title text, in characters (checked with the Edit).
-pub const MAX_TITLE_CHARS: usize = 2000;
 
 /// Renders `title` for a `output_w`×`output_h` output, as a picture just
 /// large enough for it and its box, outline and shadow — but no taller
