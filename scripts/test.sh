@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
 # ffmpeg (the CLI) probes outputs in the tests; chromium plays them.
-need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium python3
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The actors crate's layout: no module uses another in a circle.
+python3 scripts/cycles.py actors/src
 # The end-to-end tests start this binary.
 cargo build --locked --bin clipstream
 cargo test --workspace --locked

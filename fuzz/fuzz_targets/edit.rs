@@ -2,7 +2,7 @@
 //! Whatever is accepted must serialise and parse back to the same Edit.
 #![no_main]
 
-use clipstream_actors::edit::{parse_template, Limits};
+use clipstream_actors::engine::edit::{parse_template, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! input (split at the first NUL byte), as `POST /v2/render` receives them.
 #![no_main]
 
-use clipstream_actors::edit::{fill, parse_template, Limits};
+use clipstream_actors::engine::edit::{fill, parse_template, Limits};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 

@@ -6,16 +6,16 @@
 
 use std::io::Write;
 
-use clipstream_actors::media::audio::AudioReader;
-use clipstream_actors::media::picture::Still;
-use clipstream_actors::media::video::{Spec, VideoReader};
-use clipstream_actors::plan::Crop;
+use clipstream_actors::engine::media::audio::AudioReader;
+use clipstream_actors::engine::media::picture::Still;
+use clipstream_actors::engine::media::video::{Spec, VideoReader};
+use clipstream_actors::engine::plan::Crop;
 use libfuzzer_sys::fuzz_target;
 
 const MAX: (u32, u32) = (4096, 4096);
 
 fuzz_target!(|data: &[u8]| {
-    clipstream_actors::media::init();
+    clipstream_actors::engine::media::init();
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
     file.write_all(data).expect("write input");
     let path = file.path();

@@ -63,7 +63,7 @@ pub struct Limits {
     /// What a movie may ask for: its fields sit in `[limits]` beside the
     /// ones above (the struct rejects any key neither knows).
     #[serde(flatten)]
-    pub edit: clipstream_actors::edit::Limits,
+    pub edit: clipstream_actors::engine::edit::Limits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,7 +171,7 @@ impl Config {
         &self.storage.data_dir
     }
 
-    pub fn edit_limits(&self) -> clipstream_actors::edit::Limits {
+    pub fn edit_limits(&self) -> clipstream_actors::engine::edit::Limits {
         self.limits.edit.clone()
     }
 
@@ -191,15 +191,15 @@ impl Config {
     }
 
     /// The most pixels any source frame may have: the larger of the image
-    /// and video limits (see `clipstream_actors::media::set_max_pixels`).
+    /// and video limits (see `clipstream_actors::engine::media::set_max_pixels`).
     pub fn max_source_pixels(&self) -> u64 {
         let l = &self.limits.edit;
         (u64::from(l.max_image_width) * u64::from(l.max_image_height))
             .max(u64::from(l.max_video_width) * u64::from(l.max_video_height))
     }
 
-    pub fn source_limits(&self) -> clipstream_actors::compositor::SourceLimits {
-        clipstream_actors::compositor::SourceLimits {
+    pub fn source_limits(&self) -> clipstream_actors::engine::timeline::SourceLimits {
+        clipstream_actors::engine::timeline::SourceLimits {
             max_video: (
                 self.limits.edit.max_video_width,
                 self.limits.edit.max_video_height,
@@ -213,9 +213,9 @@ impl Config {
 
     /// How streamed renders are cut (fragments under 0.2 s would be all
     /// headers).
-    pub fn fragments(&self) -> clipstream_actors::pipeline::Fragments {
+    pub fn fragments(&self) -> clipstream_actors::engine::output::Fragments {
         let rest = self.render.fragment_secs.max(0.2);
-        clipstream_actors::pipeline::Fragments {
+        clipstream_actors::engine::output::Fragments {
             first: std::time::Duration::from_secs_f64(
                 self.render.first_fragment_secs.clamp(0.2, rest),
             ),
@@ -224,8 +224,8 @@ impl Config {
     }
 
     /// How a render's fetcher retries a source that fails transiently.
-    pub fn fetch_retry(&self) -> clipstream_actors::pipeline::Retry {
-        clipstream_actors::pipeline::Retry {
+    pub fn fetch_retry(&self) -> clipstream_actors::Retry {
+        clipstream_actors::Retry {
             attempts: self.fetch.max_attempts.max(1),
             backoff: std::time::Duration::from_millis(self.fetch.retry_backoff_ms),
         }

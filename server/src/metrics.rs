@@ -111,7 +111,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let _one = self.sound_sync.lock().unwrap_or_else(|p| p.into_inner());
-        let (hits, misses) = clipstream_actors::pipeline::sound_cache::shared().counts();
+        let (hits, misses) = clipstream_actors::sound_cache::shared().counts();
         for (counter, now) in [(&self.sound_hits, hits), (&self.sound_misses, misses)] {
             counter.inc_by(now.saturating_sub(counter.get()));
         }

@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clipstream_actors::output::Deliverable;
-use clipstream_actors::pipeline::{
-    self, FetchError, Job, Publish, RenderError, Resolve, Resolved, State,
-};
-use clipstream_actors::{edit, plan};
+use clipstream_actors::engine::plan::Deliverable;
+use clipstream_actors::engine::{edit, plan};
+use clipstream_actors::{FetchError, Job, Publish, RenderError, Resolve, Resolved, State};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
@@ -139,7 +137,7 @@ fn parse_params(params: &[String]) -> Result<Map<String, Value>, String> {
 }
 
 pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> CmdResult {
-    clipstream_actors::media::set_max_pixels(config.max_source_pixels());
+    clipstream_actors::engine::media::set_max_pixels(config.max_source_pixels());
     let text =
         std::fs::read_to_string(edit_path).map_err(|e| format!("{}: {e}", edit_path.display()))?;
     let params = parse_params(params)?;
@@ -192,7 +190,7 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
             fetch_retry: config.fetch_retry(),
         };
         // Held until the render settles; its outcome comes through `rx`.
-        let _render = pipeline::start(job).await;
+        let _render = clipstream_actors::start(job).await;
         rx.await
             .map_err(|_| RenderError::Internal("the render stopped without a word".into()))?
     })?;

@@ -20,8 +20,8 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 pub fn run(config: Config) -> CmdResult {
     crate::telemetry::init(&config.log);
-    clipstream_actors::media::set_max_pixels(config.max_source_pixels());
-    clipstream_actors::pipeline::sound_cache::set_capacity(
+    clipstream_actors::engine::media::set_max_pixels(config.max_source_pixels());
+    clipstream_actors::sound_cache::set_capacity(
         usize::try_from(config.render.sound_cache_bytes).unwrap_or(usize::MAX),
     );
     let store = open_store(&config)?;

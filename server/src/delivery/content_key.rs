@@ -19,10 +19,10 @@
 
 use std::collections::HashMap;
 
-use clipstream_actors::edit::{self, Format};
-use clipstream_actors::output::{Deliverable, FORMAT_VERSION};
-use clipstream_actors::pipeline::{sources_of, Fragments};
-use clipstream_actors::plan::{self, Plan};
+use clipstream_actors::engine::edit::{self, Format};
+use clipstream_actors::engine::output::{Fragments, FORMAT_VERSION};
+use clipstream_actors::engine::plan::{self, Deliverable, Plan};
+use clipstream_actors::sources_of;
 use clipstream_storage::renders::canonical_json;
 use clipstream_storage::{Error as StoreError, RenderRequest, Store};
 

@@ -1,8 +1,8 @@
 //! What can go wrong when an output is looked up, planned or queued. The
 //! HTTP layer maps each case to a status and a code (`http::error`).
 
-use clipstream_actors::edit::FillError;
-use clipstream_actors::plan::PlanError;
+use clipstream_actors::engine::edit::FillError;
+use clipstream_actors::engine::plan::PlanError;
 use clipstream_storage::Error as StoreError;
 
 #[derive(Debug, thiserror::Error)]

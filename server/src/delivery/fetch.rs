@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clipstream_actors::pipeline::FetchError;
+use clipstream_actors::FetchError;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use tokio::io::AsyncWriteExt;

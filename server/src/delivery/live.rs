@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clipstream_actors::pipeline::{Publish, RenderError, State};
+use clipstream_actors::{Publish, RenderError, State};
 use clipstream_storage::{Job, JobState, Segment, Store};
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use clipstream_actors::output::Deliverable;
-use clipstream_actors::pipeline::{self, Publish, RenderError, State};
+use clipstream_actors::engine::plan::Deliverable;
+use clipstream_actors::{Publish, RenderError, State};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -352,7 +352,7 @@ impl Renders {
                 return Outcome::Failed;
             }
         };
-        let job = pipeline::Job {
+        let job = clipstream_actors::Job {
             name: key.clone(),
             plan: prepared.plan,
             resolver: Arc::new(ProjectSources {
@@ -373,7 +373,7 @@ impl Renders {
         tracing::info!("render started");
         drop(_enter);
         // Returns at once: the limit covers fetching too.
-        let render = pipeline::start(job).await;
+        let render = clipstream_actors::start(job).await;
         let mut cancelled = false;
         tokio::select! {
             _ = live.settled() => {}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use clipstream_actors::pipeline::{FetchError, Resolve, Resolved};
+use clipstream_actors::{FetchError, Resolve, Resolved};
 use clipstream_storage::{Error as StoreError, Store};
 
 use super::fetch::UrlFetcher;

@@ -5,9 +5,9 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use clipstream_actors::edit::{EditError, EditErrorKind, FillError};
-use clipstream_actors::pipeline::RenderError;
-use clipstream_actors::plan::PlanError;
+use clipstream_actors::engine::edit::{EditError, EditErrorKind, FillError};
+use clipstream_actors::engine::plan::PlanError;
+use clipstream_actors::RenderError;
 use clipstream_storage::{Error as StoreError, UploadError};
 use serde::Serialize;
 
@@ -40,9 +40,9 @@ pub enum ApiError {
     #[error("the render request names no movie for .{0}")]
     NoMovieFor(String),
     #[error("{0}")]
-    Plan(clipstream_actors::plan::PlanError),
+    Plan(clipstream_actors::engine::plan::PlanError),
     #[error("{0}")]
-    Render(clipstream_actors::pipeline::RenderError),
+    Render(clipstream_actors::RenderError),
     #[error("no route for {0}")]
     NoRoute(String),
     #[error("{method} is not allowed here; allowed: {allow}")]

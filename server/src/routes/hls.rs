@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use clipstream_actors::edit::Format;
-use clipstream_actors::output::Deliverable;
+use clipstream_actors::engine::edit::Format;
+use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::Segment;
 
 use crate::delivery::{Lookup, Renders};

@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use clipstream_actors::edit;
+use clipstream_actors::engine::edit;
 use serde_json::json;
 
 use super::{owned_item, owned_project};

@@ -9,8 +9,8 @@ use actix_web::body::{BodySize, MessageBody, SizedStream};
 use actix_web::http::header::{self, ByteRangeSpec, ContentRange, ContentRangeSpec, Header, Range};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use clipstream_actors::edit::Format;
-use clipstream_actors::output::Deliverable;
+use clipstream_actors::engine::edit::Format;
+use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::renders::is_token_shaped;
 use serde_json::json;
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use clipstream_actors::edit::{self, Format};
-use clipstream_actors::output::Deliverable;
+use clipstream_actors::engine::edit::{self, Format};
+use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::MovieChoice;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
