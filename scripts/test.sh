@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium python3
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The actors crate's layout: no module uses another in a circle.
+# The crates' layout: no module uses another in a circle.
 python3 scripts/cycles.py actors/src
+python3 scripts/cycles.py server/src
+python3 scripts/cycles.py storage/src
 # The end-to-end tests start this binary.
 cargo build --locked --bin clipstream
 cargo test --workspace --locked

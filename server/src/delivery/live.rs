@@ -25,7 +25,6 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::content_key::OutputKey;
-use crate::http::error::ApiError;
 
 /// Read size for viewers.
 const READ_BUF: usize = 64 * 1024;
@@ -518,7 +517,7 @@ impl Publish for LiveRender {
         // Nothing of a failed render is kept.
         let _ = std::fs::remove_file(&inner.path);
         inner.job.state = JobState::Failed;
-        inner.job.error = Some(ApiError::Render(error.clone()).job_error());
+        inner.job.error = Some(super::render_failure(&error));
         inner.job.finished = Some(clipstream_storage::unix_now());
         inner.error = Some(error);
         inner.state = State::Failed;

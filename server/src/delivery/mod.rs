@@ -11,6 +11,6 @@ mod queue;
 pub mod registry;
 mod resolver;
 
-pub use error::DeliveryError;
+pub use error::{render_failure, render_failure_code, DeliveryError};
 pub use live::LiveRender;
 pub use registry::{Lookup, Renders};

@@ -497,13 +497,11 @@ impl Renders {
             };
             match started {
                 Ok(_) => resumed += 1,
+                // Its token, movie or project is gone, or the queue is
+                // full: the job goes; a GET of the token answers why.
                 Err(e) => {
                     tracing::warn!(key = %job.key, error = %e, "an interrupted job cannot run again");
-                    let mut failed = job.clone();
-                    failed.state = JobState::Failed;
-                    failed.finished = Some(clipstream_storage::unix_now());
-                    failed.error = Some(crate::http::error::ApiError::from(e).job_error());
-                    self.store.put_job(&failed, true).await?;
+                    self.store.remove_job(&job.key).await?;
                 }
             }
         }

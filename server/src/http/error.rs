@@ -67,15 +67,6 @@ impl ApiError {
         }
     }
 
-    /// The code and message of this error as a job's record keeps them
-    /// (`/status` shows them as the HTTP answer would).
-    pub fn job_error(&self) -> clipstream_storage::JobError {
-        clipstream_storage::JobError {
-            code: self.code().to_owned(),
-            message: self.public_message(),
-        }
-    }
-
     /// The stable code clients can match on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -100,9 +91,7 @@ impl ApiError {
             ApiError::Plan(PlanError::OverLimit { .. }) => "limit_exceeded",
             ApiError::Plan(PlanError::BeyondTimeline { .. }) => "beyond_timeline",
             ApiError::Plan(_) => "unsupported",
-            ApiError::Render(RenderError::Fetch(_)) => "source_unavailable",
-            ApiError::Render(RenderError::Media(_)) => "bad_source",
-            ApiError::Render(RenderError::Internal(_)) => "render_failed",
+            ApiError::Render(e) => crate::delivery::render_failure_code(e),
             ApiError::NoRoute(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
@@ -119,9 +108,7 @@ impl ApiError {
                 | StoreError::Locked(_),
             ) => "internal storage error; retry later".to_owned(),
             ApiError::Edit(e) => e.message.clone(),
-            ApiError::Render(RenderError::Internal(_)) => {
-                "the render failed inside the server; its log has the details".to_owned()
-            }
+            ApiError::Render(e) => crate::delivery::render_failure(e).message,
             other => other.to_string(),
         }
     }
