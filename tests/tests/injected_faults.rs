@@ -81,8 +81,11 @@ fn an_injected_fault_at_each_stage_fails_only_its_render() {
         eprintln!("{stage}: {seen:?} in {} ms", elapsed.as_millis());
         match &seen {
             Seen::Error(500, code) if code == "render_failed" => {}
-            // A 200 is answered once there are bytes to send.
-            Seen::Cut(bytes) if *bytes > 0 => {}
+            // A 200 is answered once there are bytes to send; its body is
+            // then cut wherever the failure finds the reader (before its
+            // first byte, when the muxer fails right after the init
+            // segment).
+            Seen::Cut(_) => {}
             other => panic!("{stage}: {other:?}"),
         }
         assert!(
