@@ -85,7 +85,7 @@ fn an_injected_fault_at_each_stage_fails_only_its_render() {
             // then cut wherever the failure finds the reader (before its
             // first byte, when the muxer fails right after the init
             // segment).
-            Seen::Cut(_) => {}
+            Seen::Cut(bytes) => eprintln!("{stage}: the body was cut after {bytes} bytes"),
             other => panic!("{stage}: {other:?}"),
         }
         assert!(
