@@ -125,11 +125,8 @@ fn run() -> Result<()> {
         std::fs::write(file, fixtures::edit(size, secs).to_string())?;
     }
     // Render workers beyond the cores, so the capacity runs really run at
-    // once; warnings only, as a deployment logs.
-    let server_env = [
-        ("CLIPSTREAM_RENDER_WORKERS", "16"),
-        ("CLIPSTREAM_LOG_LEVEL", "warn"),
-    ];
+    // once; everything else as users run it (logs at `info`).
+    let server_env = [("CLIPSTREAM_RENDER_WORKERS", "16")];
     if o.capacity_only {
         let fresh = capacity_server(&o, &fixtures_dir, &server_env)?;
         for n in 1..=MAX_CONCURRENT {

@@ -494,8 +494,8 @@ impl Report {
              brackets. Clipstream and its peer run interleaved (alternating which goes first), so \
              their ratio is taken inside one run; absolute times on this shared 2-core machine \
              drift 3–8 % between runs. Clipstream runs as `clipstream serve` (release build, \
-             `log.level = warn`, `render.workers = 16` so that concurrent renders really run at \
-             once); the peer is the ffmpeg CLI composing the same template in one \
+             its default configuration (`log.level = info`) but `render.workers = 16`, so that \
+             concurrent renders really run at once); the peer is the ffmpeg CLI composing the same template in one \
              `filter_complex` (`overlay`, `drawtext`, `amix`) with the same encoder settings \
              (x264 `veryfast` CRF 23, a keyframe a second, no B-frames, AAC 128 kb/s), writing \
              fragmented MP4 to a pipe. Cold renders get a fresh token (a new NAME) each time.\n",
