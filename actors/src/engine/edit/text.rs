@@ -125,18 +125,24 @@ pub fn check_html(html: &str, css: &str) -> Result<(), HtmlError> {
     check_html_size(html)?;
     let parsed = scraper::Html::parse_fragment(html);
     let mut budget = HtmlBudget::default();
-    // The fragment's own <html> element holds the content.
-    if let Some(root) = parsed
+    for node in fragment_nodes(&parsed) {
+        walk(node, 1, &mut budget)?;
+    }
+    style_sheet(css).map(|_| ())
+}
+
+/// The top nodes of a parsed html asset: the children of the fragment's
+/// own `<html>` element, which holds the content.
+pub fn fragment_nodes(
+    parsed: &scraper::Html,
+) -> impl Iterator<Item = ego_tree::NodeRef<'_, scraper::Node>> {
+    parsed
         .tree
         .root()
         .children()
         .find(|c| c.value().is_element())
-    {
-        for child in root.children() {
-            walk(child, 1, &mut budget)?;
-        }
-    }
-    style_sheet(css).map(|_| ())
+        .into_iter()
+        .flat_map(|root| root.children())
 }
 
 fn walk(

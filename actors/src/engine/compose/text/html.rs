@@ -30,7 +30,9 @@ use super::fonts::{self, FontBook};
 use super::raster::{blend, extent, fill, glyph_coverage};
 use crate::engine::compose::canvas::Picture;
 use crate::engine::compose::layout::place;
-use crate::engine::edit::text::{check_html_size, style_sheet, HtmlBudget, HtmlError};
+use crate::engine::edit::text::{
+    check_html_size, fragment_nodes, style_sheet, HtmlBudget, HtmlError,
+};
 use crate::engine::plan::Html;
 
 const BLOCKS: &[&str] = &[
@@ -115,16 +117,8 @@ impl Dom {
             }],
         };
         let mut budget = HtmlBudget::default();
-        // The fragment's own <html> element holds the content.
-        if let Some(root) = parsed
-            .tree
-            .root()
-            .children()
-            .find(|c| c.value().is_element())
-        {
-            for child in root.children() {
-                dom.add(0, child, 1, &mut budget)?;
-            }
+        for node in fragment_nodes(&parsed) {
+            dom.add(0, node, 1, &mut budget)?;
         }
         Ok(dom)
     }
