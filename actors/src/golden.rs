@@ -14,12 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::{json, Map};
+use serde_json::json;
 
-use crate::engine::edit::{fill, Limits};
-use crate::engine::output::{Fragments, FORMAT_VERSION};
-use crate::engine::plan::plan;
-use crate::render::{FetchError, Job, Publish, RenderError, Resolve, Resolved, Retry, State};
+use crate::engine::output::FORMAT_VERSION;
+use crate::render::{FetchError, Publish, RenderError, Resolve, Resolved, State};
 use crate::supervisor::start;
 
 const RECORD: &str = "src/golden/fmp4.txt";
@@ -69,7 +67,7 @@ impl Resolve for NoSources {
 
 /// A background, a title and a translucent box that moves: text shaping,
 /// blending, motion, x264, AAC (silence) and the fMP4 muxer in one second.
-fn edit() -> String {
+fn edit() -> serde_json::Value {
     json!({
         "timeline": {
             "background": "#102030",
@@ -85,30 +83,11 @@ fn edit() -> String {
         },
         "output": { "format": "mp4", "resolution": "preview" }
     })
-    .to_string()
 }
 
 async fn render() -> Vec<u8> {
     let file = Arc::new(File::default());
-    let job = Job {
-        name: "golden".into(),
-        plan: plan(&fill(&edit(), &Map::new(), &Limits::default()).unwrap()).unwrap(),
-        resolver: Arc::new(NoSources),
-        publish: file.clone(),
-        limits: crate::engine::timeline::SourceLimits {
-            max_video: (1920, 1920),
-            max_image: (4096, 4096),
-        },
-        fragments: Fragments {
-            first: Duration::from_millis(400),
-            rest: Duration::from_secs(1),
-        },
-        fetch_concurrency: 1,
-        fetch_retry: Retry {
-            attempts: 1,
-            backoff: Duration::from_millis(1),
-        },
-    };
+    let job = super::tests::job_for(&edit(), Arc::new(NoSources), file.clone());
     let _render = start(job).await;
     tokio::time::timeout(Duration::from_secs(60), file.outcome.notified())
         .await

@@ -198,6 +198,15 @@ fn job_of(
         "timeline": { "tracks": tracks },
         "output": { "format": "mp4", "resolution": "preview" }
     });
+    job_for(&edit, resolver, publish)
+}
+
+/// A job for `edit` with the settings every test render shares.
+pub(super) fn job_for(
+    edit: &serde_json::Value,
+    resolver: Arc<dyn Resolve>,
+    publish: Arc<dyn Publish>,
+) -> Job {
     Job {
         name: "test".into(),
         plan: plan(&fill(&edit.to_string(), &Map::new(), &Limits::default()).unwrap()).unwrap(),
@@ -208,7 +217,7 @@ fn job_of(
             max_image: (4096, 4096),
         },
         fragments: Fragments {
-            first: Duration::from_millis(500),
+            first: Duration::from_millis(400),
             rest: Duration::from_secs(1),
         },
         fetch_concurrency: 4,
