@@ -17,7 +17,7 @@ const DEFAULTS: &str = include_str!("../../conf/default.toml");
 /// `CLIPSTREAM_<SECTION>_<KEY>` only when `<SECTION>` is one of them, so
 /// unrelated `CLIPSTREAM_*` variables are left alone.
 const SECTIONS: &[&str] = &[
-    "server", "storage", "limits", "render", "fetch", "uploads", "cluster", "log",
+    "server", "storage", "limits", "render", "fetch", "uploads", "upload", "cluster", "log",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +29,7 @@ pub struct Config {
     pub render: Render,
     pub fetch: Fetch,
     pub uploads: Uploads,
+    pub upload: Upload,
     pub cluster: Cluster,
     pub log: Log,
 }
@@ -108,6 +109,59 @@ pub struct Fetch {
 #[serde(deny_unknown_fields)]
 pub struct Uploads {
     pub expire_after_secs: u64,
+}
+
+/// Sending finished renders to their destinations (CONTRACT section 8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    pub allow_private: bool,
+    pub workers: usize,
+    pub connect_timeout_secs: u64,
+    pub read_timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
+    pub max_backoff_secs: u64,
+    pub part_bytes: u64,
+    pub aws_access_key_id: String,
+    pub aws_secret_access_key: String,
+    pub dropbox_endpoint: String,
+    pub dropbox_token_endpoint: String,
+    pub dropbox_auth_secret: String,
+    pub dropbox_app_key: String,
+    pub dropbox_app_secret: String,
+    pub dropbox_refresh_token: String,
+    pub youtube_endpoint: String,
+    pub youtube_token_endpoint: String,
+    pub youtube_auth_secret: String,
+    pub youtube_client_id: String,
+    pub youtube_client_secret: String,
+    pub youtube_refresh_token: String,
+    pub facebook_access_token: String,
+}
+
+impl Upload {
+    /// The settings with every credential masked, for `clipstream config`.
+    pub fn masked(&self) -> Upload {
+        let mask = |s: &String| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                "********".to_owned()
+            }
+        };
+        Upload {
+            aws_secret_access_key: mask(&self.aws_secret_access_key),
+            dropbox_auth_secret: mask(&self.dropbox_auth_secret),
+            dropbox_app_secret: mask(&self.dropbox_app_secret),
+            dropbox_refresh_token: mask(&self.dropbox_refresh_token),
+            youtube_auth_secret: mask(&self.youtube_auth_secret),
+            youtube_client_secret: mask(&self.youtube_client_secret),
+            youtube_refresh_token: mask(&self.youtube_refresh_token),
+            facebook_access_token: mask(&self.facebook_access_token),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,8 +7,10 @@ mod delivery;
 mod http;
 mod memory;
 mod metrics;
+mod net;
 mod routes;
 mod telemetry;
+mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,7 +9,10 @@ use crate::config::Config;
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn print_config(config: &Config) -> CmdResult {
-    println!("{}", serde_json::to_string_pretty(config)?);
+    // Credentials in the settings are shown as set or not, never printed.
+    let mut shown = config.clone();
+    shown.upload = config.upload.masked();
+    println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(())
 }
 

@@ -1,0 +1,3 @@
+//! Connections the server makes on a client's behalf.
+
+pub mod guard;

@@ -1,0 +1,45 @@
+//! How an upload attempt fails: worth another try, or not.
+
+use crate::net::guard::error_chain;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// A timeout, a reset connection, a 5xx, a 429: tried again, up to
+    /// `upload.max_attempts`.
+    #[error("{0}")]
+    Transient(String),
+    /// The destination refused (a wrong password, a missing bucket, a
+    /// 4xx, a private address): trying again would not help.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl UploadError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UploadError::Transient(_))
+    }
+
+    /// A reqwest failure: refused by the address guard, or transient.
+    pub fn from_reqwest(e: &reqwest::Error) -> UploadError {
+        let why = error_chain(e);
+        if why.contains("refused") && (why.contains("private") || why.contains("redirect")) {
+            UploadError::Refused(why)
+        } else if e.is_builder() {
+            UploadError::Refused(why)
+        } else {
+            UploadError::Transient(why)
+        }
+    }
+
+    /// An HTTP status that is not a success: 5xx, 429 and 408 are worth
+    /// another try, the rest are refusals. `what` says who answered.
+    pub fn from_status(what: &str, status: reqwest::StatusCode, body: &str) -> UploadError {
+        let body: String = body.chars().take(300).collect();
+        let message = format!("{what} answered {status}: {}", body.trim());
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            UploadError::Transient(message)
+        } else {
+            UploadError::Refused(message)
+        }
+    }
+}

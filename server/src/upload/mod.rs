@@ -1,0 +1,24 @@
+//! Upload destinations (CONTRACT section 8): a render request's `upload`
+//! sends the finished output to S3, Azure Blob, an HTTP server, an FTP
+//! server, Dropbox, YouTube or Facebook, in the background, with bounded
+//! retries, each outcome reported in the token's status.
+//!
+//! - [`task`]: the task definitions and their checks;
+//! - [`service`]: the records, the queue of uploads, retries and resume;
+//! - [`send`]: what every destination type gets and answers, and one
+//!   module per type that speaks its protocol.
+
+mod azure;
+mod dropbox;
+mod error;
+mod facebook;
+mod ftp;
+mod http;
+mod s3;
+pub mod send;
+pub mod service;
+pub mod task;
+mod youtube;
+
+pub use error::UploadError;
+pub use service::Uploads;

@@ -1,0 +1,4 @@
+//! The upload records, the queue of uploads, retries and resume (being
+//! built).
+
+pub struct Uploads;
