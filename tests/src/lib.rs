@@ -379,6 +379,45 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Asks for a render of `movie` of project `uid` with `params` and the
+    /// given `upload` (one task or a list); returns the whole answer
+    /// (`token`, `uploads`).
+    pub fn render_with_upload(&self, uid: &str, movie: &str, params: Value, upload: Value) -> Value {
+        let (status, body) = json(
+            self.request(Method::POST, &format!("/v2/render/{uid}"))
+                .json(&serde_json::json!({ "movie": movie, "params": params, "upload": upload }))
+                .send()
+                .expect("POST render"),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls the status of `token` until every entry of its `uploads` is
+    /// `done` or `failed`, or `secs` pass (then it panics); returns the
+    /// entries.
+    pub fn wait_uploads(&self, token: &str, secs: u64) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, body) = json(self.get(&format!("/v2/render/{token}/status")));
+            assert_eq!(status, 200, "{body}");
+            let uploads = body["uploads"].as_array().expect("uploads").clone();
+            if uploads
+                .iter()
+                .all(|u| matches!(u["state"].as_str(), Some("done" | "failed")))
+            {
+                return uploads;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the uploads of {token} not finished in {secs} s: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// The status and JSON body of a response.
 pub fn json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
