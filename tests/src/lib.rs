@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod media;
+pub mod peers;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
