@@ -148,7 +148,7 @@ impl Api<'_> {
                 }
                 Err(e) => e,
             };
-            if !error.is_transient() || resumes == MAX_RESUMES {
+            if !matches!(error, UploadError::Transient(_)) || resumes == MAX_RESUMES {
                 return Err(error);
             }
             resumes += 1;
@@ -273,7 +273,7 @@ impl Api<'_> {
                         .await
                 }
             };
-            if !error.is_transient() || tries == PLAYLIST_TRIES {
+            if !matches!(error, UploadError::Transient(_)) || tries == PLAYLIST_TRIES {
                 break error;
             }
             tokio::time::sleep(self.pause(tries)).await;
