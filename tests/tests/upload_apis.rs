@@ -3,7 +3,9 @@
 //! YouTube (Data API v3 resumable upload, with its metadata and playlist)
 //! and Facebook (Graph video upload), with the client's OAuth token or,
 //! for `auth_secret`, the server's own account's token refreshed from its
-//! configuration. The APIs are a stand-in on loopback that checks each
+//! configuration. A refusal fails at once with the API's own message; a
+//! busy API is tried again; a revoked server token is replaced. The APIs
+//! are a stand-in on loopback that checks each
 //! call's documented shape and records what arrived
 //! (`clipstream_tests::peers::apis`).
 
@@ -48,7 +50,12 @@ struct Setup {
 
 fn setup(extra: &[(&str, &str)]) -> Setup {
     let apis = Apis::start(
-        &[DROPBOX_TOKEN, YOUTUBE_TOKEN, FACEBOOK_TOKEN, SERVER_FACEBOOK_TOKEN],
+        &[
+            DROPBOX_TOKEN,
+            YOUTUBE_TOKEN,
+            FACEBOOK_TOKEN,
+            SERVER_FACEBOOK_TOKEN,
+        ],
         dropbox_app(),
         google_app(),
     );
@@ -57,13 +64,19 @@ fn setup(extra: &[(&str, &str)]) -> Setup {
         ("ALLOW_PRIVATE", "true"),
         ("RETRY_BACKOFF_MS", "50"),
         ("DROPBOX_ENDPOINT", apis.url.as_str()),
-        ("DROPBOX_TOKEN_ENDPOINT", format!("{}/dropbox/oauth2/token", apis.url).as_str()),
+        (
+            "DROPBOX_TOKEN_ENDPOINT",
+            format!("{}/dropbox/oauth2/token", apis.url).as_str(),
+        ),
         ("DROPBOX_AUTH_SECRET", DROPBOX_SECRET),
         ("DROPBOX_APP_KEY", dropbox.client_id.as_str()),
         ("DROPBOX_APP_SECRET", dropbox.client_secret.as_str()),
         ("DROPBOX_REFRESH_TOKEN", dropbox.refresh_token.as_str()),
         ("YOUTUBE_ENDPOINT", apis.url.as_str()),
-        ("YOUTUBE_TOKEN_ENDPOINT", format!("{}/google/token", apis.url).as_str()),
+        (
+            "YOUTUBE_TOKEN_ENDPOINT",
+            format!("{}/google/token", apis.url).as_str(),
+        ),
         ("YOUTUBE_AUTH_SECRET", YOUTUBE_SECRET),
         ("YOUTUBE_CLIENT_ID", google.client_id.as_str()),
         ("YOUTUBE_CLIENT_SECRET", google.client_secret.as_str()),
@@ -168,7 +181,10 @@ fn dropbox_receives_the_render_at_its_path_with_the_clients_token() {
         [("upload".to_owned(), video.len())],
         "a file of one part goes in one files/upload"
     );
-    assert!(!status.contains(DROPBOX_TOKEN), "no credential in the status");
+    assert!(
+        !status.contains(DROPBOX_TOKEN),
+        "no credential in the status"
+    );
 }
 
 #[test]
@@ -231,7 +247,11 @@ fn a_file_larger_than_a_part_goes_to_dropbox_in_an_upload_session() {
     expected.extend(vec!["upload_session/append_v2"; parts - 2]);
     expected.push("upload_session/finish");
     assert_eq!(calls, expected);
-    assert!(file.calls.iter().all(|(_, n)| *n <= PART), "{:?}", file.calls);
+    assert!(
+        file.calls.iter().all(|(_, n)| *n <= PART),
+        "{:?}",
+        file.calls
+    );
 }
 
 #[test]
@@ -245,7 +265,11 @@ fn youtube_gets_the_video_with_its_metadata_and_adds_it_to_the_playlist() {
                "playlistid": "PLwelcome_2024-a", "notifySubscribers": false,
                "oauth_access_token": YOUTUBE_TOKEN}}),
     );
-    assert_eq!(known, [Value::Null], "a video id is known only once it is up");
+    assert_eq!(
+        known,
+        [Value::Null],
+        "a video id is known only once it is up"
+    );
     let (entries, status) = s.finished(&token);
     assert_done(&entries[0], "youtube");
     let got = s.apis.received();
@@ -262,15 +286,25 @@ fn youtube_gets_the_video_with_its_metadata_and_adds_it_to_the_playlist() {
     assert_eq!(v.status, json!({"privacyStatus": "unlisted"}));
     assert_eq!(v.notify_subscribers, Some(false));
     assert_eq!(v.content_type, "video/mp4");
-    assert!(v.bytes == s.video(&token), "the bytes YouTube got are the video");
+    assert!(
+        v.bytes == s.video(&token),
+        "the bytes YouTube got are the video"
+    );
     assert_eq!(v.puts, [""], "one PUT of the whole file");
     assert_eq!(got.playlist_items.len(), 1);
     let item = &got.playlist_items[0];
     assert_eq!(
-        (item.playlist_id.as_str(), item.video_id.as_str(), item.token.as_str()),
+        (
+            item.playlist_id.as_str(),
+            item.video_id.as_str(),
+            item.token.as_str()
+        ),
         ("PLwelcome_2024-a", v.id.as_str(), YOUTUBE_TOKEN)
     );
-    assert!(!status.contains(YOUTUBE_TOKEN), "no credential in the status");
+    assert!(
+        !status.contains(YOUTUBE_TOKEN),
+        "no credential in the status"
+    );
 }
 
 #[test]
@@ -416,16 +450,94 @@ fn a_token_the_api_refuses_fails_at_once_with_the_apis_message() {
     ];
     for (entry, message) in entries.iter().zip(messages) {
         assert_eq!(entry["state"], "failed", "{entry}");
-        assert_eq!(entry["attempts"], 1, "a refused token is not tried again: {entry}");
+        assert_eq!(
+            entry["attempts"], 1,
+            "a refused token is not tried again: {entry}"
+        );
         let error = entry["error"].as_str().unwrap_or_default();
         assert!(error.contains(message), "{entry}");
     }
     let got = s.apis.received();
     let count = |call: &str| got.requests.iter().filter(|r| *r == call).count();
     assert_eq!(count("POST /2/files/upload"), 1, "{:?}", got.requests);
-    assert_eq!(count("POST /upload/youtube/v3/videos"), 1, "{:?}", got.requests);
+    assert_eq!(
+        count("POST /upload/youtube/v3/videos"),
+        1,
+        "{:?}",
+        got.requests
+    );
     assert_eq!(count("POST /graph/me/videos"), 1, "{:?}", got.requests);
     assert!(got.dropbox.is_empty() && got.youtube.is_empty() && got.facebook.is_empty());
     // The render itself is not affected.
     assert!(!s.video(&token).is_empty());
+}
+
+#[test]
+fn an_api_that_is_busy_or_failing_for_a_moment_is_tried_again() {
+    let s = setup(&[]);
+    s.apis.fail_next(
+        "POST /2/files/upload",
+        503,
+        json!({"error_summary": "internal_error/..."}),
+    );
+    s.apis.fail_next(
+        "POST /upload/youtube/v3/videos",
+        429,
+        json!({"error": {"code": 429, "message": "Too many requests",
+                         "errors": [{"reason": "rateLimitExceeded"}]}}),
+    );
+    // Graph's throttling comes as a 400 whose code says "try later".
+    s.apis.fail_next(
+        "POST /graph/me/videos",
+        400,
+        json!({"error": {"message": "(#4) Application request limit reached",
+                         "type": "OAuthException", "code": 4}}),
+    );
+    let (token, _) = s.request(
+        "Ana",
+        json!([
+            {"destination": {"type": "dropbox", "filename": "a.mp4", "oauth_token": DROPBOX_TOKEN}},
+            {"destination": {"type": "youtube", "title": "t", "description": "d",
+             "category": "22", "oauth_access_token": YOUTUBE_TOKEN}},
+            {"destination": {"type": "facebook", "title": "t", "description": "d",
+             "oauth_access_token": FACEBOOK_TOKEN, "endpoint": format!("{}/graph", s.apis.url)}}
+        ]),
+    );
+    let (entries, _) = s.finished(&token);
+    for (entry, kind) in entries.iter().zip(["dropbox", "youtube", "facebook"]) {
+        assert_eq!(
+            (entry["type"].as_str(), entry["state"].as_str()),
+            (Some(kind), Some("done")),
+            "{entry}"
+        );
+        assert_eq!(entry["attempts"], 2, "{entry}");
+    }
+    let got = s.apis.received();
+    let video = s.video(&token);
+    assert!(got.dropbox[0].bytes == video);
+    assert!(got.youtube[0].bytes == video);
+    assert!(got.facebook[0].bytes == video);
+}
+
+#[test]
+fn a_revoked_server_token_is_replaced_on_the_next_attempt() {
+    let s = setup(&[]);
+    let task = json!({"destination": {"type": "dropbox", "filename": "a.mp4",
+                                      "auth_secret": DROPBOX_SECRET}});
+    let (first, _) = s.request("One", task.clone());
+    assert_done(&s.finished(&first).0[0], "dropbox");
+    let issued = s.apis.received().issued;
+    assert_eq!(issued.len(), 1);
+    // The kept token is refused: that attempt fails, and the next one
+    // asks for a new token instead of giving up.
+    s.apis.revoke(&issued[0].1);
+    let (second, _) = s.request("Two", task);
+    let (entries, _) = s.finished(&second);
+    assert_eq!(entries[0]["state"], "done", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 2, "{}", entries[0]);
+    let got = s.apis.received();
+    assert_eq!(got.issued.len(), 2, "{:?}", got.issued);
+    let file = got.dropbox.last().expect("the second upload");
+    assert_eq!(file.token, got.issued[1].1);
+    assert!(file.bytes == s.video(&second));
 }

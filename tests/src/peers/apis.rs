@@ -125,6 +125,9 @@ struct State {
     /// The next `PUT` of a YouTube upload with more than this many bytes
     /// loses its connection after them.
     cut_next_put: Option<usize>,
+    /// Answers given instead of the API's to the next calls of
+    /// `METHOD /path`, in order.
+    failures: Vec<(String, Response)>,
     next_id: u64,
     received: Received,
 }
@@ -157,6 +160,7 @@ impl Apis {
             dropbox_sessions: HashMap::new(),
             youtube_sessions: HashMap::new(),
             cut_next_put: None,
+            failures: Vec::new(),
             next_id: 1,
             received: Received::default(),
         }));
@@ -181,6 +185,19 @@ impl Apis {
     /// network that drops in the middle of an upload.
     pub fn cut_next_youtube_put(&self, bytes: usize) {
         lock(&self.state).cut_next_put = Some(bytes);
+    }
+
+    /// The next call of `call` (`METHOD /path`) is answered `status` with
+    /// the JSON `body`, whatever it carries (read whole first).
+    pub fn fail_next(&self, call: &str, status: u16, body: Value) {
+        lock(&self.state)
+            .failures
+            .push((call.to_owned(), json_response(status, body)));
+    }
+
+    /// `token` is no longer accepted, as when its owner revokes it.
+    pub fn revoke(&self, token: &str) {
+        lock(&self.state).tokens.remove(token);
     }
 }
 
@@ -409,14 +426,16 @@ fn write_response(mut stream: TcpStream, response: Response) {
 
 fn route(r: &Request, state: &Mutex<State>) -> Response {
     let mut s = lock(state);
+    let call = format!("{} {}", r.method, r.path);
+    if let Some(i) = s.failures.iter().position(|(c, _)| *c == call) {
+        return s.failures.remove(i).1;
+    }
     match (r.method.as_str(), r.path.as_str()) {
         ("POST", "/dropbox/oauth2/token") => s.token_grant(r, "dropbox"),
         ("POST", "/google/token") => s.token_grant(r, "google"),
         ("POST", "/2/files/upload") => s.dropbox("upload", r),
         ("POST", "/2/files/upload_session/start") => s.dropbox("upload_session/start", r),
-        ("POST", "/2/files/upload_session/append_v2") => {
-            s.dropbox("upload_session/append_v2", r)
-        }
+        ("POST", "/2/files/upload_session/append_v2") => s.dropbox("upload_session/append_v2", r),
         ("POST", "/2/files/upload_session/finish") => s.dropbox("upload_session/finish", r),
         ("POST", "/upload/youtube/v3/videos") => s.youtube_start(r),
         ("PUT", "/upload/youtube/v3/videos") => s.youtube_put(r),
@@ -797,7 +816,9 @@ impl State {
         }
         let category = string("snippet.categoryId", &snippet["categoryId"])?;
         if category.is_empty() || !category.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("snippet.categoryId {category:?} is not a category id"));
+            return Err(format!(
+                "snippet.categoryId {category:?} is not a category id"
+            ));
         }
         if let Some(tags) = snippet.get("tags") {
             let ok = tags
@@ -1021,7 +1042,10 @@ impl State {
                 );
             }
         }
-        if self.known(fields.get("access_token").map(String::as_str)).is_none() {
+        if self
+            .known(fields.get("access_token").map(String::as_str))
+            .is_none()
+        {
             return graph_error(
                 190,
                 "OAuthException",
