@@ -5,9 +5,8 @@
 //! for `auth_secret`, the server's own account's token refreshed from its
 //! configuration. A refusal fails at once with the API's own message; a
 //! busy API is tried again; a revoked server token is replaced. The APIs
-//! are a stand-in on loopback that checks each
-//! call's documented shape and records what arrived
-//! (`clipstream_tests::peers::apis`).
+//! are a stand-in on loopback that checks each call's documented shape
+//! and records what arrived (`clipstream_tests::peers::apis`).
 
 use clipstream_tests::peers::apis::{Apis, OAuthClient};
 use clipstream_tests::{json, Api, Env};

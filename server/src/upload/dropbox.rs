@@ -91,12 +91,8 @@ pub async fn send(d: &Dropbox, cx: &Context, file: &Payload) -> Result<Sent, Upl
             "cursor": { "session_id": session_id, "offset": offset },
             "commit": commit,
         });
-        api.call(
-            "files/upload_session/finish",
-            &arg,
-            bytes.slice(offset..),
-        )
-        .await?
+        api.call("files/upload_session/finish", &arg, bytes.slice(offset..))
+            .await?
     };
     let field = |name: &str| metadata.get(name).and_then(Value::as_str);
     let Some(id) = field("id") else {
@@ -159,9 +155,7 @@ impl Api<'_> {
         match status.as_u16() {
             401 => self.bearer.refused(message).await,
             // Dropbox asks to retry these later.
-            409 if summary.contains("too_many_write_operations") => {
-                UploadError::Transient(message)
-            }
+            409 if summary.contains("too_many_write_operations") => UploadError::Transient(message),
             400 | 403 | 409 => UploadError::Refused(message),
             _ => UploadError::from_status("Dropbox", status, &summary),
         }

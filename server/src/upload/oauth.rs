@@ -214,7 +214,8 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
                 Some(d) => format!("{error}: {d}"),
                 None => error,
             };
-            let message = format!("{provider}'s token endpoint refused the refresh ({status}): {why}");
+            let message =
+                format!("{provider}'s token endpoint refused the refresh ({status}): {why}");
             return Err(if status.is_server_error() || status.as_u16() == 429 {
                 UploadError::Transient(message)
             } else {

@@ -189,7 +189,11 @@ impl Api<'_> {
     }
 
     /// Asks the session how many bytes it has.
-    async fn status(&self, session: &reqwest::Url, file: &Payload) -> Result<Progress, UploadError> {
+    async fn status(
+        &self,
+        session: &reqwest::Url,
+        file: &Payload,
+    ) -> Result<Progress, UploadError> {
         let response = self
             .cx
             .http
@@ -231,9 +235,13 @@ impl Api<'_> {
             .await
             .map_err(|e| UploadError::from_reqwest(&e))?;
         if status.is_success() {
-            return serde_json::from_str(&text).map(Progress::Done).map_err(|e| {
-                UploadError::Transient(format!("YouTube's answer to the upload is not JSON: {e}"))
-            });
+            return serde_json::from_str(&text)
+                .map(Progress::Done)
+                .map_err(|e| {
+                    UploadError::Transient(format!(
+                        "YouTube's answer to the upload is not JSON: {e}"
+                    ))
+                });
         }
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             // The session expired: the next attempt opens another.
@@ -257,7 +265,10 @@ impl Api<'_> {
             let sent = self
                 .cx
                 .http
-                .post(format!("{}/youtube/v3/playlistItems?part=snippet", self.base))
+                .post(format!(
+                    "{}/youtube/v3/playlistItems?part=snippet",
+                    self.base
+                ))
                 .bearer_auth(&self.bearer.value)
                 .header(CONTENT_TYPE, "application/json; charset=UTF-8")
                 .body(body.to_string())
