@@ -182,3 +182,37 @@ fn a_destination_on_a_private_address_is_refused_before_any_connection() {
         );
     }
 }
+
+#[test]
+fn a_dynamic_movie_with_edit_destinations_is_refused_pointing_at_upload() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("destinations");
+    let with = |destinations: Value| {
+        json!({
+            "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "title", "text": "Hi" },
+                                                      "start": 0, "length": 1 } ] } ] },
+            "output": { "format": "mp4", "resolution": "preview", "destinations": destinations }
+        })
+    };
+    let (status, body) = json(
+        api.put(
+            &format!("/v1/sdl/{uid}/to-s3"),
+            with(json!([{ "provider": "shotstack" },
+                    { "provider": "s3", "options": { "region": "eu-west-1", "bucket": "b" } }]))
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["path"], "output.destinations[1]", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("upload"),
+        "{body}"
+    );
+    // Shotstack's own hosting is what a token URL is: accepted.
+    let (status, body) = json(api.put(
+        &format!("/v1/sdl/{uid}/hosted"),
+        with(json!([{ "provider": "shotstack", "exclude": false }])).to_string(),
+    ));
+    assert_eq!(status, 201, "{body}");
+}
