@@ -15,10 +15,6 @@ pub enum UploadError {
 }
 
 impl UploadError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, UploadError::Transient(_))
-    }
-
     /// A reqwest failure: refused by the address guard, or transient.
     pub fn from_reqwest(e: &reqwest::Error) -> UploadError {
         let why = error_chain(e);
