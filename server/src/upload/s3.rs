@@ -125,7 +125,10 @@ pub async fn send(d: &S3, cx: &Context, file: &Payload) -> Result<Sent, UploadEr
                 "metadata {k:?} is not a header name"
             )));
         }
-        attributes.insert(Attribute::Metadata(k.clone().into()), attribute("metadata", v)?);
+        attributes.insert(
+            Attribute::Metadata(k.clone().into()),
+            attribute("metadata", v)?,
+        );
     }
 
     let path = object_path(&d.filename)?;
@@ -232,10 +235,9 @@ pub(super) async fn put(
                 "{}: the failed multipart upload of {path} could not be aborted: {abort}",
                 transport.what
             );
-            Err(with_message(
-                failure,
-                |m| format!("{m}; the incomplete multipart upload could not be aborted: {abort}"),
-            ))
+            Err(with_message(failure, |m| {
+                format!("{m}; the incomplete multipart upload could not be aborted: {abort}")
+            }))
         }
     }
 }
@@ -367,7 +369,14 @@ fn error_detail(body: &[u8]) -> String {
         let close = format!("</{name}>");
         let start = text.find(&open)? + open.len();
         let end = text[start..].find(&close)? + start;
-        Some(text[start..end].lines().next().unwrap_or("").trim().to_owned())
+        Some(
+            text[start..end]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+        )
     };
     match (tag("Code"), tag("Message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -394,5 +403,216 @@ impl HttpService for Transport {
 impl HttpConnector for Transport {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
         Ok(HttpClient::new(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A request the fake server saw.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    type Answer = fn(&str, &str) -> (u16, &'static str);
+
+    /// An HTTP/1.1 server on loopback that records every request and
+    /// answers what `answer` says for its method and target.
+    async fn fake(answer: Answer) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, log.clone(), answer));
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn serve(mut sock: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>, answer: Answer) {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let mut lines = head.lines();
+            let mut first = lines.next().unwrap_or("").split(' ');
+            let method = first.next().unwrap_or("").to_owned();
+            let target = first.next().unwrap_or("").to_owned();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..head_end + len);
+            let (status, body) = answer(&method, &target);
+            seen.lock().unwrap().push(Seen {
+                method,
+                target,
+                headers,
+            });
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\netag: \"e\"\r\n\r\n{body}",
+                body.len()
+            );
+            if sock.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn context(exempt: Option<SocketAddr>, part_bytes: u64) -> Context {
+        let mut config = crate::config::Config::load(&Default::default())
+            .unwrap()
+            .upload;
+        config.part_bytes = part_bytes;
+        let guard = Guard {
+            allow_private: false,
+            exempt: exempt.into_iter().collect(),
+        };
+        Context::with_guard(Arc::new(config), guard).unwrap()
+    }
+
+    fn destination(addr: SocketAddr) -> S3 {
+        serde_json::from_value(json!({
+            "bucket": "bkt", "filename": "dir/key.mp4", "s3host": format!("http://{addr}"),
+            "aws_access_key_id": "AKID", "aws_secret_access_key": "secret",
+            "contenttype": "video/mp4", "metadata": { "campaign": "spring" }
+        }))
+        .unwrap()
+    }
+
+    fn payload(len: usize) -> Payload {
+        Payload {
+            bytes: Bytes::from(vec![7u8; len]),
+            content_type: "video/mp4",
+        }
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[tokio::test]
+    async fn a_failed_part_aborts_the_multipart_upload_which_carried_the_signed_acl() {
+        let (addr, seen) = fake(|method, target| match method {
+            "POST" => (
+                200,
+                "<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>dir/key.mp4</Key>\
+                 <UploadId>U1</UploadId></InitiateMultipartUploadResult>",
+            ),
+            "PUT" if target.contains("partNumber=2") => (
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            ),
+            "PUT" => (200, ""),
+            _ => (204, ""),
+        })
+        .await;
+        let cx = context(Some(addr), 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(11 * MIB))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            UploadError::Refused("S3 answered 403 Forbidden: AccessDenied: Access Denied".into())
+        );
+
+        let seen = seen.lock().unwrap().clone();
+        let create = &seen[0];
+        assert_eq!(create.method, "POST");
+        assert_eq!(create.target, "/bkt/dir/key.mp4?uploads=");
+        // The seed's default ACL, signed like every x-amz-* header.
+        assert_eq!(create.header("x-amz-acl"), Some("public-read"));
+        let auth = create.header("authorization").unwrap();
+        assert!(
+            auth.contains("x-amz-acl") && auth.contains("x-amz-meta-campaign"),
+            "{auth}"
+        );
+        assert_eq!(create.header("content-type"), Some("video/mp4"));
+        assert_eq!(create.header("x-amz-meta-campaign"), Some("spring"));
+        assert!(
+            seen.iter()
+                .any(|s| s.method == "DELETE" && s.target == "/bkt/dir/key.mp4?uploadId=U1"),
+            "the upload is aborted: {seen:?}"
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.method == "POST" && s.target.contains("uploadId")),
+            "never completed: {seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_transient_and_tried_once() {
+        let (addr, seen) = fake(|_, _| {
+            (
+                503,
+                "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+            )
+        })
+        .await;
+        let cx = context(Some(addr), 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(1000))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UploadError::Transient(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("503") && e.to_string().contains("SlowDown"),
+            "{e}"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "object_store does not retry by itself");
+        assert_eq!(seen[0].method, "PUT");
+        assert_eq!(seen[0].header("x-amz-acl"), Some("public-read"));
+    }
+
+    #[tokio::test]
+    async fn a_private_address_is_refused_before_any_connection() {
+        let (addr, seen) = fake(|_, _| (200, "")).await;
+        let cx = context(None, 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(1000))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UploadError::Refused(_)), "{e:?}");
+        assert!(e.to_string().contains("private"), "{e}");
+        assert!(seen.lock().unwrap().is_empty());
     }
 }
