@@ -17,6 +17,7 @@ use clipstream_storage::{
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::send::{self, Context, Payload};
 use super::task::{self, Task};
@@ -118,12 +119,24 @@ impl Uploads {
             let id = record.id.clone();
             let span =
                 tracing::info_span!("upload", token = %record.token, id = %id, kind = %record.kind);
-            let _ = tracing::Instrument::instrument(this.clone().run(record), span).await;
-            this.running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            let ran = this.clone().run(record).instrument(span.clone()).await;
+            if let Err(e) = ran {
+                // Its record could not be written (the store is failing):
+                // it runs again at the next start.
+                span.in_scope(
+                    || tracing::error!(error = %e, "an upload's state could not be recorded"),
+                );
+                this.let_go(&id);
+            }
         });
+    }
+
+    /// The task has no runner any more.
+    fn let_go(&self, id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// One task, to its end.
@@ -131,7 +144,10 @@ impl Uploads {
         let task: Task = match record.task.clone().map(serde_json::from_value) {
             Some(Ok(task)) => task,
             Some(Err(e)) => return self.end(&mut record, Err(unreadable(e))).await,
-            None => return Ok(()),
+            None => {
+                self.let_go(&record.id);
+                return Ok(());
+            }
         };
         let what = deliverable(&task.extension);
         let config = self.cx.config.clone();
@@ -217,6 +233,10 @@ impl Uploads {
         record: &mut Record,
         outcome: Result<Map<String, Value>, String>,
     ) -> Result<(), StoreError> {
+        // Let go before the end is recorded: a request asking again for a
+        // task that failed then finds it failed and starts it afresh,
+        // never a runner on its way out.
+        self.let_go(&record.id);
         record.finish(outcome);
         match self.store.put_upload_task(record, true).await {
             // Its token or project was deleted meanwhile.
@@ -258,7 +278,14 @@ impl Uploads {
 
     /// Parses a request's `upload` with this server's settings.
     pub fn parse(&self, upload: &Value) -> Result<Vec<Task>, task::Invalid> {
-        task::parse(upload, &self.cx.config)
+        let c = &self.cx.config;
+        let own = task::ServerCredentials {
+            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
+            dropbox_auth_secret: &c.dropbox_auth_secret,
+            youtube_auth_secret: &c.youtube_auth_secret,
+            facebook: !c.facebook_access_token.is_empty(),
+        };
+        task::parse(upload, &own)
     }
 }
 
