@@ -1,9 +1,618 @@
-//! Uploads to S3 destinations: not built yet.
+//! Uploads to S3 destinations (and any S3-compatible server), with the
+//! `object_store` crate: one signed PUT for files up to
+//! `upload.part_bytes`, a multipart upload above, aborted on any failure
+//! so that nothing half-written stays in the bucket.
+//!
+//! The transport below is shared with [`super::azure`]: object_store
+//! speaks through our guarded reqwest client, never its own, and never
+//! retries (the upload service does, with its own bounds).
+
+use std::error::Error as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpService,
+};
+use object_store::path::Path;
+use object_store::{
+    Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, RetryConfig,
+};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
 
 use super::send::{Context, Payload, Sent};
 use super::task::S3;
 use super::UploadError;
+use crate::net::guard::{error_chain, Guard};
 
-pub async fn send(_d: &S3, _cx: &Context, _file: &Payload) -> Result<Sent, UploadError> {
-    Err(UploadError::Refused("s3 uploads are not built yet".into()))
+/// S3 refuses parts under 5 MiB (all but the last).
+const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+/// S3 accepts at most 10,000 parts.
+const S3_MAX_PARTS: u64 = 10_000;
+/// Parts in flight at once: enough to fill a link, few enough that a
+/// failure stops the upload soon.
+const PARTS_IN_FLIGHT: usize = 4;
+
+pub async fn send(d: &S3, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
+    let (key_id, secret) = if d.aws_use_policy {
+        (
+            cx.config.aws_access_key_id.clone(),
+            cx.config.aws_secret_access_key.clone(),
+        )
+    } else {
+        match (&d.aws_access_key_id, &d.aws_secret_access_key) {
+            (Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            _ => {
+                return Err(UploadError::Refused(
+                    "the S3 destination has no credentials".into(),
+                ))
+            }
+        }
+    };
+    if key_id.is_empty() || secret.is_empty() {
+        return Err(UploadError::Refused(
+            "this server has no S3 credentials of its own (upload.aws_access_key_id)".into(),
+        ));
+    }
+    // object_store would panic on a header it cannot build; the request
+    // was checked when it arrived, the server's own key is checked here.
+    header_value("aws_access_key_id", &key_id)?;
+
+    let (endpoint, region, path_style) = d.endpoint();
+    let authority = match endpoint.port() {
+        Some(port) => format!("{}:{port}", endpoint.host_str().unwrap_or("")),
+        None => endpoint.host_str().unwrap_or("").to_owned(),
+    };
+    // A bucket name with dots does not match AWS's wildcard certificate
+    // as a host name: such buckets are addressed by path, as AWS advises.
+    let by_path = path_style || d.bucket.contains('.');
+    let endpoint_url = if by_path {
+        format!("{}://{authority}", endpoint.scheme())
+    } else {
+        format!("{}://{}.{authority}", endpoint.scheme(), d.bucket)
+    };
+
+    // The ACL is a header object_store has no attribute for: a default
+    // header of its client is sent (and signed) on every request of the
+    // upload; S3 reads it on PutObject and CreateMultipartUpload.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("x-amz-acl"),
+        header_value("acl", &d.acl)?,
+    );
+    let transport = Transport::new(cx, "S3");
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(&d.bucket)
+        .with_region(region)
+        .with_endpoint(endpoint_url)
+        .with_virtual_hosted_style_request(!by_path)
+        .with_allow_http(endpoint.scheme() == "http")
+        .with_access_key_id(key_id)
+        .with_secret_access_key(secret)
+        .with_client_options(ClientOptions::new().with_default_headers(headers))
+        .with_retry(no_retries())
+        .with_http_connector(transport.clone())
+        .build()
+        .map_err(|e| UploadError::Refused(format!("S3 destination: {e}")))?;
+
+    let mut attributes = Attributes::new();
+    attributes.insert(
+        Attribute::ContentType,
+        attribute("contenttype", &d.contenttype)?,
+    );
+    if let Some(v) = &d.contentdisposition {
+        attributes.insert(
+            Attribute::ContentDisposition,
+            attribute("contentdisposition", v)?,
+        );
+    }
+    if let Some(v) = &d.cachecontrol {
+        attributes.insert(Attribute::CacheControl, attribute("cachecontrol", v)?);
+    }
+    if d.reduced_redundancy {
+        attributes.insert(Attribute::StorageClass, "REDUCED_REDUNDANCY".into());
+    }
+    for (k, v) in &d.metadata {
+        let name = format!("x-amz-meta-{k}");
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(UploadError::Refused(format!(
+                "metadata {k:?} is not a header name"
+            )));
+        }
+        attributes.insert(
+            Attribute::Metadata(k.clone().into()),
+            attribute("metadata", v)?,
+        );
+    }
+
+    let path = object_path(&d.filename)?;
+    let len = file.bytes.len() as u64;
+    let part = cx
+        .config
+        .part_bytes
+        .max(S3_MIN_PART)
+        .max(len.div_ceil(S3_MAX_PARTS));
+    put(&store, &path, &file.bytes, attributes, part, &transport).await?;
+
+    let mut sent = Sent::new();
+    sent.insert("url".into(), Value::String(d.object_url()));
+    Ok(sent)
+}
+
+fn header_value(field: &str, v: &str) -> Result<HeaderValue, UploadError> {
+    HeaderValue::from_str(v)
+        .map_err(|_| UploadError::Refused(format!("{field} {v:?} is not a header value")))
+}
+
+/// An attribute object_store sends as a header (it panics on a header
+/// it cannot build, so the value is checked first).
+pub(super) fn attribute(field: &str, v: &str) -> Result<AttributeValue, UploadError> {
+    header_value(field, v)?;
+    Ok(AttributeValue::from(v.to_owned()))
+}
+
+/// The object key as object_store takes it (checked at request time to
+/// have no empty, `.` or `..` segment, which is all it refuses besides
+/// control characters).
+pub(super) fn object_path(key: &str) -> Result<Path, UploadError> {
+    Path::parse(key).map_err(|e| UploadError::Refused(format!("the object name {key:?}: {e}")))
+}
+
+/// object_store's own retries, off: a request fails at its first error
+/// and the upload service decides whether the whole upload is tried
+/// again (a part retried inside would hide the failure from its bounds).
+pub(super) fn no_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 0,
+        ..RetryConfig::default()
+    }
+}
+
+/// Sends `bytes` to `path`: one PUT up to `part_bytes`, parts of
+/// `part_bytes` above. A multipart upload that fails is aborted, so the
+/// destination keeps no parts of it.
+pub(super) async fn put(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: &Bytes,
+    attributes: Attributes,
+    part_bytes: u64,
+    transport: &Transport,
+) -> Result<(), UploadError> {
+    let len = bytes.len() as u64;
+    if len <= part_bytes {
+        let opts = PutOptions {
+            attributes,
+            ..PutOptions::default()
+        };
+        return store
+            .put_opts(path, PutPayload::from_bytes(bytes.clone()), opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| transport.failure(&e));
+    }
+
+    let opts = PutMultipartOptions {
+        attributes,
+        ..PutMultipartOptions::default()
+    };
+    let mut upload = store
+        .put_multipart_opts(path, opts)
+        .await
+        .map_err(|e| transport.failure(&e))?;
+    // Parts are slices of the mapped file: nothing is copied.
+    let step = usize::try_from(part_bytes).unwrap_or(usize::MAX);
+    let parts: Vec<_> = (0..bytes.len())
+        .step_by(step)
+        .map(|start| {
+            let end = bytes.len().min(start.saturating_add(step));
+            upload.put_part(PutPayload::from_bytes(bytes.slice(start..end)))
+        })
+        .collect();
+    let sent = stream::iter(parts)
+        .buffer_unordered(PARTS_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await;
+    let done = match sent {
+        Ok(_) => upload.complete().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let Err(e) = done else {
+        return Ok(());
+    };
+    // The failure is decided before the abort's own requests are seen.
+    let failure = transport.failure(&e);
+    match upload.abort().await {
+        Ok(()) => Err(failure),
+        Err(abort) => {
+            tracing::warn!(
+                "{}: the failed multipart upload of {path} could not be aborted: {abort}",
+                transport.what
+            );
+            Err(with_message(failure, |m| {
+                format!("{m}; the incomplete multipart upload could not be aborted: {abort}")
+            }))
+        }
+    }
+}
+
+fn with_message(e: UploadError, f: impl FnOnce(&str) -> String) -> UploadError {
+    match e {
+        UploadError::Transient(m) => UploadError::Transient(f(&m)),
+        UploadError::Refused(m) => UploadError::Refused(f(&m)),
+    }
+}
+
+/// object_store's HTTP transport: our guarded client (private addresses
+/// refused at connect time; here also IP literals, which skip DNS), and a
+/// note of the first failure an upload meets, by which it is judged
+/// transient or refused (object_store's own errors carry the status only
+/// in their text).
+#[derive(Debug, Clone)]
+pub(super) struct Transport {
+    client: reqwest::Client,
+    guard: Guard,
+    /// Who answers, in messages: `S3`, `Azure Blob storage`.
+    what: &'static str,
+    first_failure: Arc<Mutex<Option<UploadError>>>,
+}
+
+impl Transport {
+    pub(super) fn new(cx: &Context, what: &'static str) -> Transport {
+        Transport {
+            client: cx.http.clone(),
+            guard: cx.guard.clone(),
+            what,
+            first_failure: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn note(&self, failure: UploadError) {
+        if let Ok(mut first) = self.first_failure.lock() {
+            first.get_or_insert(failure);
+        }
+    }
+
+    /// What an object_store error means for the upload: the first
+    /// failure the transport saw (a status, a connection error, a
+    /// refusal of the guard), or, when no request failed, what the error
+    /// itself says.
+    pub(super) fn failure(&self, e: &object_store::Error) -> UploadError {
+        if let Some(seen) = self.first_failure.lock().ok().and_then(|f| f.clone()) {
+            return seen;
+        }
+        let why = format!("{}: {}", self.what, error_chain(e));
+        let mut source = e.source();
+        while let Some(s) = source {
+            if let Some(h) = s.downcast_ref::<HttpError>() {
+                return match h.kind() {
+                    HttpErrorKind::Decode => UploadError::Refused(why),
+                    _ => UploadError::Transient(why),
+                };
+            }
+            source = s.source();
+        }
+        // S3 may answer 200 with an error in the body.
+        if why.contains("InternalError") || why.contains("SlowDown") {
+            UploadError::Transient(why)
+        } else {
+            UploadError::Refused(why)
+        }
+    }
+
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let url = reqwest::Url::parse(&req.uri().to_string())
+            .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
+        if let Err(why) = self.guard.check_url(&url) {
+            self.note(UploadError::Refused(format!("{}: {why}", self.what)));
+            return Err(HttpError::new(
+                HttpErrorKind::Unknown,
+                std::io::Error::other(why),
+            ));
+        }
+        let response = match HttpService::call(&self.client, req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.note(self.transport_failure(&e));
+                return Err(e);
+            }
+        };
+        let status = response.status();
+        if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(response);
+        }
+        // An error answer is small: read it to say what the server said,
+        // and hand object_store the same bytes.
+        let (parts, body) = response.into_parts();
+        let body = match body.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                self.note(self.transport_failure(&e));
+                return Err(e);
+            }
+        };
+        self.note(UploadError::from_status(
+            self.what,
+            status,
+            &error_detail(&body),
+        ));
+        Ok(HttpResponse::from_parts(parts, body.into()))
+    }
+
+    fn transport_failure(&self, e: &HttpError) -> UploadError {
+        let mut source = e.source();
+        while let Some(s) = source {
+            if let Some(r) = s.downcast_ref::<reqwest::Error>() {
+                return with_message(UploadError::from_reqwest(r), |m| {
+                    format!("{}: {m}", self.what)
+                });
+            }
+            source = s.source();
+        }
+        UploadError::Transient(format!("{}: {}", self.what, error_chain(e)))
+    }
+}
+
+/// `Code: Message` of an S3 or Azure XML error body; the body's start
+/// when it is not one. Never the whole body: S3 echoes the string it
+/// signed, which a log needs no copy of.
+fn error_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(
+            text[start..end]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+        )
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ if text.trim_start().starts_with('<') => String::new(),
+        _ => text.chars().take(200).collect(),
+    }
+}
+
+impl HttpService for Transport {
+    // async_trait's shape, written out (the crate is not ours to depend on).
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        req: HttpRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(Transport::call(self, req))
+    }
+}
+
+impl HttpConnector for Transport {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A request the fake server saw.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    type Answer = fn(&str, &str) -> (u16, &'static str);
+
+    /// An HTTP/1.1 server on loopback that records every request and
+    /// answers what `answer` says for its method and target.
+    async fn fake(answer: Answer) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, log.clone(), answer));
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn serve(mut sock: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>, answer: Answer) {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let mut lines = head.lines();
+            let mut first = lines.next().unwrap_or("").split(' ');
+            let method = first.next().unwrap_or("").to_owned();
+            let target = first.next().unwrap_or("").to_owned();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..head_end + len);
+            let (status, body) = answer(&method, &target);
+            seen.lock().unwrap().push(Seen {
+                method,
+                target,
+                headers,
+            });
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\netag: \"e\"\r\n\r\n{body}",
+                body.len()
+            );
+            if sock.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn context(exempt: Option<SocketAddr>, part_bytes: u64) -> Context {
+        let mut config = crate::config::Config::load(&Default::default())
+            .unwrap()
+            .upload;
+        config.part_bytes = part_bytes;
+        let guard = Guard {
+            allow_private: false,
+            exempt: exempt.into_iter().collect(),
+        };
+        Context::with_guard(Arc::new(config), guard).unwrap()
+    }
+
+    fn destination(addr: SocketAddr) -> S3 {
+        serde_json::from_value(json!({
+            "bucket": "bkt", "filename": "dir/key.mp4", "s3host": format!("http://{addr}"),
+            "aws_access_key_id": "AKID", "aws_secret_access_key": "secret",
+            "contenttype": "video/mp4", "metadata": { "campaign": "spring" }
+        }))
+        .unwrap()
+    }
+
+    fn payload(len: usize) -> Payload {
+        Payload {
+            bytes: Bytes::from(vec![7u8; len]),
+            content_type: "video/mp4",
+        }
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[tokio::test]
+    async fn a_failed_part_aborts_the_multipart_upload_which_carried_the_signed_acl() {
+        let (addr, seen) = fake(|method, target| match method {
+            "POST" => (
+                200,
+                "<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>dir/key.mp4</Key>\
+                 <UploadId>U1</UploadId></InitiateMultipartUploadResult>",
+            ),
+            "PUT" if target.contains("partNumber=2") => (
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            ),
+            "PUT" => (200, ""),
+            _ => (204, ""),
+        })
+        .await;
+        let cx = context(Some(addr), 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(11 * MIB))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            UploadError::Refused("S3 answered 403 Forbidden: AccessDenied: Access Denied".into())
+        );
+
+        let seen = seen.lock().unwrap().clone();
+        let create = &seen[0];
+        assert_eq!(create.method, "POST");
+        assert_eq!(create.target, "/bkt/dir/key.mp4?uploads=");
+        // The seed's default ACL, signed like every x-amz-* header.
+        assert_eq!(create.header("x-amz-acl"), Some("public-read"));
+        let auth = create.header("authorization").unwrap();
+        assert!(
+            auth.contains("x-amz-acl") && auth.contains("x-amz-meta-campaign"),
+            "{auth}"
+        );
+        assert_eq!(create.header("content-type"), Some("video/mp4"));
+        assert_eq!(create.header("x-amz-meta-campaign"), Some("spring"));
+        assert!(
+            seen.iter()
+                .any(|s| s.method == "DELETE" && s.target == "/bkt/dir/key.mp4?uploadId=U1"),
+            "the upload is aborted: {seen:?}"
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.method == "POST" && s.target.contains("uploadId")),
+            "never completed: {seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_transient_and_tried_once() {
+        let (addr, seen) = fake(|_, _| {
+            (
+                503,
+                "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+            )
+        })
+        .await;
+        let cx = context(Some(addr), 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(1000))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UploadError::Transient(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("503") && e.to_string().contains("SlowDown"),
+            "{e}"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "object_store does not retry by itself");
+        assert_eq!(seen[0].method, "PUT");
+        assert_eq!(seen[0].header("x-amz-acl"), Some("public-read"));
+    }
+
+    #[tokio::test]
+    async fn a_private_address_is_refused_before_any_connection() {
+        let (addr, seen) = fake(|_, _| (200, "")).await;
+        let cx = context(None, 5 * MIB as u64);
+        let e = send(&destination(addr), &cx, &payload(1000))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UploadError::Refused(_)), "{e:?}");
+        assert!(e.to_string().contains("private"), "{e}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
 }

@@ -34,3 +34,6 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
         .port()
 }
+
+pub mod azurite;
+pub mod seaweedfs;
