@@ -32,3 +32,6 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
         .port()
 }
+
+pub mod ftp;
+pub mod receiver;
