@@ -8,7 +8,8 @@
 # Targets (fuzz/fuzz_targets/): edit (the Edit parser and validator), fill
 # (placeholder substitution), range (Range and conditional headers),
 # token (token lookup), chunked (the chunked-upload assembler), admin
-# (the admin socket's request lines), media
+# (the admin socket's request lines), upload_task (a render request's
+# upload destinations), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
 # files made here, truncated and bit-flipped).
 #
@@ -25,7 +26,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task media)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -80,6 +81,13 @@ seed_text() {
   printf '{"keys":"create","account":"a"}\n' >"$dir/create-in"
   printf '{"keys":"list"}\n' >"$dir/list"
   printf '{"keys":"revoke","key":"ck_00000000000000000000000000000000"}\n' >"$dir/revoke"
+  dir=$(corpus upload_task)
+  printf '{"extension":"mp4","destination":{"type":"s3","bucket":"my-videos","filename":"r/w.mp4","aws_access_key_id":"AK","aws_secret_access_key":"s","s3host":"http://127.0.0.1:9000","metadata":{"a":"b"}}}' >"$dir/s3"
+  printf '[{"destination":{"type":"ftp","host":"[::1]:2121","filename":"/v/w.mp4","user":"u","password":"p","epsv":true}},{"destination":{"type":"http","url":"https://h/x","filename":"w.mp4","fields":{"a":"b"},"headers":{"X-A":"1"}}}]' >"$dir/list"
+  printf '{"destination":{"type":"youtube","title":"t","description":"d","category":"22","tags":["a"],"auth_secret":"x"}}' >"$dir/youtube"
+  printf '{"destination":{"type":"azureblob","account":"devstoreaccount1","key":"a2V5","filename":"c/b.mp4","endpoint":"http://127.0.0.1:10000/devstoreaccount1"}}' >"$dir/azure"
+  printf '{"destination":{"type":"dropbox","filename":"V/w.mp4","auth_secret":"dropbox-secret"}}' >"$dir/dropbox"
+  printf '{"destination":{"type":"facebook","title":"t","description":"d","oauth_access_token":"x","endpoint":"https://graph.facebook.com"}}' >"$dir/facebook"
 }
 
 seed_media

@@ -38,7 +38,6 @@ fn world() -> &'static World {
                     Default::default(),
                     1,
                     None,
-                    None,
                 )
                 .await
                 .expect("render request")

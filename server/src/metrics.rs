@@ -26,6 +26,9 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub cache_bytes: Counter,
     pub fetch_errors: Counter,
+    /// Upload attempts, by destination type and outcome (done, retry,
+    /// failed).
+    pub upload_attempts: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
     sound_misses: Counter,
@@ -46,6 +49,7 @@ impl Metrics {
             cache_misses: Counter::default(),
             cache_bytes: Counter::default(),
             fetch_errors: Counter::default(),
+            upload_attempts: Family::default(),
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
@@ -60,6 +64,11 @@ impl Metrics {
             "renders_finished",
             "Renders that ended, by outcome",
             m.renders_finished.clone(),
+        );
+        registry.register(
+            "upload_attempts",
+            "Upload attempts, by destination type and outcome (done, retry, failed)",
+            m.upload_attempts.clone(),
         );
         registry.register(
             "renders_started",

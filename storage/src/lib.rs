@@ -35,6 +35,7 @@ pub mod movies;
 pub mod projects;
 pub mod render_cache;
 pub mod renders;
+pub mod upload_tasks;
 pub mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
+pub use upload_tasks::{UploadState, UploadTask};
 pub use uploads::{Upload, UploadLimits};
 
 /// Settings the store needs from configuration.

@@ -57,8 +57,10 @@ pub struct RenderRequest {
     pub params: Map<String, Value>,
     pub parallel: u32,
     pub routingkey: Option<String>,
-    /// Upload task definitions, kept for the upload destinations.
-    pub upload: Option<Value>,
+    /// The ids of the upload tasks of the latest request with an
+    /// `upload`, in its order (see `upload_tasks`).
+    #[serde(default)]
+    pub uploads: Vec<String>,
     pub created: u64,
 }
 
@@ -88,8 +90,8 @@ impl Store {
     }
 
     /// Stores a render request (the caller checked the project and movies)
-    /// and returns it with its token. Asking again returns the same token;
-    /// the latest upload definitions are kept.
+    /// and returns it with its token. Asking again returns the same token
+    /// and keeps the token's uploads.
     pub async fn put_render_request(
         &self,
         project: &str,
@@ -97,12 +99,11 @@ impl Store {
         params: Map<String, Value>,
         parallel: u32,
         routingkey: Option<String>,
-        upload: Option<Value>,
     ) -> Result<RenderRequest> {
         let token = self.token_for(project, &movie, &params);
-        let created = match self.record::<RenderRequest>(Collection::Tokens, &token)? {
-            Some(earlier) => earlier.created,
-            None => ids::unix_now(),
+        let (created, uploads) = match self.record::<RenderRequest>(Collection::Tokens, &token)? {
+            Some(earlier) => (earlier.created, earlier.uploads),
+            None => (ids::unix_now(), Vec::new()),
         };
         let request = RenderRequest {
             token: token.clone(),
@@ -111,7 +112,7 @@ impl Store {
             params,
             parallel,
             routingkey,
-            upload,
+            uploads,
             created,
         };
         // The index entry ties the token to its project, so deleting the
@@ -147,6 +148,7 @@ impl Store {
         for key in self.record_keys(Collection::ProjectTokens, &child_prefix(uid))? {
             if let Some(token) = key.get(uid.len() + 1..) {
                 self.repo.remove(Collection::Tokens, token)?;
+                self.remove_upload_tasks_of(token)?;
             }
             self.repo.remove(Collection::ProjectTokens, &key)?;
         }
@@ -256,14 +258,7 @@ mod tests {
         let account = AccountId("a".into());
         let p = store.create_project(&account, "p").await.unwrap();
         let r = store
-            .put_render_request(
-                &p.uid,
-                MovieChoice::One("m".into()),
-                Map::new(),
-                1,
-                None,
-                None,
-            )
+            .put_render_request(&p.uid, MovieChoice::One("m".into()), Map::new(), 1, None)
             .await
             .unwrap();
         assert_eq!(store.render_request(&r.token).unwrap(), r);

@@ -384,7 +384,13 @@ impl Api {
     /// Asks for a render of `movie` of project `uid` with `params` and the
     /// given `upload` (one task or a list); returns the whole answer
     /// (`token`, `uploads`).
-    pub fn render_with_upload(&self, uid: &str, movie: &str, params: Value, upload: Value) -> Value {
+    pub fn render_with_upload(
+        &self,
+        uid: &str,
+        movie: &str,
+        params: Value,
+        upload: Value,
+    ) -> Value {
         let (status, body) = json(
             self.request(Method::POST, &format!("/v2/render/{uid}"))
                 .json(&serde_json::json!({ "movie": movie, "params": params, "upload": upload }))

@@ -62,9 +62,16 @@ pub fn run(config: Config) -> CmdResult {
         ),
     });
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics)?;
+    let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics.clone())?;
     let renders = Arc::new(renders);
     let renders_data = web::Data::new(renders.clone());
+    let uploads = crate::upload::Uploads::new(
+        store.clone(),
+        renders.clone(),
+        metrics,
+        Arc::new(config.upload.clone()),
+    )?;
+    let uploads_data = web::Data::new(uploads.clone());
 
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
@@ -72,6 +79,7 @@ pub fn run(config: Config) -> CmdResult {
             App::new()
                 .app_data(state.clone())
                 .app_data(renders_data.clone())
+                .app_data(uploads_data.clone())
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .default_service(crate::http::not_found())
@@ -93,6 +101,12 @@ pub fn run(config: Config) -> CmdResult {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "interrupted background jobs queued again"),
             Err(e) => tracing::error!(error = %e, "interrupted jobs could not be read"),
+        }
+        // So do uploads, once their outputs are in the cache.
+        match uploads.resume() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "interrupted uploads started again"),
+            Err(e) => tracing::error!(error = %e, "interrupted uploads could not be read"),
         }
         if let Some(admin) = admin.as_mut() {
             admin.serve(store.clone())?;

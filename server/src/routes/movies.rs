@@ -62,6 +62,7 @@ async fn put(
         message: "the dynamic movie is not UTF-8 text".into(),
     })?;
     let parsed = edit::parse_template(&text, &state.config.edit_limits())?;
+    refuse_destinations(&text)?;
     let (movie, created) = state.store.put_movie(&uid, &name, text).await?;
     tracing::info!(uid = %uid, name = %movie.name, created, "dynamic movie stored");
     Ok(HttpResponse::Created().json(json!({
@@ -69,6 +70,33 @@ async fn put(
         "modified": movie.modified,
         "placeholders": parsed.placeholder_names(),
     })))
+}
+
+/// An Edit's `output.destinations` send a render of the Shotstack API to
+/// S3 or Mux when it finishes (issue 17); a dynamic movie renders per
+/// token, whose outputs are sent with the render request's `upload`.
+/// Rather than store destinations that would never be used, such a movie
+/// is refused; Shotstack hosting (`{"provider": "shotstack"}`, not
+/// excluded) is what token URLs are, and is accepted.
+fn refuse_destinations(text: &str) -> Result<(), edit::EditError> {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let Some(list) = value["output"]["destinations"].as_array() else {
+        return Ok(());
+    };
+    for (i, d) in list.iter().enumerate() {
+        let hosted = d["provider"] == "shotstack" && d["exclude"] != json!(true);
+        if !hosted {
+            return Err(edit::EditError {
+                kind: edit::EditErrorKind::Invalid,
+                path: format!("output.destinations[{i}]"),
+                message: "a dynamic movie's renders are sent with the render request's \
+                          `upload` (S3, Azure, HTTP, FTP, Dropbox, YouTube, Facebook); \
+                          output.destinations apply to Shotstack API renders, not built yet"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn delete(

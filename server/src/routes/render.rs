@@ -269,6 +269,7 @@ struct StatusQuery {
 
 async fn status(
     renders: web::Data<Arc<Renders>>,
+    uploads: web::Data<Arc<crate::upload::Uploads>>,
     token: web::Path<String>,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -289,5 +290,6 @@ async fn status(
             "state": status.state,
             "progress": (status.progress * 100.0).round() as u32,
             "error": status.error,
+            "uploads": uploads.statuses(&token)?,
         })))
 }

@@ -19,6 +19,7 @@ use crate::http::error::ApiError;
 use crate::http::names::plain_name;
 use crate::http::resource;
 use crate::http::state::AppState;
+use crate::upload::Uploads;
 
 /// The file extensions a render can be asked for, and `*` for "any other".
 pub const EXTENSIONS: &[&str] = &["mp4", "webm", "gif", "jpg", "png", "bmp", "mp3", "m3u8"];
@@ -63,6 +64,7 @@ async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
     renders: web::Data<Arc<Renders>>,
+    uploads: web::Data<Arc<Uploads>>,
     account: Account,
     uid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,8 +93,20 @@ async fn create(
     for movie in &movies {
         edit::fill(&movie.body, &request.params, &limits)?;
     }
-    // An upload is sent once the file exists, so it renders at once too.
-    let background = request.prerender || request.upload.is_some();
+    let tasks = match &request.upload {
+        Some(upload) => uploads
+            .parse(upload)
+            .map_err(|e| ApiError::bad_param(e.path, e.message))?,
+        None => Vec::new(),
+    };
+    for (i, task) in tasks.iter().enumerate() {
+        if request.movie.for_extension(&task.extension).is_none() {
+            return Err(ApiError::bad_param(
+                format!("upload[{i}].extension"),
+                format!("the movie hash names no movie for .{}", task.extension),
+            ));
+        }
+    }
     let stored = state
         .store
         .put_render_request(
@@ -101,16 +115,24 @@ async fn create(
             request.params,
             request.parallel,
             request.routingkey,
-            request.upload,
         )
         .await?;
-    tracing::info!(uid = %uid, token = %stored.token, background, "render requested");
-    if background {
+    tracing::info!(uid = %uid, token = %stored.token, prerender = request.prerender, uploads = tasks.len(), "render requested");
+    if request.prerender {
         renders
             .prerender(&stored.token, Deliverable::Movie(Format::Mp4))
             .await?;
     }
-    Ok(HttpResponse::Ok().json(json!({ "token": stored.token, "uploads": [] })))
+    // Each upload renders its output in the background (or joins the
+    // render of it underway) and sends it once it is in the cache.
+    if request.upload.is_some() {
+        uploads.submit(&stored, &tasks).await?;
+    }
+    let known: Vec<Value> = tasks
+        .iter()
+        .map(|t| t.destination.known_at_once())
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "token": stored.token, "uploads": known })))
 }
 
 /// `DELETE /v2/render/<token>`: its project's owner drops the token's

@@ -15,13 +15,18 @@ pub enum UploadError {
 }
 
 impl UploadError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, UploadError::Transient(_))
-    }
-
     /// A reqwest failure: refused by the address guard, or transient.
+    /// Its URL is told without query or user info: a presigned URL's
+    /// signature is a credential.
     pub fn from_reqwest(e: &reqwest::Error) -> UploadError {
-        let why = error_chain(e);
+        let mut why = error_chain(e);
+        if let Some(url) = e.url() {
+            let mut shown = url.clone();
+            shown.set_query(None);
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            why = why.replace(url.as_str(), shown.as_str());
+        }
         if why.contains("refused") && (why.contains("private") || why.contains("redirect")) {
             UploadError::Refused(why)
         } else if e.is_builder() {

@@ -11,8 +11,6 @@ use clipstream_actors::engine::edit::Format;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Upload as UploadConfig;
-
 /// One upload task as the client wrote it (after checks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +191,19 @@ fn graph_facebook() -> String {
     "https://graph.facebook.com".to_owned()
 }
 
+/// What the server itself holds, which some tasks use instead of
+/// credentials of their own (from `[upload]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCredentials<'a> {
+    /// S3 keys, for `aws_use_policy`.
+    pub aws: bool,
+    /// The secrets a task's `auth_secret` must equal ("" when none).
+    pub dropbox_auth_secret: &'a str,
+    pub youtube_auth_secret: &'a str,
+    /// A Facebook token, for tasks that give none.
+    pub facebook: bool,
+}
+
 /// A field at fault: its JSON path and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
@@ -208,7 +219,7 @@ const MAX_FIELD_BYTES: usize = 4096;
 const MAX_ENTRIES: usize = 50;
 
 /// Parses and checks a request's `upload`: an object or a list of them.
-pub fn parse(upload: &Value, config: &UploadConfig) -> Result<Vec<Task>, Invalid> {
+pub fn parse(upload: &Value, own: &ServerCredentials) -> Result<Vec<Task>, Invalid> {
     let (items, list): (Vec<&Value>, bool) = match upload {
         Value::Array(items) => (items.iter().collect(), true),
         Value::Object(_) => (vec![upload], false),
@@ -236,7 +247,7 @@ pub fn parse(upload: &Value, config: &UploadConfig) -> Result<Vec<Task>, Invalid
             path: join(&at, &e.path().to_string()),
             message: e.inner().to_string(),
         })?;
-        task.check(config).map_err(|(field, message)| Invalid {
+        task.check(own).map_err(|(field, message)| Invalid {
             path: if field == "extension" {
                 join(&at, field)
             } else {
@@ -264,7 +275,7 @@ fn fail(field: &'static str, message: impl Into<String>) -> Check {
 }
 
 impl Task {
-    fn check(&self, config: &UploadConfig) -> Check {
+    fn check(&self, own: &ServerCredentials) -> Check {
         // Every output of one file; not the HLS playlist (many files).
         if Format::from_extension(&self.extension).is_none() {
             return fail(
@@ -276,13 +287,13 @@ impl Task {
             );
         }
         let checked = match &self.destination {
-            Destination::S3(d) => d.check(config),
+            Destination::S3(d) => d.check(own),
             Destination::Azureblob(d) => d.check(),
             Destination::Http(d) => d.check(),
             Destination::Ftp(d) => d.check(),
-            Destination::Dropbox(d) => d.check(config),
-            Destination::Youtube(d) => d.check(config),
-            Destination::Facebook(d) => d.check(config),
+            Destination::Dropbox(d) => d.check(own),
+            Destination::Youtube(d) => d.check(own),
+            Destination::Facebook(d) => d.check(own),
         };
         checked
     }
@@ -436,7 +447,7 @@ fn one_credential(
 }
 
 impl S3 {
-    fn check(&self, config: &UploadConfig) -> Check {
+    fn check(&self, own: &ServerCredentials) -> Check {
         text("bucket", &self.bucket, true)?;
         let bucket_ok = (3..=63).contains(&self.bucket.len())
             && self
@@ -460,7 +471,7 @@ impl S3 {
                 text("aws_secret_access_key", secret, true)?;
             }
             (None, None, true) => {
-                if config.aws_access_key_id.is_empty() || config.aws_secret_access_key.is_empty() {
+                if !own.aws {
                     return fail(
                         "aws_use_policy",
                         "this server has no S3 credentials of its own (upload.aws_access_key_id, upload.aws_secret_access_key)",
@@ -828,14 +839,14 @@ impl Ftp {
 }
 
 impl Dropbox {
-    fn check(&self, config: &UploadConfig) -> Check {
+    fn check(&self, own: &ServerCredentials) -> Check {
         text("filename", &self.filename, true)?;
         object_path("filename", self.filename.trim_start_matches('/'))?;
         one_credential(
             "oauth_token",
             self.oauth_token.as_deref(),
             self.auth_secret.as_deref(),
-            &config.dropbox_auth_secret,
+            own.dropbox_auth_secret,
             "upload.dropbox_auth_secret",
         )
     }
@@ -847,7 +858,7 @@ impl Dropbox {
 }
 
 impl Youtube {
-    fn check(&self, config: &UploadConfig) -> Check {
+    fn check(&self, own: &ServerCredentials) -> Check {
         text("title", &self.title, true)?;
         // YouTube's own limits; past them the API refuses the video.
         if self.title.chars().count() > 100 || self.title.contains(['<', '>']) {
@@ -886,14 +897,14 @@ impl Youtube {
             "oauth_access_token",
             self.oauth_access_token.as_deref(),
             self.auth_secret.as_deref(),
-            &config.youtube_auth_secret,
+            own.youtube_auth_secret,
             "upload.youtube_auth_secret",
         )
     }
 }
 
 impl Facebook {
-    fn check(&self, config: &UploadConfig) -> Check {
+    fn check(&self, own: &ServerCredentials) -> Check {
         text("title", &self.title, true)?;
         text("description", &self.description, false)?;
         for (field, v) in [
@@ -907,7 +918,7 @@ impl Facebook {
         }
         match &self.oauth_access_token {
             Some(t) => text("oauth_access_token", t, true)?,
-            None if config.facebook_access_token.is_empty() => {
+            None if !own.facebook => {
                 return fail(
                     "oauth_access_token",
                     "required: this server has no Facebook token of its own (upload.facebook_access_token)",
@@ -928,12 +939,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn config() -> UploadConfig {
-        let mut c = crate::config::Config::load(&Default::default())
-            .unwrap()
-            .upload;
-        c.youtube_auth_secret = "yt-secret".into();
-        c
+    fn config() -> ServerCredentials<'static> {
+        ServerCredentials {
+            aws: false,
+            dropbox_auth_secret: "",
+            youtube_auth_secret: "yt-secret",
+            facebook: false,
+        }
     }
 
     fn one(v: Value) -> Result<Task, Invalid> {

@@ -56,12 +56,14 @@ pub enum Collection {
     RenderCache,
     /// Output key → render job.
     Jobs,
+    /// `token/id` → upload task.
+    UploadTasks,
     /// Installation-wide values (raw): the token MAC key.
     Meta,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 12] = [
+    pub const ALL: [Collection; 13] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -73,6 +75,7 @@ impl Collection {
         Collection::ProjectTokens,
         Collection::RenderCache,
         Collection::Jobs,
+        Collection::UploadTasks,
         Collection::Meta,
     ];
 
@@ -90,6 +93,7 @@ impl Collection {
             Collection::ProjectTokens => "project_tokens",
             Collection::RenderCache => "render_cache",
             Collection::Jobs => "jobs",
+            Collection::UploadTasks => "upload_tasks",
             Collection::Meta => "meta",
         }
     }

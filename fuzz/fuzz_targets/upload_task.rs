@@ -1,0 +1,40 @@
+//! A render request's `upload`: any bytes as JSON, then as upload tasks.
+//! Accepted tasks are ones the server can write down and read back to
+//! the same tasks (what a restart reads), whose result known at once is
+//! computed without panicking; a refusal names a field under `upload`.
+#![no_main]
+
+#[path = "../../server/src/upload/task.rs"]
+#[allow(dead_code)]
+mod task;
+
+use libfuzzer_sys::fuzz_target;
+use task::{parse, ServerCredentials, Task};
+
+const OWN: ServerCredentials<'static> = ServerCredentials {
+    aws: true,
+    dropbox_auth_secret: "dropbox-secret",
+    youtube_auth_secret: "",
+    facebook: false,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    match parse(&value, &OWN) {
+        Ok(tasks) => {
+            assert!(!matches!(value, serde_json::Value::Array(ref a) if a.len() != tasks.len()));
+            for t in tasks {
+                let written = serde_json::to_value(&t).expect("a task is written");
+                let read: Task = serde_json::from_value(written).expect("and read back");
+                assert_eq!(read, t);
+                let _ = t.destination.known_at_once();
+            }
+        }
+        Err(invalid) => {
+            assert!(invalid.path.starts_with("upload"), "{}", invalid.path);
+            assert!(!invalid.message.is_empty());
+        }
+    }
+});

@@ -1,0 +1,218 @@
+//! Issue 16, CONTRACT section 8: what every upload destination shares.
+//! A render request's `upload` is checked field by field when it arrives;
+//! each task is reported in the answer and in the token's status; a
+//! destination on a private address is refused before any connection;
+//! credentials never appear in an answer; an upload's failure leaves the
+//! render served. (Each destination type has its own suite beside this
+//! one, against a real server of its protocol.)
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use clipstream_tests::{json, Api, Env};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A one-second title movie named `name` in a new project; returns the
+/// project's uid.
+fn project_with_movie(api: &Api, name: &str) -> String {
+    let uid = api.create_project("uploads");
+    let movie = json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "title", "text": "Hi {{NAME}}" },
+                           "start": 0, "length": 1 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/{name}"), movie.to_string()));
+    assert_eq!(status, 201, "{body}");
+    uid
+}
+
+fn post_render(api: &Api, uid: &str, body: Value) -> (u16, Value) {
+    json(
+        api.request(Method::POST, &format!("/v2/render/{uid}"))
+            .json(&body)
+            .send()
+            .expect("POST render"),
+    )
+}
+
+/// A listener that counts connections and never answers: a canary.
+fn canary() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            if stream.is_ok() {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn a_mistake_in_an_upload_is_refused_naming_the_field() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = project_with_movie(&api, "welcome");
+    let s3 = |extra: Value| {
+        let mut d = json!({ "type": "s3", "bucket": "my-videos", "filename": "w.mp4",
+                            "aws_access_key_id": "AK", "aws_secret_access_key": "SK" });
+        d.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        d
+    };
+    for (upload, param) in [
+        (
+            json!({ "destination": s3(json!({ "acl": "everyone" })) }),
+            "upload.destination.acl",
+        ),
+        (
+            json!([{ "destination": s3(json!({})) },
+                   { "destination": { "type": "ftp", "host": "ftp.example.com" } }]),
+            "upload[1].destination",
+        ),
+        (
+            json!({ "destination": { "type": "carrier-pigeon" } }),
+            "upload.destination.type",
+        ),
+        (
+            json!({ "extension": "m3u8", "destination": s3(json!({})) }),
+            "upload.extension",
+        ),
+        (
+            json!({ "destination": { "type": "http", "url": "http://example.com/in",
+                                     "filename": "w.mp4", "method": "GET" } }),
+            "upload.destination.method",
+        ),
+        (
+            json!({ "destination": { "type": "youtube", "title": "t", "description": "d",
+                                     "category": "22", "auth_secret": "a guess" } }),
+            "upload.destination.auth_secret",
+        ),
+        (
+            json!({ "destination": s3(json!({ "aws_use_policy": true })) }),
+            "upload.destination.aws_use_policy",
+        ),
+        (
+            json!((0..11)
+                .map(|_| json!({ "destination": s3(json!({})) }))
+                .collect::<Vec<_>>()),
+            "upload",
+        ),
+    ] {
+        let (status, body) = post_render(
+            &api,
+            &uid,
+            json!({ "movie": "welcome", "params": { "NAME": "Jo" }, "upload": upload }),
+        );
+        assert_eq!(status, 400, "{upload}: {body}");
+        assert_eq!(body["code"], "invalid_parameter", "{body}");
+        assert!(
+            body["param"].as_str().unwrap_or("").starts_with(param),
+            "{param} expected: {body}"
+        );
+    }
+    // A multi-movie request names the movie of each upload's extension.
+    let (status, body) = post_render(
+        &api,
+        &uid,
+        json!({ "movie": { "webm": "welcome" }, "params": { "NAME": "Jo" },
+                "upload": { "extension": "mp4", "destination": s3(json!({})) } }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["param"], "upload[0].extension", "{body}");
+}
+
+#[test]
+fn a_destination_on_a_private_address_is_refused_before_any_connection() {
+    // upload.allow_private is false by default.
+    let env = Env::new();
+    let api = env.client();
+    let uid = project_with_movie(&api, "welcome");
+    let (port, hits) = canary();
+    let secret = "wJalrXUtnFEMI-K7MDENG-SECRET";
+    let (status, body) = post_render(
+        &api,
+        &uid,
+        json!({ "movie": "welcome", "params": { "NAME": "Jo" },
+                "upload": { "extension": "mp4", "destination": {
+                    "type": "s3", "bucket": "my-videos", "filename": "renders/jo.mp4",
+                    "aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": secret,
+                    "s3host": format!("http://127.0.0.1:{port}") } } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        body["uploads"],
+        json!([format!("http://127.0.0.1:{port}/my-videos/renders/jo.mp4")]),
+        "the object's URL is known at once"
+    );
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0]["type"], "s3");
+    assert_eq!(uploads[0]["state"], "failed", "{uploads:?}");
+    let error = uploads[0]["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("private") && error.contains("refused"),
+        "{error}"
+    );
+    assert_eq!(uploads[0]["attempts"], 1, "a refusal is not tried again");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the canary got a connection"
+    );
+    // The render is unaffected, and no answer shows the credentials.
+    let video = api.anonymous().get(&format!("/render/{token}.mp4"));
+    assert_eq!(video.status(), 200);
+    let status_text = api
+        .get(&format!("/v2/render/{token}/status"))
+        .text()
+        .unwrap();
+    for text in [body.to_string(), status_text] {
+        assert!(
+            !text.contains(secret) && !text.contains("AKIAEXAMPLE"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_dynamic_movie_with_edit_destinations_is_refused_pointing_at_upload() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("destinations");
+    let with = |destinations: Value| {
+        json!({
+            "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "title", "text": "Hi" },
+                                                      "start": 0, "length": 1 } ] } ] },
+            "output": { "format": "mp4", "resolution": "preview", "destinations": destinations }
+        })
+    };
+    let (status, body) = json(
+        api.put(
+            &format!("/v1/sdl/{uid}/to-s3"),
+            with(json!([{ "provider": "shotstack" },
+                    { "provider": "s3", "options": { "region": "eu-west-1", "bucket": "b" } }]))
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["path"], "output.destinations[1]", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("upload"),
+        "{body}"
+    );
+    // Shotstack's own hosting is what a token URL is: accepted.
+    let (status, body) = json(api.put(
+        &format!("/v1/sdl/{uid}/hosted"),
+        with(json!([{ "provider": "shotstack", "exclude": false }])).to_string(),
+    ));
+    assert_eq!(status, 201, "{body}");
+}
