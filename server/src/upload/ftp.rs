@@ -289,7 +289,10 @@ impl Server {
                 }
                 match connect.await {
                     Ok(Ok(Ok(stream))) => Ok(stream),
-                    Ok(Ok(Err(e))) => Err(FtpError::ConnectionError(e)),
+                    Ok(Ok(Err(e))) => Err(FtpError::ConnectionError(std::io::Error::new(
+                        e.kind(),
+                        format!("the data connection to {addr}: {e}"),
+                    ))),
                     Ok(Err(_)) => Err(FtpError::ConnectionError(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         format!("the data connection to {addr} timed out"),
@@ -510,13 +513,16 @@ mod tests {
             ("553 Bad name\r\n", false),
         ] {
             let e = classify("doing", reply(line));
-            assert_eq!(e.is_transient(), transient, "{line}");
+            assert_eq!(matches!(e, UploadError::Transient(_)), transient, "{line}");
             assert!(e.to_string().contains(line.trim()), "{e}");
         }
         let reset = FtpError::ConnectionError(std::io::ErrorKind::ConnectionReset.into());
-        assert!(classify("doing", reset).is_transient());
+        assert!(matches!(
+            classify("doing", reset),
+            UploadError::Transient(_)
+        ));
         let cert = FtpError::SecureError("invalid peer certificate: UnknownIssuer".into());
-        assert!(!classify("doing", cert).is_transient());
+        assert!(matches!(classify("doing", cert), UploadError::Refused(_)));
     }
 
     /// A scripted FTP server: answers each command line with the reply

@@ -16,7 +16,7 @@ use super::UploadError;
 
 pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
     let url = url::Url::parse(&d.url)
-        .map_err(|e| UploadError::Refused(format!("{:?} is not a URL: {e}", d.url)))?;
+        .map_err(|e| UploadError::Refused(format!("the destination's url: {e}")))?;
     // The client's resolver checks names; an address in the URL is never
     // resolved, so it is checked here.
     cx.guard.check_url(&url).map_err(UploadError::Refused)?;
@@ -60,9 +60,11 @@ pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, Upload
     // proves nothing. A PUT keeps its method and body except on 303,
     // which says the PUT was handled.
     if response.url() != &url && !put {
+        // Without its query, which may hold a credential.
+        let mut to = response.url().clone();
+        to.set_query(None);
         return Err(UploadError::Refused(format!(
-            "the HTTP server redirected the upload to {}; give that URL as the destination",
-            response.url()
+            "the HTTP server redirected the upload to {to}; give that URL as the destination"
         )));
     }
     if !status.is_success() {
