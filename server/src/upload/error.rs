@@ -27,9 +27,9 @@ impl UploadError {
             let _ = shown.set_password(None);
             why = why.replace(url.as_str(), shown.as_str());
         }
-        if why.contains("refused") && (why.contains("private") || why.contains("redirect")) {
-            UploadError::Refused(why)
-        } else if e.is_builder() {
+        let guard_refused =
+            why.contains("refused") && (why.contains("private") || why.contains("redirect"));
+        if guard_refused || e.is_builder() {
             UploadError::Refused(why)
         } else {
             UploadError::Transient(why)

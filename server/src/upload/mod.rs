@@ -14,6 +14,7 @@ mod error;
 mod facebook;
 mod ftp;
 mod http;
+mod oauth;
 mod s3;
 pub mod send;
 pub mod service;

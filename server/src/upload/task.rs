@@ -286,7 +286,7 @@ impl Task {
                 ),
             );
         }
-        let checked = match &self.destination {
+        match &self.destination {
             Destination::S3(d) => d.check(own),
             Destination::Azureblob(d) => d.check(),
             Destination::Http(d) => d.check(),
@@ -294,8 +294,7 @@ impl Task {
             Destination::Dropbox(d) => d.check(own),
             Destination::Youtube(d) => d.check(own),
             Destination::Facebook(d) => d.check(own),
-        };
-        checked
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! loopback: each starts its process on a free port with a temporary
 //! directory, waits until it answers, and stops it when dropped.
 
+pub mod apis;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -1,0 +1,240 @@
+//! Access tokens of the server's own Dropbox account and YouTube channel
+//! (the seed's `auth_secret` forms): an OAuth 2.0 refresh-token grant
+//! (RFC 6749 section 6) against the provider's token endpoint, kept in
+//! memory until shortly before it expires, so that a burst of uploads asks
+//! for one token and not one each.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::send::Context;
+use super::UploadError;
+
+/// The server's offline grant at one provider.
+pub struct Grant<'a> {
+    /// Who is asking, for messages ("Dropbox", "Google").
+    pub provider: &'static str,
+    pub token_endpoint: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub refresh_token: &'a str,
+}
+
+/// An access token, and whether it was fetched just now: a refusal of a
+/// token kept from earlier may only mean it was revoked early, while a
+/// refusal of a fresh one means the grant itself is wrong.
+pub struct Token {
+    pub value: String,
+    pub fresh: bool,
+}
+
+/// The bearer token of one upload: the client's own, or the server's
+/// from `cache`.
+pub struct Bearer {
+    pub value: String,
+    from: Option<(&'static Cache, bool)>,
+}
+
+impl Bearer {
+    /// A token the client gave in its task.
+    pub fn client(value: &str) -> Bearer {
+        Bearer {
+            value: value.to_owned(),
+            from: None,
+        }
+    }
+
+    /// The server's token for `grant`, from `cache` or refreshed.
+    pub async fn server(
+        cache: &'static Cache,
+        cx: &Context,
+        grant: &Grant<'_>,
+    ) -> Result<Bearer, UploadError> {
+        let token = cache.token(cx, grant).await?;
+        Ok(Bearer {
+            value: token.value,
+            from: Some((cache, token.fresh)),
+        })
+    }
+
+    /// What the API's refusal of this token means: the client's token or
+    /// a fresh one is wrong, and trying again would not help; a kept one
+    /// may have been revoked early, so it is forgotten and the next
+    /// attempt asks for another.
+    pub async fn refused(&self, message: String) -> UploadError {
+        match self.from {
+            Some((cache, false)) => {
+                cache.forget(&self.value).await;
+                UploadError::Transient(format!(
+                    "{message} (a new access token is fetched for the next attempt)"
+                ))
+            }
+            _ => UploadError::Refused(message),
+        }
+    }
+}
+
+/// One provider's token in memory: the token, when it stops being used,
+/// and which grant it came from (settings do not change while the server
+/// runs, but a test process may start several with different ones).
+pub struct Cache(Mutex<Option<Cached>>);
+
+struct Cached {
+    token: String,
+    until: Instant,
+    grant: blake3::Hash,
+}
+
+/// Tokens are dropped this long before the provider says they expire, so
+/// that an upload never starts with a token about to lapse.
+const MARGIN: Duration = Duration::from_secs(120);
+
+impl Cache {
+    pub const fn new() -> Cache {
+        Cache(Mutex::const_new(None))
+    }
+
+    /// A valid access token for `grant`: the one in memory, or a new one.
+    /// Concurrent callers wait for one refresh instead of each making one.
+    pub async fn token(&self, cx: &Context, grant: &Grant<'_>) -> Result<Token, UploadError> {
+        let id = grant.fingerprint();
+        let mut slot = self.0.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if c.grant == id && Instant::now() < c.until {
+                return Ok(Token {
+                    value: c.token.clone(),
+                    fresh: false,
+                });
+            }
+        }
+        let (token, lifetime) = refresh(cx, grant).await?;
+        // A token that lives less than twice the margin is kept for half
+        // its life instead.
+        let keep = if lifetime > MARGIN * 2 {
+            lifetime - MARGIN
+        } else {
+            lifetime / 2
+        };
+        *slot = Some(Cached {
+            token: token.clone(),
+            until: Instant::now() + keep,
+            grant: id,
+        });
+        Ok(Token {
+            value: token,
+            fresh: true,
+        })
+    }
+
+    /// Forgets `token` (the provider refused it), so that the next attempt
+    /// fetches another.
+    pub async fn forget(&self, token: &str) {
+        let mut slot = self.0.lock().await;
+        if slot.as_ref().is_some_and(|c| c.token == token) {
+            *slot = None;
+        }
+    }
+}
+
+impl Grant<'_> {
+    fn fingerprint(&self) -> blake3::Hash {
+        let mut h = blake3::Hasher::new();
+        for part in [
+            self.token_endpoint,
+            self.client_id,
+            self.client_secret,
+            self.refresh_token,
+        ] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    /// Seconds; both Dropbox and Google give it.
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Without `expires_in` the token is kept this long (Dropbox's and
+/// Google's short-lived tokens last four hours and one hour).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// Asks the token endpoint for a new access token (client credentials in
+/// the form body, which both Dropbox and Google accept).
+async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), UploadError> {
+    let provider = grant.provider;
+    if grant.refresh_token.is_empty() || grant.client_id.is_empty() {
+        return Err(UploadError::Refused(format!(
+            "this server has no {provider} refresh token or client id configured for auth_secret uploads"
+        )));
+    }
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("refresh_token", grant.refresh_token)
+        .append_pair("client_id", grant.client_id)
+        .append_pair("client_secret", grant.client_secret)
+        .finish();
+    let response = cx
+        .http
+        .post(grant.token_endpoint)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| UploadError::from_reqwest(&e))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| UploadError::from_reqwest(&e))?;
+    if !status.is_success() {
+        // The grant's own error names what is wrong (`invalid_grant`, …);
+        // never the body as such, which is the provider's to word.
+        if let Ok(TokenError {
+            error: Some(error),
+            error_description,
+        }) = serde_json::from_slice::<TokenError>(&body)
+        {
+            let why = match error_description {
+                Some(d) => format!("{error}: {d}"),
+                None => error,
+            };
+            let message =
+                format!("{provider}'s token endpoint refused the refresh ({status}): {why}");
+            return Err(if status.is_server_error() || status.as_u16() == 429 {
+                UploadError::Transient(message)
+            } else {
+                UploadError::Refused(message)
+            });
+        }
+        return Err(UploadError::from_status(
+            &format!("{provider}'s token endpoint"),
+            status,
+            &String::from_utf8_lossy(&body),
+        ));
+    }
+    let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+        UploadError::Transient(format!(
+            "{provider}'s token endpoint answered without an access token: {e}"
+        ))
+    })?;
+    let lifetime = answer
+        .expires_in
+        .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+    Ok((answer.access_token, lifetime))
+}
