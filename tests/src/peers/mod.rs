@@ -36,4 +36,6 @@ pub fn free_port() -> u16 {
 }
 
 pub mod azurite;
+pub mod ftp;
+pub mod receiver;
 pub mod seaweedfs;
