@@ -121,15 +121,16 @@ impl Api<'_> {
     async fn call(&self, route: &str, arg: &Value, body: Bytes) -> Result<Value, UploadError> {
         let response = self
             .cx
-            .http
-            .post(format!("{}/2/{route}", self.base))
-            .bearer_auth(&self.bearer.value)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .header("Dropbox-API-Arg", header_json(arg))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
+            .send(
+                self.cx
+                    .http
+                    .post(format!("{}/2/{route}", self.base))
+                    .bearer_auth(&self.bearer.value)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header("Dropbox-API-Arg", header_json(arg))
+                    .body(body),
+            )
+            .await?;
         let status = response.status();
         let text = response
             .text()

@@ -38,12 +38,12 @@ pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, Up
         .map_err(|e| UploadError::Refused(format!("{}: {e}", file.content_type)))?;
     form = form.part("source", source);
     let response = cx
-        .http
-        .post(format!("{}/me/videos", d.endpoint.trim_end_matches('/')))
-        .multipart(form)
-        .send()
-        .await
-        .map_err(|e| UploadError::from_reqwest(&e))?;
+        .send(
+            cx.http
+                .post(format!("{}/me/videos", d.endpoint.trim_end_matches('/')))
+                .multipart(form),
+        )
+        .await?;
     let status = response.status();
     let text = response
         .text()

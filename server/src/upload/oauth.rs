@@ -187,16 +187,16 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
         .append_pair("client_secret", grant.client_secret)
         .finish();
     let response = cx
-        .http
-        .post(grant.token_endpoint)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
+        .send(
+            cx.http
+                .post(grant.token_endpoint)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form),
         )
-        .body(form)
-        .send()
-        .await
-        .map_err(|e| UploadError::from_reqwest(&e))?;
+        .await?;
     let status = response.status();
     let body = response
         .bytes()

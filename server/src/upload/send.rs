@@ -57,6 +57,26 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Sends a request built on [`Context::http`] once the guard has
+    /// checked its URL: the resolver, where the guard sits, never sees an
+    /// address written in a URL (`http://169.254.169.254/`), and an API's
+    /// URL may come from a task or from an answer (YouTube's session).
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UploadError> {
+        let request = request.build().map_err(|e| UploadError::from_reqwest(&e))?;
+        self.guard
+            .check_url(request.url())
+            .map_err(UploadError::Refused)?;
+        self.http
+            .execute(request)
+            .await
+            .map_err(|e| UploadError::from_reqwest(&e))
+    }
+}
+
 /// Result fields of a finished upload.
 pub type Sent = Map<String, Value>;
 
@@ -74,5 +94,42 @@ pub async fn send(
         Destination::Dropbox(d) => dropbox::send(d, cx, file).await,
         Destination::Youtube(d) => youtube::send(d, cx, file).await,
         Destination::Facebook(d) => facebook::send(d, cx, file).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn an_address_written_in_a_url_is_refused_before_any_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming().take(5) {
+                if s.is_ok() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let config = crate::config::Config::load(&Default::default())
+            .unwrap()
+            .upload;
+        assert!(!config.allow_private);
+        let cx = Context::new(Arc::new(config)).unwrap();
+        for url in [
+            format!("http://127.0.0.1:{port}/videos"),
+            format!("http://[::ffff:127.0.0.1]:{port}/videos"),
+        ] {
+            let err = cx.send(cx.http.post(&url).body("x")).await.unwrap_err();
+            assert!(
+                matches!(&err, UploadError::Refused(why) if why.contains("refused")),
+                "{url}: {err:?}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
     }
 }

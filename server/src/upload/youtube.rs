@@ -99,7 +99,7 @@ impl Api<'_> {
             "snippet": snippet,
             "status": { "privacyStatus": d.status },
         });
-        let response = self
+        let request = self
             .cx
             .http
             .post(&url)
@@ -107,10 +107,8 @@ impl Api<'_> {
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")
             .header("X-Upload-Content-Length", file.bytes.len())
             .header("X-Upload-Content-Type", &d.mimetype)
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
+            .body(body.to_string());
+        let response = self.cx.send(request).await?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
@@ -180,11 +178,7 @@ impl Api<'_> {
         if from > 0 {
             request = request.header(CONTENT_RANGE, format!("bytes {from}-{}/{len}", len - 1));
         }
-        let response = request
-            .body(file.bytes.slice(from..))
-            .send()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
+        let response = self.cx.send(request.body(file.bytes.slice(from..))).await?;
         self.progress(response, len).await
     }
 
@@ -196,14 +190,15 @@ impl Api<'_> {
     ) -> Result<Progress, UploadError> {
         let response = self
             .cx
-            .http
-            .put(session.clone())
-            .bearer_auth(&self.bearer.value)
-            .header(CONTENT_RANGE, format!("bytes */{}", file.bytes.len()))
-            .body(bytes::Bytes::new())
-            .send()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
+            .send(
+                self.cx
+                    .http
+                    .put(session.clone())
+                    .bearer_auth(&self.bearer.value)
+                    .header(CONTENT_RANGE, format!("bytes */{}", file.bytes.len()))
+                    .body(bytes::Bytes::new()),
+            )
+            .await?;
         self.progress(response, file.bytes.len()).await
     }
 
@@ -262,7 +257,7 @@ impl Api<'_> {
         let mut tries = 0;
         let error = loop {
             tries += 1;
-            let sent = self
+            let request = self
                 .cx
                 .http
                 .post(format!(
@@ -271,11 +266,10 @@ impl Api<'_> {
                 ))
                 .bearer_auth(&self.bearer.value)
                 .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-                .body(body.to_string())
-                .send()
-                .await;
+                .body(body.to_string());
+            let sent = self.cx.send(request).await;
             let error = match sent {
-                Err(e) => UploadError::from_reqwest(&e),
+                Err(e) => e,
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => {
                     let status = response.status();
