@@ -10,23 +10,62 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
+use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::{json, Api, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+/// Loopback destinations are private addresses: allowed here, and
+/// retries come quickly.
+const LOOPBACK: &[(&str, &str)] = &[
+    ("CLIPSTREAM_UPLOAD_ALLOW_PRIVATE", "true"),
+    ("CLIPSTREAM_UPLOAD_RETRY_BACKOFF_MS", "50"),
+];
+
+/// A title movie of `length` seconds saying `greeting` and the NAME.
+fn movie(greeting: &str, length: f64) -> Value {
+    json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "title", "text": format!("{greeting} {{{{NAME}}}}") },
+                           "start": 0, "length": length } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    })
+}
+
+fn put_movie(api: &Api, uid: &str, name: &str, movie: &Value) {
+    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/{name}"), movie.to_string()));
+    assert_eq!(status, 201, "{body}");
+}
 
 /// A one-second title movie named `name` in a new project; returns the
 /// project's uid.
 fn project_with_movie(api: &Api, name: &str) -> String {
     let uid = api.create_project("uploads");
-    let movie = json!({
-        "timeline": { "background": "#203040", "tracks": [
-            { "clips": [ { "asset": { "type": "title", "text": "Hi {{NAME}}" },
-                           "start": 0, "length": 1 } ] } ] },
-        "output": { "format": "mp4", "resolution": "preview" }
-    });
-    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/{name}"), movie.to_string()));
-    assert_eq!(status, 201, "{body}");
+    put_movie(api, &uid, name, &movie("Hi", 1.0));
     uid
+}
+
+/// An upload of the `.mp4` to an HTTP endpoint, as `filename`.
+fn to_http(url: &str, filename: &str) -> Value {
+    json!({ "extension": "mp4",
+            "destination": { "type": "http", "url": url, "filename": filename } })
+}
+
+fn video(api: &Api, token: &str) -> Vec<u8> {
+    let r = api.anonymous().get(&format!("/render/{token}.mp4"));
+    assert_eq!(r.status(), 200);
+    r.bytes().unwrap().to_vec()
+}
+
+/// A counter of `/metrics`, 0 when absent.
+fn metric(api: &Api, name: &str) -> u64 {
+    let text = api.anonymous().get("/metrics").text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 fn post_render(api: &Api, uid: &str, body: Value) -> (u16, Value) {
@@ -215,4 +254,119 @@ fn a_dynamic_movie_with_edit_destinations_is_refused_pointing_at_upload() {
         with(json!([{ "provider": "shotstack", "exclude": false }])).to_string(),
     ));
     assert_eq!(status, 201, "{body}");
+}
+
+#[test]
+fn the_same_upload_asked_again_is_sent_once_and_another_video_anew() {
+    let env = Env::with_settings(LOOPBACK);
+    let api = env.client();
+    let uid = project_with_movie(&api, "welcome");
+    let receiver = Receiver::start(&[200]);
+    let upload = to_http(&format!("{}/in", receiver.url), "jo.mp4");
+    let first = api.render_with_upload(&uid, "welcome", json!({ "NAME": "Jo" }), upload.clone());
+    let token = first["token"].as_str().unwrap().to_owned();
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    assert_eq!(uploads[0]["status"], 200);
+
+    let again = api.render_with_upload(&uid, "welcome", json!({ "NAME": "Jo" }), upload.clone());
+    assert_eq!(again["token"], first["token"]);
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads[0]["state"], "done");
+    assert_eq!(uploads[0]["attempts"], 1);
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "the same upload was sent twice"
+    );
+
+    // The movie changes: the token's video is another one, and the same
+    // upload sends it.
+    put_movie(&api, &uid, "welcome", &movie("Hello", 1.0));
+    api.render_with_upload(&uid, "welcome", json!({ "NAME": "Jo" }), upload);
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    let received = receiver.requests();
+    assert_eq!(received.len(), 2);
+    let sent = |i: usize| received[i].parts()[0].body.clone();
+    assert_ne!(sent(0), sent(1));
+    assert_eq!(sent(1), video(&api, &token), "the new video, byte for byte");
+}
+
+#[test]
+fn an_upload_cut_off_by_kill_9_is_sent_after_the_restart() {
+    let mut env = Env::with_settings(LOOPBACK);
+    let api = env.client();
+    let uid = project_with_movie(&api, "welcome");
+    // The first connection takes the file and never answers.
+    let receiver = Receiver::start(&[0, 200]);
+    let body = api.render_with_upload(
+        &uid,
+        "welcome",
+        json!({ "NAME": "Ana" }),
+        to_http(&format!("{}/in", receiver.url), "ana.mp4"),
+    );
+    let token = body["token"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = json(api.get(&format!("/v2/render/{token}/status")));
+        if status["uploads"][0]["state"] == "uploading" && receiver.requests().len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never uploading: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.restart();
+    let api = env.client();
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    assert_eq!(uploads[0]["attempts"], 2, "the cut-off attempt counts");
+    let received = receiver.requests();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].parts()[0].body, video(&api, &token));
+}
+
+#[test]
+fn an_upload_takes_the_viewers_render_instead_of_rendering_again() {
+    let env = Env::with_settings(LOOPBACK);
+    let api = env.client();
+    let uid = api.create_project("uploads");
+    let token = api.render_token(&uid, "long", &movie("Hi", 6.0), json!({ "NAME": "Li" }));
+    // A viewer starts the render and reads it to its end meanwhile.
+    let viewer = {
+        let api = env.client();
+        let token = token.clone();
+        std::thread::spawn(move || video(&api, &token))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&api, "clipstream_renders_started_total{reason=\"viewer\"}") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the viewer's render never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let receiver = Receiver::start(&[200]);
+    api.render_with_upload(
+        &uid,
+        "long",
+        json!({ "NAME": "Li" }),
+        to_http(&format!("{}/in", receiver.url), "li.mp4"),
+    );
+    let uploads = api.wait_uploads(&token, 90);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    let watched = viewer.join().unwrap();
+    assert_eq!(receiver.requests()[0].parts()[0].body, watched);
+    assert_eq!(
+        metric(&api, "clipstream_renders_started_total{reason=\"viewer\"}"),
+        1
+    );
+    assert_eq!(
+        metric(
+            &api,
+            "clipstream_renders_started_total{reason=\"prerender\"}"
+        ),
+        0,
+        "the upload rendered the video again"
+    );
 }

@@ -122,7 +122,10 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Answers the statuses in order, then the last one for good.
+    /// Answers the statuses in order, then the last one for good. A
+    /// status of 0 answers nothing: the connection is held open (at most
+    /// a minute, or until the receiver is dropped), as a destination that
+    /// hangs after taking the file.
     pub fn start(statuses: &[u16]) -> Receiver {
         assert!(!statuses.is_empty());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -138,8 +141,8 @@ impl Receiver {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         c.fetch_add(1, Ordering::SeqCst);
-                        let (r, statuses) = (r.clone(), statuses.clone());
-                        std::thread::spawn(move || serve(stream, &r, &statuses));
+                        let (r, statuses, s) = (r.clone(), statuses.clone(), s.clone());
+                        std::thread::spawn(move || serve(stream, &r, &statuses, &s));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -184,7 +187,12 @@ impl Drop for Receiver {
 
 /// Reads requests off one connection and answers each; the connection
 /// is closed after each answer, so that every request is its own.
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, statuses: &(Vec<u16>, AtomicUsize)) {
+fn serve(
+    stream: TcpStream,
+    requests: &Mutex<Vec<Request>>,
+    statuses: &(Vec<u16>, AtomicUsize),
+    stop: &AtomicBool,
+) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let Ok(read_half) = stream.try_clone() else {
@@ -198,6 +206,15 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, statuses: &(Vec<u16>
     let (list, next) = statuses;
     let i = next.fetch_add(1, Ordering::SeqCst).min(list.len() - 1);
     let status = list[i];
+    if status == 0 {
+        for _ in 0..600 {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return;
+    }
     let body = format!("{{\"received\":{}}}", i + 1);
     let mut stream = stream;
     let _ = write!(
