@@ -120,7 +120,11 @@ impl Uploads {
             let span =
                 tracing::info_span!("upload", token = %record.token, id = %id, kind = %record.kind);
             let ran = this.clone().run(record).instrument(span.clone()).await;
-            if let Err(e) = ran {
+            if let Err(StoreError::TokenNotFound) = ran {
+                // Its token or project was deleted meanwhile: nothing to
+                // send, nothing to record.
+                this.let_go(&id);
+            } else if let Err(e) = ran {
                 // Its record could not be written (the store is failing):
                 // it runs again at the next start.
                 span.in_scope(
