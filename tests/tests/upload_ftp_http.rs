@@ -6,6 +6,11 @@
 //!   says `done` with its `url`. A wrong password fails at once with the
 //!   server's answer; a failure after the file went out leaves nothing
 //!   behind; the render is served all the same.
+//! - ftp over TLS: a server that offers TLS (`AUTH TLS`) gets the login
+//!   and the file over TLS only (`PROT P` protects the data connections),
+//!   its certificate verified against the roots the server trusts; one
+//!   that does not gets plain FTP. A certificate that does not verify
+//!   fails the upload at once, before the password goes out.
 //! - http: POST sends a form (the file in `fileid`, named `filename`, the
 //!   `fields` beside it), PUT the file as the body, with Basic auth and
 //!   the `headers`; the status says `done` with the HTTP `status`. A 5xx
@@ -16,6 +21,7 @@
 use base64::Engine as _;
 use clipstream_tests::peers::ftp::FtpServer;
 use clipstream_tests::peers::receiver::Receiver;
+use clipstream_tests::peers::tls::Ca;
 use clipstream_tests::{json, Api, Env};
 use serde_json::{json, Value};
 
@@ -218,6 +224,152 @@ fn a_wrong_ftp_password_fails_once_and_a_refused_rename_leaves_nothing_behind() 
     assert_eq!(uploads[2]["state"], "done", "{uploads:?}");
     let bytes = video(&api, &token);
     assert!(std::fs::read(good.home().join("ok.mp4")).unwrap() == bytes);
+}
+
+/// Whether event `first` happened, and before any `then`.
+fn before(events: &[String], first: &str, then: &str) -> bool {
+    let at = |e: &str| events.iter().position(|x| x == e);
+    match (at(first), at(then)) {
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+#[test]
+fn ftp_goes_over_tls_with_the_certificate_verified_when_the_server_offers_it() {
+    let ca = Ca::new("Clipstream test CA");
+    let cert = ca.issue("ftps");
+    let mut settings = SETTINGS.to_vec();
+    settings.extend(ca.trust());
+    let (env, uid) = setup(&settings);
+    let api = env.client();
+    // Both refuse logins and data connections without TLS.
+    let passive = FtpServer::start_tls(&cert.cert, &cert.key);
+    let active = FtpServer::start_tls(&cert.cert, &cert.key);
+    // No TLS here: AUTH TLS is refused in plain text.
+    let plain = FtpServer::start();
+    let (token, _) = render(
+        &api,
+        &uid,
+        "Tls",
+        json!([
+            ftp_task(&passive, "/secure/jo.mp4", json!({ "passive": true })),
+            ftp_task(&active, "jo.mp4", json!({})),
+            ftp_task(&plain, "jo.mp4", json!({ "epsv": true })),
+        ]),
+    );
+    let uploads = api.wait_uploads(&token, UPLOAD_SECS);
+    let bytes = video(&api, &token);
+    let servers = [
+        (&passive, "secure/jo.mp4"),
+        (&active, "jo.mp4"),
+        (&plain, "jo.mp4"),
+    ];
+    for (i, (server, path)) in servers.into_iter().enumerate() {
+        let u = &uploads[i];
+        assert_eq!(
+            (&u["state"], &u["attempts"]),
+            (&json!("done"), &json!(1)),
+            "{u}: {}",
+            server.stderr()
+        );
+        assert_eq!(server.files(), [path]);
+        let got = std::fs::read(server.home().join(path)).unwrap();
+        assert!(
+            got == bytes,
+            "{path}: {} bytes, not the video's {}",
+            got.len(),
+            bytes.len()
+        );
+    }
+
+    for server in [&passive, &active] {
+        let events = server.events();
+        // One control connection, secured first: AUTH TLS, the handshake,
+        // then PBSZ 0 and PROT P (RFC 4217) before the login.
+        assert_eq!(server.events_of("connect").len(), 1, "{events:?}");
+        let commands = server.commands();
+        assert_eq!(
+            commands
+                .iter()
+                .take(5)
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["AUTH TLS", "PBSZ 0", "PROT P", "USER", "PASS"],
+            "{commands:?}"
+        );
+        assert!(before(&events, "tls control", "cmd USER"), "{events:?}");
+        assert_eq!(server.events_of("password"), ["password tls"], "{events:?}");
+        assert_eq!(
+            server.events_of("login"),
+            [format!("login {}", server.user)]
+        );
+        // The file came over a data connection with TLS of its own.
+        let received = events
+            .iter()
+            .find(|e| e.starts_with("received "))
+            .expect("a file received");
+        assert!(before(&events, "tls data", received), "{events:?}");
+    }
+
+    // The plain server: AUTH TLS refused, then plain FTP on a new
+    // connection, as before TLS existed.
+    let events = plain.events();
+    assert_eq!(plain.events_of("connect").len(), 2, "{events:?}");
+    assert_eq!(plain.commands()[0], "AUTH TLS", "{events:?}");
+    assert_eq!(
+        plain.events_of("password"),
+        ["password plain"],
+        "{events:?}"
+    );
+    assert_eq!(plain.count("PBSZ") + plain.count("PROT"), 0, "{events:?}");
+}
+
+#[test]
+fn an_ftp_server_whose_certificate_is_not_trusted_gets_no_password_and_no_file() {
+    let ca = Ca::new("Clipstream test CA");
+    let cert = ca.issue("ftps");
+    // The server trusts a CA of the same name, with another key: the
+    // FTP server's certificate names it as issuer, its signature does
+    // not verify.
+    let other = Ca::new("Clipstream test CA");
+    let mut settings = SETTINGS.to_vec();
+    settings.extend(other.trust());
+    let (env, uid) = setup(&settings);
+    let api = env.client();
+    let server = FtpServer::start_tls(&cert.cert, &cert.key);
+    let (token, _) = render(
+        &api,
+        &uid,
+        "Untrusted",
+        json!([ftp_task(&server, "jo.mp4", json!({ "passive": true }))]),
+    );
+    let uploads = api.wait_uploads(&token, UPLOAD_SECS);
+
+    // Refused, not retried: the certificate will not verify next time.
+    let u = &uploads[0];
+    assert_eq!(
+        (&u["state"], &u["attempts"]),
+        (&json!("failed"), &json!(1)),
+        "{uploads:?}"
+    );
+    let error = u["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("TLS") && error.contains("certificate"),
+        "{error}"
+    );
+    assert!(!error.contains(&server.password), "{error}");
+
+    // The handshake failed and the client hung up: no login was tried,
+    // on that connection or another, so the password never went out.
+    let events = server.events();
+    assert_eq!(server.events_of("connect").len(), 1, "{events:?}");
+    assert_eq!(server.commands(), ["AUTH TLS"], "{events:?}");
+    assert!(server.events_of("password").is_empty(), "{events:?}");
+    assert!(server.events_of("tls").is_empty(), "{events:?}");
+    assert_eq!(server.files(), Vec::<String>::new());
+    video(&api, &token);
 }
 
 #[test]

@@ -441,6 +441,9 @@ fn classify(what: &str, e: FtpError) -> UploadError {
             }
         }
         FtpError::SecureError(why) => {
+            // suppaftp wraps the connector's SecureError in another one,
+            // so its "Secure error: " prefix would show twice.
+            let why = why.trim_start_matches("Secure error: ");
             let message = format!("{what}: TLS failed: {why}");
             // A certificate that does not verify will not verify next
             // time either; a handshake cut short might go through.
@@ -521,8 +524,15 @@ mod tests {
             classify("doing", reset),
             UploadError::Transient(_)
         ));
-        let cert = FtpError::SecureError("invalid peer certificate: UnknownIssuer".into());
-        assert!(matches!(classify("doing", cert), UploadError::Refused(_)));
+        let cert =
+            FtpError::SecureError("Secure error: invalid peer certificate: UnknownIssuer".into());
+        let e = classify("doing", cert);
+        assert!(matches!(e, UploadError::Refused(_)));
+        assert!(
+            e.to_string()
+                .ends_with("doing: TLS failed: invalid peer certificate: UnknownIssuer"),
+            "{e}"
+        );
     }
 
     /// A scripted FTP server: answers each command line with the reply

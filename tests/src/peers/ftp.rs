@@ -14,26 +14,55 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The server: logs events one a line; prints its port once listening.
 /// `auth_failed_timeout` is pyftpdlib's pause after a wrong password
 /// (3 s), which only slows the tests down.
+///
+/// With a certificate it is an FTPS server (RFC 4217, explicit `AUTH
+/// TLS`) that takes no login and opens no data connection without TLS
+/// (`tls_control_required`, `tls_data_required`), and it logs each TLS
+/// handshake that completes: `tls control`, `tls data`. Every server logs
+/// how each password came: `password tls` or `password plain` (a plain
+/// server's passwords come in plain text, the only way it takes them).
 const SCRIPT: &str = r#"
 import sys
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-home, log_path, masquerade = sys.argv[1], sys.argv[2], sys.argv[3]
-users = sys.argv[4:]
+home, log_path, masquerade, certfile, keyfile = sys.argv[1:6]
+users = sys.argv[6:]
 log = open(log_path, "a", buffering=1)
 authorizer = DummyAuthorizer()
 for i in range(0, len(users), 3):
     authorizer.add_user(users[i], users[i + 1], home, perm=users[i + 2])
 
-class Handler(FTPHandler):
+if certfile:
+    from pyftpdlib.handlers import TLS_FTPHandler, TLS_DTPHandler
+
+    class Data(TLS_DTPHandler):
+        def handle_ssl_established(self):
+            log.write("tls data\n")
+
+    class Base(TLS_FTPHandler):
+        tls_control_required = True
+        tls_data_required = True
+        dtp_handler = Data
+        def handle_ssl_established(self):
+            log.write("tls control\n")
+
+    Base.certfile = certfile
+    Base.keyfile = keyfile
+else:
+    Base = FTPHandler
+
+class Handler(Base):
     auth_failed_timeout = 0
     def on_connect(self):
         log.write("connect\n")
     def pre_process_command(self, line, cmd, arg):
-        shown = arg if cmd in ("STOR", "RNFR", "RNTO", "MKD", "DELE", "TYPE", "AUTH") else ""
+        shown = arg if cmd in ("STOR", "RNFR", "RNTO", "MKD", "DELE", "TYPE", "AUTH", "PBSZ", "PROT") else ""
         log.write(("cmd %s %s" % (cmd, shown or "")).rstrip() + "\n")
+        if cmd == "PASS":
+            secure = getattr(self, "_ssl_established", False)
+            log.write("password %s\n" % ("tls" if secure else "plain"))
         return super().pre_process_command(line, cmd, arg)
     def on_login(self, username):
         log.write("login %s\n" % username)
@@ -77,6 +106,21 @@ impl FtpServer {
     /// address (as one behind NAT does, or a hostile one), with extra
     /// users `(name, password, permissions)`.
     pub fn start_with(masquerade: Option<&str>, extra_users: &[(&str, &str, &str)]) -> FtpServer {
+        Self::spawn(masquerade, extra_users, None)
+    }
+
+    /// An FTPS server with the certificate `cert` (and its `key`): TLS
+    /// on the control connection before any login, and on every data
+    /// connection (`PROT P`).
+    pub fn start_tls(cert: &Path, key: &Path) -> FtpServer {
+        Self::spawn(None, &[], Some((cert, key)))
+    }
+
+    fn spawn(
+        masquerade: Option<&str>,
+        extra_users: &[(&str, &str, &str)],
+        tls: Option<(&Path, &Path)>,
+    ) -> FtpServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().join("home");
         std::fs::create_dir(&home).expect("ftp home");
@@ -91,6 +135,8 @@ impl FtpServer {
             .arg(&home)
             .arg(&log)
             .arg(masquerade.unwrap_or(""))
+            .arg(tls.map(|(cert, _)| cert.as_os_str()).unwrap_or_default())
+            .arg(tls.map(|(_, key)| key.as_os_str()).unwrap_or_default())
             .args([&user, &password, ALL])
             .env("PYTHONPATH", super::dir().join("python"))
             .stdout(Stdio::piped())
@@ -149,7 +195,8 @@ impl FtpServer {
     }
 
     /// What happened, in order: `connect`, `cmd STOR name`, `login user`,
-    /// `failed user`, `received /abs/path`, ….
+    /// `failed user`, `password tls|plain`, `tls control`, `tls data`,
+    /// `received /abs/path`, ….
     pub fn events(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("events.log"))
             .unwrap_or_default()

@@ -39,3 +39,4 @@ pub mod azurite;
 pub mod ftp;
 pub mod receiver;
 pub mod seaweedfs;
+pub mod tls;
