@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/packages.sh
 # ffmpeg (the CLI) probes outputs in the tests; chromium plays them.
 need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium python3
+# openssl makes the throwaway certificates of the FTPS tests.
+need_packages openssl
 # The upload tests' peers come from PyPI and npm (scripts/peers.sh).
 python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
 command -v npm >/dev/null 2>&1 || need_packages nodejs npm

@@ -499,20 +499,22 @@ impl S3 {
         if let Some(host) = &self.s3host {
             self.endpoint_of(host)?;
         }
-        if ![
+        // The seed's four, and (a Clipstream extension) S3's canned ACLs
+        // for another account's bucket: bucket-owner-full-control is the
+        // one ACL a bucket with ACLs disabled (AWS's default since 2023)
+        // accepts.
+        const ACLS: &[&str] = &[
             "private",
             "public-read",
             "public-read-write",
             "authenticated-read",
-        ]
-        .contains(&self.acl.as_str())
-        {
+            "bucket-owner-read",
+            "bucket-owner-full-control",
+        ];
+        if !ACLS.contains(&self.acl.as_str()) {
             return fail(
                 "acl",
-                format!(
-                    "{:?} is not one of private, public-read, public-read-write, authenticated-read",
-                    self.acl
-                ),
+                format!("{:?} is not one of {}", self.acl, ACLS.join(", ")),
             );
         }
         header_value("contenttype", &self.contenttype)?;
