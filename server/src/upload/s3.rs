@@ -524,6 +524,7 @@ mod tests {
         Payload {
             bytes: Bytes::from(vec![7u8; len]),
             content_type: "video/mp4",
+            id: "task-1".into(),
         }
     }
 

@@ -20,6 +20,10 @@ pub struct Payload {
     pub bytes: Bytes,
     /// The output's own MIME type (`video/mp4`, …).
     pub content_type: &'static str,
+    /// The upload task's id: the same for every attempt of one upload,
+    /// across restarts (a name for what an attempt leaves behind, so the
+    /// next one can find it).
+    pub id: String,
 }
 
 /// What senders share.

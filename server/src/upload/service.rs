@@ -156,7 +156,7 @@ impl Uploads {
         let what = deliverable(&task.extension);
         let config = self.cx.config.clone();
         loop {
-            let file = match self.output(&record.token, what).await {
+            let file = match self.output(&record.id, &record.token, what).await {
                 Ok(file) => file,
                 Err(why) => return self.end(&mut record, Err(why)).await,
             };
@@ -206,7 +206,7 @@ impl Uploads {
 
     /// The output to send, waited for; a render that cannot run yet (the
     /// queue is full) is asked again later.
-    async fn output(&self, token: &str, what: Deliverable) -> Result<Payload, String> {
+    async fn output(&self, id: &str, token: &str, what: Deliverable) -> Result<Payload, String> {
         let content_type = match what {
             Deliverable::Movie(format) => format.content_type(),
             Deliverable::Poster | Deliverable::Thumbnail => Format::Jpg.content_type(),
@@ -219,6 +219,7 @@ impl Uploads {
                     return Ok(Payload {
                         bytes: open.bytes.clone(),
                         content_type,
+                        id: id.to_owned(),
                     })
                 }
                 Ok(Err(failure)) => return Err(format!("the render failed: {}", failure.message)),
