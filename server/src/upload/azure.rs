@@ -1,9 +1,9 @@
 //! Uploads to Azure Blob storage (and Azurite), with the `object_store`
-//! crate over the transport of [`super::s3`]: one Put Blob for files up
-//! to `upload.part_bytes`, a block blob of blocks of that size above
-//! (Put Block, then Put Block List, which alone makes the blob appear:
-//! a failed upload leaves no blob, and Azure drops uncommitted blocks by
-//! itself).
+//! crate over [`super::object_client`], as S3 uploads: one Put Blob for
+//! files up to `upload.part_bytes`, a block blob of blocks of that size
+//! above (Put Block, then Put Block List, which alone makes the blob
+//! appear: a failed upload leaves no blob, and Azure drops uncommitted
+//! blocks by itself).
 //!
 //! The account's endpoint is given as is (`with_endpoint`), Azurite's
 //! path-style `http://127.0.0.1:10000/devstoreaccount1` included:
@@ -18,7 +18,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::{Attribute, Attributes};
 use serde_json::Value;
 
-use super::s3::{attribute, no_retries, object_path, put, Transport};
+use super::object_client::{attribute, no_retries, object_path, put, Transport};
 use super::send::{Context, Payload, Sent};
 use super::task::AzureBlob;
 use super::UploadError;

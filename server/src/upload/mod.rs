@@ -15,6 +15,7 @@ mod facebook;
 mod ftp;
 mod http;
 mod oauth;
+mod object_client;
 mod s3;
 pub mod send;
 pub mod service;
