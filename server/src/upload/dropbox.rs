@@ -11,34 +11,16 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::oauth::{Bearer, Cache, Grant};
+use super::oauth::{bearer, Bearer, Provider};
 use super::send::{Context, Payload, Sent};
 use super::task::Dropbox;
 use super::UploadError;
-
-/// The server's own access token (`auth_secret` tasks).
-static TOKENS: Cache = Cache::new();
 
 /// Dropbox's largest body for `files/upload` and for each session call.
 const MAX_CALL_BYTES: u64 = 150 * 1024 * 1024;
 
 pub async fn send(d: &Dropbox, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
-    let bearer = match &d.oauth_token {
-        Some(token) => Bearer::client(token),
-        // The task was checked: without a token it has the server's
-        // auth_secret.
-        None => {
-            let c = &cx.config;
-            let grant = Grant {
-                provider: "Dropbox",
-                token_endpoint: &c.dropbox_token_endpoint,
-                client_id: &c.dropbox_app_key,
-                client_secret: &c.dropbox_app_secret,
-                refresh_token: &c.dropbox_refresh_token,
-            };
-            Bearer::server(&TOKENS, cx, &grant).await?
-        }
-    };
+    let bearer = bearer(cx, Provider::Dropbox, d.oauth_token.as_deref()).await?;
     let api = Api {
         cx,
         base: cx.config.dropbox_endpoint.trim_end_matches('/'),

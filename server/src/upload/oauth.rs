@@ -11,35 +11,91 @@ use tokio::sync::Mutex;
 
 use super::send::Context;
 use super::UploadError;
+use crate::config::Upload as UploadConfig;
+
+/// Where the server may hold an account of its own.
+#[derive(Debug, Clone, Copy)]
+pub enum Provider {
+    Dropbox,
+    /// YouTube's.
+    Google,
+}
+
+impl Provider {
+    /// The server's grant there, from the settings.
+    fn grant(self, c: &UploadConfig) -> Grant<'_> {
+        match self {
+            Provider::Dropbox => Grant {
+                provider: "Dropbox",
+                token_endpoint: &c.dropbox_token_endpoint,
+                client_id: &c.dropbox_app_key,
+                client_secret: &c.dropbox_app_secret,
+                refresh_token: &c.dropbox_refresh_token,
+            },
+            Provider::Google => Grant {
+                provider: "Google",
+                token_endpoint: &c.youtube_token_endpoint,
+                client_id: &c.youtube_client_id,
+                client_secret: &c.youtube_client_secret,
+                refresh_token: &c.youtube_refresh_token,
+            },
+        }
+    }
+
+    /// The server's access token there, kept for every upload of the
+    /// process.
+    fn tokens(self) -> &'static Tokens {
+        static DROPBOX: Tokens = Tokens::new();
+        static GOOGLE: Tokens = Tokens::new();
+        match self {
+            Provider::Dropbox => &DROPBOX,
+            Provider::Google => &GOOGLE,
+        }
+    }
+}
+
+/// The bearer token of one upload: the client's own when its task gives
+/// one; otherwise the server's at `provider` (the task was checked: it
+/// has the server's auth_secret).
+pub async fn bearer(
+    cx: &Context,
+    provider: Provider,
+    client_token: Option<&str>,
+) -> Result<Bearer, UploadError> {
+    match client_token {
+        Some(token) => Ok(Bearer::client(token)),
+        None => Bearer::server(provider.tokens(), cx, &provider.grant(&cx.config)).await,
+    }
+}
 
 /// The server's offline grant at one provider.
-pub struct Grant<'a> {
+struct Grant<'a> {
     /// Who is asking, for messages ("Dropbox", "Google").
     pub provider: &'static str,
-    pub token_endpoint: &'a str,
-    pub client_id: &'a str,
-    pub client_secret: &'a str,
-    pub refresh_token: &'a str,
+    token_endpoint: &'a str,
+    client_id: &'a str,
+    client_secret: &'a str,
+    refresh_token: &'a str,
 }
 
 /// An access token, and whether it was fetched just now: a refusal of a
 /// token kept from earlier may only mean it was revoked early, while a
 /// refusal of a fresh one means the grant itself is wrong.
-pub struct Token {
-    pub value: String,
-    pub fresh: bool,
+struct Token {
+    value: String,
+    fresh: bool,
 }
 
 /// The bearer token of one upload: the client's own, or the server's
 /// from `cache`.
 pub struct Bearer {
     pub value: String,
-    from: Option<(&'static Cache, bool)>,
+    from: Option<(&'static Tokens, bool)>,
 }
 
 impl Bearer {
     /// A token the client gave in its task.
-    pub fn client(value: &str) -> Bearer {
+    fn client(value: &str) -> Bearer {
         Bearer {
             value: value.to_owned(),
             from: None,
@@ -47,8 +103,8 @@ impl Bearer {
     }
 
     /// The server's token for `grant`, from `cache` or refreshed.
-    pub async fn server(
-        cache: &'static Cache,
+    async fn server(
+        cache: &'static Tokens,
         cx: &Context,
         grant: &Grant<'_>,
     ) -> Result<Bearer, UploadError> {
@@ -79,7 +135,7 @@ impl Bearer {
 /// One provider's token in memory: the token, when it stops being used,
 /// and which grant it came from (settings do not change while the server
 /// runs, but a test process may start several with different ones).
-pub struct Cache(Mutex<Option<Cached>>);
+struct Tokens(Mutex<Option<Cached>>);
 
 struct Cached {
     token: String,
@@ -91,14 +147,14 @@ struct Cached {
 /// that an upload never starts with a token about to lapse.
 const MARGIN: Duration = Duration::from_secs(120);
 
-impl Cache {
-    pub const fn new() -> Cache {
-        Cache(Mutex::const_new(None))
+impl Tokens {
+    const fn new() -> Tokens {
+        Tokens(Mutex::const_new(None))
     }
 
     /// A valid access token for `grant`: the one in memory, or a new one.
     /// Concurrent callers wait for one refresh instead of each making one.
-    pub async fn token(&self, cx: &Context, grant: &Grant<'_>) -> Result<Token, UploadError> {
+    async fn token(&self, cx: &Context, grant: &Grant<'_>) -> Result<Token, UploadError> {
         let id = grant.fingerprint();
         let mut slot = self.0.lock().await;
         if let Some(c) = slot.as_ref() {
@@ -130,7 +186,7 @@ impl Cache {
 
     /// Forgets `token` (the provider refused it), so that the next attempt
     /// fetches another.
-    pub async fn forget(&self, token: &str) {
+    async fn forget(&self, token: &str) {
         let mut slot = self.0.lock().await;
         if slot.as_ref().is_some_and(|c| c.token == token) {
             *slot = None;

@@ -14,13 +14,10 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::oauth::{Bearer, Cache, Grant};
+use super::oauth::{bearer, Bearer, Provider};
 use super::send::{Context, Payload, Sent};
 use super::task::Youtube;
 use super::UploadError;
-
-/// The server's own access token (`auth_secret` tasks).
-static TOKENS: Cache = Cache::new();
 
 /// Resumes of an interrupted `PUT` within one attempt.
 const MAX_RESUMES: u32 = 4;
@@ -29,22 +26,7 @@ const MAX_RESUMES: u32 = 4;
 const PLAYLIST_TRIES: u32 = 3;
 
 pub async fn send(d: &Youtube, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
-    let bearer = match &d.oauth_access_token {
-        Some(token) => Bearer::client(token),
-        // The task was checked: without a token it has the server's
-        // auth_secret.
-        None => {
-            let c = &cx.config;
-            let grant = Grant {
-                provider: "Google",
-                token_endpoint: &c.youtube_token_endpoint,
-                client_id: &c.youtube_client_id,
-                client_secret: &c.youtube_client_secret,
-                refresh_token: &c.youtube_refresh_token,
-            };
-            Bearer::server(&TOKENS, cx, &grant).await?
-        }
-    };
+    let bearer = bearer(cx, Provider::Google, d.oauth_access_token.as_deref()).await?;
     let api = Api {
         cx,
         base: cx.config.youtube_endpoint.trim_end_matches('/'),
