@@ -12,6 +12,8 @@ mod azure;
 mod dropbox;
 mod error;
 mod facebook;
+#[cfg(test)]
+mod fake;
 mod ftp;
 mod http;
 mod oauth;

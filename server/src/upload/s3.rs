@@ -127,110 +127,11 @@ pub async fn send(d: &S3, cx: &Context, file: &Payload) -> Result<Sent, UploadEr
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
 
-    use bytes::Bytes;
     use serde_json::json;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::net::guard::Guard;
-
-    /// A request the fake server saw.
-    #[derive(Debug, Clone)]
-    struct Seen {
-        method: String,
-        target: String,
-        headers: Vec<(String, String)>,
-    }
-
-    impl Seen {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        }
-    }
-
-    type Answer = fn(&str, &str) -> (u16, &'static str);
-
-    /// An HTTP/1.1 server on loopback that records every request and
-    /// answers what `answer` says for its method and target.
-    async fn fake(answer: Answer) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve(sock, log.clone(), answer));
-            }
-        });
-        (addr, seen)
-    }
-
-    async fn serve(mut sock: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>, answer: Answer) {
-        let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 1 << 16];
-        loop {
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                match sock.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-            let mut lines = head.lines();
-            let mut first = lines.next().unwrap_or("").split(' ');
-            let method = first.next().unwrap_or("").to_owned();
-            let target = first.next().unwrap_or("").to_owned();
-            let headers: Vec<(String, String)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                .collect();
-            let len: usize = headers
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while buf.len() < head_end + len {
-                match sock.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            buf.drain(..head_end + len);
-            let (status, body) = answer(&method, &target);
-            seen.lock().unwrap().push(Seen {
-                method,
-                target,
-                headers,
-            });
-            let response = format!(
-                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\netag: \"e\"\r\n\r\n{body}",
-                body.len()
-            );
-            if sock.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn context(exempt: Option<SocketAddr>, part_bytes: u64) -> Context {
-        let mut config = crate::config::Config::load(&Default::default())
-            .unwrap()
-            .upload;
-        config.part_bytes = part_bytes;
-        let guard = Guard {
-            allow_private: false,
-            exempt: exempt.into_iter().collect(),
-        };
-        Context::with_guard(Arc::new(config), guard).unwrap()
-    }
+    use crate::upload::fake::{context, fake, payload};
 
     fn destination(addr: SocketAddr) -> S3 {
         serde_json::from_value(json!({
@@ -239,14 +140,6 @@ mod tests {
             "contenttype": "video/mp4", "metadata": { "campaign": "spring" }
         }))
         .unwrap()
-    }
-
-    fn payload(len: usize) -> Payload {
-        Payload {
-            bytes: Bytes::from(vec![7u8; len]),
-            content_type: "video/mp4",
-            id: "task-1".into(),
-        }
     }
 
     const MIB: usize = 1024 * 1024;
