@@ -147,6 +147,16 @@ struct Cached {
 /// that an upload never starts with a token about to lapse.
 const MARGIN: Duration = Duration::from_secs(120);
 
+/// How long a token that lives `lifetime` is used: up to `MARGIN` before
+/// it expires; one that lives less than twice the margin, half its life.
+fn kept(lifetime: Duration) -> Duration {
+    if lifetime > MARGIN * 2 {
+        lifetime - MARGIN
+    } else {
+        lifetime / 2
+    }
+}
+
 impl Tokens {
     const fn new() -> Tokens {
         Tokens(Mutex::const_new(None))
@@ -166,16 +176,9 @@ impl Tokens {
             }
         }
         let (token, lifetime) = refresh(cx, grant).await?;
-        // A token that lives less than twice the margin is kept for half
-        // its life instead.
-        let keep = if lifetime > MARGIN * 2 {
-            lifetime - MARGIN
-        } else {
-            lifetime / 2
-        };
         *slot = Some(Cached {
             token: token.clone(),
-            until: Instant::now() + keep,
+            until: Instant::now() + kept(lifetime),
             grant: id,
         });
         Ok(Token {
@@ -226,6 +229,18 @@ struct TokenError {
 /// Without `expires_in` the token is kept this long (Dropbox's and
 /// Google's short-lived tokens last four hours and one hour).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// The longest a token is taken to live, whatever `expires_in` says: a
+/// day, far beyond what Dropbox and Google give. An `expires_in` near
+/// `u64::MAX` would otherwise overflow `Instant::now() + lifetime`.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A token's lifetime from its `expires_in`.
+fn lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in
+        .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+        .min(MAX_LIFETIME)
+}
 
 /// Asks the token endpoint for a new access token (client credentials in
 /// the form body, which both Dropbox and Google accept).
@@ -289,8 +304,46 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
             "{provider}'s token endpoint answered without an access token: {e}"
         ))
     })?;
-    let lifetime = answer
-        .expires_in
-        .map_or(DEFAULT_LIFETIME, Duration::from_secs);
-    Ok((answer.access_token, lifetime))
+    Ok((answer.access_token, lifetime(answer.expires_in)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::fake::{context, fake};
+
+    #[test]
+    fn lifetimes_are_bounded_and_kept_short_of_their_end() {
+        assert_eq!(lifetime(None), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(Some(3600)), Duration::from_secs(3600));
+        assert_eq!(lifetime(Some(u64::MAX)), MAX_LIFETIME);
+        assert_eq!(kept(Duration::from_secs(3600)), Duration::from_secs(3480));
+        assert_eq!(kept(Duration::from_secs(100)), Duration::from_secs(50));
+    }
+
+    #[tokio::test]
+    async fn a_token_said_to_live_for_ever_is_kept_a_day() {
+        let (addr, seen) = fake(|_, _| {
+            (
+                200,
+                r#"{"access_token":"tok-1","expires_in":18446744073709551615}"#,
+            )
+        })
+        .await;
+        let mut cx = context(Some(addr), 1024);
+        let mut config = (*cx.config).clone();
+        config.dropbox_token_endpoint = format!("http://{addr}/token");
+        config.dropbox_app_key = "key".into();
+        config.dropbox_refresh_token = "refresh".into();
+        cx.config = std::sync::Arc::new(config);
+        let grant = Provider::Dropbox.grant(&cx.config);
+        let tokens = Tokens::new();
+        let first = tokens.token(&cx, &grant).await.unwrap();
+        assert_eq!((first.value.as_str(), first.fresh), ("tok-1", true));
+        let until = tokens.0.lock().await.as_ref().unwrap().until;
+        assert!(until <= Instant::now() + MAX_LIFETIME);
+        let again = tokens.token(&cx, &grant).await.unwrap();
+        assert!(!again.fresh, "kept");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
 }
