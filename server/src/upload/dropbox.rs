@@ -101,9 +101,9 @@ impl Api<'_> {
     /// One content-endpoint call: the arguments in `Dropbox-API-Arg`, the
     /// bytes as the body; answers the JSON result (`null` for append).
     async fn call(&self, route: &str, arg: &Value, body: Bytes) -> Result<Value, UploadError> {
-        let response = self
+        let answer = self
             .cx
-            .send(
+            .call(
                 self.cx
                     .http
                     .post(format!("{}/2/{route}", self.base))
@@ -113,17 +113,10 @@ impl Api<'_> {
                     .body(body),
             )
             .await?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
-        if !status.is_success() {
-            return Err(self.failure(route, status, &text).await);
+        if !answer.status.is_success() {
+            return Err(self.failure(route, answer.status, &answer.text()).await);
         }
-        serde_json::from_str(&text).map_err(|e| {
-            UploadError::Transient(format!("Dropbox's answer to {route} is not JSON: {e}"))
-        })
+        answer.json(&format!("Dropbox's answer to {route}"))
     }
 
     /// What an error answer means (Dropbox's "Errors" section: 400 a bad

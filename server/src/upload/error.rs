@@ -36,6 +36,14 @@ impl UploadError {
         }
     }
 
+    /// The same failure, its message rewritten.
+    pub fn map_message(self, f: impl FnOnce(&str) -> String) -> UploadError {
+        match self {
+            UploadError::Transient(m) => UploadError::Transient(f(&m)),
+            UploadError::Refused(m) => UploadError::Refused(f(&m)),
+        }
+    }
+
     /// An HTTP status that is not a success: 5xx, 429 and 408 are worth
     /// another try, the rest are refusals. `what` says who answered.
     pub fn from_status(what: &str, status: reqwest::StatusCode, body: &str) -> UploadError {

@@ -37,24 +37,17 @@ pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, Up
         .mime_str(file.content_type)
         .map_err(|e| UploadError::Refused(format!("{}: {e}", file.content_type)))?;
     form = form.part("source", source);
-    let response = cx
-        .send(
+    let answer = cx
+        .call(
             cx.http
                 .post(format!("{}/me/videos", d.endpoint.trim_end_matches('/')))
                 .multipart(form),
         )
         .await?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| UploadError::from_reqwest(&e))?;
-    if !status.is_success() {
-        return Err(failure(status, &text));
+    if !answer.status.is_success() {
+        return Err(failure(answer.status, &answer.text()));
     }
-    let answer: Value = serde_json::from_str(&text).map_err(|e| {
-        UploadError::Transient(format!("Facebook's answer to the upload is not JSON: {e}"))
-    })?;
+    let answer: Value = answer.json("Facebook's answer to the upload")?;
     // Graph answers ids as strings; a number is taken as well.
     let id = match answer.get("id") {
         Some(Value::String(s)) => s.clone(),
@@ -115,6 +108,32 @@ fn failure(status: StatusCode, text: &str) -> UploadError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upload::fake::{context, fake, payload, Reply};
+
+    fn task(addr: std::net::SocketAddr) -> Facebook {
+        serde_json::from_value(serde_json::json!({
+            "title": "t", "description": "d", "oauth_access_token": "tok",
+            "endpoint": format!("http://{addr}/graph")
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_success_answer_over_64_kib_is_refused_as_too_large() {
+        let (addr, seen) = fake(|_, _| {
+            let padding = "x".repeat(100 * 1024);
+            Reply::new(200, format!(r#"{{"id":"1","padding":"{padding}"}}"#))
+        })
+        .await;
+        let e = send(&task(addr), &context(Some(addr), 1024), &payload(10))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, UploadError::Refused(m) if m.contains("too large")),
+            "{e:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
 
     fn transient(e: &UploadError) -> bool {
         matches!(e, UploadError::Transient(_))

@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Body, Method};
 
-use super::send::{Context, Payload, Sent};
+use super::send::{Answer, Context, Payload, Sent};
 use super::task::Http;
 use super::UploadError;
 
@@ -62,8 +62,12 @@ pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, Upload
         )));
     }
     if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(UploadError::from_status("the HTTP server", status, &body));
+        let answer = Answer::read(response).await;
+        return Err(UploadError::from_status(
+            "the HTTP server",
+            status,
+            &answer.text(),
+        ));
     }
     let mut sent = Sent::new();
     sent.insert("status".into(), status.as_u16().into());

@@ -257,8 +257,8 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
         .append_pair("client_id", grant.client_id)
         .append_pair("client_secret", grant.client_secret)
         .finish();
-    let response = cx
-        .send(
+    let answer = cx
+        .call(
             cx.http
                 .post(grant.token_endpoint)
                 .header(
@@ -268,42 +268,30 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
                 .body(form),
         )
         .await?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| UploadError::from_reqwest(&e))?;
+    let status = answer.status;
+    let what = format!("{provider}'s token endpoint");
     if !status.is_success() {
         // The grant's own error names what is wrong (`invalid_grant`, …);
         // never the body as such, which is the provider's to word.
         if let Ok(TokenError {
             error: Some(error),
             error_description,
-        }) = serde_json::from_slice::<TokenError>(&body)
+        }) = answer.json::<TokenError>(&what)
         {
             let why = match error_description {
                 Some(d) => format!("{error}: {d}"),
                 None => error,
             };
-            let message =
-                format!("{provider}'s token endpoint refused the refresh ({status}): {why}");
+            let message = format!("{what} refused the refresh ({status}): {why}");
             return Err(if status.is_server_error() || status.as_u16() == 429 {
                 UploadError::Transient(message)
             } else {
                 UploadError::Refused(message)
             });
         }
-        return Err(UploadError::from_status(
-            &format!("{provider}'s token endpoint"),
-            status,
-            &String::from_utf8_lossy(&body),
-        ));
+        return Err(UploadError::from_status(&what, status, &answer.text()));
     }
-    let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
-        UploadError::Transient(format!(
-            "{provider}'s token endpoint answered without an access token: {e}"
-        ))
-    })?;
+    let answer: TokenAnswer = answer.json(&format!("{what}'s answer"))?;
     Ok((answer.access_token, lifetime(answer.expires_in)))
 }
 

@@ -22,7 +22,7 @@ use object_store::{
 };
 use reqwest::header::HeaderValue;
 
-use super::send::Context;
+use super::send::{read_at_most, Context};
 use super::UploadError;
 use crate::net::guard::{error_chain, Guard};
 
@@ -120,17 +120,10 @@ pub(super) async fn put(
                 "{}: the failed multipart upload of {path} could not be aborted: {abort}",
                 transport.what
             );
-            Err(with_message(failure, |m| {
+            Err(failure.map_message(|m| {
                 format!("{m}; the incomplete multipart upload could not be aborted: {abort}")
             }))
         }
-    }
-}
-
-fn with_message(e: UploadError, f: impl FnOnce(&str) -> String) -> UploadError {
-    match e {
-        UploadError::Transient(m) => UploadError::Transient(f(&m)),
-        UploadError::Refused(m) => UploadError::Refused(f(&m)),
     }
 }
 
@@ -212,31 +205,28 @@ impl Transport {
         if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(response);
         }
-        // An error answer is small: read it to say what the server said,
-        // and hand object_store the same bytes.
+        // An error answer is small: read its start to say what the server
+        // said (never more: a server may send without end), and hand
+        // object_store the same bytes.
         let (parts, body) = response.into_parts();
-        let body = match body.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                self.note(self.transport_failure(&e));
-                return Err(e);
-            }
-        };
+        let (body, whole) = read_at_most(body.bytes_stream()).await;
+        if let Err(e) = whole {
+            self.note(self.transport_failure(&e));
+            return Err(e);
+        }
         self.note(UploadError::from_status(
             self.what,
             status,
             &error_detail(&body),
         ));
-        Ok(HttpResponse::from_parts(parts, body.into()))
+        Ok(HttpResponse::from_parts(parts, Bytes::from(body).into()))
     }
 
     fn transport_failure(&self, e: &HttpError) -> UploadError {
         let mut source = e.source();
         while let Some(s) = source {
             if let Some(r) = s.downcast_ref::<reqwest::Error>() {
-                return with_message(UploadError::from_reqwest(r), |m| {
-                    format!("{}: {m}", self.what)
-                });
+                return UploadError::from_reqwest(r).map_message(|m| format!("{}: {m}", self.what));
             }
             source = s.source();
         }

@@ -3,10 +3,14 @@
 //! guard, and the settings; the answer is the result fields the seed
 //! names (`url`, `id`, `path`, `status`), shown in the token's status.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::task::Destination;
@@ -81,6 +85,85 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Sends a request (as [`Context::send`]) and reads its answer.
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, UploadError> {
+        Ok(Answer::read(self.send(request).await?).await)
+    }
+}
+
+/// Most bytes of a destination's answer that are read: far more than any
+/// JSON the APIs answer or an error needs to be told; a destination that
+/// sends more is not read further (it could send without end).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Reads at most [`MAX_ANSWER_BYTES`] of a body: the bytes, and how the
+/// body ended: `Ok(true)` whole, `Ok(false)` cut at the limit, or the
+/// error that broke it off.
+pub async fn read_at_most<E>(
+    chunks: impl Stream<Item = Result<Bytes, E>>,
+) -> (Vec<u8>, Result<bool, E>) {
+    let mut chunks = std::pin::pin!(chunks);
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return (body, Err(e)),
+        };
+        let room = MAX_ANSWER_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return (body, Ok(false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (body, Ok(true))
+}
+
+/// A destination's answer: its status and the start of its body.
+pub struct Answer {
+    pub status: StatusCode,
+    body: Vec<u8>,
+    /// Whether the body was read whole, or what broke it off.
+    whole: Result<bool, UploadError>,
+}
+
+impl Answer {
+    /// Reads `response`'s body, up to [`MAX_ANSWER_BYTES`].
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let (body, whole) = read_at_most(response.bytes_stream()).await;
+        Answer {
+            status,
+            body,
+            whole: whole.map_err(|e| UploadError::from_reqwest(&e)),
+        }
+    }
+
+    /// What was read of the body, as text (for an error's message).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// The whole body as JSON; `what` names the answer in errors
+    /// ("Facebook's answer to the upload"). A body larger than
+    /// [`MAX_ANSWER_BYTES`] is refused: no API answers that much.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, UploadError> {
+        match &self.whole {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(UploadError::Refused(format!(
+                    "{what} is too large (over {} KiB)",
+                    MAX_ANSWER_BYTES / 1024
+                )))
+            }
+            Err(e) => return Err(e.clone().map_message(|m| format!("{what} broke off: {m}"))),
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| UploadError::Transient(format!("{what} could not be read: {e}")))
+    }
+}
+
 /// Result fields of a finished upload.
 pub type Sent = Map<String, Value>;
 
@@ -105,6 +188,26 @@ pub async fn send(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn an_endless_answer_is_read_up_to_64_kib_and_no_further() {
+        let pulled = AtomicUsize::new(0);
+        let endless = futures_util::stream::repeat_with(|| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 1000]))
+        });
+        let (body, whole) = read_at_most(endless).await;
+        assert_eq!(body.len(), MAX_ANSWER_BYTES);
+        assert!(matches!(whole, Ok(false)));
+        assert_eq!(
+            pulled.load(Ordering::SeqCst),
+            MAX_ANSWER_BYTES.div_ceil(1000)
+        );
+
+        let short = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from("{}"))]);
+        let (body, whole) = read_at_most(short).await;
+        assert_eq!((&body[..], whole.ok()), (&b"{}"[..], Some(true)));
+    }
 
     #[tokio::test]
     async fn an_address_written_in_a_url_is_refused_before_any_connection() {

@@ -15,7 +15,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::oauth::{bearer, Bearer, Provider};
-use super::send::{Context, Payload, Sent};
+use super::send::{Answer, Context, Payload, Sent};
 use super::task::Youtube;
 use super::UploadError;
 
@@ -93,8 +93,10 @@ impl Api<'_> {
         let response = self.cx.send(request).await?;
         let status = response.status();
         if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            return Err(self.failure("the upload request", status, &text).await);
+            let answer = Answer::read(response).await;
+            return Err(self
+                .failure("the upload request", status, &answer.text())
+                .await);
         }
         // The session URL may in principle be relative to the request's.
         let location = response
@@ -207,18 +209,11 @@ impl Api<'_> {
             };
             return Ok(Progress::Received(received));
         }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| UploadError::from_reqwest(&e))?;
+        let answer = Answer::read(response).await;
         if status.is_success() {
-            return serde_json::from_str(&text)
-                .map(Progress::Done)
-                .map_err(|e| {
-                    UploadError::Transient(format!(
-                        "YouTube's answer to the upload is not JSON: {e}"
-                    ))
-                });
+            return answer
+                .json("YouTube's answer to the upload")
+                .map(Progress::Done);
         }
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             // The session expired: the next attempt opens another.
@@ -226,7 +221,7 @@ impl Api<'_> {
                 "YouTube's upload session is gone ({status})"
             )));
         }
-        Err(self.failure("the upload", status, &text).await)
+        Err(self.failure("the upload", status, &answer.text()).await)
     }
 
     async fn add_to_playlist(&self, playlist: &str, video: &str) -> Result<(), UploadError> {
@@ -254,10 +249,13 @@ impl Api<'_> {
                 Err(e) => e,
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => {
-                    let status = response.status();
-                    let text = response.text().await.unwrap_or_default();
-                    self.failure("adding the video to its playlist", status, &text)
-                        .await
+                    let answer = Answer::read(response).await;
+                    self.failure(
+                        "adding the video to its playlist",
+                        answer.status,
+                        &answer.text(),
+                    )
+                    .await
                 }
             };
             if !matches!(error, UploadError::Transient(_)) || tries == PLAYLIST_TRIES {
