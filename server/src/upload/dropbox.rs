@@ -116,7 +116,12 @@ impl Api<'_> {
         if !answer.status.is_success() {
             return Err(self.failure(route, answer.status, &answer.text()).await);
         }
-        answer.json(&format!("Dropbox's answer to {route}"))
+        let read = answer.json(&format!("Dropbox's answer to {route}"));
+        if route == "files/upload" || route == "files/upload_session/finish" {
+            // The file is stored from here on.
+            return read.map_err(|e| e.after_upload("Dropbox"));
+        }
+        read
     }
 
     /// What an error answer means (Dropbox's "Errors" section: 400 a bad
@@ -161,6 +166,47 @@ fn header_json(arg: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upload::fake::{context_with, fake, payload};
+
+    fn task() -> Dropbox {
+        serde_json::from_value(json!({ "filename": "a.mp4", "oauth_token": "tok" })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_once_the_file_is_stored_is_not_tried_again() {
+        // One part: files/upload stores it.
+        let (addr, seen) = fake(|_, _| (200, "<html>")).await;
+        let cx = context_with(Some(addr), |c| {
+            c.dropbox_endpoint = format!("http://{addr}")
+        });
+        let e = send(&task(), &cx, &payload(10)).await.unwrap_err();
+        assert!(matches!(e, UploadError::Refused(_)), "{e:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // Parts: the session's finish stores it; its start does not.
+        let (addr, _) = fake(|_, target| match target {
+            "/2/files/upload_session/start" => (200, r#"{"session_id":"s1"}"#),
+            "/2/files/upload_session/finish" => (200, "<html>"),
+            _ => (200, "null"),
+        })
+        .await;
+        let cx = context_with(Some(addr), |c| {
+            c.dropbox_endpoint = format!("http://{addr}");
+            c.part_bytes = 4;
+        });
+        let e = send(&task(), &cx, &payload(10)).await.unwrap_err();
+        assert!(matches!(e, UploadError::Refused(_)), "{e:?}");
+        let (addr, _) = fake(|_, _| (200, "<html>")).await;
+        let cx = context_with(Some(addr), |c| {
+            c.dropbox_endpoint = format!("http://{addr}");
+            c.part_bytes = 4;
+        });
+        let e = send(&task(), &cx, &payload(10)).await.unwrap_err();
+        assert!(
+            matches!(e, UploadError::Transient(_)),
+            "a session not started: {e:?}"
+        );
+    }
 
     #[test]
     fn header_arguments_escape_everything_past_ascii() {

@@ -44,6 +44,16 @@ impl UploadError {
         }
     }
 
+    /// A problem found after the destination answered 2xx to the upload
+    /// itself (an answer that cannot be read, a missing id): a refusal,
+    /// since another try would upload the file a second time (a second
+    /// video on YouTube or Facebook).
+    pub fn after_upload(self, who: &str) -> UploadError {
+        UploadError::Refused(format!(
+            "{self} ({who} took the upload; it is not sent again, which would make a second copy)"
+        ))
+    }
+
     /// An HTTP status that is not a success: 5xx, 429 and 408 are worth
     /// another try, the rest are refusals. `what` says who answered.
     pub fn from_status(what: &str, status: reqwest::StatusCode, body: &str) -> UploadError {

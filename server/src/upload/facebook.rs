@@ -47,7 +47,9 @@ pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, Up
     if !answer.status.is_success() {
         return Err(failure(answer.status, &answer.text()));
     }
-    let answer: Value = answer.json("Facebook's answer to the upload")?;
+    let answer: Value = answer
+        .json("Facebook's answer to the upload")
+        .map_err(|e| e.after_upload("Facebook"))?;
     // Graph answers ids as strings; a number is taken as well.
     let id = match answer.get("id") {
         Some(Value::String(s)) => s.clone(),
@@ -137,6 +139,17 @@ mod tests {
 
     fn transient(e: &UploadError) -> bool {
         matches!(e, UploadError::Transient(_))
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_to_a_successful_upload_is_not_tried_again() {
+        for body in ["<html>busy</html>", "{}"] {
+            let (addr, _) = fake(move |_, _| (200, body)).await;
+            let e = send(&task(addr), &context(Some(addr), 1024), &payload(10))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, UploadError::Refused(_)), "{body}: {e:?}");
+        }
     }
 
     #[test]

@@ -44,6 +44,11 @@ impl Reply {
             body: body.into(),
         }
     }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
 }
 
 impl From<(u16, &str)> for Reply {
@@ -133,10 +138,18 @@ async fn serve(mut sock: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>, ans
 
 /// A sender's context whose guard lets `exempt` (the fake) through.
 pub fn context(exempt: Option<SocketAddr>, part_bytes: u64) -> Context {
+    context_with(exempt, |c| c.part_bytes = part_bytes)
+}
+
+/// The same with settings of the test's.
+pub fn context_with(
+    exempt: Option<SocketAddr>,
+    settings: impl FnOnce(&mut crate::config::Upload),
+) -> Context {
     let mut config = crate::config::Config::load(&Default::default())
         .unwrap()
         .upload;
-    config.part_bytes = part_bytes;
+    settings(&mut config);
     let guard = Guard {
         allow_private: false,
         exempt: exempt.into_iter().collect(),

@@ -298,7 +298,7 @@ async fn refresh(cx: &Context, grant: &Grant<'_>) -> Result<(String, Duration), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upload::fake::{context, fake};
+    use crate::upload::fake::{context_with, fake};
 
     #[test]
     fn lifetimes_are_bounded_and_kept_short_of_their_end() {
@@ -318,12 +318,11 @@ mod tests {
             )
         })
         .await;
-        let mut cx = context(Some(addr), 1024);
-        let mut config = (*cx.config).clone();
-        config.dropbox_token_endpoint = format!("http://{addr}/token");
-        config.dropbox_app_key = "key".into();
-        config.dropbox_refresh_token = "refresh".into();
-        cx.config = std::sync::Arc::new(config);
+        let cx = context_with(Some(addr), |c| {
+            c.dropbox_token_endpoint = format!("http://{addr}/token");
+            c.dropbox_app_key = "key".into();
+            c.dropbox_refresh_token = "refresh".into();
+        });
         let grant = Provider::Dropbox.grant(&cx.config);
         let tokens = Tokens::new();
         let first = tokens.token(&cx, &grant).await.unwrap();

@@ -211,9 +211,11 @@ impl Api<'_> {
         }
         let answer = Answer::read(response).await;
         if status.is_success() {
+            // The video exists from here on.
             return answer
                 .json("YouTube's answer to the upload")
-                .map(Progress::Done);
+                .map(Progress::Done)
+                .map_err(|e| e.after_upload("YouTube"));
         }
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             // The session expired: the next attempt opens another.
@@ -311,5 +313,35 @@ impl Api<'_> {
             }
             _ => UploadError::from_status("YouTube", status, &why),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::fake::{context_with, fake, payload, Reply};
+
+    #[tokio::test]
+    async fn an_unreadable_answer_to_the_upload_is_not_tried_again() {
+        let (addr, seen) = fake(|method, _| match method {
+            "POST" => Reply::new(200, "").header("location", "/session/1"),
+            _ => Reply::new(201, "<html>done?</html>"),
+        })
+        .await;
+        let cx = context_with(Some(addr), |c| {
+            c.youtube_endpoint = format!("http://{addr}")
+        });
+        let d: Youtube = serde_json::from_value(json!({
+            "title": "t", "description": "d", "category": "22", "oauth_access_token": "tok"
+        }))
+        .unwrap();
+        let e = send(&d, &cx, &payload(10)).await.unwrap_err();
+        assert!(
+            matches!(&e, UploadError::Refused(m) if m.contains("not sent again")),
+            "{e:?}"
+        );
+        let seen = seen.lock().unwrap();
+        let calls: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
+        assert_eq!(calls, ["POST", "PUT"], "no resume, no status query");
     }
 }
