@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::task::Destination;
+use super::task::{Destination, ServerCredentials};
 use super::{azure, dropbox, facebook, ftp, http, s3, youtube, UploadError};
 use crate::config::Upload as UploadConfig;
 use crate::net::guard::Guard;
@@ -166,6 +166,18 @@ impl Answer {
 
 /// Result fields of a finished upload.
 pub type Sent = Map<String, Value>;
+
+impl<'a> ServerCredentials<'a> {
+    /// What the server holds, from its settings.
+    pub fn of(c: &'a UploadConfig) -> ServerCredentials<'a> {
+        ServerCredentials {
+            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
+            dropbox_auth_secret: &c.dropbox_auth_secret,
+            youtube_auth_secret: &c.youtube_auth_secret,
+            facebook: !c.facebook_access_token.is_empty(),
+        }
+    }
+}
 
 /// Sends `file` to `destination`, once; the caller retries.
 pub async fn send(

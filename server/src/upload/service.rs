@@ -283,14 +283,7 @@ impl Uploads {
 
     /// Parses a request's `upload` with this server's settings.
     pub fn parse(&self, upload: &Value) -> Result<Vec<Task>, task::Invalid> {
-        let c = &self.cx.config;
-        let own = task::ServerCredentials {
-            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
-            dropbox_auth_secret: &c.dropbox_auth_secret,
-            youtube_auth_secret: &c.youtube_auth_secret,
-            facebook: !c.facebook_access_token.is_empty(),
-        };
-        task::parse(upload, &own)
+        task::parse(upload, &task::ServerCredentials::of(&self.cx.config))
     }
 }
 
