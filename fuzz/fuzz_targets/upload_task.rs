@@ -15,7 +15,8 @@ const OWN: ServerCredentials<'static> = ServerCredentials {
     aws: true,
     dropbox_auth_secret: "dropbox-secret",
     youtube_auth_secret: "",
-    facebook: false,
+    facebook_auth_secret: "facebook-secret",
+    facebook_endpoint: "https://graph.facebook.com",
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -138,6 +138,8 @@ pub struct Upload {
     pub youtube_client_secret: String,
     pub youtube_refresh_token: String,
     pub facebook_access_token: String,
+    pub facebook_auth_secret: String,
+    pub facebook_endpoint: String,
 }
 
 impl Upload {
@@ -159,6 +161,7 @@ impl Upload {
             youtube_client_secret: mask(&self.youtube_client_secret),
             youtube_refresh_token: mask(&self.youtube_refresh_token),
             facebook_access_token: mask(&self.facebook_access_token),
+            facebook_auth_secret: mask(&self.facebook_auth_secret),
             ..self.clone()
         }
     }

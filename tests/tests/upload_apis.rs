@@ -3,13 +3,16 @@
 //! YouTube (Data API v3 resumable upload, with its metadata and playlist)
 //! and Facebook (Graph video upload), with the client's OAuth token or,
 //! for `auth_secret`, the server's own account's token refreshed from its
-//! configuration. A refusal fails at once with the API's own message; a
-//! busy API is tried again; a revoked server token is replaced. The APIs
-//! are a stand-in on loopback that checks each call's documented shape
-//! and records what arrived (`clipstream_tests::peers::apis`).
+//! configuration (Facebook's only to the server's own endpoint). A
+//! refusal fails at once with the API's own message; a busy API is tried
+//! again; a revoked server token is replaced. The APIs are a stand-in on
+//! loopback that checks each call's documented shape and records what
+//! arrived (`clipstream_tests::peers::apis`).
 
 use clipstream_tests::peers::apis::{Apis, OAuthClient};
+use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::{json, Api, Env};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 const DROPBOX_TOKEN: &str = "sl.client-dropbox-token";
@@ -19,6 +22,7 @@ const FACEBOOK_TOKEN: &str = "EAAB-client-facebook-token";
 const SERVER_FACEBOOK_TOKEN: &str = "EAAB-server-facebook-token";
 const DROPBOX_SECRET: &str = "dropbox-auth-secret";
 const YOUTUBE_SECRET: &str = "youtube-auth-secret";
+const FACEBOOK_SECRET: &str = "facebook-auth-secret";
 
 /// Seconds an upload may take, the render included.
 const UPLOAD_SECS: u64 = 90;
@@ -81,6 +85,8 @@ fn setup(extra: &[(&str, &str)]) -> Setup {
         ("YOUTUBE_CLIENT_SECRET", google.client_secret.as_str()),
         ("YOUTUBE_REFRESH_TOKEN", google.refresh_token.as_str()),
         ("FACEBOOK_ACCESS_TOKEN", SERVER_FACEBOOK_TOKEN),
+        ("FACEBOOK_AUTH_SECRET", FACEBOOK_SECRET),
+        ("FACEBOOK_ENDPOINT", format!("{}/graph", apis.url).as_str()),
     ]
     .iter()
     .chain(extra)
@@ -377,9 +383,10 @@ fn facebook_gets_the_video_with_its_fields_and_the_right_token() {
              "oauth_access_token": FACEBOOK_TOKEN,
              // A trailing '/' in the endpoint is the same endpoint.
              "endpoint": format!("{}/graph/", s.apis.url)}},
+            // The server's token, to the server's endpoint
+            // (upload.facebook_endpoint), the task naming none.
             {"destination": {"type": "facebook", "title": "Server's own",
-             "description": "With the server's token.",
-             "endpoint": format!("{}/graph", s.apis.url)}}
+             "description": "With the server's token.", "auth_secret": FACEBOOK_SECRET}}
         ]),
     );
     assert_eq!(known, [Value::Null, Value::Null]);
@@ -426,6 +433,54 @@ fn facebook_gets_the_video_with_its_fields_and_the_right_token() {
         ])
     );
     assert!(!status.contains(FACEBOOK_TOKEN) && !status.contains(SERVER_FACEBOOK_TOKEN));
+    assert!(!status.contains(FACEBOOK_SECRET));
+}
+
+#[test]
+fn the_servers_facebook_token_goes_nowhere_but_its_own_endpoint() {
+    let s = setup(&[]);
+    // Where a client would like the server's token to go.
+    let elsewhere = Receiver::start(&[200]);
+    let post = |destination: Value| {
+        json(
+            s.api()
+                .request(Method::POST, &format!("/v2/render/{}", s.uid))
+                .json(&json!({"movie": "welcome", "params": {"NAME": "Eve"},
+                              "upload": {"destination": destination}}))
+                .send()
+                .expect("POST render"),
+        )
+    };
+    let (status, body) = post(json!({"type": "facebook", "title": "t", "description": "d",
+        "auth_secret": FACEBOOK_SECRET, "endpoint": format!("{}/graph", elsewhere.url)}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["param"], "upload.destination.endpoint", "{body}");
+    // Without the server's secret, no token of the server's at all.
+    let (status, body) = post(json!({"type": "facebook", "title": "t", "description": "d",
+        "auth_secret": "a guess", "endpoint": format!("{}/graph", s.apis.url)}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["param"], "upload.destination.auth_secret", "{body}");
+    let (status, body) = post(json!({"type": "facebook", "title": "t", "description": "d",
+        "endpoint": format!("{}/graph", elsewhere.url)}));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["param"], "upload.destination.oauth_access_token",
+        "{body}"
+    );
+    assert_eq!(elsewhere.connections(), 0);
+    // The server's own endpoint, written out, is the same endpoint.
+    let (token, _) = s.request(
+        "Eve",
+        json!({"destination": {"type": "facebook", "title": "t", "description": "d",
+               "auth_secret": FACEBOOK_SECRET, "endpoint": format!("{}/graph/", s.apis.url)}}),
+    );
+    assert_done(&s.finished(&token).0[0], "facebook");
+    let got = s.apis.received();
+    assert_eq!(got.facebook.len(), 1);
+    assert_eq!(
+        got.facebook[0].fields["access_token"],
+        SERVER_FACEBOOK_TOKEN
+    );
 }
 
 #[test]

@@ -139,6 +139,11 @@ fn a_mistake_in_an_upload_is_refused_naming_the_field() {
             "upload.destination.aws_use_policy",
         ),
         (
+            json!({ "destination": { "type": "facebook", "title": "t", "description": "d",
+                                     "auth_secret": "a guess" } }),
+            "upload.destination.auth_secret",
+        ),
+        (
             json!((0..11)
                 .map(|_| json!({ "destination": s3(json!({})) }))
                 .collect::<Vec<_>>()),

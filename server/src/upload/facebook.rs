@@ -3,7 +3,9 @@
 //! one `POST {endpoint}/me/videos` as `multipart/form-data` with the
 //! access token, the seed's text fields and the file in `source`. The
 //! token travels in the form, never in the URL, so that no access log on
-//! the way keeps it.
+//! the way keeps it. The server's own token (an `auth_secret` task) goes
+//! to `upload.facebook_endpoint` only: a task's `endpoint` is the
+//! client's to choose, and would receive it.
 
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
@@ -14,7 +16,10 @@ use super::task::Facebook;
 use super::UploadError;
 
 pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
-    // The task was checked: without a token of its own the server has one.
+    let endpoint = d.endpoint(&cx.config.facebook_endpoint);
+    // The task was checked, again before this attempt: without a token
+    // of its own it has the server's auth_secret, and goes to the
+    // server's endpoint.
     let token = d
         .oauth_access_token
         .as_deref()
@@ -40,7 +45,7 @@ pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, Up
     let answer = cx
         .call(
             cx.http
-                .post(format!("{}/me/videos", d.endpoint.trim_end_matches('/')))
+                .post(format!("{endpoint}/me/videos"))
                 .multipart(form),
         )
         .await?;

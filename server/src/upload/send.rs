@@ -174,7 +174,13 @@ impl<'a> ServerCredentials<'a> {
             aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
             dropbox_auth_secret: &c.dropbox_auth_secret,
             youtube_auth_secret: &c.youtube_auth_secret,
-            facebook: !c.facebook_access_token.is_empty(),
+            // Without a token of its own, no secret stands for it.
+            facebook_auth_secret: if c.facebook_access_token.is_empty() {
+                ""
+            } else {
+                &c.facebook_auth_secret
+            },
+            facebook_endpoint: &c.facebook_endpoint,
         }
     }
 }
@@ -185,6 +191,13 @@ pub async fn send(
     cx: &Context,
     file: &Payload,
 ) -> Result<Sent, UploadError> {
+    // Checked again with today's settings: a task kept across a restart
+    // was checked with those of its day (an auth_secret since changed,
+    // rules since added), and the server's credentials follow the rules
+    // of now.
+    destination
+        .check(&ServerCredentials::of(&cx.config))
+        .map_err(|(field, why)| UploadError::Refused(format!("destination.{field}: {why}")))?;
     match destination {
         Destination::S3(d) => s3::send(d, cx, file).await,
         Destination::Azureblob(d) => azure::send(d, cx, file).await,

@@ -157,13 +157,17 @@ pub struct Youtube {
 pub struct Facebook {
     pub title: String,
     pub description: String,
-    /// Without it, `upload.facebook_access_token` of the server.
     pub oauth_access_token: Option<String>,
+    /// A Clipstream extension, as Dropbox's and YouTube's: use the
+    /// server's token (`upload.facebook_access_token`); must equal
+    /// `upload.facebook_auth_secret`.
+    pub auth_secret: Option<String>,
     pub caption: Option<String>,
     pub name: Option<String>,
     pub message: Option<String>,
-    #[serde(default = "graph_facebook")]
-    pub endpoint: String,
+    /// Graph's base URL; `upload.facebook_endpoint` without it, and the
+    /// only one the server's token goes to.
+    pub endpoint: Option<String>,
 }
 
 fn public_read() -> String {
@@ -187,12 +191,9 @@ fn yes() -> bool {
 fn video_mp4() -> String {
     "video/mp4".to_owned()
 }
-fn graph_facebook() -> String {
-    "https://graph.facebook.com".to_owned()
-}
 
 /// What the server itself holds, which some tasks use instead of
-/// credentials of their own (from `[upload]`).
+/// credentials of their own (from `[upload]`), and where those may go.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerCredentials<'a> {
     /// S3 keys, for `aws_use_policy`.
@@ -200,8 +201,10 @@ pub struct ServerCredentials<'a> {
     /// The secrets a task's `auth_secret` must equal ("" when none).
     pub dropbox_auth_secret: &'a str,
     pub youtube_auth_secret: &'a str,
-    /// A Facebook token, for tasks that give none.
-    pub facebook: bool,
+    /// "" when the server has no Facebook token.
+    pub facebook_auth_secret: &'a str,
+    /// The one Graph endpoint the server's Facebook token is sent to.
+    pub facebook_endpoint: &'a str,
 }
 
 /// A field at fault: its JSON path and why.
@@ -286,7 +289,14 @@ impl Task {
                 ),
             );
         }
-        match &self.destination {
+        self.destination.check(own)
+    }
+}
+
+impl Destination {
+    /// Checks the destination's fields; at fault: a field's name and why.
+    pub fn check(&self, own: &ServerCredentials) -> Result<(), (&'static str, String)> {
+        match self {
             Destination::S3(d) => d.check(own),
             Destination::Azureblob(d) => d.check(),
             Destination::Http(d) => d.check(),
@@ -296,9 +306,7 @@ impl Task {
             Destination::Facebook(d) => d.check(own),
         }
     }
-}
 
-impl Destination {
     /// The seed's name of the type.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -917,22 +925,44 @@ impl Facebook {
                 text(field, v, false)?;
             }
         }
-        match &self.oauth_access_token {
-            Some(t) => text("oauth_access_token", t, true)?,
-            None if !own.facebook => {
-                return fail(
-                    "oauth_access_token",
-                    "required: this server has no Facebook token of its own (upload.facebook_access_token)",
-                )
+        one_credential(
+            "oauth_access_token",
+            self.oauth_access_token.as_deref(),
+            self.auth_secret.as_deref(),
+            own.facebook_auth_secret,
+            "upload.facebook_auth_secret",
+        )?;
+        if let Some(endpoint) = &self.endpoint {
+            let u = url("endpoint", endpoint)?;
+            if u.query().is_some() {
+                return fail("endpoint", "an endpoint has no query");
             }
-            None => {}
-        }
-        let u = url("endpoint", &self.endpoint)?;
-        if u.query().is_some() {
-            return fail("endpoint", "an endpoint has no query");
+            // The server's token must not go where the client says.
+            if self.auth_secret.is_some() && !same_url(&u, own.facebook_endpoint) {
+                return fail(
+                    "endpoint",
+                    "with auth_secret the server's token goes to its own endpoint only (upload.facebook_endpoint): give that one or none",
+                );
+            }
         }
         Ok(())
     }
+
+    /// Graph's base URL, without a trailing `/`: the task's, or
+    /// `default` (the server's, `upload.facebook_endpoint`).
+    pub fn endpoint<'a>(&'a self, default: &'a str) -> &'a str {
+        self.endpoint
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/')
+    }
+}
+
+/// Whether `url` is `other` (as URLs: a host's case, a default port and
+/// a trailing `/` make no difference).
+fn same_url(url: &url::Url, other: &str) -> bool {
+    let trimmed = |u: &url::Url| u.as_str().trim_end_matches('/').to_owned();
+    url::Url::parse(other).is_ok_and(|o| trimmed(&o) == trimmed(url))
 }
 
 #[cfg(test)]
@@ -945,7 +975,8 @@ mod tests {
             aws: false,
             dropbox_auth_secret: "",
             youtube_auth_secret: "yt-secret",
-            facebook: false,
+            facebook_auth_secret: "fb-secret",
+            facebook_endpoint: "https://graph.facebook.com",
         }
     }
 
@@ -1071,6 +1102,56 @@ mod tests {
         assert_eq!(
             parse(&list, &config()).unwrap_err().path,
             "upload[1].destination.oauth_token"
+        );
+    }
+
+    #[test]
+    fn the_servers_facebook_token_goes_to_its_own_endpoint_only() {
+        let facebook = |extra: Value| {
+            let mut d = json!({"type":"facebook","title":"t","description":"d"});
+            d.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            json!({ "destination": d })
+        };
+        for ok in [
+            json!({"auth_secret":"fb-secret"}),
+            json!({"auth_secret":"fb-secret","endpoint":"https://GRAPH.facebook.com:443/"}),
+            json!({"oauth_access_token":"t","endpoint":"https://graph.example.com"}),
+        ] {
+            one(facebook(ok.clone())).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        }
+        for (bad, at) in [
+            (json!({}), "oauth_access_token"),
+            (json!({"auth_secret":"guess"}), "auth_secret"),
+            (
+                json!({"auth_secret":"fb-secret","oauth_access_token":"t"}),
+                "auth_secret",
+            ),
+            (
+                json!({"auth_secret":"fb-secret","endpoint":"https://attacker.example"}),
+                "endpoint",
+            ),
+            (
+                json!({"auth_secret":"fb-secret","endpoint":"http://graph.facebook.com"}),
+                "endpoint",
+            ),
+        ] {
+            assert_eq!(
+                error_at(facebook(bad.clone())),
+                format!("upload.destination.{at}"),
+                "{bad}"
+            );
+        }
+        let Destination::Facebook(d) = one(facebook(json!({"auth_secret":"fb-secret"})))
+            .unwrap()
+            .destination
+        else {
+            panic!("a facebook task")
+        };
+        assert_eq!(
+            d.endpoint("https://graph.facebook.com/"),
+            "https://graph.facebook.com"
         );
     }
 
