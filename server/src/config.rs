@@ -125,6 +125,8 @@ pub struct Upload {
     pub part_bytes: u64,
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,
+    pub aws_buckets: Vec<String>,
+    pub aws_s3host: String,
     pub dropbox_endpoint: String,
     pub dropbox_token_endpoint: String,
     pub dropbox_auth_secret: String,
@@ -336,6 +338,20 @@ mod tests {
             assert_eq!(config.storage.data_dir, PathBuf::from("/srv/clip"));
             assert_eq!(config.limits.edit.max_tracks, 7);
             assert_eq!(config.cluster.known, ["local", "eu"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn upload_settings_take_lists_from_the_environment_and_are_printed_masked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CLIPSTREAM_UPLOAD_AWS_BUCKETS", r#"["renders", "b-2"]"#);
+            jail.set_env("CLIPSTREAM_UPLOAD_FACEBOOK_AUTH_SECRET", "fb-secret");
+            let config = Config::load(&Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.upload.aws_buckets, ["renders", "b-2"]);
+            let masked = config.upload.masked();
+            assert_eq!(masked.facebook_auth_secret, "********");
+            assert_eq!(masked.aws_buckets, ["renders", "b-2"]);
             Ok(())
         });
     }

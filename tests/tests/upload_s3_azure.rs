@@ -2,12 +2,16 @@
 //! finished video to S3 (a real S3-compatible server, SeaweedFS) and to
 //! Azure Blob storage (Azurite, its emulator), with the options the seed
 //! names; the status reports each upload `done` with its URL, or `failed`
-//! with the error, and a failed upload leaves nothing half-written.
+//! with the error, and a failed upload leaves nothing half-written. The
+//! server's own S3 keys (`aws_use_policy`) write only to the buckets it
+//! lists, on its own S3 host.
 
 use clipstream_tests::media::{ffmpeg, upload};
 use clipstream_tests::peers::azurite::{self, Azurite};
+use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::peers::seaweedfs::{self, SeaweedFs};
-use clipstream_tests::{Api, Env};
+use clipstream_tests::{json, Api, Env};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// Loopback peers are private addresses; retries come quickly.
@@ -194,6 +198,75 @@ fn a_large_render_goes_to_s3_in_parts_and_a_wrong_secret_leaves_nothing() {
         "no multipart upload is left open"
     );
     assert_eq!(video(&api, token), rendered, "the render is still served");
+}
+
+#[test]
+fn the_servers_own_s3_keys_write_only_to_its_buckets_on_its_host() {
+    let s3 = SeaweedFs::start();
+    s3.create_bucket("renders");
+    s3.create_bucket("archive");
+    let endpoint = s3.endpoint();
+    let (env, uid) = server(&[
+        ("CLIPSTREAM_UPLOAD_AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY),
+        (
+            "CLIPSTREAM_UPLOAD_AWS_SECRET_ACCESS_KEY",
+            seaweedfs::SECRET_KEY,
+        ),
+        // A list, as figment reads it from the environment.
+        ("CLIPSTREAM_UPLOAD_AWS_BUCKETS", r#"["renders"]"#),
+        ("CLIPSTREAM_UPLOAD_AWS_S3HOST", endpoint.as_str()),
+    ]);
+    let api = env.client();
+    small_movie(&api, &uid, "welcome", "Hello Lee");
+    let policy = |bucket: &str, extra: Value| {
+        let mut d = json!({ "type": "s3", "bucket": bucket, "filename": "policy/lee.mp4",
+                            "aws_use_policy": true });
+        d.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({ "extension": "mp4", "destination": d })
+    };
+
+    // A bucket of the list, no s3host: the server's keys, to its host.
+    let answer = api.render_with_upload(&uid, "welcome", json!({}), policy("renders", json!({})));
+    let url = format!("{endpoint}/renders/policy/lee.mp4");
+    assert_eq!(
+        answer["uploads"],
+        json!([url]),
+        "the server's host, known at once"
+    );
+    let token = answer["token"].as_str().unwrap();
+    let uploads = api.wait_uploads(token, 60);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    assert_eq!(uploads[0]["url"], url.as_str());
+    let object = s3.get_object("renders", "policy/lee.mp4");
+    assert_eq!(object.status(), 200);
+    assert_eq!(object.bytes().unwrap().to_vec(), video(&api, token));
+
+    // Another bucket the keys reach, or another host: refused at once.
+    let elsewhere = Receiver::start(&[200]);
+    for (task, param) in [
+        (policy("archive", json!({})), "upload.destination.bucket"),
+        (
+            policy("renders", json!({ "s3host": elsewhere.url })),
+            "upload.destination.s3host",
+        ),
+    ] {
+        let (status, body) = json(
+            api.request(Method::POST, &format!("/v2/render/{uid}"))
+                .json(&json!({ "movie": "welcome", "params": {}, "upload": task }))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 400, "{task}: {body}");
+        assert_eq!(body["param"], param, "{body}");
+    }
+    assert_eq!(s3.keys("archive"), Vec::<String>::new());
+    assert_eq!(
+        elsewhere.connections(),
+        0,
+        "no signed request went elsewhere"
+    );
 }
 
 #[test]

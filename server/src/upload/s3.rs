@@ -19,6 +19,18 @@ const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 const S3_MAX_PARTS: u64 = 10_000;
 
 pub async fn send(d: &S3, cx: &Context, file: &Payload) -> Result<Sent, UploadError> {
+    // The server's keys go to the server's host (the request's check
+    // wrote it into the task; one kept from before may lack it).
+    let own_host;
+    let d = if d.aws_use_policy && d.s3host.is_none() && !cx.config.aws_s3host.is_empty() {
+        own_host = S3 {
+            s3host: Some(cx.config.aws_s3host.clone()),
+            ..d.clone()
+        };
+        &own_host
+    } else {
+        d
+    };
     let (key_id, secret) = if d.aws_use_policy {
         (
             cx.config.aws_access_key_id.clone(),

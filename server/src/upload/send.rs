@@ -172,6 +172,8 @@ impl<'a> ServerCredentials<'a> {
     pub fn of(c: &'a UploadConfig) -> ServerCredentials<'a> {
         ServerCredentials {
             aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
+            aws_buckets: &c.aws_buckets,
+            aws_s3host: &c.aws_s3host,
             dropbox_auth_secret: &c.dropbox_auth_secret,
             youtube_auth_secret: &c.youtube_auth_secret,
             // Without a token of its own, no secret stands for it.

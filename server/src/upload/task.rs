@@ -198,6 +198,10 @@ fn video_mp4() -> String {
 pub struct ServerCredentials<'a> {
     /// S3 keys, for `aws_use_policy`.
     pub aws: bool,
+    /// The buckets those keys may write to (none: `aws_use_policy` is
+    /// refused), and the one S3 host they go to ("": AWS).
+    pub aws_buckets: &'a [String],
+    pub aws_s3host: &'a str,
     /// The secrets a task's `auth_secret` must equal ("" when none).
     pub dropbox_auth_secret: &'a str,
     pub youtube_auth_secret: &'a str,
@@ -246,7 +250,7 @@ pub fn parse(upload: &Value, own: &ServerCredentials) -> Result<Vec<Task>, Inval
         } else {
             "upload".to_owned()
         };
-        let task: Task = serde_path_to_error::deserialize(item).map_err(|e| Invalid {
+        let mut task: Task = serde_path_to_error::deserialize(item).map_err(|e| Invalid {
             path: join(&at, &e.path().to_string()),
             message: e.inner().to_string(),
         })?;
@@ -258,6 +262,13 @@ pub fn parse(upload: &Value, own: &ServerCredentials) -> Result<Vec<Task>, Inval
             },
             message,
         })?;
+        if let Destination::S3(d) = &mut task.destination {
+            // Written into the task, so that the URL answered at once and
+            // the one uploaded to are the server's host.
+            if d.aws_use_policy && d.s3host.is_none() && !own.aws_s3host.is_empty() {
+                d.s3host = Some(own.aws_s3host.to_owned());
+            }
+        }
         tasks.push(task);
     }
     Ok(tasks)
@@ -477,14 +488,7 @@ impl S3 {
                 header_value("aws_access_key_id", id)?;
                 text("aws_secret_access_key", secret, true)?;
             }
-            (None, None, true) => {
-                if !own.aws {
-                    return fail(
-                        "aws_use_policy",
-                        "this server has no S3 credentials of its own (upload.aws_access_key_id, upload.aws_secret_access_key)",
-                    );
-                }
-            }
+            (None, None, true) => self.check_policy(own)?,
             (_, _, true) => {
                 return fail(
                     "aws_use_policy",
@@ -536,6 +540,48 @@ impl S3 {
         for (k, v) in &self.metadata {
             token("metadata", k)?;
             header_value("metadata", v)?;
+        }
+        Ok(())
+    }
+
+    /// The server's own keys go to the buckets it names, on the host it
+    /// names, and nowhere else: a client could otherwise have them write
+    /// anywhere they reach, or sign requests for a host of its own.
+    fn check_policy(&self, own: &ServerCredentials) -> Check {
+        if !own.aws {
+            return fail(
+                "aws_use_policy",
+                "this server has no S3 credentials of its own (upload.aws_access_key_id, upload.aws_secret_access_key)",
+            );
+        }
+        if own.aws_buckets.is_empty() {
+            return fail(
+                "aws_use_policy",
+                "this server's S3 credentials may write to no bucket (upload.aws_buckets)",
+            );
+        }
+        if !own.aws_buckets.contains(&self.bucket) {
+            return fail(
+                "bucket",
+                format!(
+                    "{:?} is not a bucket this server's S3 credentials may write to (upload.aws_buckets)",
+                    self.bucket
+                ),
+            );
+        }
+        if self.s3host.as_deref().is_some_and(|h| h != own.aws_s3host) {
+            return fail(
+                "s3host",
+                "with aws_use_policy the server's S3 credentials go to its own S3 host only (upload.aws_s3host): give that one or none",
+            );
+        }
+        if !own.aws_s3host.is_empty() {
+            self.endpoint_of(own.aws_s3host).map_err(|(_, why)| {
+                (
+                    "aws_use_policy",
+                    format!("this server's upload.aws_s3host: {why}"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -973,6 +1019,8 @@ mod tests {
     fn config() -> ServerCredentials<'static> {
         ServerCredentials {
             aws: false,
+            aws_buckets: &[],
+            aws_s3host: "",
             dropbox_auth_secret: "",
             youtube_auth_secret: "yt-secret",
             facebook_auth_secret: "fb-secret",
@@ -1153,6 +1201,69 @@ mod tests {
             d.endpoint("https://graph.facebook.com/"),
             "https://graph.facebook.com"
         );
+    }
+
+    #[test]
+    fn the_servers_s3_keys_write_to_its_buckets_on_its_host_only() {
+        let buckets = ["my-videos".to_owned()];
+        let policy = |buckets: &[String], host: &str, extra: Value| {
+            let own = ServerCredentials {
+                aws: true,
+                aws_buckets: buckets,
+                aws_s3host: host,
+                ..config()
+            };
+            let mut d = json!({"type":"s3","bucket":"my-videos","filename":"a.mp4",
+                "aws_use_policy": true});
+            d.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            parse(&json!({ "destination": d }), &own).map(|mut t| t.remove(0))
+        };
+        let at = |r: Result<Task, Invalid>| r.unwrap_err().path;
+        // None listed: refused whatever the bucket.
+        assert_eq!(
+            at(policy(&[], "", json!({}))),
+            "upload.destination.aws_use_policy"
+        );
+        assert_eq!(
+            at(policy(&buckets, "", json!({"bucket":"their-videos"}))),
+            "upload.destination.bucket"
+        );
+        assert_eq!(
+            at(policy(
+                &buckets,
+                "",
+                json!({"s3host":"http://127.0.0.1:9000"})
+            )),
+            "upload.destination.s3host"
+        );
+        assert_eq!(
+            at(policy(
+                &buckets,
+                "http://127.0.0.1:8333",
+                json!({"s3host":"http://127.0.0.1:9000"})
+            )),
+            "upload.destination.s3host"
+        );
+        // AWS when the server names no host.
+        let t = policy(&buckets, "", json!({})).unwrap();
+        assert_eq!(
+            t.destination.known_at_once(),
+            json!("http://my-videos.s3.amazonaws.com/a.mp4")
+        );
+        // The server's host, written into the task, given or not.
+        for extra in [json!({}), json!({"s3host":"http://127.0.0.1:8333"})] {
+            let t = policy(&buckets, "http://127.0.0.1:8333", extra).unwrap();
+            assert_eq!(
+                t.destination.known_at_once(),
+                json!("http://127.0.0.1:8333/my-videos/a.mp4")
+            );
+            let Destination::S3(d) = &t.destination else {
+                panic!("an s3 task")
+            };
+            assert_eq!(d.s3host.as_deref(), Some("http://127.0.0.1:8333"));
+        }
     }
 
     #[test]
