@@ -506,6 +506,75 @@ fn an_http_5xx_is_tried_again_and_a_403_is_not() {
 }
 
 #[test]
+fn an_http_destination_that_redirects_is_not_followed() {
+    let (env, uid) = setup(SETTINGS);
+    let api = env.client();
+    // Where the redirects point: it must see nothing, the task's headers
+    // least of all.
+    let elsewhere = Receiver::start(&[200]);
+    // Post/redirect/get: the file was taken, the answer is elsewhere.
+    let see_other = Receiver::redirecting(&[303], &format!("{}/videos/1", elsewhere.url));
+    let moved = Receiver::redirecting(
+        &[301],
+        &format!("http://localhost:{}/new?sig=s3cr3t", elsewhere.port()),
+    );
+    let temporary = Receiver::redirecting(&[307], &format!("{}/put-here", elsewhere.url));
+    let task = |r: &Receiver, method: &str| {
+        json!({ "extension": "mp4", "destination": {
+            "type": "http", "url": format!("{}/in", r.url), "filename": "jo.mp4",
+            "method": method, "headers": { "X-Api-Key": "key-123" } } })
+    };
+    let (token, _) = render(
+        &api,
+        &uid,
+        "Redirect",
+        json!([
+            task(&see_other, "POST"),
+            task(&moved, "POST"),
+            task(&temporary, "PUT")
+        ]),
+    );
+    let uploads = api.wait_uploads(&token, UPLOAD_SECS);
+    let bytes = video(&api, &token);
+
+    assert_eq!(
+        (
+            &uploads[0]["state"],
+            &uploads[0]["status"],
+            &uploads[0]["attempts"]
+        ),
+        (&json!("done"), &json!(303), &json!(1)),
+        "{uploads:?}"
+    );
+    let requests = see_other.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].parts()[0].body == bytes, "the file was posted");
+
+    for (u, status, host) in [
+        (&uploads[1], "301", "localhost"),
+        (&uploads[2], "307", "127.0.0.1"),
+    ] {
+        assert_eq!(
+            (&u["state"], &u["attempts"]),
+            (&json!("failed"), &json!(1)),
+            "a redirect is a refusal, not retried: {uploads:?}"
+        );
+        let error = u["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains(status) && error.contains(&format!("redirect to {host},")),
+            "{error}"
+        );
+        assert!(
+            !error.contains("s3cr3t") && !error.contains("/new") && !error.contains("put-here"),
+            "the host alone: {error}"
+        );
+    }
+    assert_eq!(moved.requests().len(), 1);
+    assert_eq!(temporary.requests().len(), 1);
+    assert_eq!(elsewhere.connections(), 0, "no redirect was followed");
+}
+
+#[test]
 fn ftp_and_http_destinations_on_private_addresses_are_refused_without_a_connection() {
     // upload.allow_private is false by default.
     let (env, uid) = setup(&[("CLIPSTREAM_UPLOAD_RETRY_BACKOFF_MS", "50")]);

@@ -1,14 +1,16 @@
 //! Uploads to HTTP servers: `POST` sends a multipart form (the file in
 //! the `fileid` field, named `filename`, beside the `fields`), `PUT` sends
 //! the file as the body. Basic auth from `user`/`password`; `headers` as
-//! given (the task's check refused those that frame the request).
+//! given (the task's check refused those that frame the request). No
+//! redirect is followed: a 303 See Other means the file was taken, any
+//! other 3xx is a refusal naming the host it points to.
 //!
 //! The file is never copied: it is the cached output, mapped, handed to
 //! the client as `Bytes`.
 
-use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use reqwest::multipart::{Form, Part};
-use reqwest::{Body, Method};
+use reqwest::{Body, Method, StatusCode};
 
 use super::send::{Answer, Context, Payload, Sent};
 use super::task::Http;
@@ -19,7 +21,7 @@ pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, Upload
         .map_err(|e| UploadError::Refused(format!("the destination's url: {e}")))?;
     let put = d.method == "PUT";
     let mut request = cx
-        .http
+        .http_no_redirects
         .request(if put { Method::PUT } else { Method::POST }, url.clone());
     for (name, value) in &d.headers {
         request = request.header(name.as_str(), value.as_str());
@@ -48,20 +50,19 @@ pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, Upload
     };
     let response = cx.send(request).await?;
     let status = response.status();
-    // A POST is followed through a redirect only as a GET (on 301, 302
-    // and 303; the form is a stream, which 307 and 308 cannot resend):
-    // what answered may never have seen the file, so a success there
-    // proves nothing. A PUT keeps its method and body except on 303,
-    // which says the PUT was handled.
-    if response.url() != &url && !put {
-        // Without its query, which may hold a credential.
-        let mut to = response.url().clone();
-        to.set_query(None);
+    // Redirects are not followed: the request carries the task's headers
+    // and credentials, which are not for another host, and a POST's form
+    // would be followed as a GET that never sees the file. A 303 See
+    // Other is the answer of a server that took the request and points
+    // at the result (post/redirect/get; RFC 9110 section 15.4.4: for any
+    // method): done.
+    if status.is_redirection() && status != StatusCode::SEE_OTHER {
         return Err(UploadError::Refused(format!(
-            "the HTTP server redirected the upload to {to}; give that URL as the destination"
+            "the HTTP server answered {status}, a redirect to {}, which is not followed: give the URL it redirects to as the destination",
+            redirect_host(&url, &response)
         )));
     }
-    if !status.is_success() {
+    if !status.is_success() && status != StatusCode::SEE_OTHER {
         let answer = Answer::read(response).await;
         return Err(UploadError::from_status(
             "the HTTP server",
@@ -72,6 +73,18 @@ pub async fn send(d: &Http, cx: &Context, file: &Payload) -> Result<Sent, Upload
     let mut sent = Sent::new();
     sent.insert("status".into(), status.as_u16().into());
     Ok(sent)
+}
+
+/// Where a redirect points, told by its host alone: its path and query
+/// may hold a credential (a signed URL).
+fn redirect_host(url: &url::Url, response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| url.join(l).ok())
+        .and_then(|to| to.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "an unreadable Location".to_owned())
 }
 
 /// `Content-Disposition` of a PUT: the name as is when it is ASCII,

@@ -35,6 +35,10 @@ pub struct Context {
     /// Every connection passes the guard; no total timeout (a large file
     /// to a slow server takes what it takes), but a read timeout.
     pub http: reqwest::Client,
+    /// The same, except that it follows no redirect: for HTTP
+    /// destinations, whose requests carry the task's own headers (its
+    /// credentials), which a redirect would take to another host.
+    pub http_no_redirects: reqwest::Client,
     /// For protocols reqwest does not speak (FTP).
     pub guard: Guard,
     pub config: Arc<UploadConfig>,
@@ -52,13 +56,20 @@ impl Context {
     }
 
     pub fn with_guard(config: Arc<UploadConfig>, guard: Guard) -> Result<Context, reqwest::Error> {
-        let http = guard
-            .client_builder(5)
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .read_timeout(Duration::from_secs(config.read_timeout_secs))
+        let builder = || {
+            guard
+                .client_builder(5)
+                .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+                .read_timeout(Duration::from_secs(config.read_timeout_secs))
+        };
+        let http = builder().build()?;
+        // After the guard's policy, which it replaces.
+        let http_no_redirects = builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Context {
             http,
+            http_no_redirects,
             guard,
             config,
         })
@@ -66,19 +77,21 @@ impl Context {
 }
 
 impl Context {
-    /// Sends a request built on [`Context::http`] once the guard has
-    /// checked its URL: the resolver, where the guard sits, never sees an
-    /// address written in a URL (`http://169.254.169.254/`), and an API's
-    /// URL may come from a task or from an answer (YouTube's session).
+    /// Sends a request built on one of the context's clients once the
+    /// guard has checked its URL: the resolver, where the guard sits,
+    /// never sees an address written in a URL (`http://169.254.169.254/`),
+    /// and an API's URL may come from a task or from an answer (YouTube's
+    /// session).
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, UploadError> {
-        let request = request.build().map_err(|e| UploadError::from_reqwest(&e))?;
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| UploadError::from_reqwest(&e))?;
         self.guard
             .check_url(request.url())
             .map_err(UploadError::Refused)?;
-        self.http
+        client
             .execute(request)
             .await
             .map_err(|e| UploadError::from_reqwest(&e))

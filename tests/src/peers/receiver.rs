@@ -1,7 +1,8 @@
 //! An HTTP server on loopback that takes uploads: it records each
 //! request (method, target, headers, the whole body, read by its
 //! Content-Length or its chunks) and answers the statuses it was given, in
-//! order, the last one again and again. It also counts TCP connections,
+//! order, the last one again and again (3xx ones with a `Location` when
+//! asked). It also counts TCP connections,
 //! so it serves as a canary: a destination that must never be reached.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -127,6 +128,15 @@ impl Receiver {
     /// a minute, or until the receiver is dropped), as a destination that
     /// hangs after taking the file.
     pub fn start(statuses: &[u16]) -> Receiver {
+        Self::start_with(statuses, None)
+    }
+
+    /// The same, each 3xx answer with `Location: location`.
+    pub fn redirecting(statuses: &[u16], location: &str) -> Receiver {
+        Self::start_with(statuses, Some(location))
+    }
+
+    fn start_with(statuses: &[u16], location: Option<&str>) -> Receiver {
         assert!(!statuses.is_empty());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -135,6 +145,7 @@ impl Receiver {
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let statuses = Arc::new((statuses.to_vec(), AtomicUsize::new(0)));
+        let location: Arc<str> = location.unwrap_or("").into();
         let (r, c, s) = (requests.clone(), connections.clone(), stop.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) && c.load(Ordering::SeqCst) < MAX_CONNECTIONS {
@@ -142,7 +153,8 @@ impl Receiver {
                     Ok((stream, _)) => {
                         c.fetch_add(1, Ordering::SeqCst);
                         let (r, statuses, s) = (r.clone(), statuses.clone(), s.clone());
-                        std::thread::spawn(move || serve(stream, &r, &statuses, &s));
+                        let location = location.clone();
+                        std::thread::spawn(move || serve(stream, &r, &statuses, &location, &s));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -191,6 +203,7 @@ fn serve(
     stream: TcpStream,
     requests: &Mutex<Vec<Request>>,
     statuses: &(Vec<u16>, AtomicUsize),
+    location: &str,
     stop: &AtomicBool,
 ) {
     let _ = stream.set_nonblocking(false);
@@ -216,10 +229,15 @@ fn serve(
         return;
     }
     let body = format!("{{\"received\":{}}}", i + 1);
+    let location = if (300..400).contains(&status) && !location.is_empty() {
+        format!("Location: {location}\r\n")
+    } else {
+        String::new()
+    };
     let mut stream = stream;
     let _ = write!(
         stream,
-        "HTTP/1.1 {status} Status {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} Status {status}\r\nContent-Type: application/json\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.flush();
