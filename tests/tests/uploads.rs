@@ -144,6 +144,11 @@ fn a_mistake_in_an_upload_is_refused_naming_the_field() {
             "upload.destination.auth_secret",
         ),
         (
+            json!({ "extension": "gif", "destination": { "type": "youtube", "title": "t",
+                    "description": "d", "category": "22", "oauth_access_token": "tok" } }),
+            "upload.extension",
+        ),
+        (
             json!((0..11)
                 .map(|_| json!({ "destination": s3(json!({})) }))
                 .collect::<Vec<_>>()),

@@ -70,17 +70,12 @@ pub async fn send(d: &Facebook, cx: &Context, file: &Payload) -> Result<Sent, Up
     Ok(sent)
 }
 
-/// The file name Graph sees, which it reads the container from.
+/// The file name's extension Graph sees, which it reads the container
+/// from (the task's check let videos alone through).
 fn extension(content_type: &str) -> &'static str {
     match content_type {
-        "video/mp4" => "mp4",
         "video/webm" => "webm",
-        "image/gif" => "gif",
-        "audio/mpeg" => "mp3",
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/bmp" => "bmp",
-        _ => "bin",
+        _ => "mp4",
     }
 }
 

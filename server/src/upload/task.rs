@@ -148,8 +148,9 @@ pub struct Youtube {
     pub playlistid: Option<String>,
     #[serde(rename = "notifySubscribers", default = "yes")]
     pub notify_subscribers: bool,
-    #[serde(default = "video_mp4")]
-    pub mimetype: String,
+    /// The video's type; without it, the output's own (`video/mp4`,
+    /// `video/webm`).
+    pub mimetype: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,9 +188,6 @@ fn public() -> String {
 }
 fn yes() -> bool {
     true
-}
-fn video_mp4() -> String {
-    "video/mp4".to_owned()
 }
 
 /// What the server itself holds, which some tasks use instead of
@@ -299,6 +297,20 @@ impl Task {
                     self.extension
                 ),
             );
+        }
+        // YouTube and Facebook take videos, not a GIF, a still or a sound.
+        let site = match self.destination {
+            Destination::Youtube(_) => Some("YouTube"),
+            Destination::Facebook(_) => Some("Facebook"),
+            _ => None,
+        };
+        if let Some(site) = site {
+            if !matches!(self.extension.as_str(), "mp4" | "webm") {
+                return fail(
+                    "extension",
+                    format!("{site} takes videos: mp4 or webm, not {:?}", self.extension),
+                );
+            }
         }
         self.destination.check(own)
     }
@@ -944,9 +956,11 @@ impl Youtube {
                 return fail("playlistid", "a playlist id (letters, digits, '-', '_')");
             }
         }
-        header_value("mimetype", &self.mimetype)?;
-        if !self.mimetype.contains('/') {
-            return fail("mimetype", "a MIME type such as video/mp4");
+        if let Some(mimetype) = &self.mimetype {
+            header_value("mimetype", mimetype)?;
+            if !mimetype.contains('/') {
+                return fail("mimetype", "a MIME type such as video/mp4");
+            }
         }
         one_credential(
             "oauth_access_token",
@@ -1264,6 +1278,31 @@ mod tests {
             };
             assert_eq!(d.s3host.as_deref(), Some("http://127.0.0.1:8333"));
         }
+    }
+
+    #[test]
+    fn youtube_and_facebook_take_videos_only() {
+        let youtube = json!({"type":"youtube","title":"t","description":"d",
+            "category":"22","oauth_access_token":"tok"});
+        let facebook = json!({"type":"facebook","title":"t","description":"d",
+            "oauth_access_token":"tok"});
+        for d in [&youtube, &facebook] {
+            for ext in ["mp4", "webm"] {
+                one(json!({"extension": ext, "destination": d})).unwrap();
+            }
+            for ext in ["gif", "mp3", "jpg", "png", "bmp"] {
+                assert_eq!(
+                    error_at(json!({"extension": ext, "destination": d})),
+                    "upload.extension",
+                    "{ext} to {d}"
+                );
+            }
+        }
+        let t = one(json!({"extension": "webm", "destination": youtube})).unwrap();
+        let Destination::Youtube(d) = t.destination else {
+            panic!("a youtube task")
+        };
+        assert_eq!(d.mimetype, None, "the output's own type, when sent");
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub async fn send(d: &Youtube, cx: &Context, file: &Payload) -> Result<Sent, Upl
     Ok(sent)
 }
 
+/// The video's type: the task's, or the output's own.
+fn mimetype<'a>(d: &'a Youtube, file: &'a Payload) -> &'a str {
+    d.mimetype.as_deref().unwrap_or(file.content_type)
+}
+
 struct Api<'a> {
     cx: &'a Context,
     base: &'a str,
@@ -88,7 +93,7 @@ impl Api<'_> {
             .bearer_auth(&self.bearer.value)
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")
             .header("X-Upload-Content-Length", file.bytes.len())
-            .header("X-Upload-Content-Type", &d.mimetype)
+            .header("X-Upload-Content-Type", mimetype(d, file))
             .body(body.to_string());
         let response = self.cx.send(request).await?;
         let status = response.status();
@@ -158,7 +163,7 @@ impl Api<'_> {
             .http
             .put(session.clone())
             .bearer_auth(&self.bearer.value)
-            .header(CONTENT_TYPE, &d.mimetype);
+            .header(CONTENT_TYPE, mimetype(d, file));
         if from > 0 {
             request = request.header(CONTENT_RANGE, format!("bytes {from}-{}/{len}", len - 1));
         }
@@ -343,5 +348,30 @@ mod tests {
         let seen = seen.lock().unwrap();
         let calls: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
         assert_eq!(calls, ["POST", "PUT"], "no resume, no status query");
+    }
+
+    #[tokio::test]
+    async fn without_a_mimetype_the_video_goes_as_its_own_type() {
+        let (addr, seen) = fake(|method, _| match method {
+            "POST" => Reply::new(200, "").header("location", "/session/1"),
+            _ => Reply::new(200, r#"{"id":"v1"}"#),
+        })
+        .await;
+        let cx = context_with(Some(addr), |c| {
+            c.youtube_endpoint = format!("http://{addr}")
+        });
+        let d: Youtube = serde_json::from_value(json!({
+            "title": "t", "description": "d", "category": "22", "oauth_access_token": "tok"
+        }))
+        .unwrap();
+        let webm = Payload {
+            content_type: "video/webm",
+            ..payload(10)
+        };
+        let sent = send(&d, &cx, &webm).await.unwrap();
+        assert_eq!(sent["id"], "v1");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].header("x-upload-content-type"), Some("video/webm"));
+        assert_eq!(seen[1].header("content-type"), Some("video/webm"));
     }
 }
