@@ -226,6 +226,76 @@ fn a_wrong_ftp_password_fails_once_and_a_refused_rename_leaves_nothing_behind() 
     assert!(std::fs::read(good.home().join("ok.mp4")).unwrap() == bytes);
 }
 
+#[test]
+fn an_ftp_upload_cut_off_by_kill_9_leaves_nothing_behind_once_it_is_sent_again() {
+    let mut env = Env::with_settings(SETTINGS);
+    let api = env.client();
+    let uid = api.create_project("uploads");
+    // Three seconds of video, some 10 KB: at 2 KiB/s its STOR takes long
+    // enough to be cut.
+    let movie = json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "title", "text": "Hi {{NAME}}" },
+                           "start": 0, "length": 3 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/welcome"), movie.to_string()));
+    assert_eq!(status, 201, "{body}");
+    let server = FtpServer::start_slow(2048);
+    let (token, _) = render(
+        &api,
+        &uid,
+        "Cut",
+        json!([ftp_task(
+            &server,
+            "videos/jo.mp4",
+            json!({ "passive": true })
+        )]),
+    );
+    // Killed while the file is going out: a part of it is on the server,
+    // under its temporary name, and nothing of the server's can delete it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let partial = server.files().iter().any(|f| f.contains(".part-"));
+        if partial && server.events_of("received").is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never caught storing: {:?}",
+            server.events()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.restart();
+    let api = env.client();
+    let uploads = api.wait_uploads(&token, UPLOAD_SECS);
+    assert_eq!(
+        (&uploads[0]["state"], &uploads[0]["attempts"]),
+        (&json!("done"), &json!(2)),
+        "{uploads:?}: {}",
+        server.stderr()
+    );
+    // The second attempt stored under the same name, which it then
+    // renamed: the first one's part is gone with it.
+    let stored: Vec<String> = server
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("STOR "))
+        .collect();
+    assert_eq!(stored.len(), 2, "{:?}", server.commands());
+    assert_eq!(stored[0], stored[1], "the same temporary name each attempt");
+    assert_eq!(
+        server.events_of("incomplete").len(),
+        1,
+        "the first attempt was cut midway: {:?}",
+        server.events()
+    );
+    assert_eq!(server.files(), ["videos/jo.mp4"], "nothing left behind");
+    let got = std::fs::read(server.home().join("videos/jo.mp4")).unwrap();
+    assert!(got == video(&api, &token), "the whole video");
+}
+
 /// Whether event `first` happened, and before any `then`.
 fn before(events: &[String], first: &str, then: &str) -> bool {
     let at = |e: &str| events.iter().position(|x| x == e);

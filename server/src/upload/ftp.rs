@@ -11,7 +11,9 @@
 //!
 //! The file is stored under a temporary name beside the target and renamed
 //! once complete; a failure deletes the temporary file, so a reader never
-//! sees half a video under the requested name.
+//! sees half a video under the requested name. The temporary name is the
+//! task's own, the same for each attempt: what an attempt killed midway
+//! left is overwritten by the next one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +61,7 @@ pub async fn send(d: &Ftp, cx: &Context, file: &Payload) -> Result<Sent, UploadE
     let target = Target::of(&d.filename);
     let mut ftp = server.open(d).await?;
     server.make_dirs(&mut ftp, &target).await?;
-    let temp = target.temporary();
+    let temp = target.temporary(&file.id);
     match server.store(&mut ftp, &temp, &target.path, file).await {
         Ok(()) => {
             // The file is in place; a server that hangs up without a
@@ -112,30 +114,25 @@ impl Target {
             .collect()
     }
 
-    /// A name beside the target that no other upload uses.
-    fn temporary(&self) -> String {
+    /// The name the file is stored under until it is whole: beside the
+    /// target, hidden, and the same for every attempt of one upload task
+    /// (its `id`), so that an attempt cut off where nothing could delete
+    /// what it left (a kill -9, a lost connection) is overwritten by the
+    /// next one's STOR and renamed: nothing stays behind. Another task's
+    /// id makes another name.
+    fn temporary(&self, id: &str) -> String {
         let dir = match self.dir_paths().pop() {
             Some(dir) => format!("{dir}/"),
             None => self.root.to_owned(),
         };
-        format!("{dir}.{}.part-{:016x}", self.name, random())
+        // Ids are hex; anything else is left out of a file name.
+        let tag: String = id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        format!("{dir}.{}.part-{tag}", self.name)
     }
-}
-
-/// 64 random bits: the standard library's hasher keys are seeded from the
-/// operating system's randomness; the time and a counter make each call
-/// differ.
-fn random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    h.write_u128(now.as_nanos());
-    h.finish()
 }
 
 /// One destination server: its checked addresses and the timeouts.
@@ -474,26 +471,28 @@ mod tests {
 
     #[test]
     fn targets_keep_absolute_and_relative_paths_and_their_directories() {
+        let id = "0123456789abcdef0123456789abcdef";
         let t = Target::of("/videos/2024/welcome.mp4");
         assert_eq!(t.dir_paths(), ["/videos", "/videos/2024"]);
         assert_eq!(t.path, "/videos/2024/welcome.mp4");
-        let temp = t.temporary();
-        assert!(
-            temp.starts_with("/videos/2024/.welcome.mp4.part-"),
-            "{temp}"
+        assert_eq!(
+            t.temporary(id),
+            "/videos/2024/.welcome.mp4.part-0123456789ab"
         );
-        assert_ne!(temp, t.temporary());
+        // The same for each attempt of a task, another for another task.
+        assert_eq!(t.temporary(id), t.temporary(id));
+        assert_ne!(t.temporary(id), t.temporary("fedcba9876543210"));
 
         let t = Target::of("a/b.mp4");
         assert_eq!(t.dir_paths(), ["a"]);
         assert_eq!(t.path, "a/b.mp4");
-        assert!(t.temporary().starts_with("a/.b.mp4.part-"));
+        assert_eq!(t.temporary(id), "a/.b.mp4.part-0123456789ab");
 
         let t = Target::of("b.mp4");
         assert!(t.dir_paths().is_empty());
-        assert!(t.temporary().starts_with(".b.mp4.part-"));
+        assert_eq!(t.temporary(id), ".b.mp4.part-0123456789ab");
         let t = Target::of("/b.mp4");
-        assert!(t.temporary().starts_with("/.b.mp4.part-"));
+        assert_eq!(t.temporary("../x/y"), "/.b.mp4.part-xy");
         assert_eq!(t.path, "/b.mp4");
     }
 

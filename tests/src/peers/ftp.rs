@@ -15,6 +15,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// `auth_failed_timeout` is pyftpdlib's pause after a wrong password
 /// (3 s), which only slows the tests down.
 ///
+/// With a read limit (bytes per second) it takes files that slowly, so
+/// that a test can cut an upload midway.
+///
 /// With a certificate it is an FTPS server (RFC 4217, explicit `AUTH
 /// TLS`) that takes no login and opens no data connection without TLS
 /// (`tls_control_required`, `tls_data_required`), and it logs each TLS
@@ -27,8 +30,8 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-home, log_path, masquerade, certfile, keyfile = sys.argv[1:6]
-users = sys.argv[6:]
+home, log_path, masquerade, certfile, keyfile, read_limit = sys.argv[1:7]
+users = sys.argv[7:]
 log = open(log_path, "a", buffering=1)
 authorizer = DummyAuthorizer()
 for i in range(0, len(users), 3):
@@ -50,6 +53,16 @@ if certfile:
 
     Base.certfile = certfile
     Base.keyfile = keyfile
+elif read_limit:
+    from pyftpdlib.handlers import ThrottledDTPHandler
+
+    class Slow(ThrottledDTPHandler):
+        pass
+
+    Slow.read_limit = int(read_limit)
+
+    class Base(FTPHandler):
+        dtp_handler = Slow
 else:
     Base = FTPHandler
 
@@ -106,20 +119,26 @@ impl FtpServer {
     /// address (as one behind NAT does, or a hostile one), with extra
     /// users `(name, password, permissions)`.
     pub fn start_with(masquerade: Option<&str>, extra_users: &[(&str, &str, &str)]) -> FtpServer {
-        Self::spawn(masquerade, extra_users, None)
+        Self::spawn(masquerade, extra_users, None, 0)
     }
 
     /// An FTPS server with the certificate `cert` (and its `key`): TLS
     /// on the control connection before any login, and on every data
     /// connection (`PROT P`).
     pub fn start_tls(cert: &Path, key: &Path) -> FtpServer {
-        Self::spawn(None, &[], Some((cert, key)))
+        Self::spawn(None, &[], Some((cert, key)), 0)
+    }
+
+    /// A plain server that reads files at `bytes_per_sec` at most.
+    pub fn start_slow(bytes_per_sec: u32) -> FtpServer {
+        Self::spawn(None, &[], None, bytes_per_sec)
     }
 
     fn spawn(
         masquerade: Option<&str>,
         extra_users: &[(&str, &str, &str)],
         tls: Option<(&Path, &Path)>,
+        read_limit: u32,
     ) -> FtpServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().join("home");
@@ -137,6 +156,11 @@ impl FtpServer {
             .arg(masquerade.unwrap_or(""))
             .arg(tls.map(|(cert, _)| cert.as_os_str()).unwrap_or_default())
             .arg(tls.map(|(_, key)| key.as_os_str()).unwrap_or_default())
+            .arg(if read_limit > 0 {
+                read_limit.to_string()
+            } else {
+                String::new()
+            })
             .args([&user, &password, ALL])
             .env("PYTHONPATH", super::dir().join("python"))
             .stdout(Stdio::piped())
