@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::task::Destination;
+use super::task::{Destination, ServerCredentials};
 use super::{azure, dropbox, facebook, ftp, http, s3, youtube, UploadError};
 use crate::config::Upload as UploadConfig;
 use crate::net::guard::Guard;
@@ -62,6 +62,17 @@ impl Context {
 }
 
 impl Context {
+    /// What the server itself holds, for the tasks' checks.
+    pub fn own(&self) -> ServerCredentials<'_> {
+        let c = &self.config;
+        ServerCredentials {
+            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
+            dropbox_auth_secret: &c.dropbox_auth_secret,
+            youtube_auth_secret: &c.youtube_auth_secret,
+            facebook: !c.facebook_access_token.is_empty(),
+        }
+    }
+
     /// Sends a request built on [`Context::http`] once the guard has
     /// checked its URL: the resolver, where the guard sits, never sees an
     /// address written in a URL (`http://169.254.169.254/`), and an API's
