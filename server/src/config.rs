@@ -122,6 +122,7 @@ pub struct Upload {
     pub max_attempts: u32,
     pub retry_backoff_ms: u64,
     pub max_backoff_secs: u64,
+    pub min_bytes_per_sec: u64,
     pub part_bytes: u64,
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,

@@ -163,7 +163,8 @@ impl Store {
         let removed = self.remove_orphan_records()?
             + self.sweep_uploads()?
             + self.sweep_renders()?
-            + self.sweep_jobs()?;
+            + self.sweep_jobs()?
+            + self.sweep_upload_tasks()?;
         let assets: Vec<Asset> = self.records(Collection::Assets, "")?;
         let referenced = assets.iter().map(|a| a.blob_id().to_owned()).collect();
         let uploads = self

@@ -1,8 +1,9 @@
 //! Upload tasks (CONTRACT section 8): one destination a token's output is
 //! sent to, with where it stands. A task's id is the caller's digest of
-//! the token, the output's content and the task as written, so a request
-//! repeated with the same upload finds the same task and does not send
-//! the same video twice.
+//! the token and the task as written, so a request repeated with the same
+//! upload finds the same task; the task records which video (the output's
+//! content digest) it sent, so the same video is never sent twice and
+//! another one (the movie or an asset changed) is sent anew.
 //!
 //! The task as written (credentials included) is kept only while the
 //! upload is pending: a finished task keeps its type, state, result and
@@ -11,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{child_key, child_prefix, ids, Collection, Error, Result, Store};
+use crate::{child_key, child_prefix, ids, BatchOutcome, Collection, Error, Result, Step, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +38,9 @@ pub struct UploadTask {
     pub kind: String,
     /// The output sent (`mp4`, …).
     pub extension: String,
+    /// The content digest of the video sent (or being sent).
+    #[serde(default)]
+    pub content: Option<String>,
     /// The task as the client wrote it, while it is pending; `None` once
     /// it is done or failed.
     pub task: Option<Value>,
@@ -66,6 +70,7 @@ impl UploadTask {
             project: project.to_owned(),
             kind: kind.to_owned(),
             extension: extension.to_owned(),
+            content: None,
             task: Some(task),
             state: UploadState::Queued,
             attempts: 0,
@@ -96,9 +101,12 @@ impl UploadTask {
 
 impl Store {
     /// Records the tasks of a render request of `token` and makes them
-    /// the token's uploads, in order. A task already recorded and not
-    /// failed is kept as it is (the same upload asked again); a failed
-    /// one starts over. Returns the tasks to run.
+    /// the token's uploads, in order; each task's `content` is the digest
+    /// of the video its output is now. A task already recorded is kept as
+    /// it is (the same upload asked again) while it is pending, or done
+    /// with this video; a failed one, or one done with another video,
+    /// starts over. Returns the tasks to run. The caller makes sure no runner
+    /// ends a task meanwhile.
     pub async fn put_upload_tasks(
         &self,
         token: &str,
@@ -110,12 +118,17 @@ impl Store {
         for task in tasks {
             ids.push(task.id.clone());
             let key = child_key(token, &task.id);
-            match self.record::<UploadTask>(Collection::UploadTasks, &key)? {
-                Some(earlier) if earlier.state != UploadState::Failed => {}
-                _ => {
-                    self.put_record(Collection::UploadTasks, &key, &task)?;
-                    to_run.push(task);
-                }
+            let keep = match self.record::<UploadTask>(Collection::UploadTasks, &key)? {
+                Some(earlier) => match earlier.state {
+                    UploadState::Queued | UploadState::Uploading => true,
+                    UploadState::Done => earlier.content == task.content,
+                    UploadState::Failed => false,
+                },
+                None => false,
+            };
+            if !keep {
+                self.write_upload_task(&task)?;
+                to_run.push(task);
             }
         }
         request.uploads = ids;
@@ -124,22 +137,32 @@ impl Store {
         Ok(to_run)
     }
 
+    /// Writes a task only while its token exists, in one step with the
+    /// check: a task of a deleted token never comes back.
+    fn write_upload_task(&self, task: &UploadTask) -> Result<()> {
+        let steps = [
+            Step::require_present(Collection::Tokens, task.token.clone()),
+            Step::insert(
+                Collection::UploadTasks,
+                child_key(&task.token, &task.id),
+                serde_json::to_vec(task)?,
+            ),
+        ];
+        match self.repo.batch(&steps)? {
+            BatchOutcome::Applied(_) => Ok(()),
+            BatchOutcome::Unmet(_) => Err(Error::TokenNotFound),
+        }
+    }
+
     pub fn upload_task(&self, token: &str, id: &str) -> Result<Option<UploadTask>> {
         self.record(Collection::UploadTasks, &child_key(token, id))
     }
 
     /// Writes a task's new state; `durable` flushes (a final state, whose
     /// credentials must be gone from the disk too).
+    /// A task whose token is gone is not written: `TokenNotFound`.
     pub async fn put_upload_task(&self, task: &UploadTask, durable: bool) -> Result<()> {
-        // The token (or its project) was deleted meanwhile: nothing to note.
-        if !self.repo.contains(Collection::Tokens, &task.token)? {
-            return Err(Error::TokenNotFound);
-        }
-        self.put_record(
-            Collection::UploadTasks,
-            &child_key(&task.token, &task.id),
-            task,
-        )?;
+        self.write_upload_task(task)?;
         if durable {
             self.flush().await?;
         }
@@ -171,6 +194,20 @@ impl Store {
         }
         Ok(())
     }
+
+    /// At open: drops the tasks whose token is gone (a crash in the
+    /// middle of a project's deletion), credentials and all.
+    pub(crate) fn sweep_upload_tasks(&self) -> Result<usize> {
+        let mut removed = 0;
+        for key in self.record_keys(Collection::UploadTasks, "")? {
+            let token = key.split('/').next().unwrap_or_default();
+            if !self.repo.contains(Collection::Tokens, token)? {
+                self.repo.remove(Collection::UploadTasks, &key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +228,13 @@ mod tests {
     }
 
     fn task(token: &str, id: &str) -> UploadTask {
-        UploadTask::new(id, token, "p", "ftp", "mp4", json!({"secret": "pw"}))
+        video(token, id, "v1")
+    }
+
+    fn video(token: &str, id: &str, content: &str) -> UploadTask {
+        let mut t = UploadTask::new(id, token, "p", "ftp", "mp4", json!({"secret": "pw"}));
+        t.content = Some(content.into());
+        t
     }
 
     #[tokio::test]
@@ -224,5 +267,31 @@ mod tests {
             .collect();
         assert_eq!(listed, ["b", "a"], "in the order of the latest request");
         assert!(store.unfinished_upload_tasks().unwrap().len() == 1);
+        // Another video (the movie changed): the done task is sent anew.
+        let run = store
+            .put_upload_tasks(&token, vec![video(&token, "a", "v2")])
+            .await
+            .unwrap();
+        assert_eq!(run.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_task_of_a_deleted_token_is_not_written_and_swept_at_open() {
+        let (dir, store) = store();
+        let token = token(&store).await;
+        store
+            .put_upload_tasks(&token, vec![task(&token, "a")])
+            .await
+            .unwrap();
+        let mut a = store.upload_task(&token, "a").unwrap().unwrap();
+        store.repo.remove(Collection::Tokens, &token).unwrap();
+        a.state = UploadState::Uploading;
+        assert!(matches!(
+            store.put_upload_task(&a, true).await,
+            Err(Error::TokenNotFound)
+        ));
+        drop(store);
+        let store = Store::open(dir.path(), crate::test_support::options()).unwrap();
+        assert!(store.unfinished_upload_tasks().unwrap().is_empty());
     }
 }

@@ -380,3 +380,79 @@ fn an_upload_takes_the_viewers_render_instead_of_rendering_again() {
         "the upload rendered the video again"
     );
 }
+
+#[test]
+fn a_failed_render_fails_its_upload_and_a_deleted_project_ends_its_uploads_quietly() {
+    let mut env = Env::with_settings(&[
+        ("CLIPSTREAM_UPLOAD_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_UPLOAD_RETRY_BACKOFF_MS", "50"),
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_FETCH_MAX_ATTEMPTS", "1"),
+    ]);
+    let api = env.client();
+    let uid = project_with_movie(&api, "welcome");
+    // A movie whose image source is missing: its render fails.
+    let (missing, _) = clipstream_tests::serve_files(Vec::new());
+    let broken = json!({
+        "timeline": { "tracks": [ { "clips": [
+            { "asset": { "type": "image", "src": format!("{missing}/gone.png") },
+              "start": 0, "length": 1 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    put_movie(&api, &uid, "broken", &broken);
+    let receiver = Receiver::start(&[200]);
+    let failed = api.render_with_upload(
+        &uid,
+        "broken",
+        json!({}),
+        to_http(&format!("{}/in", receiver.url), "broken.mp4"),
+    );
+    let token = failed["token"].as_str().unwrap().to_owned();
+    let uploads = api.wait_uploads(&token, 60);
+    assert_eq!(uploads[0]["state"], "failed", "{uploads:?}");
+    let error = uploads[0]["error"].as_str().unwrap();
+    assert!(error.starts_with("the render failed"), "{error}");
+    assert_eq!(uploads[0]["attempts"], 0, "nothing was sent");
+    assert_eq!(receiver.connections(), 0);
+
+    // An upload held by its destination when its project is deleted.
+    let hanging = Receiver::start(&[0]);
+    let held = api.render_with_upload(
+        &uid,
+        "welcome",
+        json!({ "NAME": "Al" }),
+        to_http(&format!("{}/in", hanging.url), "al.mp4"),
+    );
+    let held_token = held["token"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hanging.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached its destination"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = json(api.delete(&format!("/v1/project/{uid}")));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = json(api.get(&format!("/v2/render/{held_token}/status")));
+    assert_eq!(status, 404, "the token went with its project");
+    drop(hanging);
+    // After a restart nothing of the deleted project's upload runs again.
+    env.restart();
+    let api = env.client();
+    let other = project_with_movie(&api, "welcome");
+    let receiver = Receiver::start(&[200]);
+    let body = api.render_with_upload(
+        &other,
+        "welcome",
+        json!({ "NAME": "Bo" }),
+        to_http(&format!("{}/in", receiver.url), "bo.mp4"),
+    );
+    let uploads = api.wait_uploads(body["token"].as_str().unwrap(), 60);
+    assert_eq!(uploads[0]["state"], "done", "{uploads:?}");
+    let log = env.server().log_text();
+    assert!(
+        !log.contains("could not be recorded") && !log.contains("panicked"),
+        "{log}"
+    );
+}

@@ -10,7 +10,7 @@ use reqwest::Url;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Fetch as FetchConfig;
-use crate::net::guard::{error_chain, Guard};
+use crate::net::guard::{error_chain, is_refusal, Guard};
 
 pub struct UrlFetcher {
     client: reqwest::Client,
@@ -62,7 +62,7 @@ impl UrlFetcher {
         self.guard.check_url(&url).map_err(permanent)?;
         let mut response = self.client.get(url).send().await.map_err(|e| {
             let why = error_chain(&e);
-            if why.contains("refused") && (why.contains("private") || why.contains("redirect")) {
+            if is_refusal(&e) {
                 permanent(why)
             } else {
                 transient(why)

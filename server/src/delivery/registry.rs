@@ -244,47 +244,44 @@ impl Renders {
         Ok(self.resolve(token, what)?.0.digest.clone())
     }
 
-    /// `what` of `token` once it is in the cache: rendered in the
-    /// background if it is not (a render in progress, a viewer's
-    /// included, is joined and kept to its end), then waited for. The
-    /// inner error is the render's failure.
+    /// `what` of `token` once it is in the cache, with its content digest:
+    /// rendered in the background if it is not (a render in progress, a
+    /// viewer's included, is joined and kept to its end), then waited for.
+    /// The inner error is the render's failure.
     pub async fn finished(
         self: &Arc<Self>,
         token: &str,
         what: Deliverable,
-    ) -> Result<Result<Arc<OpenRender>, JobError>, DeliveryError> {
+    ) -> Result<(String, Result<Arc<OpenRender>, JobError>), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
+        let digest = output.digest.clone();
         if let Some(open) = self.store.open_cached_render(&output.key)? {
-            return Ok(Ok(open));
+            return Ok((digest, Ok(open)));
         }
         self.prerender(token, what).await?;
-        // The last byte is out a moment before the output is committed
-        // (fsync, rename, record): wait for the one or the other end.
-        let deadline = Instant::now() + Duration::from_secs(self.config.render.max_render_secs);
+        // The render ends within render.max_render_secs of its start (the
+        // registry stops it there); its last byte is out a moment before
+        // it is committed (hashed, fsynced, renamed, recorded), and only
+        // then does it leave the registry.
         loop {
-            if let Some(open) = self.store.open_cached_render(&output.key)? {
-                return Ok(Ok(open));
-            }
             let running = lock(&self.live).get(&output.key).cloned();
-            match running {
-                Some(live) if Instant::now() < deadline => {
-                    if live.settled().await.error.is_some() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                _ => break,
+            let Some(live) = running else { break };
+            if live.settled().await.error.is_some() {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Committed just as its render let go, or failed.
         if let Some(open) = self.store.open_cached_render(&output.key)? {
-            return Ok(Ok(open));
+            return Ok((digest, Ok(open)));
         }
         let failure = self.store.job(&output.key)?.and_then(|job| job.error);
-        Ok(Err(failure.unwrap_or_else(|| JobError {
-            code: "render_failed".to_owned(),
-            message: "the render ended without an output".to_owned(),
-        })))
+        Ok((
+            digest,
+            Err(failure.unwrap_or_else(|| JobError {
+                code: "render_failed".to_owned(),
+                message: "the render ended without an output".to_owned(),
+            })),
+        ))
     }
 
     /// Queues a job for `prepared` (or joins one that another caller

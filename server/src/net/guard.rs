@@ -109,6 +109,31 @@ impl Guard {
     }
 }
 
+/// The guard's refusal, typed so that a caller tells it from a network
+/// failure by its type (see [`is_refusal`]), never by its words.
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Whether the guard refused somewhere in `e`'s chain of causes.
+pub fn is_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<Refused>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Resolves names, then drops every forbidden address; a name with only
 /// forbidden addresses fails to resolve. reqwest connects to exactly the
 /// addresses returned here, so the check holds at connect time: a name
@@ -124,7 +149,7 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = allowed_addresses(&guard, &host, addrs)?;
+            let allowed = allowed_addresses(&guard, &host, addrs).map_err(Refused)?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
@@ -159,13 +184,15 @@ impl Guard {
         let redirect_guard = self.clone();
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= max_redirects {
-                return attempt.error(format!("more than {max_redirects} redirects"));
+                return attempt.error(Refused(format!("more than {max_redirects} redirects")));
             }
             match redirect_guard.check_url(attempt.url()) {
                 Ok(()) => attempt.follow(),
+                // Named by its host only: the rest of a URL may hold a
+                // credential, and errors are shown in statuses.
                 Err(why) => {
-                    let to = attempt.url().to_string();
-                    attempt.error(format!("a redirect to {to} was refused: {why}"))
+                    let to = attempt.url().host_str().unwrap_or("").to_owned();
+                    attempt.error(Refused(format!("a redirect to {to} was refused: {why}")))
                 }
             }
         });

@@ -1,6 +1,6 @@
 //! How an upload attempt fails: worth another try, or not.
 
-use crate::net::guard::error_chain;
+use crate::net::guard::{error_chain, is_refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
@@ -27,9 +27,7 @@ impl UploadError {
             let _ = shown.set_password(None);
             why = why.replace(url.as_str(), shown.as_str());
         }
-        let guard_refused =
-            why.contains("refused") && (why.contains("private") || why.contains("redirect"));
-        if guard_refused || e.is_builder() {
+        if is_refusal(e) || e.is_builder() {
             UploadError::Refused(why)
         } else {
             UploadError::Transient(why)

@@ -77,6 +77,25 @@ impl Context {
 }
 
 impl Context {
+    /// What the server itself holds, for the tasks' checks.
+    pub fn own(&self) -> ServerCredentials<'_> {
+        let c = &self.config;
+        ServerCredentials {
+            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
+            aws_buckets: &c.aws_buckets,
+            aws_s3host: &c.aws_s3host,
+            dropbox_auth_secret: &c.dropbox_auth_secret,
+            youtube_auth_secret: &c.youtube_auth_secret,
+            // Without a token of its own, no secret stands for it.
+            facebook_auth_secret: if c.facebook_access_token.is_empty() {
+                ""
+            } else {
+                &c.facebook_auth_secret
+            },
+            facebook_endpoint: &c.facebook_endpoint,
+        }
+    }
+
     /// Sends a request built on one of the context's clients once the
     /// guard has checked its URL: the resolver, where the guard sits,
     /// never sees an address written in a URL (`http://169.254.169.254/`),
@@ -180,39 +199,12 @@ impl Answer {
 /// Result fields of a finished upload.
 pub type Sent = Map<String, Value>;
 
-impl<'a> ServerCredentials<'a> {
-    /// What the server holds, from its settings.
-    pub fn of(c: &'a UploadConfig) -> ServerCredentials<'a> {
-        ServerCredentials {
-            aws: !c.aws_access_key_id.is_empty() && !c.aws_secret_access_key.is_empty(),
-            aws_buckets: &c.aws_buckets,
-            aws_s3host: &c.aws_s3host,
-            dropbox_auth_secret: &c.dropbox_auth_secret,
-            youtube_auth_secret: &c.youtube_auth_secret,
-            // Without a token of its own, no secret stands for it.
-            facebook_auth_secret: if c.facebook_access_token.is_empty() {
-                ""
-            } else {
-                &c.facebook_auth_secret
-            },
-            facebook_endpoint: &c.facebook_endpoint,
-        }
-    }
-}
-
 /// Sends `file` to `destination`, once; the caller retries.
 pub async fn send(
     destination: &Destination,
     cx: &Context,
     file: &Payload,
 ) -> Result<Sent, UploadError> {
-    // Checked again with today's settings: a task kept across a restart
-    // was checked with those of its day (an auth_secret since changed,
-    // rules since added), and the server's credentials follow the rules
-    // of now.
-    destination
-        .check(&ServerCredentials::of(&cx.config))
-        .map_err(|(field, why)| UploadError::Refused(format!("destination.{field}: {why}")))?;
     match destination {
         Destination::S3(d) => s3::send(d, cx, file).await,
         Destination::Azureblob(d) => azure::send(d, cx, file).await,

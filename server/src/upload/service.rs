@@ -35,6 +35,10 @@ pub struct Uploads {
     slots: Semaphore,
     /// Tasks with a runner, so that a task asked for twice runs once.
     running: Mutex<HashSet<String>>,
+    /// Held while a request's tasks are recorded and started, and while a
+    /// runner records its task's end: a request asking again for a task
+    /// finds it running or ended, never in between.
+    gate: tokio::sync::Mutex<()>,
 }
 
 /// Why a task could not even be read back (a record from a newer or
@@ -57,6 +61,7 @@ impl Uploads {
             slots: Semaphore::new(config.workers.max(1)),
             cx: Context::new(config)?,
             running: Mutex::new(HashSet::new()),
+            gate: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -70,27 +75,31 @@ impl Uploads {
         let mut records = Vec::with_capacity(tasks.len());
         for t in tasks {
             let what = deliverable(&t.extension);
-            let content = self.renders.output_digest(&request.token, what)?;
             let written = serde_json::to_value(t).map_err(|e| {
                 StoreError::Corrupt(format!("an upload task could not be written: {e}"))
             })?;
-            // The same token, the same video and the same task as written
-            // (credentials included: a corrected password is a new task).
+            // The same token and the same task as written (credentials
+            // included: a corrected password is a new task).
             let id_source = format!(
-                "{}\n{content}\n{}",
+                "{}\n{}",
                 request.token,
                 clipstream_storage::renders::canonical_json(&written)
             );
             let id = blake3::hash(id_source.as_bytes()).to_hex()[..32].to_owned();
-            records.push(Record::new(
+            let mut record = Record::new(
                 &id,
                 &request.token,
                 &request.project,
                 t.destination.kind(),
                 &t.extension,
                 written,
-            ));
+            );
+            // The video it would send now: one already sent is not sent
+            // again, another one is.
+            record.content = Some(self.renders.output_digest(&request.token, what)?);
+            records.push(record);
         }
+        let _gate = self.gate.lock().await;
         for record in self.store.put_upload_tasks(&request.token, records).await? {
             self.spawn(record);
         }
@@ -116,21 +125,40 @@ impl Uploads {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let id = record.id.clone();
+            let (id, token) = (record.id.clone(), record.token.clone());
             let span =
                 tracing::info_span!("upload", token = %record.token, id = %id, kind = %record.kind);
-            let ran = this.clone().run(record).instrument(span.clone()).await;
-            if let Err(StoreError::TokenNotFound) = ran {
+            // A task of its own, so that a panic in a sender ends this
+            // upload as failed and nothing else.
+            let runner = tokio::spawn(this.clone().run(record).instrument(span.clone()));
+            match runner.await {
+                Ok(Ok(())) => {}
                 // Its token or project was deleted meanwhile: nothing to
                 // send, nothing to record.
-                this.let_go(&id);
-            } else if let Err(e) = ran {
+                Ok(Err(StoreError::TokenNotFound)) => this.let_go(&id),
                 // Its record could not be written (the store is failing):
                 // it runs again at the next start.
-                span.in_scope(
-                    || tracing::error!(error = %e, "an upload's state could not be recorded"),
-                );
-                this.let_go(&id);
+                Ok(Err(e)) => {
+                    span.in_scope(
+                        || tracing::error!(error = %e, "an upload's state could not be recorded"),
+                    );
+                    this.let_go(&id);
+                }
+                Err(e) => {
+                    span.in_scope(|| tracing::error!(error = %e, "an upload panicked"));
+                    let ended = match this.store.upload_task(&token, &id) {
+                        Ok(Some(mut record)) if !record.state.is_final() => {
+                            let why =
+                                "the upload failed inside the server; its log has the details";
+                            this.end(&mut record, Err(why.to_owned())).await
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if ended.is_err() {
+                        this.let_go(&id);
+                    }
+                }
             }
         });
     }
@@ -149,27 +177,53 @@ impl Uploads {
             Some(Ok(task)) => task,
             Some(Err(e)) => return self.end(&mut record, Err(unreadable(e))).await,
             None => {
-                self.let_go(&record.id);
-                return Ok(());
+                let why = "the upload's definition was lost".to_owned();
+                return self.end(&mut record, Err(why)).await;
             }
         };
+        if let Err(invalid) = task::check_again(&task, &self.cx.own()) {
+            let why = format!(
+                "{}: {} (the server's settings changed since the upload was asked)",
+                invalid.path, invalid.message
+            );
+            return self.end(&mut record, Err(why)).await;
+        }
         let what = deliverable(&task.extension);
         let config = self.cx.config.clone();
+        let max_attempts = config.max_attempts.max(1);
         loop {
-            let file = match self.output(&record.id, &record.token, what).await {
-                Ok(file) => file,
+            // Attempts cut off by restarts count too.
+            if record.attempts >= max_attempts {
+                let last = record.error.clone().unwrap_or_else(|| "interrupted".into());
+                let why = format!("{last} (gave up after {} attempts)", record.attempts);
+                return self.end(&mut record, Err(why)).await;
+            }
+            let (content, file) = match self.output(&record.id, &record.token, what).await {
+                Ok(sent) => sent,
                 Err(why) => return self.end(&mut record, Err(why)).await,
             };
             let _slot = self.slots.acquire().await;
             record.state = UploadState::Uploading;
             record.attempts += 1;
+            record.content = Some(content);
             self.store.put_upload_task(&record, true).await?;
             tracing::info!(
                 attempt = record.attempts,
                 bytes = file.bytes.len(),
                 "upload started"
             );
-            let outcome = send::send(&task.destination, &self.cx, &file).await;
+            let limit = attempt_limit(&config, file.bytes.len());
+            let outcome =
+                match tokio::time::timeout(limit, send::send(&task.destination, &self.cx, &file))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(UploadError::Transient(format!(
+                    "the destination took longer than {} s for {} bytes (upload.min_bytes_per_sec)",
+                    limit.as_secs(),
+                    file.bytes.len()
+                ))),
+                };
             let kind = task.destination.kind();
             match outcome {
                 Ok(result) => {
@@ -177,9 +231,7 @@ impl Uploads {
                     tracing::info!(attempt = record.attempts, "upload done");
                     return self.end(&mut record, Ok(result)).await;
                 }
-                Err(UploadError::Transient(why))
-                    if record.attempts < config.max_attempts.max(1) =>
-                {
+                Err(UploadError::Transient(why)) if record.attempts < max_attempts => {
                     self.count(kind, "retry");
                     let wait = backoff(&config, record.attempts);
                     tracing::warn!(attempt = record.attempts, error = %why, wait_ms = wait.as_millis() as u64, "upload failed; trying again");
@@ -204,25 +256,33 @@ impl Uploads {
         }
     }
 
-    /// The output to send, waited for; a render that cannot run yet (the
-    /// queue is full) is asked again later.
-    async fn output(&self, id: &str, token: &str, what: Deliverable) -> Result<Payload, String> {
+    /// The output to send and its content digest, waited for; a render
+    /// that cannot run yet (the queue is full) is asked again later.
+    async fn output(
+        &self,
+        id: &str,
+        token: &str,
+        what: Deliverable,
+    ) -> Result<(String, Payload), String> {
         let content_type = match what {
             Deliverable::Movie(format) => format.content_type(),
             Deliverable::Poster | Deliverable::Thumbnail => Format::Jpg.content_type(),
         };
-        // A full queue for as long as a render may take is a failure.
+        // A full queue for half an hour is a failure.
         let mut busy_tries = 0u32;
         loop {
             match self.renders.finished(token, what).await {
-                Ok(Ok(open)) => {
-                    return Ok(Payload {
+                Ok((content, Ok(open))) => {
+                    let file = Payload {
                         bytes: open.bytes.clone(),
                         content_type,
                         id: id.to_owned(),
-                    })
+                    };
+                    return Ok((content, file));
                 }
-                Ok(Err(failure)) => return Err(format!("the render failed: {}", failure.message)),
+                Ok((_, Err(failure))) => {
+                    return Err(format!("the render failed: {}", failure.message))
+                }
                 Err(DeliveryError::Busy { retry_after_secs }) if busy_tries < 360 => {
                     busy_tries += 1;
                     tokio::time::sleep(Duration::from_secs(retry_after_secs.max(1))).await;
@@ -232,22 +292,18 @@ impl Uploads {
         }
     }
 
-    /// Records a task's end; its credentials go with it.
+    /// Records a task's end (its credentials go with it), then lets go of
+    /// it, under the gate.
     async fn end(
         &self,
         record: &mut Record,
         outcome: Result<Map<String, Value>, String>,
     ) -> Result<(), StoreError> {
-        // Let go before the end is recorded: a request asking again for a
-        // task that failed then finds it failed and starts it afresh,
-        // never a runner on its way out.
-        self.let_go(&record.id);
+        let _gate = self.gate.lock().await;
         record.finish(outcome);
-        match self.store.put_upload_task(record, true).await {
-            // Its token or project was deleted meanwhile.
-            Err(StoreError::TokenNotFound) => Ok(()),
-            other => other,
-        }
+        let written = self.store.put_upload_task(record, true).await;
+        self.let_go(&record.id);
+        written
     }
 
     fn count(&self, kind: &'static str, outcome: &'static str) {
@@ -283,13 +339,20 @@ impl Uploads {
 
     /// Parses a request's `upload` with this server's settings.
     pub fn parse(&self, upload: &Value) -> Result<Vec<Task>, task::Invalid> {
-        task::parse(upload, &task::ServerCredentials::of(&self.cx.config))
+        task::parse(upload, &self.cx.own())
     }
 }
 
 /// The output an upload task's extension names (checked at request time).
 fn deliverable(extension: &str) -> Deliverable {
     Deliverable::Movie(Format::from_extension(extension).unwrap_or(Format::Mp4))
+}
+
+/// How long one attempt may take: a minute, plus the file at
+/// `min_bytes_per_sec`.
+fn attempt_limit(config: &UploadConfig, len: usize) -> Duration {
+    let rate = config.min_bytes_per_sec.max(1);
+    Duration::from_secs(60 + len as u64 / rate)
 }
 
 /// `retry_backoff_ms` doubled per attempt made, at most `max_backoff_secs`.

@@ -272,6 +272,19 @@ pub fn parse(upload: &Value, own: &ServerCredentials) -> Result<Vec<Task>, Inval
     Ok(tasks)
 }
 
+/// Checks a stored task again before it runs: the server's settings may
+/// have changed since it was asked (an auth secret rotated, server keys
+/// removed), and a task must never run on a guess.
+pub fn check_again(task: &Task, own: &ServerCredentials) -> Result<(), Invalid> {
+    task.check(own).map_err(|(field, message)| Invalid {
+        path: match field {
+            "extension" => "upload.extension".to_owned(),
+            field => format!("upload.destination.{field}"),
+        },
+        message,
+    })
+}
+
 fn join(at: &str, field: &str) -> String {
     if field.is_empty() || field == "." {
         at.to_owned()
@@ -318,7 +331,7 @@ impl Task {
 
 impl Destination {
     /// Checks the destination's fields; at fault: a field's name and why.
-    pub fn check(&self, own: &ServerCredentials) -> Result<(), (&'static str, String)> {
+    fn check(&self, own: &ServerCredentials) -> Result<(), (&'static str, String)> {
         match self {
             Destination::S3(d) => d.check(own),
             Destination::Azureblob(d) => d.check(),
