@@ -323,14 +323,17 @@ impl Api<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::upload::fake::{context_with, fake, payload, Reply};
+    use std::sync::{Arc, Mutex};
 
-    #[tokio::test]
-    async fn an_unreadable_answer_to_the_upload_is_not_tried_again() {
-        let (addr, seen) = fake(|method, _| match method {
+    use super::*;
+    use crate::upload::fake::{context_with, fake, payload, Reply, Seen};
+
+    /// A fake YouTube whose session answers `put` to the upload; the
+    /// context pointing at it; a task with a token of its own.
+    async fn youtube(put: (u16, &'static str)) -> (Context, Youtube, Arc<Mutex<Vec<Seen>>>) {
+        let (addr, seen) = fake(move |method, _| match method {
             "POST" => Reply::new(200, "").header("location", "/session/1"),
-            _ => Reply::new(201, "<html>done?</html>"),
+            _ => put.into(),
         })
         .await;
         let cx = context_with(Some(addr), |c| {
@@ -340,6 +343,12 @@ mod tests {
             "title": "t", "description": "d", "category": "22", "oauth_access_token": "tok"
         }))
         .unwrap();
+        (cx, d, seen)
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_to_the_upload_is_not_tried_again() {
+        let (cx, d, seen) = youtube((201, "<html>done?</html>")).await;
         let e = send(&d, &cx, &payload(10)).await.unwrap_err();
         assert!(
             matches!(&e, UploadError::Refused(m) if m.contains("not sent again")),
@@ -352,18 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_mimetype_the_video_goes_as_its_own_type() {
-        let (addr, seen) = fake(|method, _| match method {
-            "POST" => Reply::new(200, "").header("location", "/session/1"),
-            _ => Reply::new(200, r#"{"id":"v1"}"#),
-        })
-        .await;
-        let cx = context_with(Some(addr), |c| {
-            c.youtube_endpoint = format!("http://{addr}")
-        });
-        let d: Youtube = serde_json::from_value(json!({
-            "title": "t", "description": "d", "category": "22", "oauth_access_token": "tok"
-        }))
-        .unwrap();
+        let (cx, d, seen) = youtube((200, r#"{"id":"v1"}"#)).await;
         let webm = Payload {
             content_type: "video/webm",
             ..payload(10)
