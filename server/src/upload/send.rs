@@ -115,9 +115,7 @@ impl Context {
             .await
             .map_err(|e| UploadError::from_reqwest(&e))
     }
-}
 
-impl Context {
     /// Sends a request (as [`Context::send`]) and reads its answer.
     pub async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, UploadError> {
         Ok(Answer::read(self.send(request).await?).await)

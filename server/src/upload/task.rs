@@ -331,7 +331,7 @@ impl Task {
 
 impl Destination {
     /// Checks the destination's fields; at fault: a field's name and why.
-    fn check(&self, own: &ServerCredentials) -> Result<(), (&'static str, String)> {
+    fn check(&self, own: &ServerCredentials) -> Check {
         match self {
             Destination::S3(d) => d.check(own),
             Destination::Azureblob(d) => d.check(),
