@@ -402,6 +402,16 @@ impl Api {
         body
     }
 
+    /// A counter or gauge of `/metrics` (its name with labels, as
+    /// printed), 0 when absent.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.anonymous().get("/metrics").text().expect("metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     /// Polls the status of `token` until every entry of its `uploads` is
     /// `done` or `failed`, or `secs` pass (then it panics); returns the
     /// entries.

@@ -30,17 +30,8 @@ fn movie(text: &str, background: &str, length: f64, src: Option<&str>) -> Value 
     })
 }
 
-/// A counter or gauge of `/metrics`, 0 when absent.
-fn metric(api: &Api, name: &str) -> u64 {
-    let text = api.anonymous().get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 fn viewer_renders(api: &Api) -> u64 {
-    metric(api, "clipstream_renders_started_total{reason=\"viewer\"}")
+    api.metric("clipstream_renders_started_total{reason=\"viewer\"}")
 }
 
 fn get_video(api: &Api, token: &str) -> (Vec<u8>, String) {
@@ -193,18 +184,15 @@ fn a_prerender_runs_without_a_viewer_and_the_first_get_is_a_cache_hit() {
         );
     }
     assert_eq!(
-        metric(
-            &api,
-            "clipstream_renders_started_total{reason=\"prerender\"}"
-        ),
+        api.metric("clipstream_renders_started_total{reason=\"prerender\"}"),
         1
     );
-    let hits = metric(&api, "clipstream_cache_hits_total");
+    let hits = api.metric("clipstream_cache_hits_total");
     let r = api.anonymous().get(&format!("/render/{token}.mp4"));
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("content-length"));
-    assert_eq!(metric(&api, "clipstream_cache_hits_total"), hits + 1);
-    assert_eq!(metric(&api, "clipstream_cache_misses_total"), 0);
+    assert_eq!(api.metric("clipstream_cache_hits_total"), hits + 1);
+    assert_eq!(api.metric("clipstream_cache_misses_total"), 0);
     assert_eq!(viewer_renders(&api), 0);
 }
 
@@ -254,7 +242,7 @@ fn background_jobs_run_again_after_a_kill_and_nothing_partial_is_served() {
         api.wait_done(token, "mp4", 120);
     }
     assert_eq!(
-        metric(&api, "clipstream_renders_started_total{reason=\"resumed\"}"),
+        api.metric("clipstream_renders_started_total{reason=\"resumed\"}"),
         4
     );
     for (i, token) in tokens.iter().enumerate() {
@@ -397,11 +385,7 @@ fn a_render_whose_viewers_left_is_cancelled_after_the_grace() {
         // The viewer leaves.
     }
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(
-        &api,
-        "clipstream_renders_finished_total{outcome=\"cancelled\"}",
-    ) == 0
-    {
+    while api.metric("clipstream_renders_finished_total{outcome=\"cancelled\"}") == 0 {
         assert!(Instant::now() < deadline, "the render was not cancelled");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -59,15 +59,6 @@ fn video(api: &Api, token: &str) -> Vec<u8> {
     r.bytes().unwrap().to_vec()
 }
 
-/// A counter of `/metrics`, 0 when absent.
-fn metric(api: &Api, name: &str) -> u64 {
-    let text = api.anonymous().get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 fn post_render(api: &Api, uid: &str, body: Value) -> (u16, Value) {
     json(
         api.request(Method::POST, &format!("/v2/render/{uid}"))
@@ -349,7 +340,7 @@ fn an_upload_takes_the_viewers_render_instead_of_rendering_again() {
         std::thread::spawn(move || video(&api, &token))
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&api, "clipstream_renders_started_total{reason=\"viewer\"}") == 0 {
+    while api.metric("clipstream_renders_started_total{reason=\"viewer\"}") == 0 {
         assert!(
             Instant::now() < deadline,
             "the viewer's render never started"
@@ -368,14 +359,11 @@ fn an_upload_takes_the_viewers_render_instead_of_rendering_again() {
     let watched = viewer.join().unwrap();
     assert_eq!(receiver.requests()[0].parts()[0].body, watched);
     assert_eq!(
-        metric(&api, "clipstream_renders_started_total{reason=\"viewer\"}"),
+        api.metric("clipstream_renders_started_total{reason=\"viewer\"}"),
         1
     );
     assert_eq!(
-        metric(
-            &api,
-            "clipstream_renders_started_total{reason=\"prerender\"}"
-        ),
+        api.metric("clipstream_renders_started_total{reason=\"prerender\"}"),
         0,
         "the upload rendered the video again"
     );
