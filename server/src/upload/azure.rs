@@ -18,8 +18,8 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::{Attribute, Attributes};
 use serde_json::Value;
 
+use super::context::{Context, Payload, Sent};
 use super::object_client::{attribute, no_retries, object_path, put, Transport};
-use super::send::{Context, Payload, Sent};
 use super::task::AzureBlob;
 use super::UploadError;
 

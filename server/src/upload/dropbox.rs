@@ -11,8 +11,8 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use super::context::{Context, Payload, Sent};
 use super::oauth::{bearer, Bearer, Provider};
-use super::send::{Context, Payload, Sent};
 use super::task::Dropbox;
 use super::UploadError;
 

@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::send::{Context, Payload, Sent};
+use super::context::{Context, Payload, Sent};
 use super::task::Facebook;
 use super::UploadError;
 

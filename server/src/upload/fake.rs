@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::send::{Context, Payload};
+use super::context::{Context, Payload};
 use crate::net::guard::Guard;
 
 /// A request the fake server saw.

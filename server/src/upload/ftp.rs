@@ -25,7 +25,7 @@ use suppaftp::{FtpError, Mode};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
-use super::send::{Context, Payload, Sent};
+use super::context::{Context, Payload, Sent};
 use super::task::Ftp;
 use super::UploadError;
 use crate::net::guard::Guard;

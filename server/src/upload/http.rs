@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Body, Method, StatusCode};
 
-use super::send::{Answer, Context, Payload, Sent};
+use super::context::{Answer, Context, Payload, Sent};
 use super::task::Http;
 use super::UploadError;
 

@@ -5,10 +5,13 @@
 //!
 //! - [`task`]: the task definitions and their checks;
 //! - [`service`]: the records, the queue of uploads, retries and resume;
-//! - [`send`]: what every destination type gets and answers, and one
-//!   module per type that speaks its protocol.
+//! - [`context`]: what every sender is given and answers;
+//! - [`send`]: the one place that knows every type, over one module per
+//!   type that speaks its protocol (`s3`, `azure` over `object_client`;
+//!   `http`, `ftp`; `dropbox`, `youtube` with `oauth`; `facebook`).
 
 mod azure;
+pub mod context;
 mod dropbox;
 mod error;
 mod facebook;

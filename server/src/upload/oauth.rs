@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::send::Context;
+use super::context::Context;
 use super::UploadError;
 use crate::config::Upload as UploadConfig;
 

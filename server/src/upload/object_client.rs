@@ -22,7 +22,7 @@ use object_store::{
 };
 use reqwest::header::HeaderValue;
 
-use super::send::{read_at_most, Context};
+use super::context::{read_at_most, Context};
 use super::UploadError;
 use crate::net::guard::{error_chain, Guard};
 

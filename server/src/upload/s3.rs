@@ -8,8 +8,8 @@ use object_store::{Attribute, Attributes, ClientOptions};
 use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
 
+use super::context::{Context, Payload, Sent};
 use super::object_client::{attribute, header_value, no_retries, object_path, put, Transport};
-use super::send::{Context, Payload, Sent};
 use super::task::S3;
 use super::UploadError;
 

@@ -19,7 +19,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::send::{self, Context, Payload};
+use super::context::{Context, Payload};
+use super::send;
 use super::task::{self, Task};
 use super::UploadError;
 use crate::config::Upload as UploadConfig;

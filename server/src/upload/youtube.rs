@@ -14,8 +14,8 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
+use super::context::{Answer, Context, Payload, Sent};
 use super::oauth::{bearer, Bearer, Provider};
-use super::send::{Answer, Context, Payload, Sent};
 use super::task::Youtube;
 use super::UploadError;
 
