@@ -66,6 +66,26 @@ fn metric(api: &Api, line_start: &str) -> String {
         .to_owned()
 }
 
+/// The finished renders' counter once `n` have finished, or as it stands
+/// after 30 s: a render's last byte is out, and its status `done`, a
+/// moment before its job lets go and is counted.
+fn finished(api: &Api, n: usize) -> String {
+    let want = format!("clipstream_renders_finished_total{{outcome=\"done\"}} {n}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = api.anonymous().get("/metrics").text().unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("clipstream_renders_finished_total"))
+            .unwrap_or("")
+            .to_owned();
+        if line == want || std::time::Instant::now() >= deadline {
+            return line;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn five_hundred_concurrent_viewers_of_a_cached_render() {
     let env = Env::new();
@@ -114,7 +134,7 @@ fn a_hundred_viewers_joining_one_cold_render_share_exactly_one_render() {
         "exactly one render"
     );
     assert_eq!(
-        metric(&api, "clipstream_renders_finished_total"),
+        finished(&api, 1),
         "clipstream_renders_finished_total{outcome=\"done\"} 1"
     );
     let (_, peak_kib) = env.server().memory_kib();
@@ -180,7 +200,7 @@ fn thirty_two_distinct_cold_renders_on_two_workers_all_complete() {
         assert_eq!(status["state"], "done", "{t}");
     }
     assert_eq!(
-        metric(&api, "clipstream_renders_finished_total"),
+        finished(&api, 32),
         "clipstream_renders_finished_total{outcome=\"done\"} 32"
     );
     let (_, peak_kib) = env.server().memory_kib();
