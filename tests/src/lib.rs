@@ -261,6 +261,18 @@ impl Default for Env {
     }
 }
 
+/// A blocking HTTP client for the tests (no proxy, the given timeout).
+/// Built with the whole workspace, reqwest carries the server's TLS
+/// features, which want a crypto provider installed first.
+pub fn http_client(timeout: Duration) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
 /// An HTTP client for the API, with or without credentials.
 pub struct Api {
     http: Client,
@@ -270,15 +282,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, key: Option<&Key>) -> Api {
-        // Built with the whole workspace, reqwest carries the server's TLS
-        // features, which want a crypto provider installed first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Api {
-            http: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .no_proxy()
-                .build()
-                .expect("http client"),
+            http: http_client(Duration::from_secs(120)),
             base: base.to_owned(),
             auth: key.map(|k| (k.key.clone(), k.secret.clone())),
         }

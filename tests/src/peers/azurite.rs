@@ -57,11 +57,7 @@ impl Azurite {
             _dir: tmp,
             log,
             port,
-            http: Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: crate::http_client(Duration::from_secs(30)),
         };
         azurite.wait_ready();
         azurite

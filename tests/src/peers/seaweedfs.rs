@@ -95,11 +95,7 @@ impl SeaweedFs {
             log,
             grpc_ports: vec![master_grpc, volume_grpc, filer_grpc, s3_grpc],
             port: s3,
-            http: Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: crate::http_client(Duration::from_secs(30)),
         };
         server.wait_ready();
         server
