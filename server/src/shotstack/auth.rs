@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest};
 
 use super::envelope::Failure;
+use super::parse::split_key;
 use crate::http::auth::{verify, Account};
 
 pub const HEADER: &str = "x-api-key";
@@ -42,25 +43,4 @@ fn authenticate(req: &HttpRequest) -> Result<ApiKey, Failure> {
 
 fn unauthorized(message: &str) -> Failure {
     Failure::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
-
-/// `KEY:SECRET` split at the first colon (key ids hold none; a secret
-/// may), both parts non-empty and free of surrounding spaces.
-pub fn split_key(value: &str) -> Option<(&str, &str)> {
-    let (key, secret) = value.trim().split_once(':')?;
-    (!key.is_empty() && !secret.is_empty()).then_some((key, secret))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_key;
-
-    #[test]
-    fn the_header_needs_both_a_key_and_a_secret() {
-        assert_eq!(split_key("k:s"), Some(("k", "s")));
-        assert_eq!(split_key(" k:s:t "), Some(("k", "s:t")));
-        for bad in ["", "k", "k:", ":s", ":"] {
-            assert_eq!(split_key(bad), None, "{bad:?}");
-        }
-    }
 }

@@ -83,11 +83,6 @@ impl Failure {
             format!("{endpoint} is not built yet; see the README's Status"),
         )
     }
-
-    #[cfg(test)]
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
 }
 
 /// The ImpossibleFX API's errors keep their status and code; only their

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod envelope;
+pub mod parse;
 mod probe;
 
 use actix_web::http::{Method, StatusCode};

@@ -10,12 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_actors::engine::media::probe::{probe, Facts};
 use clipstream_actors::FetchError;
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
-use url::Url;
 
 use super::auth::ApiKey;
 use super::envelope::{ok, Failure};
+use super::parse::probe_url;
 use crate::delivery::Renders;
 use crate::http::state::AppState;
 use crate::net::guard::Guard;
@@ -32,7 +31,7 @@ pub async fn get(
         .split_once("/probe/")
         .map(|(_, tail)| tail)
         .unwrap_or_default();
-    let url = probe_url(raw)?;
+    let url = probe_url(raw).map_err(bad_url)?;
     // Probes store nothing, so the account only names who asked.
     tracing::info!(account = %key.0 .0, %url, "probe");
     // Checked here too, before any connection, so that a refused address is
@@ -69,38 +68,6 @@ pub async fn get(
             metadata: metadata(&facts, &src),
         },
     ))
-}
-
-/// The `{url}` path segment as sent (still percent-encoded), decoded into
-/// an http(s) URL. A `/` in it means the client did not encode the URL,
-/// which would make its path ambiguous with the route's.
-pub fn probe_url(raw: &str) -> Result<Url, Failure> {
-    if raw.is_empty() {
-        return Err(bad_url(
-            "the URL to probe is missing: GET probe/{url}".into(),
-        ));
-    }
-    if raw.contains('/') {
-        return Err(bad_url(
-            "the URL to probe must be percent-encoded as one path segment (encodeURIComponent)"
-                .into(),
-        ));
-    }
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| bad_url("the URL to probe is not UTF-8 once decoded".into()))?;
-    let url =
-        Url::parse(&decoded).map_err(|e| bad_url(format!("{decoded:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad_url(format!(
-            "only http and https URLs are probed, not {}",
-            url.scheme()
-        )));
-    }
-    if url.host().is_none() {
-        return Err(bad_url("the URL to probe has no host".into()));
-    }
-    Ok(url)
 }
 
 fn bad_url(message: String) -> Failure {
@@ -215,27 +182,5 @@ fn metadata(facts: &Facts, src: &str) -> Metadata {
             size: f.size.map(|s| s.to_string()),
             bit_rate: f.bit_rate.map(|b| b.to_string()),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::probe_url;
-
-    #[test]
-    fn the_url_is_one_percent_encoded_segment_of_http_or_https() {
-        let url = probe_url("https%3A%2F%2Fexample.com%2Fa%20b.mp4%3Fx%3D1").unwrap();
-        assert_eq!(url.as_str(), "https://example.com/a%20b.mp4?x=1");
-        for bad in [
-            "",
-            "https://example.com/a.mp4",
-            "ftp%3A%2F%2Fexample.com%2Fa",
-            "not%20a%20url",
-            "%FF%FE",
-            "file%3A%2F%2F%2Fetc%2Fpasswd",
-        ] {
-            let e = probe_url(bad).unwrap_err();
-            assert_eq!(e.code(), "invalid_url", "{bad:?}");
-        }
     }
 }
