@@ -103,6 +103,7 @@ fn assert_small_mp4(answer: &Value, url: &str) {
     assert_eq!(video["width"], 320);
     assert_eq!(video["height"], 240);
     assert_eq!(video["r_frame_rate"], "25/1");
+    assert!(video.get("tags").is_none(), "upright: no rotate tag");
     let duration: f64 = video["duration"].as_str().unwrap().parse().unwrap();
     assert!((duration - 2.0).abs() < 0.1, "{duration}");
     let audio = streams
@@ -410,4 +411,49 @@ fn the_x_api_key_shares_the_failed_auth_throttle_with_http_basic() {
     assert_failure(&answer, 429, "too_many_failures");
     // The same address is throttled on the ImpossibleFX API too.
     assert_eq!(env.client().get("/v1/list/project").status(), 429);
+}
+
+#[test]
+fn a_rotated_video_carries_ffprobes_rotate_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let upright = dir.path().join("upright.mp4");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1"],
+        &upright,
+    );
+    // As a phone records portrait video: upright pixels, a display matrix.
+    let rotated = dir.path().join("rotated.mp4");
+    let input = upright.to_str().unwrap();
+    ffmpeg(
+        &["-i", input, "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &rotated,
+    );
+    // The tag is the display matrix's angle as FFprobe prints it today,
+    // negated into 0..360: what FFprobe's `tags.rotate` always said.
+    let local = clipstream_tests::media::ffprobe(&rotated);
+    let angle = local["streams"][0]["side_data_list"]
+        .as_array()
+        .and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()))
+        .expect("ffprobe sees a rotation");
+    let expected = (-angle).rem_euclid(360);
+    assert_ne!(expected, 0);
+
+    let (base, _) = serve_files(vec![(
+        "/rotated.mp4".into(),
+        std::fs::read(&rotated).unwrap(),
+    )]);
+    let env = env();
+    let probe = format!(
+        "/edit/v1/probe/{}",
+        encode_component(&format!("{base}/rotated.mp4"))
+    );
+    let (status, body) = shotstack(&env, Method::GET, &probe, Some(&api_key(&env)));
+    assert_eq!(status, 200, "{body}");
+    let video = &body["response"]["metadata"]["streams"][0];
+    assert_eq!(video["tags"]["rotate"], expected.to_string(), "{body}");
+    // Stored sizes, as FFprobe gives them: the picture is not turned.
+    assert_eq!(
+        (video["width"].clone(), video["height"].clone()),
+        (64.into(), 48.into())
+    );
 }
