@@ -54,12 +54,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 scope = scope.route("/probe/{url:.+}", web::get().to(probe::get));
             }
             for (_, method, path) in NOT_BUILT.iter().filter(|(a, ..)| *a == api) {
-                let endpoint: &'static str =
-                    Box::leak(format!("{method} {api}/{{stage}}{path}").into_boxed_str());
+                let endpoint = format!("{method} {api}/{{stage}}{path}");
                 scope = scope.route(
                     path,
-                    web::method(method.clone()).to(move || async move {
-                        Err::<&'static str, _>(Failure::not_built(endpoint))
+                    web::method(method.clone()).to(move || {
+                        let failure = Failure::not_built(&endpoint);
+                        async move { Err::<&'static str, _>(failure) }
                     }),
                 );
             }
