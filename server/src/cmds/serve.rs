@@ -82,6 +82,7 @@ pub fn run(config: Config) -> CmdResult {
                 .app_data(uploads_data.clone())
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
+                .configure(crate::shotstack::configure)
                 .default_service(crate::http::not_found())
                 .wrap(Condition::new(request_spans, TracingLogger::default()))
         })

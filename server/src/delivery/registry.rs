@@ -119,6 +119,25 @@ impl Renders {
         })
     }
 
+    /// Downloads `src` for a look at it (the Shotstack API's probe),
+    /// through the same private-address guard and limits as every render's
+    /// sources, into a directory of the render spool that goes when the
+    /// returned `TempDir` is dropped. One attempt: the caller is waiting.
+    pub async fn download(
+        &self,
+        src: &str,
+    ) -> Result<(tempfile::TempDir, std::path::PathBuf), clipstream_actors::FetchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("probe-")
+            .tempdir_in(self.store.render_spool_dir())
+            .map_err(|e| clipstream_actors::FetchError::Transient {
+                src: src.to_owned(),
+                reason: format!("no directory for downloads: {e}"),
+            })?;
+        let path = self.urls.fetch(src, dir.path()).await?;
+        Ok((dir, path))
+    }
+
     /// Sets the gauges of renders in progress by state.
     pub fn count_states(&self) {
         let mut counts = [0i64; 4];

@@ -26,11 +26,6 @@ impl FromRequest for Account {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Account, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or(ApiError::Unauthorized {
-            message: "no key store",
-        })?;
     let auth = Authorization::<Basic>::parse(req).map_err(|_| ApiError::Unauthorized {
         message: "send your API key and secret with HTTP Basic authentication",
     })?;
@@ -38,6 +33,19 @@ fn authenticate(req: &HttpRequest) -> Result<Account, ApiError> {
     let secret = basic.password().ok_or(ApiError::Unauthorized {
         message: "the API secret is missing: send key:secret",
     })?;
+    verify(req, basic.user_id(), secret)
+}
+
+/// The one check every way of sending a key goes through (HTTP Basic here,
+/// the Shotstack API's `x-api-key`): the failed-auth throttle of the
+/// client's address, then the key and its secret. Only a wrong pair counts
+/// as a failure.
+pub fn verify(req: &HttpRequest, key_id: &str, secret: &str) -> Result<Account, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Unauthorized {
+            message: "no key store",
+        })?;
     // Without a peer address (not over TCP) there is nobody to throttle.
     let client = req.peer_addr().map(|a| a.ip());
     let now = Instant::now();
@@ -49,7 +57,7 @@ fn authenticate(req: &HttpRequest) -> Result<Account, ApiError> {
                 retry_after_secs: b.retry_after_secs,
             })?;
     }
-    match state.store.authenticate(basic.user_id(), secret) {
+    match state.store.authenticate(key_id, secret) {
         Ok(account) => Ok(Account(account)),
         Err(e) => {
             if let (Some(ip), StoreError::BadCredentials) = (client, &e) {

@@ -99,7 +99,7 @@ impl ApiError {
 
     /// What the client is told. Internal failures are logged in full and
     /// answered without their details.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             ApiError::Store(
                 StoreError::Io(_)

@@ -1,0 +1,91 @@
+//! The Shotstack-compatible API (CONTRACT section 7, seed
+//! `shotstack-api-v1.txt`): Edit, Serve and Ingest under
+//! `/{api}/{stage}/` with `{stage}` `v1` or `stage`, authenticated by
+//! `x-api-key`, answering in Shotstack's envelope, so that Shotstack's own
+//! SDKs work unchanged. A surface of its own over the same core (storage,
+//! fetcher, render pipeline) as the ImpossibleFX routes in `crate::routes`.
+//!
+//! Built so far: authentication, the envelope, the stages and
+//! `GET edit/{stage}/probe/{url}`. Every other endpoint of the seed answers
+//! 501 naming itself.
+
+pub mod auth;
+pub mod envelope;
+pub mod parse;
+mod probe;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest};
+
+use envelope::Failure;
+
+/// The stages Shotstack's SDKs are pointed at: `v1` (production) and
+/// `stage` (sandbox). Both reach the same server here.
+const STAGES: [&str; 2] = ["v1", "stage"];
+
+/// The seed's endpoints not built yet: (API, method, path under the stage).
+const NOT_BUILT: [(&str, Method, &str); 16] = [
+    ("edit", Method::POST, "/render"),
+    ("edit", Method::GET, "/render/{id}"),
+    ("edit", Method::POST, "/templates"),
+    ("edit", Method::GET, "/templates"),
+    ("edit", Method::GET, "/templates/{id}"),
+    ("edit", Method::PUT, "/templates/{id}"),
+    ("edit", Method::DELETE, "/templates/{id}"),
+    ("edit", Method::POST, "/templates/render"),
+    ("serve", Method::GET, "/assets/{id}"),
+    ("serve", Method::DELETE, "/assets/{id}"),
+    ("serve", Method::GET, "/assets/render/{id}"),
+    ("ingest", Method::POST, "/sources"),
+    ("ingest", Method::GET, "/sources"),
+    ("ingest", Method::GET, "/sources/{id}"),
+    ("ingest", Method::DELETE, "/sources/{id}"),
+    ("ingest", Method::POST, "/upload"),
+];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for stage in STAGES {
+        for api in ["edit", "serve", "ingest"] {
+            let mut scope = web::scope(&format!("/{api}/{stage}"));
+            if api == "edit" {
+                // The segment is read raw from the request's path (see
+                // `probe::get`); `.+` so that an unencoded URL is told so
+                // rather than answered 404.
+                scope = scope.route("/probe/{url:.+}", web::get().to(probe::get));
+            }
+            for (_, method, path) in NOT_BUILT.iter().filter(|(a, ..)| *a == api) {
+                let endpoint = format!("{method} {api}/{{stage}}{path}");
+                scope = scope.route(
+                    path,
+                    web::method(method.clone()).to(move || {
+                        let failure = Failure::not_built(&endpoint);
+                        async move { Err::<&'static str, _>(failure) }
+                    }),
+                );
+            }
+            cfg.service(scope.default_service(web::to(no_route)));
+        }
+    }
+    // Any other stage under the three APIs: Shotstack's 404, in its envelope.
+    for api in ["edit", "serve", "ingest"] {
+        cfg.service(web::scope(&format!("/{api}")).default_service(web::to(unknown_stage)));
+    }
+}
+
+async fn no_route(req: HttpRequest) -> Result<&'static str, Failure> {
+    Err(Failure::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no endpoint {} {}", req.method(), req.path()),
+    ))
+}
+
+async fn unknown_stage(req: HttpRequest) -> Result<&'static str, Failure> {
+    let stage = req.path().split('/').nth(2).unwrap_or_default().to_owned();
+    Err(Failure::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no stage {stage:?} here; the stages are v1 and stage"),
+    )
+    .with_param("stage"))
+}

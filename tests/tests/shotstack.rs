@@ -1,0 +1,459 @@
+//! The Shotstack-compatible API (CONTRACT section 7, issue 17), as far as
+//! it is built: `x-api-key` authentication, Shotstack's envelope, the `v1`
+//! and `stage` stages, and `GET edit/{stage}/probe/{url}`. Shotstack's own
+//! SDKs (PyPI and npm `shotstack-sdk`, installed by scripts/peers.sh) are
+//! pointed at the test server unchanged; what they cannot reach is checked
+//! over plain HTTP. Every endpoint not built yet answers 501 naming itself.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use clipstream_tests::peers;
+use clipstream_tests::{ffmpeg, json, serve_files, Env};
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde_json::Value;
+
+/// A 2-second 320×240 H.264 video with AAC sound, served by the test at
+/// `<base>/small.mp4`.
+fn small_mp4() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &path,
+    );
+    let (base, hits) = serve_files(vec![("/small.mp4".into(), std::fs::read(&path).unwrap())]);
+    (format!("{base}/small.mp4"), hits)
+}
+
+/// A server whose fetches may reach the test's loopback file server.
+fn env() -> Env {
+    Env::with_settings(&[("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true")])
+}
+
+fn api_key(env: &Env) -> String {
+    format!("{}:{}", env.key.key, env.key.secret)
+}
+
+/// What an SDK driver (tests/sdk/probe.*) printed: `{"ok": response}` or
+/// `{"exception": class, "status": code}`.
+fn run_driver(mut cmd: Command) -> Value {
+    let out = cmd.output().expect("run the SDK driver");
+    assert!(
+        out.status.success(),
+        "the driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn driver(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk").join(name)
+}
+
+fn python_probe(host: &str, key: &str, url: &str) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(driver("probe.py"))
+        .args([host, key, url])
+        .env("PYTHONPATH", peers::dir().join("python"))
+        .env("NO_PROXY", "127.0.0.1");
+    run_driver(cmd)
+}
+
+fn node_probe(host: &str, key: &str, url: &str) -> Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(driver("probe.js"))
+        .args([host, key, url])
+        .env("NODE_PATH", peers::dir().join("node/node_modules"))
+        .env("NO_PROXY", "127.0.0.1");
+    run_driver(cmd)
+}
+
+/// The facts every probe of `small_mp4` must give, in FFprobe's shape under
+/// `response.metadata`, as Shotstack's SDK examples read them.
+fn assert_small_mp4(answer: &Value, url: &str) {
+    let response = &answer["ok"];
+    assert_eq!(response["success"], true, "{answer}");
+    let metadata = &response["response"]["metadata"];
+    let streams = metadata["streams"].as_array().expect("streams");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("a video stream");
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(video["width"], 320);
+    assert_eq!(video["height"], 240);
+    assert_eq!(video["r_frame_rate"], "25/1");
+    assert!(video.get("tags").is_none(), "upright: no rotate tag");
+    let duration: f64 = video["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 2.0).abs() < 0.1, "{duration}");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("an audio stream");
+    assert_eq!(audio["codec_name"], "aac");
+    assert!(audio.get("width").is_none(), "no nulls, no sizes for sound");
+    let format = &metadata["format"];
+    assert_eq!(format["filename"], url);
+    assert_eq!(format["nb_streams"], 2);
+    assert!(format["format_name"].as_str().unwrap().contains("mp4"));
+    let duration: f64 = format["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 2.0).abs() < 0.1, "{duration}");
+}
+
+#[test]
+fn the_python_sdk_probes_a_video_on_both_stages() {
+    let (url, _) = small_mp4();
+    let env = env();
+    let key = api_key(&env);
+    for stage in ["v1", "stage"] {
+        let host = format!("{}/edit/{stage}", env.server().url);
+        assert_small_mp4(&python_probe(&host, &key, &url), &url);
+    }
+}
+
+#[test]
+fn the_node_sdk_probes_a_video() {
+    let (url, _) = small_mp4();
+    let env = env();
+    let host = format!("{}/edit/v1", env.server().url);
+    assert_small_mp4(&node_probe(&host, &api_key(&env), &url), &url);
+}
+
+#[test]
+fn a_wrong_key_surfaces_as_the_sdks_own_exception() {
+    let (url, hits) = small_mp4();
+    let env = env();
+    let host = format!("{}/edit/v1", env.server().url);
+    let wrong_secret = format!("{}:not-the-secret", env.key.key);
+    let answer = python_probe(&host, &wrong_secret, &url);
+    assert_eq!(answer["exception"], "ForbiddenException", "{answer}");
+    assert_eq!(answer["status"], 403);
+    // The key id alone is not a secret: it never authenticates.
+    let answer = python_probe(&host, &env.key.key, &url);
+    assert_eq!(answer["exception"], "UnauthorizedException", "{answer}");
+    assert_eq!(answer["status"], 401);
+    let answer = node_probe(&host, &wrong_secret, &url);
+    assert_eq!(answer["status"], 403, "{answer}");
+    let answer = node_probe(&host, &env.key.key, &url);
+    assert_eq!(answer["status"], 401, "{answer}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was fetched");
+}
+
+/// `encodeURIComponent`, as the SDKs encode the probe's `{url}`.
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn shotstack(env: &Env, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
+    let client = Client::builder().no_proxy().build().unwrap();
+    let mut req = client.request(method, format!("{}{path}", env.server().url));
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    json(req.send().unwrap())
+}
+
+/// Shotstack's error envelope, with the stable code in `response.error`.
+fn assert_failure(answer: &(u16, Value), status: u16, code: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+    assert_eq!(body["response"]["error"]["code"], code, "{body}");
+}
+
+#[test]
+fn over_plain_http_stages_keys_and_errors_are_shotstacks() {
+    let (url, _) = small_mp4();
+    let env = env();
+    let key = api_key(&env);
+    let probe = format!("/edit/stage/probe/{}", encode_component(&url));
+
+    let (status, body) = shotstack(&env, Method::GET, &probe, Some(&key));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["response"]["metadata"]["streams"][0]["width"], 320);
+
+    // Any other stage is a 404 in the envelope.
+    let other = probe.replace("/edit/stage/", "/edit/v2/");
+    assert_failure(
+        &shotstack(&env, Method::GET, &other, Some(&key)),
+        404,
+        "not_found",
+    );
+    assert_failure(
+        &shotstack(&env, Method::GET, "/serve/beta/assets/x", Some(&key)),
+        404,
+        "not_found",
+    );
+
+    // No key, the key id alone, a wrong secret; HTTP Basic is not this
+    // API's way in either.
+    assert_failure(
+        &shotstack(&env, Method::GET, &probe, None),
+        401,
+        "unauthorized",
+    );
+    assert_failure(
+        &shotstack(&env, Method::GET, &probe, Some(&env.key.key)),
+        401,
+        "unauthorized",
+    );
+    assert_failure(
+        &shotstack(
+            &env,
+            Method::GET,
+            &probe,
+            Some(&format!("{}:x", env.key.key)),
+        ),
+        403,
+        "unauthorized",
+    );
+    let basic = env.client().get(&probe);
+    assert_eq!(basic.status(), 401);
+
+    // A URL that is not one encoded segment, not a URL, or not http(s).
+    for bad in [
+        format!("/edit/v1/probe/{url}"),
+        "/edit/v1/probe/not%20a%20url".to_owned(),
+        format!("/edit/v1/probe/{}", encode_component("file:///etc/passwd")),
+    ] {
+        assert_failure(
+            &shotstack(&env, Method::GET, &bad, Some(&key)),
+            400,
+            "invalid_url",
+        );
+    }
+
+    // A source that is not media, and one that is not there.
+    let (base, _) = serve_files(vec![("/text.mp4".into(), b"just some text".to_vec())]);
+    let text = format!(
+        "/edit/v1/probe/{}",
+        encode_component(&format!("{base}/text.mp4"))
+    );
+    let answer = shotstack(&env, Method::GET, &text, Some(&key));
+    assert_failure(&answer, 400, "not_media");
+    let missing = format!(
+        "/edit/v1/probe/{}",
+        encode_component(&format!("{base}/gone.mp4"))
+    );
+    let answer = shotstack(&env, Method::GET, &missing, Some(&key));
+    assert_failure(&answer, 400, "source_unavailable");
+    assert!(
+        answer.1["message"].as_str().unwrap().contains("404"),
+        "{}",
+        answer.1
+    );
+}
+
+#[test]
+fn a_private_address_is_refused_without_a_connection() {
+    let (url, canary) = small_mp4();
+    let env = Env::new();
+    let probe = format!("/edit/v1/probe/{}", encode_component(&url));
+    let answer = shotstack(&env, Method::GET, &probe, Some(&api_key(&env)));
+    assert_failure(&answer, 400, "invalid_url");
+    assert!(
+        answer.1["message"].as_str().unwrap().contains("private"),
+        "{}",
+        answer.1
+    );
+    assert_eq!(canary.load(Ordering::SeqCst), 0, "the canary got nothing");
+}
+
+#[test]
+fn every_endpoint_not_built_yet_is_a_501_naming_itself() {
+    let env = env();
+    let key = api_key(&env);
+    let id = "f1f8a4a3-9c6b-4a8e-8f5f-3b0a8a2f6c11";
+    for (method, path, endpoint) in [
+        (
+            Method::POST,
+            "/edit/v1/render".to_owned(),
+            "POST edit/{stage}/render",
+        ),
+        (
+            Method::GET,
+            format!("/edit/stage/render/{id}"),
+            "GET edit/{stage}/render/{id}",
+        ),
+        (
+            Method::POST,
+            "/edit/v1/templates".to_owned(),
+            "POST edit/{stage}/templates",
+        ),
+        (
+            Method::GET,
+            "/edit/v1/templates".to_owned(),
+            "GET edit/{stage}/templates",
+        ),
+        (
+            Method::GET,
+            format!("/edit/v1/templates/{id}"),
+            "GET edit/{stage}/templates/{id}",
+        ),
+        (
+            Method::PUT,
+            format!("/edit/v1/templates/{id}"),
+            "PUT edit/{stage}/templates/{id}",
+        ),
+        (
+            Method::DELETE,
+            format!("/edit/v1/templates/{id}"),
+            "DELETE edit/{stage}/templates/{id}",
+        ),
+        (
+            Method::POST,
+            "/edit/v1/templates/render".to_owned(),
+            "POST edit/{stage}/templates/render",
+        ),
+        (
+            Method::GET,
+            format!("/serve/v1/assets/{id}"),
+            "GET serve/{stage}/assets/{id}",
+        ),
+        (
+            Method::DELETE,
+            format!("/serve/v1/assets/{id}"),
+            "DELETE serve/{stage}/assets/{id}",
+        ),
+        (
+            Method::GET,
+            format!("/serve/v1/assets/render/{id}"),
+            "GET serve/{stage}/assets/render/{id}",
+        ),
+        (
+            Method::POST,
+            "/ingest/v1/sources".to_owned(),
+            "POST ingest/{stage}/sources",
+        ),
+        (
+            Method::GET,
+            "/ingest/v1/sources".to_owned(),
+            "GET ingest/{stage}/sources",
+        ),
+        (
+            Method::GET,
+            format!("/ingest/v1/sources/{id}"),
+            "GET ingest/{stage}/sources/{id}",
+        ),
+        (
+            Method::DELETE,
+            format!("/ingest/v1/sources/{id}"),
+            "DELETE ingest/{stage}/sources/{id}",
+        ),
+        (
+            Method::POST,
+            "/ingest/v1/upload".to_owned(),
+            "POST ingest/{stage}/upload",
+        ),
+    ] {
+        let answer = shotstack(&env, method.clone(), &path, Some(&key));
+        assert_failure(&answer, 501, "not_implemented");
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(message.starts_with(endpoint), "{method} {path}: {message}");
+        assert!(message.contains("not built yet"), "{message}");
+    }
+    // What the seed does not have at all is a 404, not a 501.
+    assert_failure(
+        &shotstack(&env, Method::GET, "/edit/v1/nothing", Some(&key)),
+        404,
+        "not_found",
+    );
+}
+
+#[test]
+fn the_x_api_key_shares_the_failed_auth_throttle_with_http_basic() {
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_LIMITS_AUTH_FAILURES", "3"),
+        ("CLIPSTREAM_LIMITS_AUTH_FAILURE_WINDOW_SECS", "60"),
+    ]);
+    let wrong = format!("{}:wrong", env.key.key);
+    let probe = format!(
+        "/edit/v1/probe/{}",
+        encode_component("http://example.com/a.mp4")
+    );
+    for _ in 0..3 {
+        assert_failure(
+            &shotstack(&env, Method::GET, &probe, Some(&wrong)),
+            403,
+            "unauthorized",
+        );
+    }
+    let answer = shotstack(&env, Method::GET, &probe, Some(&api_key(&env)));
+    assert_failure(&answer, 429, "too_many_failures");
+    // The same address is throttled on the ImpossibleFX API too.
+    assert_eq!(env.client().get("/v1/list/project").status(), 429);
+}
+
+#[test]
+fn a_rotated_video_carries_ffprobes_rotate_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let upright = dir.path().join("upright.mp4");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1"],
+        &upright,
+    );
+    // As a phone records portrait video: upright pixels, a display matrix.
+    let rotated = dir.path().join("rotated.mp4");
+    let input = upright.to_str().unwrap();
+    ffmpeg(
+        &["-i", input, "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &rotated,
+    );
+    // The tag is the display matrix's angle as FFprobe prints it today,
+    // negated into 0..360: what FFprobe's `tags.rotate` always said.
+    let local = clipstream_tests::media::ffprobe(&rotated);
+    let angle = local["streams"][0]["side_data_list"]
+        .as_array()
+        .and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()))
+        .expect("ffprobe sees a rotation");
+    let expected = (-angle).rem_euclid(360);
+    assert_ne!(expected, 0);
+
+    let (base, _) = serve_files(vec![(
+        "/rotated.mp4".into(),
+        std::fs::read(&rotated).unwrap(),
+    )]);
+    let env = env();
+    let probe = format!(
+        "/edit/v1/probe/{}",
+        encode_component(&format!("{base}/rotated.mp4"))
+    );
+    let (status, body) = shotstack(&env, Method::GET, &probe, Some(&api_key(&env)));
+    assert_eq!(status, 200, "{body}");
+    let video = &body["response"]["metadata"]["streams"][0];
+    assert_eq!(video["tags"]["rotate"], expected.to_string(), "{body}");
+    // Stored sizes, as FFprobe gives them: the picture is not turned.
+    assert_eq!(
+        (video["width"].clone(), video["height"].clone()),
+        (64.into(), 48.into())
+    );
+}
