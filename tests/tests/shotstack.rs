@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 
 use clipstream_tests::peers;
 use clipstream_tests::{ffmpeg, json, serve_files, Env};
-use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::Value;
+use std::time::Duration;
 
 /// A 2-second 320×240 H.264 video with AAC sound, served by the test at
 /// `<base>/small.mp4`.
@@ -172,7 +172,7 @@ fn encode_component(s: &str) -> String {
 }
 
 fn shotstack(env: &Env, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
-    let client = Client::builder().no_proxy().build().unwrap();
+    let client = clipstream_tests::http_client(Duration::from_secs(60));
     let mut req = client.request(method, format!("{}{path}", env.server().url));
     if let Some(key) = key {
         req = req.header("x-api-key", key);
