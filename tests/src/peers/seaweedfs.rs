@@ -209,42 +209,27 @@ impl SeaweedFs {
 
     /// The keys of the bucket's objects.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
-        let r = self.request(
-            Method::GET,
-            &format!("/{bucket}"),
-            &[("list-type", "2")],
-            Vec::new(),
-            &[],
-        );
-        assert_eq!(r.status(), 200);
-        elements(&r.text().unwrap(), "Key")
+        elements(
+            &self.listing(&format!("/{bucket}"), ("list-type", "2")),
+            "Key",
+        )
     }
 
     /// The keys of the bucket's multipart uploads not completed or
     /// aborted (ListMultipartUploads).
     pub fn pending_multipart_uploads(&self, bucket: &str) -> Vec<String> {
-        let r = self.request(
-            Method::GET,
-            &format!("/{bucket}"),
-            &[("uploads", "")],
-            Vec::new(),
-            &[],
-        );
-        let status = r.status();
-        let text = r.text().unwrap();
-        assert_eq!(status, 200, "{text}");
-        elements(&text, "Key")
+        elements(&self.listing(&format!("/{bucket}"), ("uploads", "")), "Key")
     }
 
     /// The object's ACL (GetObjectAcl), as the XML the server answers.
     pub fn object_acl(&self, bucket: &str, key: &str) -> String {
-        let r = self.request(
-            Method::GET,
-            &format!("/{bucket}/{key}"),
-            &[("acl", "")],
-            Vec::new(),
-            &[],
-        );
+        self.listing(&format!("/{bucket}/{key}"), ("acl", ""))
+    }
+
+    /// The XML a signed GET of `path` with one query parameter answers,
+    /// which must be a 200.
+    fn listing(&self, path: &str, query: (&str, &str)) -> String {
+        let r = self.request(Method::GET, path, &[query], Vec::new(), &[]);
         let status = r.status();
         let text = r.text().unwrap();
         assert_eq!(status, 200, "{text}");
