@@ -33,7 +33,9 @@ if [ "$missing" = 1 ]; then
     touch "$PEERS/python/.${p/==/-}"
   done
 fi
-NODE_PEERS=("azurite@3.37.0" "shotstack-sdk@0.2.9")
+# Azurite 3.35 is the newest that runs on Node.js 18 (Debian 12's):
+# 3.36 and later declare Node.js 21 or newer.
+NODE_PEERS=("azurite@3.35.0" "shotstack-sdk@0.2.9")
 # The same markers for npm: one per pinned package, and a missing one
 # installs the set (npm keeps what is already there).
 missing=0
