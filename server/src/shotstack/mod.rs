@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod envelope;
+pub mod hosting;
 pub mod parse;
 mod probe;
 

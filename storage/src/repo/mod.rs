@@ -58,12 +58,17 @@ pub enum Collection {
     Jobs,
     /// `token/id` → upload task.
     UploadTasks,
+    /// Hosted file id → hosted file.
+    HostedFiles,
+    /// `render-or-source id/file id` → empty: the files a render or a
+    /// source produced.
+    HostedByParent,
     /// Installation-wide values (raw): the token MAC key.
     Meta,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 13] = [
+    pub const ALL: [Collection; 15] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -76,6 +81,8 @@ impl Collection {
         Collection::RenderCache,
         Collection::Jobs,
         Collection::UploadTasks,
+        Collection::HostedFiles,
+        Collection::HostedByParent,
         Collection::Meta,
     ];
 
@@ -94,6 +101,8 @@ impl Collection {
             Collection::RenderCache => "render_cache",
             Collection::Jobs => "jobs",
             Collection::UploadTasks => "upload_tasks",
+            Collection::HostedFiles => "hosted_files",
+            Collection::HostedByParent => "hosted_by_parent",
             Collection::Meta => "meta",
         }
     }
