@@ -10,6 +10,7 @@
 //! 501 naming itself.
 
 pub mod auth;
+pub mod callback;
 pub mod envelope;
 pub mod hosting;
 pub mod parse;
