@@ -36,6 +36,7 @@ pub mod movies;
 pub mod projects;
 pub mod render_cache;
 pub mod renders;
+pub mod shotstack_renders;
 pub mod upload_tasks;
 pub mod uploads;
 
@@ -55,6 +56,7 @@ pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
+pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
 pub use upload_tasks::{UploadState, UploadTask};
 pub use uploads::{Upload, UploadLimits};
 
@@ -202,6 +204,7 @@ impl Store {
             Collection::Assets,
             Collection::Movies,
             Collection::ProjectTokens,
+            Collection::ShotstackTemplates,
         ] {
             for key in self.record_keys(collection, "")? {
                 let uid = key.split('/').next().unwrap_or_default();

@@ -8,16 +8,20 @@
 //! Everything of an account lives in its ordinary project named
 //! `shotstack` (`hosting::PROJECT`), so the ImpossibleFX API sees the same
 //! templates and files. Hosted files (render outputs, ingested sources)
-//! are served at `/hosted/<id>/<filename>` (`routes::hosted`). Endpoints
+//! are served at `/hosted/<id>/<filename>` (`routes::hosted`). Built: the
+//! Edit API (`probe`, `render`, `templates`) and the Serve API; endpoints
 //! of the seed not built yet answer 501 naming themselves.
 
 pub mod auth;
 pub mod callback;
+mod edit_input;
 pub mod envelope;
 pub mod hosting;
 pub mod parse;
 mod probe;
+pub mod render;
 mod serve;
+mod templates;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest};
@@ -29,15 +33,7 @@ use envelope::Failure;
 const STAGES: [&str; 2] = ["v1", "stage"];
 
 /// The seed's endpoints not built yet: (API, method, path under the stage).
-const NOT_BUILT: [(&str, Method, &str); 13] = [
-    ("edit", Method::POST, "/render"),
-    ("edit", Method::GET, "/render/{id}"),
-    ("edit", Method::POST, "/templates"),
-    ("edit", Method::GET, "/templates"),
-    ("edit", Method::GET, "/templates/{id}"),
-    ("edit", Method::PUT, "/templates/{id}"),
-    ("edit", Method::DELETE, "/templates/{id}"),
-    ("edit", Method::POST, "/templates/render"),
+const NOT_BUILT: [(&str, Method, &str); 5] = [
     ("ingest", Method::POST, "/sources"),
     ("ingest", Method::GET, "/sources"),
     ("ingest", Method::GET, "/sources/{id}"),
@@ -53,7 +49,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // The segment is read raw from the request's path (see
                 // `probe::get`); `.+` so that an unencoded URL is told so
                 // rather than answered 404.
-                scope = scope.route("/probe/{url:.+}", web::get().to(probe::get));
+                scope = scope
+                    .route("/probe/{url:.+}", web::get().to(probe::get))
+                    .route("/render", web::post().to(render::create))
+                    .route("/render/{id}", web::get().to(render::get))
+                    // Before `/templates/{id}`, whose resource would
+                    // otherwise answer this path's POST with a 405.
+                    .route("/templates/render", web::post().to(templates::render))
+                    .route("/templates", web::post().to(templates::create))
+                    .route("/templates", web::get().to(templates::list))
+                    .route("/templates/{id}", web::get().to(templates::get))
+                    .route("/templates/{id}", web::put().to(templates::update))
+                    .route("/templates/{id}", web::delete().to(templates::delete));
             }
             if api == "serve" {
                 scope = serve::routes(scope);

@@ -65,10 +65,14 @@ pub enum Collection {
     HostedByParent,
     /// Installation-wide values (raw): the token MAC key.
     Meta,
+    /// Shotstack render id → its render (`shotstack_renders`).
+    ShotstackRenders,
+    /// `uid/movie` → a Shotstack template's name.
+    ShotstackTemplates,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 15] = [
+    pub const ALL: [Collection; 17] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -84,6 +88,8 @@ impl Collection {
         Collection::HostedFiles,
         Collection::HostedByParent,
         Collection::Meta,
+        Collection::ShotstackRenders,
+        Collection::ShotstackTemplates,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -104,6 +110,8 @@ impl Collection {
             Collection::HostedFiles => "hosted_files",
             Collection::HostedByParent => "hosted_by_parent",
             Collection::Meta => "meta",
+            Collection::ShotstackRenders => "shotstack_renders",
+            Collection::ShotstackTemplates => "shotstack_templates",
         }
     }
 }

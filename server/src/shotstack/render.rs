@@ -1,0 +1,678 @@
+//! `POST edit/{stage}/render` and `GET edit/{stage}/render/{id}`: a
+//! Shotstack Edit rendered on the ordinary pipeline.
+//!
+//! The Edit is stored as the movie `render-<id>` of the account's
+//! `shotstack` project (hidden from the templates list) and gets an
+//! ordinary render request, so it runs on the same queue, cache and job
+//! records as every token. A record (`storage::shotstack_renders`) keeps
+//! what Shotstack's answers need; a background task per render waits for
+//! the output (and poster and thumbnail), hosts them on the Serve API
+//! (the `shotstack` destination), waits for the `s3` uploads, records how
+//! it ended and calls the `callback` URL.
+
+use std::collections::HashSet;
+use std::future::{ready, Ready};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use clipstream_actors::engine::edit::{Destination, Format, Tpl};
+use clipstream_actors::engine::plan::Deliverable;
+use clipstream_storage::{
+    unix_now_ms, AccountId, JobState, MovieChoice, RenderOutcome, ShotstackRender,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use super::auth::ApiKey;
+use super::callback::Callbacks;
+use super::edit_input::{self, Checked};
+use super::envelope::{iso_date, ok, Failure};
+use super::hosting::{self, Hosting};
+use crate::delivery::Renders;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::upload::Uploads;
+
+/// Movies holding a render's Edit are named this and the render id; the
+/// templates list leaves them out.
+pub const MOVIE_PREFIX: &str = "render-";
+
+/// Longest wait for a render's `s3` uploads after its output is ready:
+/// the upload service's own retries end long before.
+const UPLOAD_WAIT: Duration = Duration::from_secs(6 * 3600);
+
+/// What a render's request and its background task use.
+#[derive(Clone)]
+pub struct Services {
+    pub state: web::Data<AppState>,
+    pub renders: Arc<Renders>,
+    pub uploads: Arc<Uploads>,
+    pub callbacks: Arc<Callbacks>,
+}
+
+impl FromRequest for Services {
+    type Error = Failure;
+    type Future = Ready<Result<Services, Failure>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let missing = || {
+            Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the render services are not set up",
+            )
+        };
+        let services = (|| {
+            Some(Services {
+                state: req.app_data::<web::Data<AppState>>()?.clone(),
+                renders: req.app_data::<web::Data<Arc<Renders>>>()?.get_ref().clone(),
+                uploads: req.app_data::<web::Data<Arc<Uploads>>>()?.get_ref().clone(),
+                callbacks: req
+                    .app_data::<web::Data<Arc<Callbacks>>>()?
+                    .get_ref()
+                    .clone(),
+            })
+        })();
+        if let Some(services) = &services {
+            // The first request after a start picks up the renders the last
+            // process left unfinished (their hosting, uploads, callback).
+            static RESUMED: std::sync::Once = std::sync::Once::new();
+            RESUMED.call_once(|| match resume(services) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(renders = n, "unfinished shotstack renders resumed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "unfinished shotstack renders could not be read")
+                }
+            });
+        }
+        ready(services.ok_or_else(missing))
+    }
+}
+
+/// A 201 in Shotstack's envelope.
+pub fn created(response: impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(json!({ "success": true, "message": "Created", "response": response }))
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    key: ApiKey,
+    services: Services,
+) -> Result<HttpResponse, Failure> {
+    let text = edit_input::read_text(&req, payload, &services.state).await?;
+    let base = crate::http::base_url(&req, &services.state.config);
+    let id = queue(
+        &services,
+        &key.0 .0,
+        &base,
+        Submission {
+            data: text.clone(),
+            movie: text,
+            params: Map::new(),
+            at: "",
+        },
+    )
+    .await?;
+    Ok(created(queued(&id)))
+}
+
+pub fn queued(id: &str) -> Value {
+    json!({ "message": "Render Successfully Queued", "id": id })
+}
+
+/// A render to queue.
+pub struct Submission {
+    /// The Edit as the client sent it, for `data`.
+    pub data: String,
+    /// The movie to store: the Edit, placeholders and merge fields and all.
+    pub movie: String,
+    /// Merge fields given beside the movie (a template render's), over
+    /// its own.
+    pub params: Map<String, Value>,
+    /// The JSON path of the Edit in the request body ("" or "template.").
+    pub at: &'static str,
+}
+
+/// Checks, stores and starts a render; returns its id.
+pub async fn queue(
+    services: &Services,
+    account: &AccountId,
+    base: &str,
+    submission: Submission,
+) -> Result<String, Failure> {
+    let state = &services.state;
+    let checked = edit_input::check(state, &submission.movie, &submission.params, submission.at)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let ext = checked.format.extension();
+    let plan = destinations(
+        &checked,
+        &id,
+        ext,
+        submission.at,
+        &state.config.upload.aws_s3host,
+    )?;
+    let tasks = if plan.uploads.is_empty() {
+        Vec::new()
+    } else {
+        let list = Value::Array(plan.uploads.iter().map(|(_, t)| t.clone()).collect());
+        services.uploads.parse(&list).map_err(|e| {
+            // `upload[i].destination.<field>` → the destination it came from.
+            let index = e
+                .path
+                .strip_prefix("upload[")
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| plan.uploads.get(i))
+                .map_or(0, |(at, _)| *at);
+            edit_input::bad(
+                format!("{}output.destinations[{index}]", submission.at),
+                e.message,
+            )
+        })?
+    };
+    let merged = serde_json::to_string(&checked.filled).map_err(|e| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the Edit could not be written: {e}"),
+        )
+    })?;
+    let project = hosting::project(state, account).await?;
+    let movie = format!("{MOVIE_PREFIX}{id}");
+    let store = &state.store;
+    store
+        .put_movie(&project.uid, &movie, submission.movie)
+        .await
+        .map_err(ApiError::from)?;
+    let request = store
+        .put_render_request(
+            &project.uid,
+            MovieChoice::One(movie.clone()),
+            submission.params,
+            1,
+            None,
+        )
+        .await
+        .map_err(ApiError::from)?;
+    let now = unix_now_ms();
+    let callback = checked
+        .filled
+        .callback
+        .as_ref()
+        .and_then(Tpl::value)
+        .cloned();
+    let record = ShotstackRender {
+        id: id.clone(),
+        account: account.0.clone(),
+        project: project.uid.clone(),
+        movie,
+        token: request.token.clone(),
+        extension: ext.to_owned(),
+        poster: checked.poster,
+        thumbnail: checked.thumbnail,
+        data: submission.data,
+        merged,
+        callback,
+        base_url: base.to_owned(),
+        hosted: plan.hosted,
+        uploads: plan.uploads.iter().map(|(at, _)| *at).collect(),
+        outcome: None,
+        error: None,
+        duration: Some(checked.duration),
+        render_ms: None,
+        url: None,
+        poster_url: None,
+        thumbnail_url: None,
+        created_ms: now,
+        updated_ms: now,
+    };
+    store
+        .put_shotstack_render(&record)
+        .await
+        .map_err(ApiError::from)?;
+    // The output first, so that an upload joins its render rather than
+    // the other way round.
+    services
+        .renders
+        .prerender(&request.token, Deliverable::Movie(checked.format))
+        .await
+        .map_err(ApiError::from)?;
+    if !tasks.is_empty() {
+        services
+            .uploads
+            .submit(&request, &tasks)
+            .await
+            .map_err(ApiError::from)?;
+    }
+    tracing::info!(render = %id, token = %request.token, format = ext, uploads = tasks.len(), "shotstack render queued");
+    spawn(services.clone(), record);
+    Ok(id)
+}
+
+/// Where a render's outputs go.
+struct Destinations {
+    /// The `shotstack` destination: hosted on the Serve API.
+    hosted: bool,
+    /// ImpossibleFX upload tasks, each with its index in
+    /// `output.destinations`.
+    uploads: Vec<(usize, Value)>,
+}
+
+/// `output.destinations`: `shotstack` unless excluded, `s3` through the
+/// upload service with the server's own credentials (`upload.aws_*`);
+/// `mux` is not built and says so rather than being dropped.
+fn destinations(
+    checked: &Checked,
+    id: &str,
+    ext: &str,
+    at: &str,
+    own_s3host: &str,
+) -> Result<Destinations, Failure> {
+    let mut plan = Destinations {
+        hosted: true,
+        uploads: Vec::new(),
+    };
+    let output = checked.filled.output.value();
+    let Some(list) = output
+        .and_then(|o| o.destinations.as_ref())
+        .and_then(Tpl::value)
+    else {
+        return Ok(plan);
+    };
+    let path = |i: usize| format!("{at}output.destinations[{i}]");
+    for (i, d) in list.iter().enumerate() {
+        let d = d
+            .value()
+            .ok_or_else(|| edit_input::bad(path(i), "the destination is still a placeholder"))?;
+        match d {
+            Destination::Shotstack(s) => {
+                let exclude = s.exclude.as_ref().and_then(Tpl::value).copied();
+                if exclude == Some(true) {
+                    plan.hosted = false;
+                }
+            }
+            Destination::Mux(_) => {
+                return Err(Failure::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "not_implemented",
+                    "the mux destination is not built; use s3 or the shotstack destination",
+                )
+                .with_param(format!("{}.provider", path(i))))
+            }
+            Destination::S3(s3) => {
+                let options =
+                    s3.options.as_ref().and_then(Tpl::value).ok_or_else(|| {
+                        edit_input::bad(format!("{}.options", path(i)), "required")
+                    })?;
+                let text = |t: &Option<Tpl<String>>| t.as_ref().and_then(Tpl::value).cloned();
+                let bucket = options.bucket.value().cloned().unwrap_or_default();
+                let region = options.region.value().cloned().unwrap_or_default();
+                // Shotstack's key: `<prefix>/<filename or render id>.<ext>`.
+                let name = text(&options.filename).unwrap_or_else(|| id.to_owned());
+                let key = match text(&options.prefix) {
+                    Some(prefix) if !prefix.is_empty() => {
+                        format!("{}/{name}.{ext}", prefix.trim_end_matches('/'))
+                    }
+                    _ => format!("{name}.{ext}"),
+                };
+                let mut task = json!({
+                    "type": "s3",
+                    "extension": ext,
+                    "bucket": bucket,
+                    "filename": key,
+                    "aws_use_policy": true,
+                    "acl": text(&options.acl).unwrap_or_else(|| "private".to_owned()),
+                    "contenttype": checked.format.content_type(),
+                });
+                // The server's own S3 host wins (the upload service writes
+                // it in); without one, the region's AWS endpoint.
+                if own_s3host.is_empty() && !region.is_empty() {
+                    task["s3host"] = json!(format!("s3.{region}.amazonaws.com"));
+                }
+                plan.uploads.push((i, task));
+            }
+        }
+    }
+    if !plan.hosted && (checked.poster || checked.thumbnail) {
+        let what = if checked.poster {
+            "poster"
+        } else {
+            "thumbnail"
+        };
+        return Err(Failure::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            format!(
+                "a {what} is hosted on the shotstack destination only; do not exclude it, or leave out output.{what}"
+            ),
+        )
+        .with_param(format!("{at}output.{what}")));
+    }
+    Ok(plan)
+}
+
+#[derive(Deserialize)]
+pub struct Flags {
+    data: Option<String>,
+    merged: Option<String>,
+}
+
+/// A boolean query flag in any case (`True`, `false`).
+fn flag(name: &str, value: &Option<String>) -> Result<bool, Failure> {
+    match value.as_deref() {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("{name} must be true or false, not {v:?}"),
+        )
+        .with_param(name)),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RenderResponse<'a> {
+    id: &'a str,
+    owner: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    render_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    // Always present, null until there is one: the seed's `string¦null`.
+    poster: Option<&'a str>,
+    thumbnail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Box<RawValue>>,
+    created: String,
+    updated: String,
+}
+
+pub async fn get(
+    key: ApiKey,
+    services: Services,
+    id: web::Path<String>,
+    flags: web::Query<Flags>,
+) -> Result<HttpResponse, Failure> {
+    let id = id.into_inner();
+    let data = flag("data", &flags.data)?;
+    let merged = flag("merged", &flags.merged)?;
+    let record = owned(&services, &key.0 .0, &id)?;
+    let (status, error) = match record.outcome {
+        Some(RenderOutcome::Done) => ("done", None),
+        Some(RenderOutcome::Failed) => ("failed", record.error.clone()),
+        None => {
+            // A restart ends the task; whoever looks next starts it again.
+            spawn(services.clone(), record.clone());
+            running_status(&services, &record)
+        }
+    };
+    let echoed = if !data {
+        None
+    } else {
+        let text = if merged { &record.merged } else { &record.data };
+        Some(RawValue::from_string(text.clone()).map_err(|e| {
+            Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the stored Edit is unreadable: {e}"),
+            )
+        })?)
+    };
+    let done = record.outcome == Some(RenderOutcome::Done);
+    Ok(ok(
+        "OK",
+        RenderResponse {
+            id: &record.id,
+            owner: &record.account,
+            status,
+            error,
+            duration: record.duration,
+            render_time: record.render_ms.filter(|_| done),
+            url: record.url.as_deref().filter(|_| done),
+            poster: record.poster_url.as_deref().filter(|_| done),
+            thumbnail: record.thumbnail_url.as_deref().filter(|_| done),
+            data: echoed,
+            created: iso_date(record.created_ms),
+            updated: iso_date(record.updated_ms),
+        },
+    ))
+}
+
+/// The render `id` if `account` made it; anything else is not found, so
+/// another account's ids are indistinguishable from unknown ones.
+fn owned(services: &Services, account: &AccountId, id: &str) -> Result<ShotstackRender, Failure> {
+    let not_found = || {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no render has the id {id:?}"),
+        )
+        .with_param("id")
+    };
+    let record = services
+        .state
+        .store
+        .shotstack_render(id)
+        .map_err(ApiError::from)?
+        .ok_or_else(not_found)?;
+    if record.account != account.0 {
+        return Err(not_found());
+    }
+    Ok(record)
+}
+
+/// Where a render whose task has not ended stands: its main output's job,
+/// and `saving` once that is done while the outputs are hosted and sent.
+fn running_status(services: &Services, record: &ShotstackRender) -> (&'static str, Option<String>) {
+    let what = deliverable(record);
+    match services.renders.status(&record.token, what) {
+        Ok(s) => match s.state {
+            JobState::Queued => ("queued", None),
+            JobState::Fetching => ("fetching", None),
+            JobState::Rendering => ("rendering", None),
+            JobState::Saving | JobState::Done => ("saving", None),
+            JobState::Failed => ("failed", s.error.map(|e| e.message)),
+        },
+        Err(e) => ("failed", Some(ApiError::from(e).public_message())),
+    }
+}
+
+fn deliverable(record: &ShotstackRender) -> Deliverable {
+    Deliverable::Movie(Format::from_extension(&record.extension).unwrap_or(Format::Mp4))
+}
+
+/// Renders with a background task in this process.
+static RUNNING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+
+fn running() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the background task of `record` unless one runs.
+fn spawn(services: Services, record: ShotstackRender) {
+    if !running().insert(record.id.clone()) {
+        return;
+    }
+    tokio::spawn(async move {
+        let id = record.id.clone();
+        finish(&services, record).await;
+        running().remove(&id);
+    });
+}
+
+/// At start: the tasks of renders the last process did not finish.
+fn resume(services: &Services) -> Result<usize, ApiError> {
+    let pending = services.state.store.unfinished_shotstack_renders()?;
+    let n = pending.len();
+    for record in pending {
+        spawn(services.clone(), record);
+    }
+    Ok(n)
+}
+
+/// Waits for the outputs, delivers them, records the end and calls back.
+async fn finish(services: &Services, mut record: ShotstackRender) {
+    let outcome = deliver(services, &mut record).await;
+    let now = unix_now_ms();
+    match outcome {
+        Ok(()) => {
+            record.outcome = Some(RenderOutcome::Done);
+            record.error = None;
+        }
+        Err(message) => {
+            tracing::warn!(render = %record.id, error = %message, "shotstack render failed");
+            record.outcome = Some(RenderOutcome::Failed);
+            record.error = Some(message);
+        }
+    }
+    record.updated_ms = now;
+    if let Err(e) = services.state.store.put_shotstack_render(&record).await {
+        // Left unfinished: the next look at it runs the task again.
+        tracing::error!(render = %record.id, error = %e, "a render's end could not be recorded");
+        return;
+    }
+    if let Some(url) = &record.callback {
+        services
+            .callbacks
+            .send(url.clone(), callback_body(&record, now));
+    }
+}
+
+/// The callback's body: Shotstack's documented fields, none empty.
+fn callback_body(record: &ShotstackRender, completed_ms: u64) -> Value {
+    let done = record.outcome == Some(RenderOutcome::Done);
+    let mut body = json!({
+        "type": "edit",
+        "action": "render",
+        "id": record.id,
+        "owner": record.account,
+        "status": if done { "done" } else { "failed" },
+        "completed": iso_date(completed_ms),
+    });
+    if let (true, Some(url)) = (done, &record.url) {
+        body["url"] = json!(url);
+    }
+    if let Some(error) = &record.error {
+        body["error"] = json!(error);
+    }
+    body
+}
+
+async fn deliver(services: &Services, record: &mut ShotstackRender) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let main = deliverable(record);
+    let bytes = output(services, record, main).await?;
+    record.render_ms = Some(
+        (unix_now_ms().saturating_sub(record.created_ms) as f64)
+            .max(started.elapsed().as_secs_f64() * 1000.0),
+    );
+    let account = AccountId(record.account.clone());
+    if record.hosted {
+        let filename = format!("{}.{}", record.id, record.extension);
+        record.url = Some(host(services, record, &account, &filename, &bytes).await?);
+        if record.poster {
+            let poster = output(services, record, Deliverable::Poster).await?;
+            let name = format!("{}-poster.jpg", record.id);
+            record.poster_url = Some(host(services, record, &account, &name, &poster).await?);
+        }
+        if record.thumbnail {
+            let thumb = output(services, record, Deliverable::Thumbnail).await?;
+            let name = format!("{}-thumb.jpg", record.id);
+            record.thumbnail_url = Some(host(services, record, &account, &name, &thumb).await?);
+        }
+    }
+    if !record.uploads.is_empty() {
+        let sent = uploads_done(services, record).await?;
+        // Without hosting, the first upload's URL is where the file is.
+        if record.url.is_none() {
+            record.url = sent;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of `what`, rendered if need be.
+async fn output(
+    services: &Services,
+    record: &ShotstackRender,
+    what: Deliverable,
+) -> Result<bytes::Bytes, String> {
+    match services.renders.finished(&record.token, what).await {
+        Ok((_, Ok(open))) => Ok(open.bytes.clone()),
+        Ok((_, Err(failure))) => Err(failure.message),
+        Err(e) => Err(ApiError::from(e).public_message()),
+    }
+}
+
+async fn host(
+    services: &Services,
+    record: &ShotstackRender,
+    account: &AccountId,
+    filename: &str,
+    bytes: &[u8],
+) -> Result<String, String> {
+    let asset = format!("{MOVIE_PREFIX}{filename}");
+    let file = hosting::host_bytes(
+        &services.state,
+        account,
+        Hosting {
+            asset: &asset,
+            filename,
+            render: Some(&record.id),
+            source: None,
+        },
+        bytes,
+    )
+    .await
+    .map_err(|e| format!("{filename} could not be hosted: {e}"))?;
+    Ok(hosting::url(&record.base_url, &file))
+}
+
+/// Waits until every upload of the render has ended; the URL of the first
+/// one, or the first failure named by its destination.
+async fn uploads_done(
+    services: &Services,
+    record: &ShotstackRender,
+) -> Result<Option<String>, String> {
+    let deadline = std::time::Instant::now() + UPLOAD_WAIT;
+    loop {
+        let statuses = services
+            .uploads
+            .statuses(&record.token)
+            .map_err(|e| format!("the uploads could not be read: {e}"))?;
+        let ended = statuses
+            .iter()
+            .all(|s| s["state"] == "done" || s["state"] == "failed");
+        if ended && statuses.len() >= record.uploads.len() {
+            for (s, at) in statuses.iter().zip(&record.uploads) {
+                if s["state"] == "failed" {
+                    let why = s["error"].as_str().unwrap_or("failed");
+                    return Err(format!("output.destinations[{at}] (s3): {why}"));
+                }
+            }
+            return Ok(statuses
+                .first()
+                .and_then(|s| s["url"].as_str())
+                .map(str::to_owned));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the uploads did not end in time".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
