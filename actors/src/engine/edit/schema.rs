@@ -539,7 +539,16 @@ impl std::str::FromStr for Color {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid colour `{s}`, expected #RRGGBB or #AARRGGBB");
+        let bad = || format!("invalid colour `{s}`, expected #RRGGBB, #AARRGGBB or transparent");
+        // Shotstack's own templates write a see-through background so.
+        if s.eq_ignore_ascii_case("transparent") {
+            return Ok(Color {
+                a: 0,
+                r: 0,
+                g: 0,
+                b: 0,
+            });
+        }
         let hex = s.strip_prefix('#').ok_or_else(bad)?;
         if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad());

@@ -349,3 +349,12 @@ fn html_beyond_the_limits_is_refused() {
         Ok(())
     );
 }
+
+#[test]
+fn transparent_is_a_colour() {
+    for word in ["transparent", "Transparent"] {
+        let colour: Color = word.parse().unwrap();
+        assert_eq!(colour.rgba(), [0, 0, 0, 0]);
+    }
+    assert!("clear".parse::<Color>().is_err());
+}
