@@ -100,15 +100,34 @@ pub fn check(
             "the format is still a placeholder",
         )
     })?;
-    let plan = plan::plan_as(&filled, Deliverable::Movie(format), &limits)
-        .map_err(|e| Failure::from(ApiError::Plan(e)))?;
+    let poster = output.poster.is_some();
+    let thumbnail = output.thumbnail.is_some();
+    let planned = |what| plan::plan_as(&filled, what, &limits).map_err(|e| plan_failure(e, at));
+    let duration = planned(Deliverable::Movie(format))?.duration;
+    // A poster or thumbnail off the timeline is refused now, not found
+    // out after the video has rendered.
+    if poster {
+        planned(Deliverable::Poster)?;
+    }
+    if thumbnail {
+        planned(Deliverable::Thumbnail)?;
+    }
     Ok(Checked {
         format,
-        poster: output.poster.is_some(),
-        thumbnail: output.thumbnail.is_some(),
-        duration: plan.duration,
+        poster,
+        thumbnail,
+        duration,
         filled,
     })
+}
+
+fn plan_failure(e: plan::PlanError, at: &str) -> Failure {
+    let param = e.path().map(|p| prefixed(at, p));
+    let failure: Failure = ApiError::Plan(e).into();
+    match param {
+        Some(p) if !p.is_empty() => failure.with_param(p),
+        _ => failure,
+    }
 }
 
 pub fn bad(param: impl Into<String>, message: impl Into<String>) -> Failure {
@@ -124,7 +143,9 @@ fn prefixed(at: &str, path: &str) -> String {
 
 pub fn edit_failure(e: EditError, at: &str) -> Failure {
     let code = ApiError::Edit(e.clone()).code();
-    let param = prefixed(at, &e.path);
+    // A missing field is named by its own path, not its parent's.
+    let path = field_named(&e.path, &e.message).unwrap_or_default();
+    let param = prefixed(at, &path);
     let failure = Failure::new(
         StatusCode::BAD_REQUEST,
         code,

@@ -1,0 +1,670 @@
+//! The Shotstack Edit API's renders and templates (CONTRACT section 7,
+//! issue 17), driven by Shotstack's own SDKs (PyPI `shotstack-sdk` 0.2.8,
+//! npm `shotstack-sdk` 0.2.9, installed by scripts/peers.sh) through
+//! tests/sdk/edit.{py,js}: a render with merge fields and a callback goes
+//! through its statuses to `done`, its hosted file is what the Edit asked
+//! for; a template lives its whole life; an invalid Edit and an unknown id
+//! are the SDKs' own exceptions. What the SDKs cannot reach (the `stage`
+//! stage, another account's ids, flags in odd case, the Edit echoed byte
+//! for byte, the ImpossibleFX side of a template) is checked over plain
+//! HTTP.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clipstream_tests::media::ffprobe;
+use clipstream_tests::peers::{self, receiver::Receiver};
+use clipstream_tests::{create_key, ffmpeg, http_client, serve_files, Env};
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+/// A 2-second 320×240 H.264 video with sound, served at the returned URL.
+fn small_mp4() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &path,
+    );
+    let (base, _) = serve_files(vec![("/small.mp4".into(), std::fs::read(&path).unwrap())]);
+    format!("{base}/small.mp4")
+}
+
+/// Fetches and callbacks may reach the test's loopback servers.
+fn env() -> Env {
+    Env::with_settings(&[("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true")])
+}
+
+fn api_key(key: &clipstream_tests::Key) -> String {
+    format!("{}:{}", key.key, key.secret)
+}
+
+fn host(env: &Env, stage: &str) -> String {
+    format!("{}/edit/{stage}", env.server().url)
+}
+
+/// What a driver printed (one JSON line).
+fn run_driver(mut cmd: Command) -> Value {
+    let out = cmd.output().expect("run the SDK driver");
+    assert!(
+        out.status.success(),
+        "the driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn driver(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk").join(name)
+}
+
+fn python(host: &str, key: &str, args: &[&str]) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(driver("edit.py"))
+        .args([host, key])
+        .args(args)
+        .env("PYTHONPATH", peers::dir().join("python"))
+        .env("NO_PROXY", "127.0.0.1");
+    run_driver(cmd)
+}
+
+fn node(host: &str, key: &str, args: &[&str]) -> Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(driver("edit.js"))
+        .args([host, key])
+        .args(args)
+        .env("NODE_PATH", peers::dir().join("node/node_modules"))
+        .env("NO_PROXY", "127.0.0.1");
+    run_driver(cmd)
+}
+
+type Driver = fn(&str, &str, &[&str]) -> Value;
+
+const STATUSES: [&str; 6] = [
+    "queued",
+    "fetching",
+    "rendering",
+    "saving",
+    "done",
+    "failed",
+];
+
+/// Polls the render's status through the SDK until it is final; returns
+/// every status seen, in order without repeats, and the last response.
+fn wait_final(sdk: Driver, host: &str, key: &str, id: &str) -> (Vec<String>, Value) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let answer = sdk(host, key, &["status", id]);
+        let response = answer["ok"]["response"].clone();
+        let status = response["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no status: {answer}"))
+            .to_owned();
+        assert!(STATUSES.contains(&status.as_str()), "{status}");
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        if status == "done" || status == "failed" {
+            return (seen, response);
+        }
+        assert!(Instant::now() < deadline, "not final in time: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The statuses a render went through are in the seed's order.
+fn assert_in_order(seen: &[String]) {
+    let rank = |s: &String| STATUSES.iter().position(|x| x == s).unwrap();
+    assert!(
+        seen.windows(2).all(|w| rank(&w[0]) < rank(&w[1])),
+        "{seen:?}"
+    );
+}
+
+/// The callback's one POST, waited for.
+fn callback_of(receiver: &Receiver) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(request) = receiver.requests().first() {
+            assert_eq!(request.method, "POST");
+            return serde_json::from_slice(&request.body).expect("a JSON callback");
+        }
+        assert!(Instant::now() < deadline, "no callback came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn download(url: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+    let response = http_client(Duration::from_secs(30))
+        .get(url)
+        .send()
+        .expect("GET the hosted file");
+    assert_eq!(response.status(), 200, "{url}");
+    let path = dir.join(name);
+    std::fs::write(&path, response.bytes().unwrap()).unwrap();
+    path
+}
+
+/// The video, poster and thumbnail a done render hosts: 320×240 for
+/// `secs` seconds, a 320×240 poster, a half-size thumbnail.
+fn assert_outputs(response: &Value, secs: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = response["id"].as_str().unwrap();
+    let url = response["url"].as_str().expect("a url once done");
+    assert!(url.ends_with(&format!("/{id}.mp4")), "{url}");
+    let facts = ffprobe(&download(url, dir.path(), "out.mp4"));
+    let video = facts["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("a video stream")
+        .clone();
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let duration: f64 = facts["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - secs).abs() < 0.15, "{duration}");
+    assert!((response["duration"].as_f64().unwrap() - secs).abs() < 1e-9);
+    for (field, suffix, size) in [
+        ("poster", "-poster.jpg", (320, 240)),
+        ("thumbnail", "-thumb.jpg", (160, 120)),
+    ] {
+        let url = response[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}"));
+        assert!(url.ends_with(&format!("/{id}{suffix}")), "{url}");
+        let facts = ffprobe(&download(url, dir.path(), suffix));
+        let image = &facts["streams"][0];
+        assert_eq!(image["codec_name"], "mjpeg", "{field}");
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(size.0), Some(size.1)),
+            "{field}"
+        );
+    }
+}
+
+fn assert_callback(callback: &Value, response: &Value, owner: &str) {
+    assert_eq!(callback["type"], "edit");
+    assert_eq!(callback["action"], "render");
+    assert_eq!(callback["id"], response["id"]);
+    assert_eq!(callback["owner"], owner);
+    assert_eq!(callback["status"], "done");
+    assert_eq!(callback["url"], response["url"]);
+    assert!(callback.get("error").is_none(), "no error, not a null one");
+    let completed = callback["completed"].as_str().expect("completed");
+    assert!(
+        completed.ends_with('Z') && completed.contains('T'),
+        "{completed}"
+    );
+}
+
+#[test]
+fn the_python_sdk_renders_an_edit_with_merge_fields_and_a_callback() {
+    let video = small_mp4();
+    let env = env();
+    let key = api_key(&env.key);
+    let host = host(&env, "v1");
+    let receiver = Receiver::start(&[200]);
+    let callback = format!("{}/done", receiver.url);
+    let queued = python(&host, &key, &["render", &video, &callback]);
+    let queued = &queued["ok"];
+    assert_eq!(queued["success"], true, "{queued}");
+    assert_eq!(queued["message"], "Created");
+    assert_eq!(queued["response"]["message"], "Render Successfully Queued");
+    let id = queued["response"]["id"].as_str().unwrap().to_owned();
+    assert!(uuid_v4(&id), "{id}");
+
+    let (seen, response) = wait_final(python, &host, &key, &id);
+    assert_in_order(&seen);
+    assert_eq!(seen.last().map(String::as_str), Some("done"), "{response}");
+    assert_eq!(response["id"], id.as_str());
+    assert_eq!(response["owner"], env.key.account.as_str());
+    assert!(response["render_time"].as_f64().unwrap() > 0.0);
+    for date in ["created", "updated"] {
+        assert!(response[date].as_str().unwrap().ends_with('Z'), "{date}");
+    }
+    assert!(response.get("error").is_none(), "{response}");
+    assert_outputs(&response, 2.0);
+    assert_callback(&callback_of(&receiver), &response, &env.key.account);
+    // The SDK read the Edit back into its model (it drops the assets, whose
+    // oneOf it cannot tell apart); the words are checked over plain HTTP.
+    assert!(
+        response["data"]["timeline"]["tracks"].is_array(),
+        "{response}"
+    );
+    let merged = data_of(&env, &id, true);
+    assert!(
+        merged.contains("Hello Jane") && !merged.contains("{{NAME}}"),
+        "{merged}"
+    );
+    let sent = data_of(&env, &id, false);
+    assert!(
+        sent.contains("Hello {{NAME}}") && sent.contains("\"merge\""),
+        "{sent}"
+    );
+}
+
+/// `data` of a render as plain text, with `merged` or without.
+fn data_of(env: &Env, id: &str, merged: bool) -> String {
+    let api = Plain::new(env, &env.key, "v1");
+    let (status, body) = api.json(
+        reqwest::Method::GET,
+        &format!("/render/{id}?data=true&merged={merged}"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["response"]["data"].to_string()
+}
+
+#[test]
+fn the_node_sdk_renders_an_edit_through_its_statuses() {
+    let env = env();
+    let key = api_key(&env.key);
+    let host = host(&env, "v1");
+    let receiver = Receiver::start(&[200]);
+    let callback = format!("{}/done", receiver.url);
+    let queued = node(&host, &key, &["render", "_", &callback]);
+    let id = queued["ok"]["response"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    assert!(uuid_v4(&id), "{id}");
+    let (seen, response) = wait_final(node, &host, &key, &id);
+    assert_in_order(&seen);
+    assert_eq!(seen.last().map(String::as_str), Some("done"), "{response}");
+    assert!(response["renderTime"].as_f64().unwrap() > 0.0);
+    assert_outputs(&response, 2.0);
+    assert_callback(&callback_of(&receiver), &response, &env.key.account);
+}
+
+/// The steps of a driver's `templates` run, by name.
+fn steps(answer: &Value) -> std::collections::HashMap<String, Value> {
+    answer["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap().to_owned(), s.clone()))
+        .collect()
+}
+
+/// What both SDKs see of a template's life; returns the id of the render
+/// of the template.
+fn assert_template_life(env: &Env, answer: &Value, read_back: bool) -> String {
+    let steps = steps(answer);
+    let made = &steps["create"]["ok"];
+    assert_eq!(made["message"], "Created", "{answer}");
+    assert_eq!(made["response"]["message"], "Template Successfully Created");
+    let id = made["response"]["id"].as_str().unwrap();
+    assert!(uuid_v4(id), "{id}");
+    let list = &steps["list"]["ok"]["response"];
+    assert_eq!(list["owner"], env.key.account.as_str());
+    let listed = list["templates"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "renders' Edits are not templates: {list}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["name"], "Greeting");
+    assert!(listed[0]["created"].as_str().unwrap().ends_with('Z'));
+    if read_back {
+        for (step, name) in [("get", "Greeting"), ("get_updated", "Greeting, renamed")] {
+            let got = &steps[step]["ok"]["response"];
+            assert_eq!(got["id"], id, "{step}");
+            assert_eq!(got["name"], name, "{step}");
+            assert_eq!(got["owner"], env.key.account.as_str());
+            assert!(got["template"]["timeline"].is_object(), "{got}");
+        }
+    }
+    let updated = &steps["update"]["ok"];
+    assert_eq!(
+        updated["response"]["message"],
+        "Template Successfully Updated"
+    );
+    assert_eq!(updated["response"]["id"], id);
+    let rendered = &steps["render"]["ok"];
+    assert_eq!(rendered["message"], "Created", "{answer}");
+    assert_eq!(
+        rendered["response"]["message"],
+        "Render Successfully Queued"
+    );
+    assert!(steps["delete"].get("exception").is_none(), "{answer}");
+    assert_eq!(steps["get_deleted"]["status"], 404, "{answer}");
+    rendered["response"]["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_python_sdk_takes_a_template_through_its_whole_life() {
+    let video = small_mp4();
+    let env = env();
+    let key = api_key(&env.key);
+    let host = host(&env, "v1");
+    let answer = python(&host, &key, &["templates", &video]);
+    let render = assert_template_life(&env, &answer, true);
+    let (seen, response) = wait_final(python, &host, &key, &render);
+    assert_eq!(seen.last().map(String::as_str), Some("done"), "{response}");
+    // Rendered with the request's merge field over the template's own.
+    let text = data_of(&env, &render, true);
+    assert!(text.contains("Hello Bob"), "{text}");
+    assert_outputs(&response, 1.0);
+}
+
+/// The Node SDK cannot read an Edit back (its `Asset` and `ClipStart`
+/// oneOf models throw on valid JSON, as they would against Shotstack), so
+/// it reads no template; the Python SDK and plain HTTP do.
+#[test]
+fn the_node_sdk_takes_a_template_through_its_whole_life() {
+    let env = env();
+    let key = api_key(&env.key);
+    let host = host(&env, "v1");
+    let answer = node(&host, &key, &["templates", "_"]);
+    let render = assert_template_life(&env, &answer, false);
+    let (seen, response) = wait_final(node, &host, &key, &render);
+    assert_eq!(seen.last().map(String::as_str), Some("done"), "{response}");
+    let text = data_of(&env, &render, true);
+    assert!(text.contains("Hello Bob"), "{text}");
+}
+
+#[test]
+fn an_invalid_edit_and_an_unknown_id_are_the_sdks_own_exceptions() {
+    let env = env();
+    let key = api_key(&env.key);
+    let host = host(&env, "v1");
+    let unknown = "6f1b0a52-4b9e-4c55-9d6e-2a3c1f0e9b7d";
+
+    let invalid = python(&host, &key, &["invalid"]);
+    assert_eq!(invalid["exception"], "ApiException", "{invalid}");
+    assert_eq!(invalid["status"], 400);
+    let body: Value = serde_json::from_str(invalid["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(
+        body["response"]["error"]["param"],
+        "timeline.tracks[0].clips[0].length"
+    );
+    let missing = python(&host, &key, &["unknown", unknown]);
+    assert_eq!(missing["exception"], "NotFoundException", "{missing}");
+    assert_eq!(missing["status"], 404);
+
+    let invalid = node(&host, &key, &["invalid"]);
+    assert_eq!(invalid["status"], 400, "{invalid}");
+    let missing = node(&host, &key, &["unknown", unknown]);
+    assert_eq!(missing["status"], 404, "{missing}");
+}
+
+/// Plain HTTP with an `x-api-key`.
+struct Plain {
+    http: Client,
+    base: String,
+    key: String,
+}
+
+impl Plain {
+    fn new(env: &Env, key: &clipstream_tests::Key, stage: &str) -> Plain {
+        Plain {
+            http: http_client(Duration::from_secs(60)),
+            base: host(env, stage),
+            key: api_key(key),
+        }
+    }
+
+    fn send(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-api-key", &self.key);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().expect("request");
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
+    fn json(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, text) = self.send(method, path, body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// An Edit as a person might type it: odd spacing, keys out of the
+/// schema's order, `25.0` and `0.0`, a transparent background.
+const TYPED_EDIT: &str = r##"{ "output" : {"fps":25.0, "format":"mp4","size":{"height":240,"width":320}},
+  "merge":[{"replace":"Ann","find":"NAME"}],
+  "timeline":{"tracks":[{"clips":[{"length":1.0,"start":0.0,
+     "asset":{"type":"html","html":"<p>{{NAME}}</p>","width":320,"height":240,"background":"transparent"}}]}],
+   "background":"#000000"}}"##;
+
+#[test]
+fn plain_http_the_stage_stage_flags_in_any_case_and_the_edit_echoed_as_sent() {
+    let env = env();
+    let api = Plain::new(&env, &env.key, "stage");
+    let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(TYPED_EDIT));
+    assert_eq!(status, 201, "{queued}");
+    assert_eq!(queued["message"], "Created");
+    let id = queued["response"]["id"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (status, body) = api.json(reqwest::Method::GET, &format!("/render/{id}"), None);
+        assert_eq!(status, 200, "{body}");
+        let response = &body["response"];
+        assert!(
+            response.get("data").is_none(),
+            "data only when asked: {body}"
+        );
+        // Present as null until done, never left out.
+        assert!(response.get("poster").is_some() && response.get("thumbnail").is_some());
+        if response["status"] == "done" {
+            break response.clone();
+        }
+        assert_ne!(response["status"], "failed", "{body}");
+        assert!(Instant::now() < deadline, "not done in time");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        done["poster"].is_null() && done["thumbnail"].is_null(),
+        "none asked: {done}"
+    );
+    assert!(done["url"].as_str().unwrap().contains("/hosted/"));
+
+    // The Edit exactly as sent, whatever the flags' case.
+    let (status, text) = api.send(
+        reqwest::Method::GET,
+        &format!("/render/{id}?data=True&merged=FALSE"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(text.contains(&format!("\"data\":{TYPED_EDIT}")), "{text}");
+    // With merged, the merge field is in place.
+    let (_, merged) = api.json(
+        reqwest::Method::GET,
+        &format!("/render/{id}?data=TRUE&merged=tRuE"),
+        None,
+    );
+    let text = merged["response"]["data"].to_string();
+    assert!(
+        text.contains("<p>Ann</p>") && !text.contains("{{NAME}}"),
+        "{text}"
+    );
+    // A flag that is not a boolean is named.
+    let (status, bad) = api.json(
+        reqwest::Method::GET,
+        &format!("/render/{id}?data=yes"),
+        None,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(bad["response"]["error"]["param"], "data");
+}
+
+#[test]
+fn plain_http_another_accounts_ids_are_not_found() {
+    let env = env();
+    let owner = Plain::new(&env, &env.key, "v1");
+    let other_key = create_key(&env.data_dir(), None);
+    let other = Plain::new(&env, &other_key, "v1");
+    let (_, queued) = owner.json(reqwest::Method::POST, "/render", Some(TYPED_EDIT));
+    let id = queued["response"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = other.json(reqwest::Method::GET, &format!("/render/{id}"), None);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["success"], false);
+
+    let template =
+        json!({ "name": "Mine", "template": serde_json::from_str::<Value>(TYPED_EDIT).unwrap() });
+    let (status, made) = owner.json(
+        reqwest::Method::POST,
+        "/templates",
+        Some(&template.to_string()),
+    );
+    assert_eq!(status, 201, "{made}");
+    let tid = made["response"]["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (reqwest::Method::GET, format!("/templates/{tid}"), None),
+        (
+            reqwest::Method::PUT,
+            format!("/templates/{tid}"),
+            Some(template.to_string()),
+        ),
+        (reqwest::Method::DELETE, format!("/templates/{tid}"), None),
+        (
+            reqwest::Method::POST,
+            "/templates/render".to_owned(),
+            Some(json!({ "id": tid }).to_string()),
+        ),
+    ] {
+        let (status, body) = other.json(method.clone(), &path, body.as_deref());
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    let (_, list) = other.json(reqwest::Method::GET, "/templates", None);
+    assert_eq!(list["response"]["templates"], json!([]), "{list}");
+    // The owner still has it.
+    let (status, _) = owner.json(reqwest::Method::GET, &format!("/templates/{tid}"), None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn plain_http_bad_edits_are_named_and_mux_is_not_built() {
+    let env = env();
+    let api = Plain::new(&env, &env.key, "v1");
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["format"] = json!("mov");
+    let (status, body) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "output.format");
+
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["destinations"] = json!([{ "provider": "shotstack" }, { "provider": "mux" }]);
+    let (status, body) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 501, "{body}");
+    assert_eq!(
+        body["response"]["error"]["param"],
+        "output.destinations[1].provider"
+    );
+
+    // A template's Edit is checked too, named under `template`.
+    let bad = json!({ "name": "x", "template": { "timeline": {}, "output": { "format": "mp4" } } });
+    let (status, body) = api.json(reqwest::Method::POST, "/templates", Some(&bad.to_string()));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["response"]["error"]["param"],
+        "template.timeline.tracks"
+    );
+    let (status, body) = api.json(
+        reqwest::Method::POST,
+        "/templates",
+        Some(r#"{"template": {}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "name");
+    // Nothing was stored by the refused requests.
+    let (_, list) = api.json(reqwest::Method::GET, "/templates", None);
+    assert_eq!(list["response"]["templates"], json!([]));
+}
+
+#[test]
+fn plain_http_a_movie_of_the_shotstack_project_is_a_template() {
+    let env = env();
+    let api = Plain::new(&env, &env.key, "v1");
+    // The first use makes the account's `shotstack` project.
+    let (_, list) = api.json(reqwest::Method::GET, "/templates", None);
+    assert_eq!(list["response"]["templates"], json!([]));
+    let client = env.client();
+    let (_, projects) = clipstream_tests::json(client.get("/v1/list/project"));
+    let uid = projects["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "shotstack")
+        .expect("the shotstack project")["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = client.put(&format!("/v1/sdl/{uid}/intro"), TYPED_EDIT);
+    assert_eq!(response.status(), 201);
+
+    let (_, list) = api.json(reqwest::Method::GET, "/templates", None);
+    let listed = &list["response"]["templates"];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(listed[0]["id"], "intro");
+    assert_eq!(listed[0]["name"], "intro");
+    let (status, text) = api.send(reqwest::Method::GET, "/templates/intro", None);
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(&format!("\"template\":{TYPED_EDIT}")),
+        "{text}"
+    );
+
+    // And a template made here is a movie there, under its id.
+    let template = json!({ "name": "Made here", "template": serde_json::from_str::<Value>(TYPED_EDIT).unwrap() });
+    let (_, made) = api.json(
+        reqwest::Method::POST,
+        "/templates",
+        Some(&template.to_string()),
+    );
+    let tid = made["response"]["id"].as_str().unwrap();
+    let response = client.get(&format!("/v1/sdl/{uid}/{tid}"));
+    assert_eq!(response.status(), 200);
+    // A render's Edit is a movie too, but never a template.
+    let (_, queued) = api.json(reqwest::Method::POST, "/render", Some(TYPED_EDIT));
+    let rid = queued["response"]["id"].as_str().unwrap();
+    let response = client.get(&format!("/v1/sdl/{uid}/render-{rid}"));
+    assert_eq!(response.status(), 200);
+    let (_, list) = api.json(reqwest::Method::GET, "/templates", None);
+    assert_eq!(
+        list["response"]["templates"].as_array().unwrap().len(),
+        2,
+        "{list}"
+    );
+}
+
+fn uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 36
+        && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
+        && b[14] == b'4'
+        && s.bytes()
+            .enumerate()
+            .all(|(i, c)| [8, 13, 18, 23].contains(&i) || c.is_ascii_hexdigit())
+}
