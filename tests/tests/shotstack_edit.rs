@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clipstream_tests::media::ffprobe;
+use clipstream_tests::peers::seaweedfs::{self, SeaweedFs};
 use clipstream_tests::peers::{self, receiver::Receiver};
 use clipstream_tests::{create_key, ffmpeg, http_client, serve_files, Env};
 use reqwest::blocking::Client;
@@ -667,4 +668,114 @@ fn uuid_v4(s: &str) -> bool {
         && s.bytes()
             .enumerate()
             .all(|(i, c)| [8, 13, 18, 23].contains(&i) || c.is_ascii_hexdigit())
+}
+
+/// Polls a render over plain HTTP until it is final; its response.
+fn wait_final_plain(api: &Plain, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = api.json(reqwest::Method::GET, &format!("/render/{id}"), None);
+        assert_eq!(status, 200, "{body}");
+        let response = &body["response"];
+        if response["status"] == "done" || response["status"] == "failed" {
+            return response.clone();
+        }
+        assert!(Instant::now() < deadline, "not final in time: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_s3_destination_gets_the_video_with_the_servers_own_keys() {
+    let s3 = SeaweedFs::start();
+    s3.create_bucket("renders");
+    let endpoint = s3.endpoint();
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_UPLOAD_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_UPLOAD_RETRY_BACKOFF_MS", "50"),
+        ("CLIPSTREAM_UPLOAD_AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY),
+        (
+            "CLIPSTREAM_UPLOAD_AWS_SECRET_ACCESS_KEY",
+            seaweedfs::SECRET_KEY,
+        ),
+        ("CLIPSTREAM_UPLOAD_AWS_BUCKETS", r#"["renders"]"#),
+        ("CLIPSTREAM_UPLOAD_AWS_S3HOST", endpoint.as_str()),
+    ]);
+    let api = Plain::new(&env, &env.key, "v1");
+    let with = |destinations: Value| {
+        let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+        edit["output"]["destinations"] = destinations;
+        edit.to_string()
+    };
+    let s3_to = |bucket: &str| {
+        json!({ "provider": "s3", "options": { "region": "us-east-1", "bucket": bucket,
+                "prefix": "shotstack", "filename": "ann" } })
+    };
+
+    // Only to S3: not hosted here, and `url` is the object's.
+    let edit = with(json!([s3_to("renders"), { "provider": "shotstack", "exclude": true }]));
+    let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit));
+    assert_eq!(status, 201, "{queued}");
+    let id = queued["response"]["id"].as_str().unwrap();
+    let done = wait_final_plain(&api, id);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["url"],
+        format!("{endpoint}/renders/shotstack/ann.mp4").as_str()
+    );
+    let object = s3.get_object("renders", "shotstack/ann.mp4");
+    assert_eq!(object.status(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ann.mp4");
+    std::fs::write(&path, object.bytes().unwrap()).unwrap();
+    let duration: f64 = ffprobe(&path)["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - 1.0).abs() < 0.15, "{duration}");
+
+    // A bucket the server's keys may not write to is refused at once,
+    // named by its destination.
+    let (status, body) = api.json(
+        reqwest::Method::POST,
+        "/render",
+        Some(&with(
+            json!([{ "provider": "shotstack" }, s3_to("archive")]),
+        )),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "output.destinations[1]");
+}
+
+#[test]
+fn a_render_that_fails_says_why_and_calls_back_failed() {
+    let env = env();
+    let api = Plain::new(&env, &env.key, "v1");
+    let receiver = Receiver::start(&[200]);
+    // A source that is not there: the render fails while fetching.
+    let (missing, _) = serve_files(Vec::new());
+    let edit = json!({
+        "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "video",
+            "src": format!("{missing}/gone.mp4") }, "start": 0.0, "length": 1.0 } ] } ] },
+        "output": { "format": "mp4", "size": { "width": 320, "height": 240 } },
+        "callback": format!("{}/hook", receiver.url),
+    });
+    let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 201, "{queued}");
+    let id = queued["response"]["id"].as_str().unwrap();
+    let failed = wait_final_plain(&api, id);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().expect("why it failed");
+    assert!(error.contains("gone.mp4"), "{error}");
+    assert!(
+        failed.get("url").is_none(),
+        "no url for a failed render: {failed}"
+    );
+    let callback = callback_of(&receiver);
+    assert_eq!(callback["status"], "failed");
+    assert_eq!(callback["id"], id);
+    assert_eq!(callback["error"], error);
+    assert!(callback.get("url").is_none(), "{callback}");
 }

@@ -322,9 +322,8 @@ fn destinations(
                     }
                     _ => format!("{name}.{ext}"),
                 };
-                let mut task = json!({
+                let mut destination = json!({
                     "type": "s3",
-                    "extension": ext,
                     "bucket": bucket,
                     "filename": key,
                     "aws_use_policy": true,
@@ -334,8 +333,9 @@ fn destinations(
                 // The server's own S3 host wins (the upload service writes
                 // it in); without one, the region's AWS endpoint.
                 if own_s3host.is_empty() && !region.is_empty() {
-                    task["s3host"] = json!(format!("s3.{region}.amazonaws.com"));
+                    destination["s3host"] = json!(format!("s3.{region}.amazonaws.com"));
                 }
+                let task = json!({ "extension": ext, "destination": destination });
                 plan.uploads.push((i, task));
             }
         }
