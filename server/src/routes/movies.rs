@@ -72,12 +72,13 @@ async fn put(
     })))
 }
 
-/// An Edit's `output.destinations` send a render of the Shotstack API to
-/// S3 or Mux when it finishes (issue 17); a dynamic movie renders per
-/// token, whose outputs are sent with the render request's `upload`.
-/// Rather than store destinations that would never be used, such a movie
-/// is refused; Shotstack hosting (`{"provider": "shotstack"}`, not
-/// excluded) is what token URLs are, and is accepted.
+/// An Edit's `output.destinations` send a render of the Shotstack API
+/// (`POST edit/{stage}/render`, `templates/render`) to S3 when it finishes;
+/// a dynamic movie renders per token, whose outputs are sent with the
+/// render request's `upload`. Rather than store destinations that a token
+/// would never use, such a movie is refused here; Shotstack hosting
+/// (`{"provider": "shotstack"}`, not excluded) is what token URLs are, and
+/// is accepted.
 fn refuse_destinations(text: &str) -> Result<(), edit::EditError> {
     let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     let Some(list) = value["output"]["destinations"].as_array() else {
@@ -91,7 +92,8 @@ fn refuse_destinations(text: &str) -> Result<(), edit::EditError> {
                 path: format!("output.destinations[{i}]"),
                 message: "a dynamic movie's renders are sent with the render request's \
                           `upload` (S3, Azure, HTTP, FTP, Dropbox, YouTube, Facebook); \
-                          output.destinations apply to Shotstack API renders, not built yet"
+                          output.destinations apply to renders of the Shotstack API \
+                          (POST /edit/v1/render, /edit/v1/templates/render)"
                     .into(),
             });
         }

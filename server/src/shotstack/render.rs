@@ -574,13 +574,9 @@ fn callback_body(record: &ShotstackRender, completed_ms: u64) -> Value {
 }
 
 async fn deliver(services: &Services, record: &mut ShotstackRender) -> Result<(), String> {
-    let started = std::time::Instant::now();
     let main = deliverable(record);
     let bytes = output(services, record, main).await?;
-    record.render_ms = Some(
-        (unix_now_ms().saturating_sub(record.created_ms) as f64)
-            .max(started.elapsed().as_secs_f64() * 1000.0),
-    );
+    record.render_ms = Some(unix_now_ms().saturating_sub(record.created_ms) as f64);
     let account = AccountId(record.account.clone());
     if record.hosted {
         let filename = format!("{}.{}", record.id, record.extension);
