@@ -296,46 +296,6 @@ fn every_endpoint_not_built_yet_is_a_501_naming_itself() {
     for (method, path, endpoint) in [
         (
             Method::POST,
-            "/edit/v1/render".to_owned(),
-            "POST edit/{stage}/render",
-        ),
-        (
-            Method::GET,
-            format!("/edit/stage/render/{id}"),
-            "GET edit/{stage}/render/{id}",
-        ),
-        (
-            Method::POST,
-            "/edit/v1/templates".to_owned(),
-            "POST edit/{stage}/templates",
-        ),
-        (
-            Method::GET,
-            "/edit/v1/templates".to_owned(),
-            "GET edit/{stage}/templates",
-        ),
-        (
-            Method::GET,
-            format!("/edit/v1/templates/{id}"),
-            "GET edit/{stage}/templates/{id}",
-        ),
-        (
-            Method::PUT,
-            format!("/edit/v1/templates/{id}"),
-            "PUT edit/{stage}/templates/{id}",
-        ),
-        (
-            Method::DELETE,
-            format!("/edit/v1/templates/{id}"),
-            "DELETE edit/{stage}/templates/{id}",
-        ),
-        (
-            Method::POST,
-            "/edit/v1/templates/render".to_owned(),
-            "POST edit/{stage}/templates/render",
-        ),
-        (
-            Method::POST,
             "/ingest/v1/sources".to_owned(),
             "POST ingest/{stage}/sources",
         ),
