@@ -41,8 +41,8 @@ pub struct ShotstackRender {
     pub base_url: String,
     /// Host the outputs on the Serve API (the `shotstack` destination).
     pub hosted: bool,
-    /// For each upload task of the render request (`s3` destinations), in
-    /// order, its index in `output.destinations`.
+    /// For each upload task of the render request (`s3` and `mux`
+    /// destinations), in order, its index in `output.destinations`.
     #[serde(default)]
     pub uploads: Vec<usize>,
     pub outcome: Option<RenderOutcome>,

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clipstream_tests::media::ffprobe;
+use clipstream_tests::peers::apis::{Apis, OAuthClient};
 use clipstream_tests::peers::seaweedfs::{self, SeaweedFs};
 use clipstream_tests::peers::{self, receiver::Receiver};
 use clipstream_tests::{create_key, ffmpeg, http_client, serve_files, Env};
@@ -566,7 +567,7 @@ fn plain_http_another_accounts_ids_are_not_found() {
 }
 
 #[test]
-fn plain_http_bad_edits_are_named_and_mux_is_not_built() {
+fn plain_http_bad_edits_and_destinations_are_named() {
     let env = env();
     let api = Plain::new(&env, &env.key, "v1");
     let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
@@ -575,14 +576,19 @@ fn plain_http_bad_edits_are_named_and_mux_is_not_built() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["response"]["error"]["param"], "output.format");
 
+    // Mux with no token of the server's: refused at once, by destination.
     let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
     edit["output"]["destinations"] = json!([{ "provider": "shotstack" }, { "provider": "mux" }]);
     let (status, body) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "output.destinations[1]");
+    // A poster is only hosted: with hosting excluded it cannot go anywhere.
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["poster"] = json!({ "capture": 0.5 });
+    edit["output"]["destinations"] = json!([{ "provider": "shotstack", "exclude": true }]);
+    let (status, body) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
     assert_eq!(status, 501, "{body}");
-    assert_eq!(
-        body["response"]["error"]["param"],
-        "output.destinations[1].provider"
-    );
+    assert_eq!(body["response"]["error"]["param"], "output.poster");
 
     // A template's Edit is checked too, named under `template`.
     let bad = json!({ "name": "x", "template": { "timeline": {}, "output": { "format": "mp4" } } });
@@ -778,4 +784,60 @@ fn a_render_that_fails_says_why_and_calls_back_failed() {
     assert_eq!(callback["id"], id);
     assert_eq!(callback["error"], error);
     assert!(callback.get("url").is_none(), "{callback}");
+}
+
+#[test]
+fn a_mux_destination_makes_a_mux_asset_with_the_servers_token() {
+    const MUX: (&str, &str) = ("server-mux-id", "server-mux-secret");
+    let app = |name: &str| OAuthClient {
+        client_id: format!("{name}-id"),
+        client_secret: format!("{name}-secret"),
+        refresh_token: format!("{name}-refresh"),
+    };
+    let apis = Apis::start(
+        &[&format!("{}:{}", MUX.0, MUX.1)],
+        app("dropbox"),
+        app("google"),
+    );
+    let endpoint = format!("{}/mux", apis.url);
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_UPLOAD_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_UPLOAD_RETRY_BACKOFF_MS", "50"),
+        ("CLIPSTREAM_UPLOAD_MUX_ENDPOINT", endpoint.as_str()),
+        ("CLIPSTREAM_UPLOAD_MUX_TOKEN_ID", MUX.0),
+        ("CLIPSTREAM_UPLOAD_MUX_TOKEN_SECRET", MUX.1),
+    ]);
+    let api = Plain::new(&env, &env.key, "v1");
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["destinations"] = json!([{ "provider": "mux",
+        "options": { "playbackPolicy": ["signed"], "passthrough": "order-7" } }]);
+    let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 201, "{queued}");
+    let id = queued["response"]["id"].as_str().unwrap();
+    let done = wait_final_plain(&api, id);
+    assert_eq!(done["status"], "done", "{done}");
+    // Hosted too (not excluded): the url is the hosted file's.
+    assert!(done["url"].as_str().unwrap().contains("/hosted/"), "{done}");
+
+    let got = apis.received();
+    assert_eq!(got.mux.len(), 1, "{got:?}");
+    let asset = &got.mux[0];
+    assert_eq!(asset.token, format!("{}:{}", MUX.0, MUX.1));
+    assert_eq!(asset.content_type, "video/mp4");
+    let hosted = http_client(Duration::from_secs(30))
+        .get(done["url"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(
+        asset.bytes == hosted.to_vec(),
+        "Mux got the video hosted here"
+    );
+    let settings = asset.settings.to_string();
+    assert!(
+        settings.contains("signed") && settings.contains("order-7"),
+        "{settings}"
+    );
 }

@@ -7,8 +7,8 @@
 //! records as every token. A record (`storage::shotstack_renders`) keeps
 //! what Shotstack's answers need; a background task per render waits for
 //! the output (and poster and thumbnail), hosts them on the Serve API
-//! (the `shotstack` destination), waits for the `s3` uploads, records how
-//! it ended and calls the `callback` URL.
+//! (the `shotstack` destination), waits for the `s3` and `mux` uploads,
+//! records how it ended and calls the `callback` URL.
 
 use std::collections::HashSet;
 use std::future::{ready, Ready};
@@ -41,7 +41,7 @@ use crate::upload::Uploads;
 /// templates list leaves them out.
 pub const MOVIE_PREFIX: &str = "render-";
 
-/// Longest wait for a render's `s3` uploads after its output is ready:
+/// Longest wait for a render's uploads after its output is ready:
 /// the upload service's own retries end long before.
 const UPLOAD_WAIT: Duration = Duration::from_secs(6 * 3600);
 
@@ -260,14 +260,14 @@ pub async fn queue(
 struct Destinations {
     /// The `shotstack` destination: hosted on the Serve API.
     hosted: bool,
-    /// ImpossibleFX upload tasks, each with its index in
+    /// ImpossibleFX upload tasks (`s3`, `mux`), each with its index in
     /// `output.destinations`.
     uploads: Vec<(usize, Value)>,
 }
 
-/// `output.destinations`: `shotstack` unless excluded, `s3` through the
-/// upload service with the server's own credentials (`upload.aws_*`);
-/// `mux` is not built and says so rather than being dropped.
+/// `output.destinations`: `shotstack` unless excluded; `s3` and `mux`
+/// through the upload service with the server's own credentials
+/// (`upload.aws_*`, `upload.mux_*`).
 fn destinations(
     checked: &Checked,
     id: &str,
@@ -298,13 +298,25 @@ fn destinations(
                     plan.hosted = false;
                 }
             }
-            Destination::Mux(_) => {
-                return Err(Failure::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "not_implemented",
-                    "the mux destination is not built; use s3 or the shotstack destination",
-                )
-                .with_param(format!("{}.provider", path(i))))
+            Destination::Mux(mux) => {
+                // A Mux direct upload with the server's own token
+                // (`upload.mux_*`), through the upload service.
+                let mut destination = json!({ "type": "mux" });
+                if let Some(options) = mux.options.as_ref().and_then(Tpl::value) {
+                    if let Some(list) = options.playback_policy.as_ref().and_then(Tpl::value) {
+                        let policies: Vec<Value> = list
+                            .iter()
+                            .filter_map(Tpl::value)
+                            .map(|p| json!(p))
+                            .collect();
+                        destination["playback_policy"] = Value::Array(policies);
+                    }
+                    if let Some(pass) = options.passthrough.as_ref().and_then(Tpl::value) {
+                        destination["passthrough"] = json!(pass);
+                    }
+                }
+                plan.uploads
+                    .push((i, json!({ "extension": ext, "destination": destination })));
             }
             Destination::S3(s3) => {
                 let options =
@@ -639,8 +651,9 @@ async fn host(
     Ok(hosting::url(&record.base_url, &file))
 }
 
-/// Waits until every upload of the render has ended; the URL of the first
-/// one, or the first failure named by its destination.
+/// Waits until every upload of the render has ended; the first URL one
+/// answered (S3's; Mux names an asset, not a URL), or the first failure
+/// named by its destination.
 async fn uploads_done(
     services: &Services,
     record: &ShotstackRender,
@@ -658,12 +671,13 @@ async fn uploads_done(
             for (s, at) in statuses.iter().zip(&record.uploads) {
                 if s["state"] == "failed" {
                     let why = s["error"].as_str().unwrap_or("failed");
-                    return Err(format!("output.destinations[{at}] (s3): {why}"));
+                    let kind = s["type"].as_str().unwrap_or("upload");
+                    return Err(format!("output.destinations[{at}] ({kind}): {why}"));
                 }
             }
             return Ok(statuses
-                .first()
-                .and_then(|s| s["url"].as_str())
+                .iter()
+                .find_map(|s| s["url"].as_str())
                 .map(str::to_owned));
         }
         if std::time::Instant::now() > deadline {
