@@ -841,3 +841,86 @@ fn a_mux_destination_makes_a_mux_asset_with_the_servers_token() {
         "{settings}"
     );
 }
+
+/// A source whose first request is held unanswered (the render stays in
+/// `fetching`) and whose later ones get `bytes`; returns its URL and how
+/// many connections it took.
+fn stalling_source(bytes: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/clip.mp4", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Kept open, never answered, until the thread ends.
+                held.push(stream);
+                continue;
+            }
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = stream.write_all(&bytes);
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn a_render_interrupted_by_a_restart_ends_and_calls_back_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &path,
+    );
+    let (source, hits) = stalling_source(std::fs::read(&path).unwrap());
+    let mut env = env();
+    let receiver = Receiver::start(&[200]);
+    let edit = json!({
+        "timeline": { "tracks": [ { "clips": [ { "asset": { "type": "video", "src": source },
+            "start": 0.0, "length": 1.0 } ] } ] },
+        "output": { "format": "mp4", "size": { "width": 320, "height": 240 } },
+        "callback": format!("{}/hook", receiver.url),
+    });
+    let id = {
+        let api = Plain::new(&env, &env.key, "v1");
+        let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+        assert_eq!(status, 201, "{queued}");
+        queued["response"]["id"].as_str().unwrap().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the render never fetched");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.restart();
+    let api = Plain::new(&env, &env.key, "v1");
+    let done = wait_final_plain(&api, &id);
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let callback = callback_of(&receiver);
+    assert_eq!(callback["status"], "done");
+    assert_eq!(callback["id"], id.as_str());
+    assert_eq!(callback["url"], done["url"]);
+}
