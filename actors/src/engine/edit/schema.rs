@@ -519,7 +519,8 @@ pub struct Crop {
     pub right: Opt<f64>,
 }
 
-/// A colour written `#RRGGBB` or `#AARRGGBB` (alpha first, as in the seed).
+/// A colour written `#RRGGBB` or `#AARRGGBB` (alpha first, as in the seed),
+/// or `transparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Color {
     pub a: u8,
