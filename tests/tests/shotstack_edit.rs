@@ -608,6 +608,33 @@ fn plain_http_bad_edits_and_destinations_are_named() {
     // Nothing was stored by the refused requests.
     let (_, list) = api.json(reqwest::Method::GET, "/templates", None);
     assert_eq!(list["response"]["templates"], json!([]));
+
+    // An update names both; a render merges each field once.
+    let good =
+        json!({ "name": "ok", "template": serde_json::from_str::<Value>(TYPED_EDIT).unwrap() });
+    let (_, made) = api.json(reqwest::Method::POST, "/templates", Some(&good.to_string()));
+    let tid = made["response"]["id"].as_str().unwrap();
+    let (status, body) = api.json(
+        reqwest::Method::PUT,
+        &format!("/templates/{tid}"),
+        Some(r#"{"name": "renamed only"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "template");
+    let twice = json!({ "id": tid, "merge": [
+        { "find": "NAME", "replace": "A" }, { "find": "NAME", "replace": "B" } ] });
+    let (status, body) = api.json(
+        reqwest::Method::POST,
+        "/templates/render",
+        Some(&twice.to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "merge[1].find");
+    let (_, got) = api.json(reqwest::Method::GET, &format!("/templates/{tid}"), None);
+    assert_eq!(
+        got["response"]["name"], "ok",
+        "the refused update changed nothing"
+    );
 }
 
 #[test]
