@@ -270,6 +270,37 @@ fn the_python_sdk_renders_an_edit_with_merge_fields_and_a_callback() {
         sent.contains("Hello {{NAME}}") && sent.contains("\"merge\""),
         "{sent}"
     );
+
+    // The Serve API lists the render's three files, at the same URLs.
+    let served: Value = http_client(Duration::from_secs(30))
+        .get(format!("{}/serve/v1/assets/render/{id}", env.server().url))
+        .header("x-api-key", &key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut files: Vec<(String, String)> = served["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{served}"))
+        .iter()
+        .map(|d| {
+            let a = &d["attributes"];
+            (
+                a["filename"].as_str().unwrap().to_owned(),
+                a["url"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    files.sort();
+    let expected: Vec<(String, String)> = [
+        (format!("{id}-poster.jpg"), &response["poster"]),
+        (format!("{id}-thumb.jpg"), &response["thumbnail"]),
+        (format!("{id}.mp4"), &response["url"]),
+    ]
+    .into_iter()
+    .map(|(name, url)| (name, url.as_str().unwrap().to_owned()))
+    .collect();
+    assert_eq!(files, expected);
 }
 
 /// `data` of a render as plain text, with `merged` or without.
