@@ -233,15 +233,20 @@ pub async fn queue(
         created_ms: now,
         updated_ms: now,
     };
-    store
-        .put_shotstack_render(&record)
-        .await
-        .map_err(ApiError::from)?;
     // The output first, so that an upload joins its render rather than
-    // the other way round.
-    services
+    // the other way round; a full queue (503) leaves nothing behind.
+    if let Err(e) = services
         .renders
         .prerender(&request.token, Deliverable::Movie(checked.format))
+        .await
+    {
+        if let Err(cleanup) = store.delete_movie(&project.uid, &record.movie).await {
+            tracing::warn!(render = %id, error = %cleanup, "a refused render's movie stays");
+        }
+        return Err(ApiError::from(e).into());
+    }
+    store
+        .put_shotstack_render(&record)
         .await
         .map_err(ApiError::from)?;
     if !tasks.is_empty() {
