@@ -76,6 +76,12 @@ pub fn run(config: Config) -> CmdResult {
         Arc::new(config.upload.clone()),
     )?;
     let uploads_data = web::Data::new(uploads.clone());
+    let shotstack_renders = crate::shotstack::render::Services {
+        state: state.clone(),
+        renders: renders.clone(),
+        uploads: uploads.clone(),
+        callbacks: callbacks.get_ref().clone(),
+    };
 
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
@@ -113,6 +119,12 @@ pub fn run(config: Config) -> CmdResult {
             Ok(0) => {}
             Ok(n) => tracing::info!(uploads = n, "interrupted uploads started again"),
             Err(e) => tracing::error!(error = %e, "interrupted uploads could not be read"),
+        }
+        // And the Shotstack API's renders: hosting, uploads, callback.
+        match crate::shotstack::render::resume(&shotstack_renders) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(renders = n, "unfinished shotstack renders taken up again"),
+            Err(e) => tracing::error!(error = %e, "unfinished shotstack renders could not be read"),
         }
         if let Some(admin) = admin.as_mut() {
             admin.serve(store.clone())?;

@@ -77,18 +77,6 @@ impl FromRequest for Services {
                     .clone(),
             })
         })();
-        if let Some(services) = &services {
-            // The first request after a start picks up the renders the last
-            // process left unfinished (their hosting, uploads, callback).
-            static RESUMED: std::sync::Once = std::sync::Once::new();
-            RESUMED.call_once(|| match resume(services) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(renders = n, "unfinished shotstack renders resumed"),
-                Err(e) => {
-                    tracing::error!(error = %e, "unfinished shotstack renders could not be read")
-                }
-            });
-        }
         ready(services.ok_or_else(missing))
     }
 }
@@ -532,8 +520,10 @@ fn spawn(services: Services, record: ShotstackRender) {
     });
 }
 
-/// At start: the tasks of renders the last process did not finish.
-fn resume(services: &Services) -> Result<usize, ApiError> {
+/// At start: the tasks of renders the last process did not finish (their
+/// jobs are resumed by `Renders::resume`, their uploads by
+/// `Uploads::resume`; these wait for both, host, and call back).
+pub fn resume(services: &Services) -> Result<usize, ApiError> {
     let pending = services.state.store.unfinished_shotstack_renders()?;
     let n = pending.len();
     for record in pending {
