@@ -245,7 +245,7 @@ pub async fn queue(
             .map_err(ApiError::from)?;
     }
     tracing::info!(render = %id, token = %request.token, format = ext, uploads = tasks.len(), "shotstack render queued");
-    spawn(services.clone(), record);
+    spawn(services.clone(), id.clone());
     Ok(id)
 }
 
@@ -422,7 +422,7 @@ pub async fn get(
         Some(RenderOutcome::Failed) => ("failed", record.error.clone()),
         None => {
             // A restart ends the task; whoever looks next starts it again.
-            spawn(services.clone(), record.clone());
+            spawn(services.clone(), record.id.clone());
             running_status(&services, &record)
         }
     };
@@ -508,14 +508,20 @@ fn running() -> std::sync::MutexGuard<'static, HashSet<String>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the background task of `record` unless one runs.
-fn spawn(services: Services, record: ShotstackRender) {
-    if !running().insert(record.id.clone()) {
+/// Starts the background task of the render `id` unless one runs.
+fn spawn(services: Services, id: String) {
+    if !running().insert(id.clone()) {
         return;
     }
     tokio::spawn(async move {
-        let id = record.id.clone();
-        finish(&services, record).await;
+        // Read again: a caller may hold a copy read before another task
+        // recorded the end (and let go of the id), and a render is
+        // delivered and called back once.
+        match services.state.store.shotstack_render(&id) {
+            Ok(Some(fresh)) if fresh.outcome.is_none() => finish(&services, fresh).await,
+            Ok(_) => {}
+            Err(e) => tracing::error!(render = %id, error = %e, "a render could not be read"),
+        }
         running().remove(&id);
     });
 }
@@ -527,7 +533,7 @@ pub fn resume(services: &Services) -> Result<usize, ApiError> {
     let pending = services.state.store.unfinished_shotstack_renders()?;
     let n = pending.len();
     for record in pending {
-        spawn(services.clone(), record);
+        spawn(services.clone(), record.id);
     }
     Ok(n)
 }
