@@ -983,3 +983,22 @@ fn a_render_interrupted_by_a_restart_ends_and_calls_back_after_it() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(callback["url"], done["url"]);
 }
+
+#[test]
+fn an_image_output_is_hosted_under_its_own_extension() {
+    let env = env();
+    let api = Plain::new(&env, &env.key, "v1");
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["format"] = json!("png");
+    let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 201, "{queued}");
+    let id = queued["response"]["id"].as_str().unwrap();
+    let done = wait_final_plain(&api, id);
+    assert_eq!(done["status"], "done", "{done}");
+    let url = done["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("/{id}.png")), "{url}");
+    let dir = tempfile::tempdir().unwrap();
+    let facts = ffprobe(&download(url, dir.path(), "out.png"));
+    assert_eq!(facts["streams"][0]["codec_name"], "png", "{facts}");
+    assert_eq!(facts["streams"][0]["width"], 320);
+}
