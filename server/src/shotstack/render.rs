@@ -104,7 +104,6 @@ pub async fn create(
             data: text.clone(),
             movie: text,
             params: Map::new(),
-            at: "",
         },
     )
     .await?;
@@ -124,8 +123,6 @@ pub struct Submission {
     /// Merge fields given beside the movie (a template render's), over
     /// its own.
     pub params: Map<String, Value>,
-    /// The JSON path of the Edit in the request body ("" or "template.").
-    pub at: &'static str,
 }
 
 /// Checks, stores and starts a render; returns its id.
@@ -136,16 +133,10 @@ pub async fn queue(
     submission: Submission,
 ) -> Result<String, Failure> {
     let state = &services.state;
-    let checked = edit_input::check(state, &submission.movie, &submission.params, submission.at)?;
+    let checked = edit_input::check(state, &submission.movie, &submission.params, "")?;
     let id = uuid::Uuid::new_v4().to_string();
     let ext = checked.format.extension();
-    let plan = destinations(
-        &checked,
-        &id,
-        ext,
-        submission.at,
-        &state.config.upload.aws_s3host,
-    )?;
+    let plan = destinations(&checked, &id, ext, &state.config.upload.aws_s3host)?;
     let tasks = if plan.uploads.is_empty() {
         Vec::new()
     } else {
@@ -159,10 +150,7 @@ pub async fn queue(
                 .and_then(|i| i.parse::<usize>().ok())
                 .and_then(|i| plan.uploads.get(i))
                 .map_or(0, |(at, _)| *at);
-            edit_input::bad(
-                format!("{}output.destinations[{index}]", submission.at),
-                e.message,
-            )
+            edit_input::bad(format!("output.destinations[{index}]"), e.message)
         })?
     };
     let merged = serde_json::to_string(&checked.filled).map_err(|e| {
@@ -265,7 +253,6 @@ fn destinations(
     checked: &Checked,
     id: &str,
     ext: &str,
-    at: &str,
     own_s3host: &str,
 ) -> Result<Destinations, Failure> {
     let mut plan = Destinations {
@@ -279,7 +266,7 @@ fn destinations(
     else {
         return Ok(plan);
     };
-    let path = |i: usize| format!("{at}output.destinations[{i}]");
+    let path = |i: usize| format!("output.destinations[{i}]");
     for (i, d) in list.iter().enumerate() {
         let d = d
             .value()
@@ -358,7 +345,7 @@ fn destinations(
                 "a {what} is hosted on the shotstack destination only; do not exclude it, or leave out output.{what}"
             ),
         )
-        .with_param(format!("{at}output.{what}")));
+        .with_param(format!("output.{what}")));
     }
     Ok(plan)
 }

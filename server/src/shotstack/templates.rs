@@ -312,7 +312,6 @@ pub async fn render(
             data: data.to_string(),
             movie: movie.body,
             params,
-            at: "",
         },
     )
     .await?;
