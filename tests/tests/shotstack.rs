@@ -5,11 +5,9 @@
 //! pointed at the test server unchanged; what they cannot reach is checked
 //! over plain HTTP. Every endpoint not built yet answers 501 naming itself.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 
-use clipstream_tests::peers;
+use clipstream_tests::sdk;
 use clipstream_tests::{ffmpeg, json, serve_files, Env};
 use reqwest::Method;
 use serde_json::Value;
@@ -53,39 +51,12 @@ fn api_key(env: &Env) -> String {
     format!("{}:{}", env.key.key, env.key.secret)
 }
 
-/// What an SDK driver (tests/sdk/probe.*) printed: `{"ok": response}` or
-/// `{"exception": class, "status": code}`.
-fn run_driver(mut cmd: Command) -> Value {
-    let out = cmd.output().expect("run the SDK driver");
-    assert!(
-        out.status.success(),
-        "the driver failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn driver(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk").join(name)
-}
-
 fn python_probe(host: &str, key: &str, url: &str) -> Value {
-    let mut cmd = Command::new("python3");
-    cmd.arg(driver("probe.py"))
-        .args([host, key, url])
-        .env("PYTHONPATH", peers::dir().join("python"))
-        .env("NO_PROXY", "127.0.0.1");
-    run_driver(cmd)
+    sdk::python("probe.py", &[host, key, url])
 }
 
 fn node_probe(host: &str, key: &str, url: &str) -> Value {
-    let mut cmd = Command::new("node");
-    cmd.arg(driver("probe.js"))
-        .args([host, key, url])
-        .env("NODE_PATH", peers::dir().join("node/node_modules"))
-        .env("NO_PROXY", "127.0.0.1");
-    run_driver(cmd)
+    sdk::node("probe.js", &[host, key, url])
 }
 
 /// The facts every probe of `small_mp4` must give, in FFprobe's shape under

@@ -10,13 +10,13 @@
 //! HTTP.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clipstream_tests::media::ffprobe;
 use clipstream_tests::peers::apis::{Apis, OAuthClient};
+use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::peers::seaweedfs::{self, SeaweedFs};
-use clipstream_tests::peers::{self, receiver::Receiver};
+use clipstream_tests::sdk;
 use clipstream_tests::{create_key, ffmpeg, http_client, serve_files, Env};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -62,40 +62,12 @@ fn host(env: &Env, stage: &str) -> String {
     format!("{}/edit/{stage}", env.server().url)
 }
 
-/// What a driver printed (one JSON line).
-fn run_driver(mut cmd: Command) -> Value {
-    let out = cmd.output().expect("run the SDK driver");
-    assert!(
-        out.status.success(),
-        "the driver failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn driver(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk").join(name)
-}
-
 fn python(host: &str, key: &str, args: &[&str]) -> Value {
-    let mut cmd = Command::new("python3");
-    cmd.arg(driver("edit.py"))
-        .args([host, key])
-        .args(args)
-        .env("PYTHONPATH", peers::dir().join("python"))
-        .env("NO_PROXY", "127.0.0.1");
-    run_driver(cmd)
+    sdk::python("edit.py", &[&[host, key], args].concat())
 }
 
 fn node(host: &str, key: &str, args: &[&str]) -> Value {
-    let mut cmd = Command::new("node");
-    cmd.arg(driver("edit.js"))
-        .args([host, key])
-        .args(args)
-        .env("NODE_PATH", peers::dir().join("node/node_modules"))
-        .env("NO_PROXY", "127.0.0.1");
-    run_driver(cmd)
+    sdk::node("edit.js", &[&[host, key], args].concat())
 }
 
 type Driver = fn(&str, &str, &[&str]) -> Value;

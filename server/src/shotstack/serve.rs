@@ -70,7 +70,7 @@ async fn get(
 }
 
 /// Every file a render of the account produced (video, poster,
-/// thumbnail), oldest first.
+/// thumbnail), oldest first; none while it renders.
 async fn by_render(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -84,7 +84,15 @@ async fn by_render(
         .into_iter()
         .filter(|f| f.account == account.0 .0 && f.render.as_deref() == Some(id.as_str()))
         .collect();
-    if files.is_empty() {
+    // A render of the account that has hosted nothing (yet, or it is
+    // excluded from hosting) has no assets; any other id is not found.
+    let known = || {
+        state
+            .store
+            .shotstack_render(&id)
+            .map(|r| r.is_some_and(|r| r.account == account.0 .0))
+    };
+    if files.is_empty() && !known().map_err(ApiError::from)? {
         return Err(Failure::new(
             actix_web::http::StatusCode::NOT_FOUND,
             "not_found",
