@@ -35,6 +35,7 @@ pub mod movies;
 pub mod projects;
 pub mod render_cache;
 pub mod renders;
+pub mod sources;
 pub mod upload_tasks;
 pub mod uploads;
 
@@ -53,6 +54,7 @@ pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
+pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, UploadGrant};
 pub use upload_tasks::{UploadState, UploadTask};
 pub use uploads::{Upload, UploadLimits};
 

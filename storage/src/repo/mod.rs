@@ -60,10 +60,14 @@ pub enum Collection {
     UploadTasks,
     /// Installation-wide values (raw): the token MAC key.
     Meta,
+    /// Ingested source id → source (Shotstack Ingest API).
+    Sources,
+    /// `account/source id` → empty: an account's sources.
+    AccountSources,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 13] = [
+    pub const ALL: [Collection; 15] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -77,6 +81,8 @@ impl Collection {
         Collection::Jobs,
         Collection::UploadTasks,
         Collection::Meta,
+        Collection::Sources,
+        Collection::AccountSources,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -95,6 +101,8 @@ impl Collection {
             Collection::Jobs => "jobs",
             Collection::UploadTasks => "upload_tasks",
             Collection::Meta => "meta",
+            Collection::Sources => "sources",
+            Collection::AccountSources => "account_sources",
         }
     }
 }
