@@ -17,7 +17,16 @@ const DEFAULTS: &str = include_str!("../../conf/default.toml");
 /// `CLIPSTREAM_<SECTION>_<KEY>` only when `<SECTION>` is one of them, so
 /// unrelated `CLIPSTREAM_*` variables are left alone.
 const SECTIONS: &[&str] = &[
-    "server", "storage", "limits", "render", "fetch", "uploads", "upload", "cluster", "log",
+    "server",
+    "storage",
+    "limits",
+    "render",
+    "fetch",
+    "shotstack",
+    "uploads",
+    "upload",
+    "cluster",
+    "log",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +37,7 @@ pub struct Config {
     pub limits: Limits,
     pub render: Render,
     pub fetch: Fetch,
+    pub shotstack: Shotstack,
     pub uploads: Uploads,
     pub upload: Upload,
     pub cluster: Cluster,
@@ -41,6 +51,8 @@ pub struct Server {
     pub workers: usize,
     pub client_request_timeout_secs: u64,
     pub shutdown_timeout_secs: u64,
+    /// Empty: each absolute URL is made from its request.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +115,16 @@ pub struct Fetch {
     pub max_bytes: u64,
     pub max_attempts: u32,
     pub retry_backoff_ms: u64,
+}
+
+/// The Shotstack-compatible API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shotstack {
+    pub callback_attempts: u32,
+    pub callback_backoff_ms: u64,
+    pub callback_timeout_secs: u64,
+    pub upload_url_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Upload attempts, by destination type and outcome (done, retry,
     /// failed).
     pub upload_attempts: Family<Labels, Counter>,
+    /// Shotstack callbacks, by outcome (delivered, refused, failed).
+    pub callbacks: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
     sound_misses: Counter,
@@ -50,6 +52,7 @@ impl Metrics {
             cache_bytes: Counter::default(),
             fetch_errors: Counter::default(),
             upload_attempts: Family::default(),
+            callbacks: Family::default(),
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
@@ -69,6 +72,11 @@ impl Metrics {
             "upload_attempts",
             "Upload attempts, by destination type and outcome (done, retry, failed)",
             m.upload_attempts.clone(),
+        );
+        registry.register(
+            "callbacks",
+            "Shotstack callbacks, by outcome (delivered, refused, failed)",
+            m.callbacks.clone(),
         );
         registry.register(
             "renders_started",

@@ -23,6 +23,8 @@ pub enum Error {
     AssetNotFound(String),
     #[error("dynamic movie {0:?} does not exist")]
     MovieNotFound(String),
+    #[error("no hosted file has the id {0:?}")]
+    HostedNotFound(String),
     #[error("no render has this token")]
     TokenNotFound,
     #[error("upload {0} does not exist or has expired")]

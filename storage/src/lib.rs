@@ -29,6 +29,7 @@ mod records;
 pub mod repo;
 
 pub mod assets;
+pub mod hosted;
 pub mod jobs;
 pub mod keys;
 pub mod movies;
@@ -46,7 +47,8 @@ pub use assets::{Asset, AssetBody};
 pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
-pub use ids::unix_now;
+pub use hosted::{HostedFile, HostedStatus};
+pub use ids::{unix_now, unix_now_ms};
 pub use jobs::{Job, JobError, JobState};
 pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;

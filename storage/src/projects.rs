@@ -57,6 +57,29 @@ impl Store {
         Ok(project)
     }
 
+    /// The account's project named `name`, created if it does not exist
+    /// yet: where an API without projects (Shotstack's) keeps its work.
+    /// Two first uses at once get the same project.
+    pub async fn project_named(&self, account: &AccountId, name: &str) -> Result<Project> {
+        loop {
+            if let Some(uid) = self
+                .repo
+                .get(Collection::ProjectNames, &name_key(account, name))?
+            {
+                let uid = String::from_utf8(uid)
+                    .map_err(|_| Error::Corrupt("a project name points at no uid".into()))?;
+                if let Some(project) = self.record::<Project>(Collection::Projects, &uid)? {
+                    return Ok(project);
+                }
+            }
+            match self.create_project(account, name).await {
+                // Another request created it meanwhile: read it again.
+                Err(Error::ProjectExists(_)) => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// The account's projects, by name.
     pub fn projects(&self, account: &AccountId) -> Result<Vec<Project>> {
         let mut out = Vec::new();

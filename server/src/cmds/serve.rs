@@ -62,6 +62,10 @@ pub fn run(config: Config) -> CmdResult {
         ),
     });
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let callbacks = web::Data::new(crate::shotstack::callback::Callbacks::new(
+        &config,
+        metrics.clone(),
+    )?);
     let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics.clone())?;
     let renders = Arc::new(renders);
     let renders_data = web::Data::new(renders.clone());
@@ -80,6 +84,7 @@ pub fn run(config: Config) -> CmdResult {
                 .app_data(state.clone())
                 .app_data(renders_data.clone())
                 .app_data(uploads_data.clone())
+                .app_data(callbacks.clone())
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .configure(crate::shotstack::configure)

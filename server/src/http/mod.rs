@@ -43,6 +43,18 @@ pub fn not_found() -> actix_web::Route {
     })
 }
 
+/// The base of the absolute URLs given out in answer to `req`:
+/// `server.public_url` when set (a proxy in front knows the public name),
+/// else the scheme and host the request came in with.
+pub fn base_url(req: &HttpRequest, config: &crate::config::Config) -> String {
+    let configured = config.server.public_url.trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
 /// serde names a field between backticks: "missing field `chunk_count`".
 fn field_named(message: &str) -> Option<&str> {
     let start = message.find('`')? + 1;

@@ -4,6 +4,7 @@ mod assets;
 mod chunked;
 mod health;
 mod hls;
+mod hosted;
 mod metrics;
 mod movies;
 mod projects;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     movies::configure(cfg);
     renders::configure(cfg);
     metrics::configure(cfg);
+    hosted::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

@@ -27,6 +27,13 @@ pub fn ok(message: &'static str, response: impl Serialize) -> HttpResponse {
         })
 }
 
+/// A date as Shotstack writes them: ISO 8601 in UTC with milliseconds,
+/// `2021-06-30T09:42:29.446Z`.
+pub fn iso_date(unix_ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
     success: bool,

@@ -10,7 +10,9 @@
 //! 501 naming itself.
 
 pub mod auth;
+pub mod callback;
 pub mod envelope;
+pub mod hosting;
 pub mod parse;
 mod probe;
 

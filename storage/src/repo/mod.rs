@@ -58,6 +58,11 @@ pub enum Collection {
     Jobs,
     /// `token/id` → upload task.
     UploadTasks,
+    /// Hosted file id → hosted file.
+    HostedFiles,
+    /// `render-or-source id/file id` → empty: the files a render or a
+    /// source produced.
+    HostedByParent,
     /// Installation-wide values (raw): the token MAC key.
     Meta,
     /// Ingested source id → source (Shotstack Ingest API).
@@ -80,6 +85,8 @@ impl Collection {
         Collection::RenderCache,
         Collection::Jobs,
         Collection::UploadTasks,
+        Collection::HostedFiles,
+        Collection::HostedByParent,
         Collection::Meta,
         Collection::Sources,
         Collection::AccountSources,
@@ -100,6 +107,8 @@ impl Collection {
             Collection::RenderCache => "render_cache",
             Collection::Jobs => "jobs",
             Collection::UploadTasks => "upload_tasks",
+            Collection::HostedFiles => "hosted_files",
+            Collection::HostedByParent => "hosted_by_parent",
             Collection::Meta => "meta",
             Collection::Sources => "sources",
             Collection::AccountSources => "account_sources",

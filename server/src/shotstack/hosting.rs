@@ -1,0 +1,132 @@
+//! Hosting files for the Shotstack API: render outputs, ingested sources
+//! and renditions become assets of the account's `shotstack` project with
+//! a public id (`storage::hosted`), served at `/hosted/<id>/<filename>`
+//! by `routes::hosted`.
+
+use std::path::Path;
+
+use clipstream_storage::{AccountId, HostedFile, Project};
+use tokio::io::AsyncReadExt;
+
+use super::envelope::Failure;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+
+/// The project every Shotstack resource of an account lives in: an
+/// ordinary project, so the ImpossibleFX API sees the same templates and
+/// files.
+pub const PROJECT: &str = "shotstack";
+
+/// The account's `shotstack` project, made on first use.
+pub async fn project(state: &AppState, account: &AccountId) -> Result<Project, Failure> {
+    Ok(state
+        .store
+        .project_named(account, PROJECT)
+        .await
+        .map_err(ApiError::from)?)
+}
+
+/// What a hosted file is and where it came from.
+pub struct Hosting<'a> {
+    /// The project asset's name; unique by construction (the caller's
+    /// UUIDs are in it), so hosting never replaces another file's bytes.
+    pub asset: &'a str,
+    /// The name in the file's URL.
+    pub filename: &'a str,
+    pub render: Option<&'a str>,
+    pub source: Option<&'a str>,
+}
+
+/// Hosts `bytes`.
+pub async fn host_bytes(
+    state: &AppState,
+    account: &AccountId,
+    what: Hosting<'_>,
+    bytes: &[u8],
+) -> Result<HostedFile, Failure> {
+    let store = &state.store;
+    let mut body = store
+        .new_body(state.config.limits.max_asset_bytes)
+        .await
+        .map_err(ApiError::from)?;
+    body.write(bytes).await.map_err(ApiError::from)?;
+    commit(state, account, what, body).await
+}
+
+/// Hosts the file at `path`, read in pieces.
+pub async fn host_path(
+    state: &AppState,
+    account: &AccountId,
+    what: Hosting<'_>,
+    path: &Path,
+) -> Result<HostedFile, Failure> {
+    let store = &state.store;
+    let mut body = store
+        .new_body(state.config.limits.max_asset_bytes)
+        .await
+        .map_err(ApiError::from)?;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ApiError::from(clipstream_storage::Error::from(e)))?;
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| ApiError::from(clipstream_storage::Error::from(e)))?;
+        if n == 0 {
+            break;
+        }
+        body.write(&buf[..n]).await.map_err(ApiError::from)?;
+    }
+    commit(state, account, what, body).await
+}
+
+async fn commit(
+    state: &AppState,
+    account: &AccountId,
+    what: Hosting<'_>,
+    body: clipstream_storage::BlobWriter,
+) -> Result<HostedFile, Failure> {
+    let project = project(state, account).await?;
+    let content_type = mime_guess::from_path(what.filename)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned();
+    let store = &state.store;
+    store
+        .put_asset(&project.uid, what.asset, &content_type, body)
+        .await
+        .map_err(ApiError::from)?;
+    let hosted = store
+        .host_asset(
+            account,
+            &project.uid,
+            what.asset,
+            what.filename,
+            what.render,
+            what.source,
+        )
+        .await;
+    match hosted {
+        Ok(file) => Ok(file),
+        Err(e) => {
+            // No asset without its record: nothing half-made survives.
+            let _ = store.delete_asset(&project.uid, what.asset).await;
+            Err(ApiError::from(e).into())
+        }
+    }
+}
+
+/// The public URL of a hosted file.
+pub fn url(base: &str, file: &HostedFile) -> String {
+    let name = percent_encoding::utf8_percent_encode(&file.filename, SEGMENT);
+    format!("{base}/hosted/{}/{name}", file.id)
+}
+
+/// What a file name keeps encoded in a URL path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
