@@ -82,9 +82,6 @@ pub struct Source {
     /// The URL fetched; `None` for a direct upload.
     pub input: Option<String>,
     pub callback: Option<String>,
-    /// `destinations: {provider: shotstack, exclude: true}`: the source is
-    /// kept only to make the renditions, then its body goes.
-    pub exclude: bool,
     pub status: SourceStatus,
     /// The hosted file holding the source's bytes.
     pub hosted: Option<String>,
@@ -118,19 +115,12 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// What claiming a signed upload found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The caller now streams the body; it must end with
     /// [`Store::release_upload`] or by marking the grant used.
-    Granted(Source),
+    Granted(Box<Source>),
     NotFound,
     Expired,
     /// Another PUT is streaming, or one completed.
@@ -200,7 +190,7 @@ impl Store {
             || Error::Corrupt(format!("source {id} is missing")),
             |s: &mut Source| {
                 change(s)?;
-                s.updated_ms = now_ms();
+                s.updated_ms = crate::ids::unix_now_ms();
                 Ok::<(), Error>(())
             },
         )?;
@@ -238,7 +228,7 @@ impl Store {
             })
             .await?;
         Ok(match outcome {
-            Some(true) => Claim::Granted(source),
+            Some(true) => Claim::Granted(Box::new(source)),
             _ => Claim::AlreadyUsed,
         })
     }
@@ -290,7 +280,6 @@ mod tests {
             base: "http://x".into(),
             input: None,
             callback: None,
-            exclude: false,
             status: SourceStatus::Queued,
             hosted: None,
             url: None,

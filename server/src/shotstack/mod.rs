@@ -13,6 +13,7 @@ pub mod auth;
 pub mod callback;
 pub mod envelope;
 pub mod hosting;
+pub mod ingest;
 pub mod parse;
 mod probe;
 
@@ -26,7 +27,7 @@ use envelope::Failure;
 const STAGES: [&str; 2] = ["v1", "stage"];
 
 /// The seed's endpoints not built yet: (API, method, path under the stage).
-const NOT_BUILT: [(&str, Method, &str); 16] = [
+const NOT_BUILT: [(&str, Method, &str); 11] = [
     ("edit", Method::POST, "/render"),
     ("edit", Method::GET, "/render/{id}"),
     ("edit", Method::POST, "/templates"),
@@ -38,14 +39,12 @@ const NOT_BUILT: [(&str, Method, &str); 16] = [
     ("serve", Method::GET, "/assets/{id}"),
     ("serve", Method::DELETE, "/assets/{id}"),
     ("serve", Method::GET, "/assets/render/{id}"),
-    ("ingest", Method::POST, "/sources"),
-    ("ingest", Method::GET, "/sources"),
-    ("ingest", Method::GET, "/sources/{id}"),
-    ("ingest", Method::DELETE, "/sources/{id}"),
-    ("ingest", Method::POST, "/upload"),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The Ingest API's signed upload URLs, outside the stages: they carry
+    // their own credentials.
+    ingest::configure_public(cfg);
     for stage in STAGES {
         for api in ["edit", "serve", "ingest"] {
             let mut scope = web::scope(&format!("/{api}/{stage}"));
@@ -54,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // `probe::get`); `.+` so that an unencoded URL is told so
                 // rather than answered 404.
                 scope = scope.route("/probe/{url:.+}", web::get().to(probe::get));
+            }
+            if api == "ingest" {
+                scope = ingest::routes(scope);
             }
             for (_, method, path) in NOT_BUILT.iter().filter(|(a, ..)| *a == api) {
                 let endpoint = format!("{method} {api}/{{stage}}{path}");

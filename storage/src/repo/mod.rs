@@ -72,7 +72,7 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 15] = [
+    pub const ALL: [Collection; 17] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
