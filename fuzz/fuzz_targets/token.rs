@@ -1,6 +1,9 @@
 //! Token parsing: any string offered as `/render/<token>` or
 //! `/v2/render/<token>/status` is either the token that was issued or
 //! unknown, and is never anything else (no panic, no other request).
+//! Likewise the capability of a hosted file: any string offered as a
+//! `/hosted/<id>/<filename>` URL (a render's `src`, a hosted GET) finds the
+//! one hosted file only by its exact id and name, in its own project.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,6 +16,9 @@ struct World {
     _dir: tempfile::TempDir,
     store: Store,
     token: String,
+    /// The project and path of the one hosted file.
+    project: String,
+    hosted: String,
     rt: tokio::runtime::Runtime,
 }
 
@@ -25,13 +31,23 @@ fn world() -> &'static World {
             .enable_all()
             .build()
             .expect("runtime");
-        let token = rt.block_on(async {
+        let (token, project, hosted) = rt.block_on(async {
             let key = store.create_account_with_key().await.expect("account");
             let project = store
                 .create_project(&key.account, "p")
                 .await
                 .expect("project");
+            let mut body = store.new_body(1 << 10).await.expect("body");
+            body.write(b"bytes").await.expect("write");
             store
+                .put_asset(&project.uid, "a.mp4", "video/mp4", body)
+                .await
+                .expect("asset");
+            let file = store
+                .host_asset(&key.account, &project.uid, "a.mp4", "a.mp4", Some("r"), None)
+                .await
+                .expect("hosted file");
+            let token = store
                 .put_render_request(
                     &project.uid,
                     MovieChoice::One("m".into()),
@@ -41,12 +57,15 @@ fn world() -> &'static World {
                 )
                 .await
                 .expect("render request")
-                .token
+                .token;
+            (token, project.uid, format!("/hosted/{}/a.mp4", file.id))
         });
         World {
             _dir: dir,
             store,
             token,
+            project,
+            hosted,
             rt,
         }
     })
@@ -68,5 +87,27 @@ fuzz_target!(|data: &[u8]| {
     }
     if is_token_shaped(s) {
         assert_eq!(s.len(), 22);
+    }
+    for src in [s.to_owned(), format!("http://h{s}"), format!("http://h/hosted/{s}")] {
+        // Any host: the id is the capability, wherever the URL says the
+        // server is (a proxy, another name).
+        let rest = src
+            .strip_prefix("http://")
+            .or_else(|| src.strip_prefix("https://"))
+            .unwrap_or_default();
+        let path = rest.find('/').map_or("", |at| &rest[at..]);
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        match w.store.hosted_asset_at(&w.project, &src) {
+            Ok(Some(asset)) => {
+                assert_eq!(path, w.hosted, "only the hosted file's own URL finds it");
+                assert_eq!(asset.name, "a.mp4");
+            }
+            Ok(None) => assert_ne!(path, w.hosted),
+            Err(e) => panic!("a lookup of {src:?} failed with {e}"),
+        }
+        assert!(
+            w.store.hosted_asset_at("another", &src).unwrap().is_none(),
+            "another project never finds it"
+        );
     }
 });

@@ -148,6 +148,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The asset behind `src` when it is the URL of a file hosted in
+    /// `project` and still served: a render reads it from the store
+    /// rather than over HTTP from this very server. Another project's
+    /// hosted file is `None` here, and is fetched like any URL.
+    pub fn hosted_asset_at(&self, project: &str, src: &str) -> Result<Option<crate::Asset>> {
+        let Some((id, filename)) = url_path(src).and_then(parse_hosted_path) else {
+            return Ok(None);
+        };
+        let file = match self.hosted_file(id) {
+            Ok(file) => file,
+            Err(Error::HostedNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if file.project != project || file.filename != filename {
+            return Ok(None);
+        }
+        match self.hosted_asset(&file) {
+            Ok(asset) => Ok(Some(asset)),
+            Err(Error::HostedNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The path of an absolute http(s) URL, without query or fragment.
+fn url_path(src: &str) -> Option<&str> {
+    let rest = src
+        .strip_prefix("http://")
+        .or_else(|| src.strip_prefix("https://"))?;
+    let path = &rest[rest.find('/')?..];
+    Some(path.split(['?', '#']).next().unwrap_or(path))
+}
+
 /// The id and file name of a hosted file's URL path,
 /// `/hosted/<id>/<filename>`, if `path` has that shape.
 pub fn parse_hosted_path(path: &str) -> Option<(&str, &str)> {
@@ -187,6 +221,20 @@ mod tests {
         assert_eq!(store.hosted_file(&file.id).unwrap(), file);
         assert_eq!(store.hosted_files_of("r").unwrap(), vec![file.clone()]);
         assert!(store.hosted_asset(&file).is_ok());
+        let at = format!("http://127.0.0.1:9/hosted/{}/r.mp4?x=1", file.id);
+        assert_eq!(
+            store
+                .hosted_asset_at(&project.uid, &at)
+                .unwrap()
+                .map(|a| a.name),
+            Some("r.mp4".to_owned())
+        );
+        assert!(store.hosted_asset_at("another", &at).unwrap().is_none());
+        let renamed = format!("http://127.0.0.1:9/hosted/{}/s.mp4", file.id);
+        assert!(store
+            .hosted_asset_at(&project.uid, &renamed)
+            .unwrap()
+            .is_none());
         let other = AccountId("b".into());
         assert!(matches!(
             store.hosted_file_of(&other, &file.id),

@@ -127,7 +127,15 @@ pub fn prepare(
     let mut sources = Vec::new();
     for src in sources_of(&plan) {
         if src.contains("://") {
-            sources.push(format!("url {src}"));
+            // A file this server hosts for the project is read from the
+            // store, and keyed by its content like an asset.
+            match store.hosted_asset_at(&request.project, &src)? {
+                Some(asset) => {
+                    sources.push(format!("hosted {src} {}", asset.hash));
+                    assets.insert(src, asset.hash);
+                }
+                None => sources.push(format!("url {src}")),
+            }
             continue;
         }
         match store.asset(&request.project, &src) {

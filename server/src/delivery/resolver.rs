@@ -1,7 +1,7 @@
-//! How a render's `src` values become files: project assets by name (the
-//! very versions its output key was derived from), and http(s) URLs
-//! downloaded once per render into a directory that goes away with the
-//! render.
+//! How a render's `src` values become files: project assets by name and
+//! files hosted for the project by their URL (the very versions its
+//! output key was derived from), and other http(s) URLs downloaded once
+//! per render into a directory that goes away with the render.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,14 +24,25 @@ pub struct ProjectSources {
 impl Resolve for ProjectSources {
     fn resolve<'a>(&'a self, src: &'a str) -> Resolved<'a> {
         Box::pin(async move {
-            if src.contains("://") {
-                return self.urls.fetch(src, self.downloads.path()).await;
-            }
             let permanent = |reason: &str| FetchError::Permanent {
                 src: src.to_owned(),
                 reason: reason.to_owned(),
             };
-            match self.store.asset(&self.project, src) {
+            let asset = if src.contains("://") {
+                // A URL keyed as a hosted file (see `content_key`) is read
+                // from the store; every other one is downloaded.
+                if !self.assets.contains_key(src) {
+                    return self.urls.fetch(src, self.downloads.path()).await;
+                }
+                match self.store.hosted_asset_at(&self.project, src) {
+                    Ok(Some(asset)) => Ok(asset),
+                    Ok(None) => Err(StoreError::AssetNotFound(src.to_owned())),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.store.asset(&self.project, src)
+            };
+            match asset {
                 // An asset replaced since the key was made would cache the
                 // new content under the old key: fail this render instead;
                 // the next GET derives the new key.

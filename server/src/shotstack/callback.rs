@@ -53,6 +53,14 @@ impl Callbacks {
             allow_private: config.fetch.allow_private,
             exempt: Vec::new(),
         };
+        Self::with_guard(config, guard, metrics)
+    }
+
+    fn with_guard(
+        config: &Config,
+        guard: Guard,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Callbacks>, reqwest::Error> {
         let settings = &config.shotstack;
         let client = guard
             .client_builder(0)
@@ -151,4 +159,91 @@ fn host_of(url: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::upload::fake::fake;
+
+    fn callbacks(exempt: Option<SocketAddr>) -> Arc<Callbacks> {
+        let mut config = Config::load(&Default::default()).unwrap();
+        config.shotstack.callback_attempts = 3;
+        config.shotstack.callback_backoff_ms = 10;
+        let guard = Guard {
+            allow_private: false,
+            exempt: exempt.into_iter().collect(),
+        };
+        Callbacks::with_guard(&config, guard, Arc::new(Metrics::new())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_receiver_is_tried_again_until_it_takes_the_callback() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let (addr, seen) = fake(move |_, _| match counter.fetch_add(1, Ordering::SeqCst) {
+            0 => (503, "busy"),
+            1 => (429, "slow down"),
+            _ => (200, "ok"),
+        })
+        .await;
+        let url = format!("http://{addr}/hook?secret=s");
+        let outcome = callbacks(Some(addr))
+            .deliver(
+                &url,
+                &serde_json::json!({ "type": "edit", "status": "done" }),
+            )
+            .await;
+        assert_eq!(outcome, Outcome::Delivered);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(seen
+            .iter()
+            .all(|s| s.method == "POST" && s.target == "/hook?secret=s"));
+        assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded_and_a_refusal_is_not_retried() {
+        let (addr, seen) = fake(|_, _| (500, "down")).await;
+        let outcome = callbacks(Some(addr))
+            .deliver(&format!("http://{addr}/"), &serde_json::json!({}))
+            .await;
+        assert_eq!(outcome, Outcome::GaveUp);
+        assert_eq!(seen.lock().unwrap().len(), 3, "callback_attempts in all");
+
+        let (addr, seen) = fake(|_, _| (404, "no such hook")).await;
+        let outcome = callbacks(Some(addr))
+            .deliver(&format!("http://{addr}/"), &serde_json::json!({}))
+            .await;
+        assert_eq!(outcome, Outcome::Refused);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn private_addresses_are_never_called_back() {
+        let (addr, seen) = fake(|_, _| (200, "ok")).await;
+        // The guard exempts nothing: loopback is refused before connecting.
+        let outcome = callbacks(None)
+            .deliver(&format!("http://{addr}/"), &serde_json::json!({}))
+            .await;
+        assert_eq!(outcome, Outcome::Refused);
+        let named = format!("http://localhost:{}/", addr.port());
+        assert_eq!(
+            callbacks(None)
+                .deliver(&named, &serde_json::json!({}))
+                .await,
+            Outcome::Refused
+        );
+        assert!(seen.lock().unwrap().is_empty());
+        assert_eq!(
+            callbacks(None)
+                .deliver("ftp://example.com/", &serde_json::json!({}))
+                .await,
+            Outcome::Refused
+        );
+    }
 }

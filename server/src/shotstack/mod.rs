@@ -5,9 +5,11 @@
 //! SDKs work unchanged. A surface of its own over the same core (storage,
 //! fetcher, render pipeline) as the ImpossibleFX routes in `crate::routes`.
 //!
-//! Built so far: authentication, the envelope, the stages and
-//! `GET edit/{stage}/probe/{url}`. Every other endpoint of the seed answers
-//! 501 naming itself.
+//! Everything of an account lives in its ordinary project named
+//! `shotstack` (`hosting::PROJECT`), so the ImpossibleFX API sees the same
+//! templates and files. Hosted files (render outputs, ingested sources)
+//! are served at `/hosted/<id>/<filename>` (`routes::hosted`). Endpoints
+//! of the seed not built yet answer 501 naming themselves.
 
 pub mod auth;
 pub mod callback;
@@ -16,6 +18,7 @@ pub mod hosting;
 pub mod ingest;
 pub mod parse;
 mod probe;
+mod serve;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest};
@@ -27,7 +30,7 @@ use envelope::Failure;
 const STAGES: [&str; 2] = ["v1", "stage"];
 
 /// The seed's endpoints not built yet: (API, method, path under the stage).
-const NOT_BUILT: [(&str, Method, &str); 11] = [
+const NOT_BUILT: [(&str, Method, &str); 8] = [
     ("edit", Method::POST, "/render"),
     ("edit", Method::GET, "/render/{id}"),
     ("edit", Method::POST, "/templates"),
@@ -36,9 +39,6 @@ const NOT_BUILT: [(&str, Method, &str); 11] = [
     ("edit", Method::PUT, "/templates/{id}"),
     ("edit", Method::DELETE, "/templates/{id}"),
     ("edit", Method::POST, "/templates/render"),
-    ("serve", Method::GET, "/assets/{id}"),
-    ("serve", Method::DELETE, "/assets/{id}"),
-    ("serve", Method::GET, "/assets/render/{id}"),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -53,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // `probe::get`); `.+` so that an unencoded URL is told so
                 // rather than answered 404.
                 scope = scope.route("/probe/{url:.+}", web::get().to(probe::get));
+            }
+            if api == "serve" {
+                scope = serve::routes(scope);
             }
             if api == "ingest" {
                 scope = ingest::routes(scope);

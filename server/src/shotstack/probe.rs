@@ -16,6 +16,7 @@ use super::auth::ApiKey;
 use super::envelope::{ok, Failure};
 use super::parse::probe_url;
 use crate::delivery::Renders;
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::net::guard::Guard;
 
@@ -34,6 +35,12 @@ pub async fn get(
     let url = probe_url(raw).map_err(bad_url)?;
     // Probes store nothing, so the account only names who asked.
     tracing::info!(account = %key.0 .0, %url, "probe");
+    // A file hosted for this account is read where it is stored, not
+    // fetched over HTTP from this very server.
+    if let Some(path) = hosted_path(&state, &key, &url).await? {
+        let src = url.to_string();
+        return answer(path, None, src).await;
+    }
     // Checked here too, before any connection, so that a refused address is
     // told apart from a source that failed by its type, not by words.
     let guard = Guard {
@@ -45,6 +52,42 @@ pub async fn get(
         .map_err(|reason| bad_url(format!("{url} is not probed: {reason}")))?;
     let src = url.to_string();
     let (dir, path) = renders.download(&src).await.map_err(fetch_failure)?;
+    answer(path, Some(dir), src).await
+}
+
+/// The local body of `url` when it is a file hosted for the account.
+async fn hosted_path(
+    state: &AppState,
+    key: &ApiKey,
+    url: &url::Url,
+) -> Result<Option<std::path::PathBuf>, Failure> {
+    let store = &state.store;
+    let Some((id, _)) = clipstream_storage::hosted::parse_hosted_path(url.path()) else {
+        return Ok(None);
+    };
+    let Ok(file) = store.hosted_file_of(&key.0 .0, id) else {
+        return Ok(None);
+    };
+    let asset = store
+        .hosted_asset_at(&file.project, url.as_str())
+        .map_err(ApiError::from)?;
+    match asset {
+        Some(asset) => Ok(Some(
+            store
+                .body_local_path(&asset)
+                .await
+                .map_err(ApiError::from)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Reads the facts of `path` (removing `dir`, a download, after).
+async fn answer(
+    path: std::path::PathBuf,
+    dir: Option<tempfile::TempDir>,
+    src: String,
+) -> Result<HttpResponse, Failure> {
     let name = src.clone();
     let facts = web::block(move || {
         let facts = probe(&path, &name);

@@ -16,7 +16,7 @@ mod dropbox;
 mod error;
 mod facebook;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod ftp;
 mod http;
 mod oauth;
