@@ -159,6 +159,11 @@ impl Store {
         self.record(Collection::Sources, id)
     }
 
+    /// Every source of every account, for the work a restart resumes.
+    pub fn all_sources(&self) -> Result<Vec<Source>> {
+        self.records(Collection::Sources, "")
+    }
+
     /// The account's sources, newest first.
     pub fn sources_of(&self, account: &str) -> Result<Vec<Source>> {
         let mut sources = Vec::new();

@@ -655,3 +655,72 @@ fn a_signed_upload_url_takes_one_whole_put_before_it_expires() {
     );
     assert!(text.contains("expired"), "{text}");
 }
+
+/// A source server whose first GET is read and never answered (the
+/// server that fetches it is stopped meanwhile); later ones get `bytes`.
+/// Returns its URL and how many requests it has read.
+fn stalling_once(bytes: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/slow.mp4", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                held.push(stream);
+                continue;
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&bytes);
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn an_ingest_cut_off_by_a_stop_is_finished_after_the_restart() {
+    let bytes = small_mp4();
+    let (url, seen) = stalling_once(bytes.clone());
+    let mut env = env();
+    let body = json!({ "url": url, "outputs": { "renditions": [{ "format": "mp4", "size": { "width": 160 } }] } });
+    let (status, answer) = json(
+        ingest(&env, &env.key, Method::POST, "v1/sources")
+            .json(&body)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let id = answer["data"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the source is asked for");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, got) = json(
+        ingest(&env, &env.key, Method::GET, &format!("v1/sources/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["data"]["attributes"]["status"], "importing", "{got}");
+
+    env.restart();
+    let settled = wait_settled(&env, &env.key, &id, 60);
+    let a = &settled["data"]["attributes"];
+    assert_small_source(a, &bytes);
+    assert_eq!(a["outputs"]["renditions"][0]["status"], "ready", "{a}");
+    assert_eq!(a["outputs"]["renditions"][0]["width"], 160);
+}

@@ -33,7 +33,8 @@ use crate::http::state::AppState;
 use crate::net::guard::Guard;
 use error::IngestError;
 use request::{parse_source, SizeLimits};
-use work::{kind_of_extension, Ctx};
+use work::kind_of_extension;
+pub use work::{resume, Ctx};
 
 /// The Ingest routes under `/ingest/{stage}`.
 pub fn routes(scope: Scope) -> Scope {
@@ -191,26 +192,33 @@ fn owned(state: &AppState, key: &ApiKey, id: &str) -> Result<Source, IngestError
     }
 }
 
-async fn list(key: ApiKey, state: web::Data<AppState>) -> Result<HttpResponse, IngestError> {
+async fn list(
+    req: HttpRequest,
+    key: ApiKey,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngestError> {
+    let base = crate::http::base_url(&req, &state.config);
     let sources: Vec<Value> = state
         .store
         .sources_of(&key.0 .0 .0)?
         .iter()
         .filter(|s| s.is_visible())
-        .map(view::source)
+        .map(|s| view::source(s, &base))
         .collect();
     Ok(answer(StatusCode::OK, json!({ "data": sources })))
 }
 
 async fn get(
+    req: HttpRequest,
     key: ApiKey,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, IngestError> {
     let source = owned(&state, &key, &id)?;
+    let base = crate::http::base_url(&req, &state.config);
     Ok(answer(
         StatusCode::OK,
-        json!({ "data": view::source(&source) }),
+        json!({ "data": view::source(&source, &base) }),
     ))
 }
 

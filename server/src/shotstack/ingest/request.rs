@@ -285,6 +285,12 @@ fn one_of(v: &Value, path: &str, allowed: &[&'static str]) -> Result<&'static st
         })
 }
 
+/// A rendition as stored (its `transformation`), read again after a
+/// restart.
+pub fn stored_rendition(v: &Value, limits: SizeLimits) -> Result<RenditionSpec, Invalid> {
+    rendition(v, "transformation", limits)
+}
+
 fn rendition(v: &Value, at: &str, limits: SizeLimits) -> Result<RenditionSpec, Invalid> {
     let object = v
         .as_object()

@@ -17,11 +17,21 @@ fn put<T: Into<Value>>(map: &mut Map<String, Value>, name: &str, value: Option<T
     }
 }
 
-fn rendition(r: &Rendition) -> Value {
+/// A hosted file's URL as stored (made with the base of the request that
+/// asked for the source) told with the base of this request: the same
+/// file, reached the way this client reaches the server.
+fn rebased(url: &Option<String>, stored: &str, base: &str) -> Option<String> {
+    url.as_ref().map(|u| match u.strip_prefix(stored) {
+        Some(path) if path.starts_with('/') => format!("{base}{path}"),
+        _ => u.clone(),
+    })
+}
+
+fn rendition(r: &Rendition, stored: &str, base: &str) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(r.id));
     m.insert("status".into(), json!(r.status));
-    put(&mut m, "url", r.url.clone());
+    put(&mut m, "url", rebased(&r.url, stored, base));
     put(&mut m, "executionTime", r.execution_ms.map(round3));
     m.insert("transformation".into(), r.transformation.clone());
     put(&mut m, "width", r.width);
@@ -32,16 +42,20 @@ fn rendition(r: &Rendition) -> Value {
     Value::Object(m)
 }
 
-/// `{"type": "source", "id", "attributes": {...}}`.
-pub fn source(s: &Source) -> Value {
+/// `{"type": "source", "id", "attributes": {...}}`, URLs under `base`.
+pub fn source(s: &Source, base: &str) -> Value {
     let mut a = Map::new();
     a.insert("id".into(), json!(s.id));
     a.insert("owner".into(), json!(s.account));
     put(&mut a, "input", s.input.clone());
-    put(&mut a, "source", s.url.clone());
+    put(&mut a, "source", rebased(&s.url, &s.base, base));
     a.insert("status".into(), json!(s.status));
     if !s.renditions.is_empty() {
-        let renditions: Vec<Value> = s.renditions.iter().map(rendition).collect();
+        let renditions: Vec<Value> = s
+            .renditions
+            .iter()
+            .map(|r| rendition(r, &s.base, base))
+            .collect();
         a.insert("outputs".into(), json!({ "renditions": renditions }));
     }
     put(&mut a, "width", s.width);

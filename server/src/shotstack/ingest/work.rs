@@ -11,8 +11,10 @@
 //! "queued") → `importing` (the prose's "processing") → `ready | failed`.
 //! The SDKs check the enum, which has no `waiting` nor `processing`.
 //!
-//! A source the process was working on when it stopped stays where it
-//! was (see the README's Status): nothing resumes it.
+//! Work a stopped process left unfinished starts again at the next start
+//! ([`resume`]): a fetch from the start, an upload's reading and hosting,
+//! renditions not yet made (each is the same Edit and render request, so
+//! a render already in the cache is not made again).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -366,6 +368,39 @@ impl Ctx {
         }
     }
 
+    /// The renditions of a ready source not made yet (after a restart).
+    async fn renditions(self, source: Source, specs: Vec<RenditionSpec>) {
+        let Some(kind) = source.kind.as_deref().and_then(|k| {
+            ["video", "image", "audio", "font"]
+                .into_iter()
+                .find(|known| *known == k)
+        }) else {
+            return;
+        };
+        let extension = source
+            .url
+            .as_deref()
+            .and_then(|u| u.rsplit_once('.'))
+            .map(|(_, ext)| ext.to_owned())
+            .unwrap_or_default();
+        let read = Read {
+            kind,
+            extension,
+            width: source.width,
+            height: source.height,
+            duration: source.duration,
+            fps: source.fps,
+        };
+        for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            if matches!(
+                rendition.status,
+                SourceStatus::Queued | SourceStatus::Importing
+            ) {
+                self.rendition(&source, &read, spec, &rendition.id).await;
+            }
+        }
+    }
+
     async fn rendition(&self, source: &Source, read: &Read, spec: &RenditionSpec, rid: &str) {
         let store = &self.state.store;
         let started = Instant::now();
@@ -519,6 +554,75 @@ impl Ctx {
             .map_err(|e| e.to_string())??;
         Ok((file, facts))
     }
+}
+
+/// Starts again what a stopped process left unfinished; returns how many
+/// sources it took up. A PUT cut off by the stop gives its URL back.
+pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
+    use clipstream_storage::GrantState;
+    let store = &ctx.state.store;
+    let limits = ctx.state.config.edit_limits();
+    let sizes = super::request::SizeLimits {
+        video: (limits.max_video_width, limits.max_video_height),
+        image: (limits.max_image_width, limits.max_image_height),
+    };
+    let mut resumed = 0;
+    for source in store.all_sources()? {
+        let grant = source.upload.as_ref().map(|g| g.state);
+        let unfinished = source
+            .renditions
+            .iter()
+            .any(|r| matches!(r.status, SourceStatus::Queued | SourceStatus::Importing));
+        let specs = || -> Result<Vec<RenditionSpec>, String> {
+            source
+                .renditions
+                .iter()
+                .map(|r| {
+                    super::request::stored_rendition(&r.transformation, sizes)
+                        .map_err(|e| e.message)
+                })
+                .collect()
+        };
+        match (source.status, grant) {
+            (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Receiving)) => {
+                store.release_upload(&source.id).await?;
+            }
+            (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Used)) => {
+                let account = Ctx::account(&source);
+                match hosting::project(&ctx.state, &account).await {
+                    Ok(project) => {
+                        actix_web::rt::spawn(ctx.clone().uploaded(source.id.clone(), project.uid));
+                        resumed += 1;
+                    }
+                    Err(e) => ctx.fail(&source.id, "upload", e.to_string()).await,
+                }
+            }
+            (SourceStatus::Queued | SourceStatus::Importing, None) => {
+                let (Some(input), Ok(specs)) = (source.input.clone(), specs()) else {
+                    ctx.fail(
+                        &source.id,
+                        "fetch",
+                        "the source cannot be fetched again".into(),
+                    )
+                    .await;
+                    continue;
+                };
+                actix_web::rt::spawn(ctx.clone().fetch(source.id.clone(), input, specs));
+                resumed += 1;
+            }
+            (SourceStatus::Ready, _) if unfinished => match specs() {
+                Ok(specs) => {
+                    actix_web::rt::spawn(ctx.clone().renditions(source, specs));
+                    resumed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable")
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(resumed)
 }
 
 fn read_facts(path: &Path, name: &str) -> Result<Read, String> {
