@@ -253,6 +253,29 @@ impl Store {
         .await
     }
 
+    /// Sets the content type of asset `name` of project `uid`: a signed
+    /// upload's body is stored before it is read, and its type is known
+    /// only once libavformat has read it. The body is unchanged, so no
+    /// render keyed by it changes.
+    pub async fn set_asset_content_type(
+        &self,
+        uid: &str,
+        name: &str,
+        content_type: &str,
+    ) -> Result<crate::Asset> {
+        let asset = self.update_record(
+            Collection::Assets,
+            &child_key(uid, name),
+            || Error::AssetNotFound(name.to_owned()),
+            |a: &mut crate::Asset| {
+                a.content_type = content_type.to_owned();
+                Ok::<(), Error>(())
+            },
+        )?;
+        self.flush().await?;
+        Ok(asset)
+    }
+
     /// The key of the signed upload URLs' MAC, made at first use and kept
     /// in the repository (not the token key: one leaked never forges the
     /// other).

@@ -76,15 +76,16 @@ pub async fn put(
         let writer = state.store.new_body(limit).await?;
         let body = stream_to(&req, payload, writer, limit).await?;
         let project = hosting::project(&state, &account).await?;
-        let content_type = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned();
+        // Typed once it is read (`work::Ctx::uploaded`): `curl -T`, as
+        // Shotstack's docs show, sends no Content-Type.
         state
             .store
-            .put_asset(&project.uid, &source_asset(&id), &content_type, body)
+            .put_asset(
+                &project.uid,
+                &source_asset(&id),
+                "application/octet-stream",
+                body,
+            )
             .await?;
         Ok::<_, IngestError>(project.uid)
     }

@@ -302,6 +302,16 @@ impl Ctx {
             return;
         };
         let filename = format!("source.{}", read.extension);
+        let content_type = mime_guess::from_path(&filename)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned();
+        if let Err(e) = store
+            .set_asset_content_type(&project, &asset, &content_type)
+            .await
+        {
+            return self.fail(&id, "upload", e.to_string()).await;
+        }
         let hosted = store
             .host_asset(
                 &Self::account(&source),
