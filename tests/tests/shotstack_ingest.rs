@@ -723,3 +723,130 @@ fn an_ingest_cut_off_by_a_stop_is_finished_after_the_restart() {
     assert_eq!(a["outputs"]["renditions"][0]["status"], "ready", "{a}");
     assert_eq!(a["outputs"]["renditions"][0]["width"], 160);
 }
+
+/// ffprobe's first stream of `bytes`.
+fn first_stream(bytes: &[u8], name: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    ffprobe(&path)["streams"][0].clone()
+}
+
+#[test]
+fn images_and_sound_keep_their_kind_and_a_missing_url_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (png, mp3) = (dir.path().join("pic.png"), dir.path().join("tone.mp3"));
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=400x300",
+            "-frames:v",
+            "1",
+        ],
+        &png,
+    );
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=1.5",
+            "-c:a",
+            "libmp3lame",
+        ],
+        &mp3,
+    );
+    let png = std::fs::read(&png).unwrap();
+    let (base, _) = serve_files(vec![
+        ("/pic.png".into(), png.clone()),
+        ("/picture".into(), png),
+        ("/tone.mp3".into(), std::fs::read(&mp3).unwrap()),
+    ]);
+    let (callback, calls) = callback_receiver();
+    let env = env();
+    let post = |body: Value| {
+        let (status, answer) = json(
+            ingest(&env, &env.key, Method::POST, "v1/sources")
+                .json(&body)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        let id = answer["data"]["id"].as_str().unwrap().to_owned();
+        wait_settled(&env, &env.key, &id, 60)["data"]["attributes"].clone()
+    };
+
+    let image = post(
+        json!({ "url": format!("{base}/pic.png"), "outputs": { "renditions": [
+        { "format": "jpg", "size": { "width": 200, "height": 200 }, "fit": "cover" },
+        {}
+    ] } }),
+    );
+    assert_eq!(
+        (image["width"].as_u64(), image["height"].as_str()),
+        (Some(400), Some("300"))
+    );
+    assert!(image.get("duration").is_none(), "{image}");
+    let renditions = image["outputs"]["renditions"].as_array().unwrap();
+    for (r, (codec, w, h)) in renditions
+        .iter()
+        .zip([("mjpeg", 200, 200), ("png", 400, 300)])
+    {
+        assert_eq!(r["status"], "ready", "{r}");
+        let (status, bytes) = get_bytes(r["url"].as_str().unwrap());
+        assert_eq!(status, 200);
+        let s = first_stream(&bytes, "r");
+        assert_eq!(
+            (
+                s["codec_name"].as_str(),
+                s["width"].as_u64(),
+                s["height"].as_u64()
+            ),
+            (Some(codec), Some(w), Some(h)),
+            "{r}"
+        );
+    }
+
+    let sound = post(
+        json!({ "url": format!("{base}/tone.mp3"), "outputs": { "renditions": [{ "format": "mp3", "quality": 20 }] } }),
+    );
+    assert!(sound.get("width").is_none(), "{sound}");
+    assert!(
+        (sound["duration"].as_f64().unwrap() - 1.5).abs() < 0.2,
+        "{sound}"
+    );
+    let r = &sound["outputs"]["renditions"][0];
+    assert_eq!(r["status"], "ready", "{r}");
+    let s = first_stream(&get_bytes(r["url"].as_str().unwrap()).1, "r.mp3");
+    assert_eq!(s["codec_name"], "mp3");
+
+    // The kind shows only once it is read: the rendition fails, the source
+    // stays.
+    let unnamed = post(
+        json!({ "url": format!("{base}/picture"), "outputs": { "renditions": [{ "format": "mp4" }] } }),
+    );
+    assert_eq!(unnamed["status"], "ready", "{unnamed}");
+    let r = &unnamed["outputs"]["renditions"][0];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("image source"), "{r}");
+
+    let missing = post(json!({ "url": format!("{base}/missing.mp4"), "callback": callback }));
+    assert_eq!(missing["status"], "failed", "{missing}");
+    assert!(
+        missing["error"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
+    assert!(missing.get("source").is_none(), "{missing}");
+    let call = calls
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a callback");
+    assert_eq!(
+        (call["action"].as_str(), call["status"].as_str()),
+        (Some("fetch"), Some("failed")),
+        "{call}"
+    );
+    assert!(call["error"].as_str().unwrap().contains("404"), "{call}");
+    assert!(call.get("url").is_none(), "{call}");
+}
