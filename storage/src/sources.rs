@@ -154,6 +154,23 @@ impl Store {
         }
     }
 
+    /// Forgets a source entirely: only for an upload URL that expired
+    /// unused, which no one ever saw as a source.
+    pub async fn remove_source(&self, source: &Source) -> Result<()> {
+        let steps = [
+            Step::Remove {
+                collection: Collection::Sources,
+                key: source.id.clone(),
+            },
+            Step::Remove {
+                collection: Collection::AccountSources,
+                key: child_key(&source.account, &source.id),
+            },
+        ];
+        self.repo.batch(&steps)?;
+        self.flush().await
+    }
+
     /// The source `id`, whoever owns it.
     pub fn source(&self, id: &str) -> Result<Option<Source>> {
         self.record(Collection::Sources, id)
@@ -394,6 +411,10 @@ mod tests {
             store.claim_upload("nope", 500).await.unwrap(),
             Claim::NotFound
         );
+        let old = store.source("old").unwrap().unwrap();
+        store.remove_source(&old).await.unwrap();
+        assert_eq!(store.source("old").unwrap(), None);
+        assert_eq!(store.sources_of("acc").unwrap().len(), 1);
         let key = store.ingest_upload_key().unwrap();
         assert_eq!(key, store.ingest_upload_key().unwrap(), "kept");
     }

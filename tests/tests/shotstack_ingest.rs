@@ -274,7 +274,23 @@ fn the_python_sdk_ingests_a_url_with_a_rendition_and_deletes_it() {
 
     assert_usable_in_an_edit(&env, a["source"].as_str().unwrap());
 
+    // One core: the rendition is an Edit of the shotstack project, seen by
+    // the ImpossibleFX API as a dynamic movie.
+    let movie = format!(
+        "/v1/sdl/{}/ingest-{}",
+        shotstack_project(&env),
+        rendition["id"].as_str().unwrap()
+    );
+    let (status, edit) = json(env.client().get(&movie));
+    assert_eq!(status, 200, "{edit}");
+    assert_eq!(
+        edit["output"]["size"],
+        json!({ "width": 160, "height": 120 })
+    );
+    assert_eq!(edit["output"]["quality"], "high", "70 is in the top third");
+
     assert_eq!(python(&host, &key, &["delete", &id]), json!({ "ok": {} }));
+    assert_eq!(env.client().get(&movie).status(), 404, "its Edit goes too");
     let gone = python(&host, &key, &["get", &id]);
     let a = &gone["ok"]["data"]["attributes"];
     assert_eq!(a["status"], "deleted", "{gone}");

@@ -247,6 +247,24 @@ async fn delete(
             Err(e) => return Err(e.into()),
         }
     }
+    // The renditions' Edits go too (their outputs are gone with the files).
+    if !source.renditions.is_empty() {
+        let project = super::hosting::project(&state, account).await?;
+        for r in &source.renditions {
+            match state
+                .store
+                .delete_movie(&project.uid, &format!("ingest-{}", r.id))
+                .await
+            {
+                Ok(())
+                | Err(
+                    clipstream_storage::Error::MovieNotFound(_)
+                    | clipstream_storage::Error::ProjectNotFound(_),
+                ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     tracing::info!(source = %source.id, "source deleted");
     Ok(HttpResponse::NoContent()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))

@@ -161,7 +161,21 @@ fn font_extension(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Sources worked on at once: as many as the renderers, so that ingests
+/// never fill the render queue (a rendition would fail as busy) nor open
+/// downloads without bound; the others stay `queued` until a slot frees.
+static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+
 impl Ctx {
+    /// A slot of [`SLOTS`], held for the whole of one source's work.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'static>> {
+        let workers = self.state.config.render_workers().max(1);
+        let slots = SLOTS.get_or_init(|| tokio::sync::Semaphore::new(workers));
+        // Never closed, so `acquire` only fails if it were; then work goes
+        // on without a slot rather than not at all.
+        slots.acquire().await.ok()
+    }
+
     fn account(source: &Source) -> AccountId {
         AccountId(source.account.clone())
     }
@@ -228,6 +242,7 @@ impl Ctx {
 
     /// `POST sources`: fetch, then as [`Ctx::ingest`].
     pub async fn fetch(self, id: String, url: String, specs: Vec<RenditionSpec>) {
+        let _slot = self.slot().await;
         let store = &self.state.store;
         if let Err(e) = store
             .update_source(&id, |s| {
@@ -283,6 +298,7 @@ impl Ctx {
     /// A signed upload's bytes, already the source's project asset: read
     /// and hosted, as a fetched file is.
     pub async fn uploaded(self, id: String, project: String) {
+        let _slot = self.slot().await;
         let store = &self.state.store;
         let asset = source_asset(&id);
         let path = match store.asset_local_path(&project, &asset).await {
@@ -380,6 +396,7 @@ impl Ctx {
 
     /// The renditions of a ready source not made yet (after a restart).
     async fn renditions(self, source: Source, specs: Vec<RenditionSpec>) {
+        let _slot = self.slot().await;
         let Some(kind) = source.kind.as_deref().and_then(|k| {
             ["video", "image", "audio", "font"]
                 .into_iter()
@@ -567,7 +584,8 @@ impl Ctx {
 }
 
 /// Starts again what a stopped process left unfinished; returns how many
-/// sources it took up. A PUT cut off by the stop gives its URL back.
+/// sources it took up. A PUT cut off by the stop gives its URL back; an
+/// upload URL that expired unused is forgotten.
 pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
     use clipstream_storage::GrantState;
     let store = &ctx.state.store;
@@ -593,9 +611,16 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
                 })
                 .collect()
         };
+        let expired = source
+            .upload
+            .as_ref()
+            .is_some_and(|g| g.expires_ms < clipstream_storage::unix_now_ms());
         match (source.status, grant) {
             (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Receiving)) => {
                 store.release_upload(&source.id).await?;
+            }
+            (SourceStatus::Queued, Some(GrantState::Waiting)) if expired => {
+                store.remove_source(&source).await?;
             }
             (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Used)) => {
                 let account = Ctx::account(&source);
