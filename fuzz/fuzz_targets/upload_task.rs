@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use task::{check_again, parse, ServerCredentials, Task};
 
 /// What the server holds: keys for two buckets on its own S3 host, and
-/// auth secrets for Dropbox and Facebook.
+/// auth secrets for Dropbox and Facebook, and a Mux token.
 fn own() -> ServerCredentials<'static> {
     static BUCKETS: LazyLock<Vec<String>> =
         LazyLock::new(|| vec!["my-videos".to_owned(), "renders".to_owned()]);
@@ -28,6 +28,7 @@ fn own() -> ServerCredentials<'static> {
         youtube_auth_secret: "",
         facebook_auth_secret: "facebook-secret",
         facebook_endpoint: "https://graph.facebook.com",
+        mux: true,
     }
 }
 

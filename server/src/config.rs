@@ -165,6 +165,9 @@ pub struct Upload {
     pub facebook_access_token: String,
     pub facebook_auth_secret: String,
     pub facebook_endpoint: String,
+    pub mux_endpoint: String,
+    pub mux_token_id: String,
+    pub mux_token_secret: String,
 }
 
 impl Upload {
@@ -187,6 +190,7 @@ impl Upload {
             youtube_refresh_token: mask(&self.youtube_refresh_token),
             facebook_access_token: mask(&self.facebook_access_token),
             facebook_auth_secret: mask(&self.facebook_auth_secret),
+            mux_token_secret: mask(&self.mux_token_secret),
             ..self.clone()
         }
     }

@@ -335,21 +335,6 @@ fn every_endpoint_not_built_yet_is_a_501_naming_itself() {
             "POST edit/{stage}/templates/render",
         ),
         (
-            Method::GET,
-            format!("/serve/v1/assets/{id}"),
-            "GET serve/{stage}/assets/{id}",
-        ),
-        (
-            Method::DELETE,
-            format!("/serve/v1/assets/{id}"),
-            "DELETE serve/{stage}/assets/{id}",
-        ),
-        (
-            Method::GET,
-            format!("/serve/v1/assets/render/{id}"),
-            "GET serve/{stage}/assets/render/{id}",
-        ),
-        (
             Method::POST,
             "/ingest/v1/sources".to_owned(),
             "POST ingest/{stage}/sources",

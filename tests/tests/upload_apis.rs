@@ -1,7 +1,8 @@
 //! Issue 16, CONTRACT section 8: a render request's `upload` sends the
 //! finished video to Dropbox (API v2, upload sessions for large files),
-//! YouTube (Data API v3 resumable upload, with its metadata and playlist)
-//! and Facebook (Graph video upload), with the client's OAuth token or,
+//! YouTube (Data API v3 resumable upload, with its metadata and playlist),
+//! Facebook (Graph video upload) and Mux (a direct upload that becomes an
+//! asset; a Clipstream extension, for the Shotstack API), with the client's OAuth token or,
 //! for `auth_secret`, the server's own account's token refreshed from its
 //! configuration (Facebook's only to the server's own endpoint). A
 //! refusal fails at once with the API's own message; a busy API is tried
@@ -23,6 +24,9 @@ const SERVER_FACEBOOK_TOKEN: &str = "EAAB-server-facebook-token";
 const DROPBOX_SECRET: &str = "dropbox-auth-secret";
 const YOUTUBE_SECRET: &str = "youtube-auth-secret";
 const FACEBOOK_SECRET: &str = "facebook-auth-secret";
+/// Mux access tokens, `id:secret`: the server's and a client's.
+const SERVER_MUX: (&str, &str) = ("server-mux-id", "server-mux-secret");
+const CLIENT_MUX: (&str, &str) = ("client-mux-id", "client-mux-secret");
 
 /// Seconds an upload may take, the render included.
 const UPLOAD_SECS: u64 = 90;
@@ -58,6 +62,8 @@ fn setup(extra: &[(&str, &str)]) -> Setup {
             YOUTUBE_TOKEN,
             FACEBOOK_TOKEN,
             SERVER_FACEBOOK_TOKEN,
+            &format!("{}:{}", SERVER_MUX.0, SERVER_MUX.1),
+            &format!("{}:{}", CLIENT_MUX.0, CLIENT_MUX.1),
         ],
         dropbox_app(),
         google_app(),
@@ -87,6 +93,9 @@ fn setup(extra: &[(&str, &str)]) -> Setup {
         ("FACEBOOK_ACCESS_TOKEN", SERVER_FACEBOOK_TOKEN),
         ("FACEBOOK_AUTH_SECRET", FACEBOOK_SECRET),
         ("FACEBOOK_ENDPOINT", format!("{}/graph", apis.url).as_str()),
+        ("MUX_ENDPOINT", format!("{}/mux", apis.url).as_str()),
+        ("MUX_TOKEN_ID", SERVER_MUX.0),
+        ("MUX_TOKEN_SECRET", SERVER_MUX.1),
     ]
     .iter()
     .chain(extra)
@@ -594,4 +603,66 @@ fn a_revoked_server_token_is_replaced_on_the_next_attempt() {
     let file = got.dropbox.last().expect("the second upload");
     assert_eq!(file.token, got.issued[1].1);
     assert!(file.bytes == s.video(&second));
+}
+
+#[test]
+fn mux_makes_an_asset_of_the_render_with_the_servers_token_or_the_tasks() {
+    let s = setup(&[]);
+    let (token, known) = s.request(
+        "Mia",
+        json!([
+            {"destination": {"type": "mux", "playback_policy": ["public", "signed"],
+                             "passthrough": "customer-42"}},
+            {"destination": {"type": "mux", "token_id": CLIENT_MUX.0,
+                             "token_secret": CLIENT_MUX.1}}
+        ]),
+    );
+    assert_eq!(
+        known,
+        [Value::Null, Value::Null],
+        "Mux names the asset later"
+    );
+    let (entries, status) = s.finished(&token);
+    assert_done(&entries[0], "mux");
+    assert_done(&entries[1], "mux");
+    let got = s.apis.received();
+    assert_eq!(got.refused, Vec::<String>::new());
+    assert_eq!(got.mux.len(), 2);
+    let video = s.video(&token);
+    for (entry, token) in entries.iter().zip([SERVER_MUX, CLIENT_MUX]) {
+        let asset = got
+            .mux
+            .iter()
+            .find(|a| entry["id"] == a.upload_id.as_str())
+            .expect("the upload of the entry");
+        assert_eq!(entry["asset_id"], asset.asset_id.as_str());
+        assert_eq!(asset.token, format!("{}:{}", token.0, token.1));
+        assert_eq!(asset.content_type, "video/mp4");
+        assert!(asset.bytes == video, "the bytes Mux got are the video");
+    }
+    let servers = got
+        .mux
+        .iter()
+        .find(|a| a.token.starts_with(SERVER_MUX.0))
+        .unwrap();
+    assert_eq!(
+        servers.settings,
+        json!({"playback_policy": ["public", "signed"], "passthrough": "customer-42"})
+    );
+    assert!(
+        !status.contains(CLIENT_MUX.1),
+        "no credential in the status"
+    );
+
+    // Mux takes videos; a GIF is refused with the request.
+    let api = s.api();
+    let (code, body) = json(
+        api.request(Method::POST, &format!("/v2/render/{}", s.uid))
+            .json(&json!({"movie": "welcome", "params": {"NAME": "Mia"},
+                          "upload": {"extension": "gif", "destination": {"type": "mux"}}}))
+            .send()
+            .expect("POST render"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["param"], "upload.extension", "{body}");
 }

@@ -94,6 +94,7 @@ impl Context {
                 &c.facebook_auth_secret
             },
             facebook_endpoint: &c.facebook_endpoint,
+            mux: !c.mux_token_id.is_empty() && !c.mux_token_secret.is_empty(),
         }
     }
 

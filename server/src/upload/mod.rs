@@ -19,6 +19,7 @@ mod facebook;
 pub(crate) mod fake;
 mod ftp;
 mod http;
+mod mux;
 mod oauth;
 mod object_client;
 mod s3;

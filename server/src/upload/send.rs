@@ -3,7 +3,7 @@
 
 use super::context::{Context, Payload, Sent};
 use super::task::Destination;
-use super::{azure, dropbox, facebook, ftp, http, s3, youtube, UploadError};
+use super::{azure, dropbox, facebook, ftp, http, mux, s3, youtube, UploadError};
 
 /// Sends `file` to `destination`, once; the caller retries.
 pub async fn send(
@@ -19,5 +19,6 @@ pub async fn send(
         Destination::Dropbox(d) => dropbox::send(d, cx, file).await,
         Destination::Youtube(d) => youtube::send(d, cx, file).await,
         Destination::Facebook(d) => facebook::send(d, cx, file).await,
+        Destination::Mux(d) => mux::send(d, cx, file).await,
     }
 }

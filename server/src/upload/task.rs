@@ -37,6 +37,8 @@ pub enum Destination {
     Dropbox(Dropbox),
     Youtube(Youtube),
     Facebook(Facebook),
+    /// A Clipstream extension (the Shotstack API's `mux` destination).
+    Mux(Mux),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +173,27 @@ pub struct Facebook {
     pub endpoint: Option<String>,
 }
 
+/// Mux Video (<https://docs.mux.com/api-reference#video/tag/direct-uploads>):
+/// a direct upload that becomes a Mux asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mux {
+    /// Mux's `playback_policy`: `public`, `signed`, or both.
+    #[serde(default = "public_policy")]
+    pub playback_policy: Vec<String>,
+    /// Mux's `passthrough`, at most 255 characters.
+    pub passthrough: Option<String>,
+    /// An access token of the task's own (both or neither); without one,
+    /// the server's (`upload.mux_token_id`), sent only to
+    /// `upload.mux_endpoint`.
+    pub token_id: Option<String>,
+    pub token_secret: Option<String>,
+}
+
+fn public_policy() -> Vec<String> {
+    vec!["public".to_owned()]
+}
+
 fn public_read() -> String {
     "public-read".to_owned()
 }
@@ -207,6 +230,8 @@ pub struct ServerCredentials<'a> {
     pub facebook_auth_secret: &'a str,
     /// The one Graph endpoint the server's Facebook token is sent to.
     pub facebook_endpoint: &'a str,
+    /// The server has a Mux access token.
+    pub mux: bool,
 }
 
 /// A field at fault: its JSON path and why.
@@ -311,10 +336,12 @@ impl Task {
                 ),
             );
         }
-        // YouTube and Facebook take videos, not a GIF, a still or a sound.
+        // YouTube, Facebook and Mux take videos, not a GIF, a still or a
+        // sound.
         let site = match self.destination {
             Destination::Youtube(_) => Some("YouTube"),
             Destination::Facebook(_) => Some("Facebook"),
+            Destination::Mux(_) => Some("Mux"),
             _ => None,
         };
         if let Some(site) = site {
@@ -340,6 +367,7 @@ impl Destination {
             Destination::Dropbox(d) => d.check(own),
             Destination::Youtube(d) => d.check(own),
             Destination::Facebook(d) => d.check(own),
+            Destination::Mux(d) => d.check(own),
         }
     }
 
@@ -353,6 +381,7 @@ impl Destination {
             Destination::Dropbox(_) => "dropbox",
             Destination::Youtube(_) => "youtube",
             Destination::Facebook(_) => "facebook",
+            Destination::Mux(_) => "mux",
         }
     }
 
@@ -365,9 +394,10 @@ impl Destination {
             Destination::Azureblob(d) => Value::String(d.blob_url()),
             Destination::Ftp(d) => Value::String(d.url()),
             Destination::Dropbox(d) => Value::String(d.path()),
-            Destination::Http(_) | Destination::Youtube(_) | Destination::Facebook(_) => {
-                Value::Null
-            }
+            Destination::Http(_)
+            | Destination::Youtube(_)
+            | Destination::Facebook(_)
+            | Destination::Mux(_) => Value::Null,
         }
     }
 }
@@ -985,6 +1015,43 @@ impl Youtube {
     }
 }
 
+impl Mux {
+    fn check(&self, own: &ServerCredentials) -> Check {
+        if self.playback_policy.is_empty() || self.playback_policy.len() > 2 {
+            return fail("playback_policy", "public, signed, or both");
+        }
+        for (i, policy) in self.playback_policy.iter().enumerate() {
+            if !matches!(policy.as_str(), "public" | "signed")
+                || self.playback_policy[..i].contains(policy)
+            {
+                return fail("playback_policy", "public, signed, or both, each once");
+            }
+        }
+        if let Some(passthrough) = &self.passthrough {
+            if passthrough.chars().count() > 255 {
+                return fail("passthrough", "at most 255 characters (Mux's limit)");
+            }
+        }
+        match (&self.token_id, &self.token_secret) {
+            (Some(id), Some(secret)) => {
+                header_value("token_id", id)?;
+                header_value("token_secret", secret)?;
+                if id.is_empty() || secret.is_empty() || id.contains(':') {
+                    return fail("token_id", "a Mux access token id and its secret");
+                }
+                Ok(())
+            }
+            (None, None) if own.mux => Ok(()),
+            (None, None) => fail(
+                "token_id",
+                "give the task's own Mux token_id and token_secret: this server has no Mux access token (upload.mux_token_id)",
+            ),
+            (Some(_), None) => fail("token_secret", "a token_id needs its token_secret"),
+            (None, Some(_)) => fail("token_id", "a token_secret needs its token_id"),
+        }
+    }
+}
+
 impl Facebook {
     fn check(&self, own: &ServerCredentials) -> Check {
         text("title", &self.title, true)?;
@@ -1052,6 +1119,7 @@ mod tests {
             youtube_auth_secret: "yt-secret",
             facebook_auth_secret: "fb-secret",
             facebook_endpoint: "https://graph.facebook.com",
+            mux: false,
         }
     }
 
@@ -1354,5 +1422,53 @@ mod tests {
         assert!(d.endpoint().2, "a server by URL is addressed by path");
         assert_eq!(d.object_url(), "http://127.0.0.1:8333/b-1/dir/a%20b.mp4");
         assert_eq!(s3(None, false).endpoint().1, "us-east-1");
+    }
+
+    #[test]
+    fn a_mux_task_has_its_own_token_or_the_servers() {
+        let mux = |d: Value| one(json!({ "destination": d }));
+        let own = json!({"type":"mux","token_id":"id","token_secret":"secret"});
+        let task = mux(own).unwrap();
+        let Destination::Mux(d) = &task.destination else {
+            panic!("a mux task")
+        };
+        assert_eq!(d.playback_policy, ["public"], "public by default, as Mux");
+        assert_eq!(
+            error_at(json!({"destination":{"type":"mux"}})),
+            "upload.destination.token_id",
+            "no token here and none on the server"
+        );
+        let with_server = ServerCredentials {
+            mux: true,
+            ..config()
+        };
+        assert!(parse(&json!({"destination":{"type":"mux"}}), &with_server).is_ok());
+        for (d, at) in [
+            (json!({"type":"mux","token_id":"id"}), "token_secret"),
+            (
+                json!({"type":"mux","token_id":"id","token_secret":"s","playback_policy":["open"]}),
+                "playback_policy",
+            ),
+            (
+                json!({"type":"mux","token_id":"id","token_secret":"s","playback_policy":["public","public"]}),
+                "playback_policy",
+            ),
+            (
+                json!({"type":"mux","token_id":"id","token_secret":"s","passthrough":"x".repeat(256)}),
+                "passthrough",
+            ),
+        ] {
+            assert_eq!(
+                error_at(json!({ "destination": d })),
+                format!("upload.destination.{at}")
+            );
+        }
+        assert_eq!(
+            error_at(
+                json!({"extension":"gif","destination":{"type":"mux","token_id":"i","token_secret":"s"}})
+            ),
+            "upload.extension",
+            "Mux takes videos"
+        );
     }
 }

@@ -13,6 +13,11 @@
 //!   */LENGTH` query); `POST /youtube/v3/playlistItems`; the token endpoint
 //!   `POST /google/token`.
 //! - Facebook (Graph): `POST /graph/me/videos` (`multipart/form-data`).
+//! - Mux Video: `POST /mux/video/v1/uploads` (HTTP Basic, the token id
+//!   and secret named as one `id:secret` token) answers an upload URL on
+//!   the stand-in (`PUT /mux/storage/<id>`, no credentials, as Mux's
+//!   signed storage URL); the asset is made when the file arrives, and
+//!   `GET /mux/video/v1/uploads/<id>` tells its id.
 //!
 //! Access tokens are accepted when the test named them at the start, or
 //! when a token endpoint issued them.
@@ -50,6 +55,7 @@ pub struct Received {
     pub youtube: Vec<YoutubeVideo>,
     pub playlist_items: Vec<PlaylistItem>,
     pub facebook: Vec<FacebookVideo>,
+    pub mux: Vec<MuxAsset>,
     /// Access tokens issued by the token endpoints: (`dropbox` or
     /// `google`, the token).
     pub issued: Vec<(String, String)>,
@@ -106,6 +112,19 @@ pub struct FacebookVideo {
     pub bytes: Vec<u8>,
 }
 
+/// An asset made in the stand-in's Mux from a direct upload.
+#[derive(Debug, Clone)]
+pub struct MuxAsset {
+    pub upload_id: String,
+    pub asset_id: String,
+    /// The `id:secret` of the token that created the upload.
+    pub token: String,
+    /// `new_asset_settings` as the upload was created with.
+    pub settings: Value,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 /// The running stand-in; it stops accepting connections when dropped.
 pub struct Apis {
     /// `http://127.0.0.1:PORT`, with no trailing `/`.
@@ -122,6 +141,8 @@ struct State {
     google_client: OAuthClient,
     dropbox_sessions: HashMap<String, DropboxSession>,
     youtube_sessions: HashMap<String, YoutubeSession>,
+    /// Mux uploads by id: (token, settings), until the file arrives.
+    mux_uploads: HashMap<String, (String, Value)>,
     /// The next `PUT` of a YouTube upload with more than this many bytes
     /// loses its connection after them.
     cut_next_put: Option<usize>,
@@ -159,6 +180,7 @@ impl Apis {
             google_client: google,
             dropbox_sessions: HashMap::new(),
             youtube_sessions: HashMap::new(),
+            mux_uploads: HashMap::new(),
             cut_next_put: None,
             failures: Vec::new(),
             next_id: 1,
@@ -441,6 +463,9 @@ fn route(r: &Request, state: &Mutex<State>) -> Response {
         ("PUT", "/upload/youtube/v3/videos") => s.youtube_put(r),
         ("POST", "/youtube/v3/playlistItems") => s.youtube_playlist_item(r),
         ("POST", "/graph/me/videos") => s.facebook(r),
+        ("POST", "/mux/video/v1/uploads") => s.mux_create(r),
+        ("PUT", path) if path.starts_with("/mux/storage/") => s.mux_put(r),
+        ("GET", path) if path.starts_with("/mux/video/v1/uploads/") => s.mux_get(r),
         _ => text_response(404, "no such API call on this stand-in"),
     }
 }
@@ -985,6 +1010,115 @@ impl State {
                    "snippet": {"playlistId": playlist_id,
                                "resourceId": {"kind": "youtube#video", "videoId": video_id}}}),
         )
+    }
+
+    // Mux.
+
+    /// The `id:secret` of an accepted Mux token in `Authorization: Basic`.
+    fn mux_token(&self, r: &Request) -> Option<String> {
+        use base64::Engine as _;
+        let encoded = r.header("authorization")?.strip_prefix("Basic ")?;
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        self.known(Some(&String::from_utf8(pair).ok()?))
+    }
+
+    fn mux_error(status: u16, message: &str) -> Response {
+        json_response(
+            status,
+            json!({"error": {"type": "invalid_parameters", "messages": [message]}}),
+        )
+    }
+
+    fn mux_create(&mut self, r: &Request) -> Response {
+        let Some(token) = self.mux_token(r) else {
+            return Self::mux_error(401, "Unauthorized request");
+        };
+        let shape = || -> Result<Value, String> {
+            let body: Value = serde_json::from_slice(&r.body)
+                .map_err(|e| format!("the body is not JSON: {e}"))?;
+            keys(
+                "the upload",
+                &body,
+                &["new_asset_settings"],
+                &["cors_origin", "test", "timeout"],
+            )?;
+            let settings = &body["new_asset_settings"];
+            keys(
+                "new_asset_settings",
+                settings,
+                &[],
+                &["playback_policy", "passthrough"],
+            )?;
+            if let Some(policy) = settings.get("playback_policy") {
+                let ok = policy.as_array().is_some_and(|p| {
+                    p.iter()
+                        .all(|v| matches!(v.as_str(), Some("public" | "signed")))
+                });
+                if !ok {
+                    return Err(format!(
+                        "playback_policy {policy} is not a list of public/signed"
+                    ));
+                }
+            }
+            Ok(settings.clone())
+        };
+        let settings = match shape() {
+            Ok(settings) => settings,
+            Err(why) => {
+                self.received.refused.push(why.clone());
+                return Self::mux_error(400, &why);
+            }
+        };
+        let id = self.new_id("upload");
+        self.mux_uploads
+            .insert(id.clone(), (token, settings.clone()));
+        json_response(
+            201,
+            json!({"data": {"id": id, "url": format!("{}/mux/storage/{id}", self.url),
+                            "status": "waiting", "timeout": 3600,
+                            "new_asset_settings": settings, "cors_origin": "*"}}),
+        )
+    }
+
+    fn mux_put(&mut self, r: &Request) -> Response {
+        let id = r.path.trim_start_matches("/mux/storage/").to_owned();
+        if r.header("authorization").is_some() {
+            let why = "a credential was sent to the storage URL".to_owned();
+            self.received.refused.push(why.clone());
+            return text_response(400, &why);
+        }
+        let Some((token, settings)) = self.mux_uploads.remove(&id) else {
+            return text_response(404, "no such upload");
+        };
+        let asset_id = self.new_id("asset");
+        self.received.mux.push(MuxAsset {
+            upload_id: id,
+            asset_id,
+            token,
+            settings,
+            content_type: r.header("content-type").unwrap_or_default().to_owned(),
+            bytes: r.body.clone(),
+        });
+        text_response(200, "")
+    }
+
+    fn mux_get(&mut self, r: &Request) -> Response {
+        if self.mux_token(r).is_none() {
+            return Self::mux_error(401, "Unauthorized request");
+        }
+        let id = r.path.trim_start_matches("/mux/video/v1/uploads/");
+        if self.mux_uploads.contains_key(id) {
+            return json_response(200, json!({"data": {"id": id, "status": "waiting"}}));
+        }
+        match self.received.mux.iter().find(|a| a.upload_id == id) {
+            Some(a) => json_response(
+                200,
+                json!({"data": {"id": id, "status": "asset_created", "asset_id": a.asset_id}}),
+            ),
+            None => Self::mux_error(404, "Not found"),
+        }
     }
 
     // Facebook.
