@@ -334,31 +334,6 @@ fn every_endpoint_not_built_yet_is_a_501_naming_itself() {
             "/edit/v1/templates/render".to_owned(),
             "POST edit/{stage}/templates/render",
         ),
-        (
-            Method::POST,
-            "/ingest/v1/sources".to_owned(),
-            "POST ingest/{stage}/sources",
-        ),
-        (
-            Method::GET,
-            "/ingest/v1/sources".to_owned(),
-            "GET ingest/{stage}/sources",
-        ),
-        (
-            Method::GET,
-            format!("/ingest/v1/sources/{id}"),
-            "GET ingest/{stage}/sources/{id}",
-        ),
-        (
-            Method::DELETE,
-            format!("/ingest/v1/sources/{id}"),
-            "DELETE ingest/{stage}/sources/{id}",
-        ),
-        (
-            Method::POST,
-            "/ingest/v1/upload".to_owned(),
-            "POST ingest/{stage}/upload",
-        ),
     ] {
         let answer = shotstack(&env, method.clone(), &path, Some(&key));
         assert_failure(&answer, 501, "not_implemented");
