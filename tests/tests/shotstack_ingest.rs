@@ -312,6 +312,11 @@ fn the_python_sdk_ingests_a_url_with_a_rendition_and_deletes_it() {
         unknown,
         json!({ "exception": "NotFoundException", "status": 404 })
     );
+    let wrong = python(&host, &format!("{}:wrong", env.key.key), &["list"]);
+    assert_eq!(
+        wrong,
+        json!({ "exception": "ForbiddenException", "status": 403 })
+    );
 }
 
 #[test]
