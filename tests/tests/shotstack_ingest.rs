@@ -780,10 +780,14 @@ fn images_and_sound_keep_their_kind_and_a_missing_url_fails() {
         &mp3,
     );
     let png = std::fs::read(&png).unwrap();
+    let font =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../actors/fonts/DejaVuSans.ttf"))
+            .unwrap();
     let (base, _) = serve_files(vec![
         ("/pic.png".into(), png.clone()),
         ("/picture".into(), png),
         ("/tone.mp3".into(), std::fs::read(&mp3).unwrap()),
+        ("/font.ttf".into(), font.clone()),
     ]);
     let (callback, calls) = callback_receiver();
     let env = env();
@@ -842,6 +846,14 @@ fn images_and_sound_keep_their_kind_and_a_missing_url_fails() {
     assert_eq!(r["status"], "ready", "{r}");
     let s = first_stream(&get_bytes(r["url"].as_str().unwrap()).1, "r.mp3");
     assert_eq!(s["codec_name"], "mp3");
+
+    // A font is no media: kept as it is, for the Edit's timeline.fonts.
+    let typeface = post(json!({ "url": format!("{base}/font.ttf") }));
+    assert_eq!(typeface["status"], "ready", "{typeface}");
+    assert!(typeface.get("width").is_none(), "{typeface}");
+    let url = typeface["source"].as_str().unwrap();
+    assert!(url.ends_with("/source.ttf"), "{url}");
+    assert_eq!(get_bytes(url), (200, font));
 
     // The kind shows only once it is read: the rendition fails, the source
     // stays.

@@ -49,6 +49,9 @@ const FORMATS: [&str; 4] = ["mp4", "mp3", "jpg", "png"];
 /// server does not do.
 const NOT_BUILT_RENDITION: [&str; 3] = ["speed", "keyframeInterval", "enhance"];
 const MAX_FILENAME: usize = 200;
+/// Renditions one source may ask for: each is a render, so a request may
+/// not queue an unbounded number of them.
+pub const MAX_RENDITIONS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionSpec {
@@ -133,6 +136,12 @@ pub fn parse_source(body: &[u8], limits: SizeLimits) -> Result<SourceRequest, In
             known_fields(outputs, "outputs", &["renditions"], &["transcription"])?;
             match outputs.get("renditions") {
                 None | Some(Value::Null) => {}
+                Some(Value::Array(items)) if items.len() > MAX_RENDITIONS => {
+                    return Err(invalid(
+                        "outputs.renditions",
+                        format!("at most {MAX_RENDITIONS} renditions per source"),
+                    ))
+                }
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         renditions.push(rendition(
