@@ -199,6 +199,8 @@ impl Ctx {
             })
             .await;
         match updated {
+            // A source deleted meanwhile has nothing more to tell.
+            Ok(s) if s.status == SourceStatus::Deleted => {}
             Ok(s) => self.callback(&s, action, &s.id, s.status, None, Some(&error)),
             Err(e) => {
                 tracing::error!(source = id, error = %e, "a failed source could not be recorded")
@@ -240,18 +242,23 @@ impl Ctx {
         self.callbacks.send(callback.clone(), body);
     }
 
-    /// `POST sources`: fetch, then as [`Ctx::ingest`].
+    /// `POST sources`: fetch, then read and host as an upload is.
     pub async fn fetch(self, id: String, url: String, specs: Vec<RenditionSpec>) {
         let _slot = self.slot().await;
         let store = &self.state.store;
-        if let Err(e) = store
+        let started = store
             .update_source(&id, |s| {
-                s.status = SourceStatus::Importing;
+                if s.status != SourceStatus::Deleted {
+                    s.status = SourceStatus::Importing;
+                }
                 Ok(())
             })
-            .await
-        {
-            return self.fail(&id, "fetch", e.to_string()).await;
+            .await;
+        match started {
+            // Deleted while it waited for a slot: nothing to fetch.
+            Ok(s) if s.status == SourceStatus::Deleted => return,
+            Ok(_) => {}
+            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
         }
         let (dir, path) = match self.renders.download(&url).await {
             Ok(got) => got,
