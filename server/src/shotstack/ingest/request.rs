@@ -67,6 +67,20 @@ pub struct RenditionSpec {
     pub raw: Value,
 }
 
+impl RenditionSpec {
+    /// A field given that `format` has no use for (`fps` is a video's,
+    /// sizes and fit are pictures'), so that none is taken and ignored.
+    pub fn unused_by(&self, format: Format) -> Option<&'static str> {
+        let given = |name: &str| self.raw.get(name).is_some_and(|v| !v.is_null());
+        let fields: &[&'static str] = match format {
+            Format::Mp4 => &[],
+            Format::Jpg | Format::Png => &["fps"],
+            Format::Mp3 => &["fps", "size", "fit", "resolution"],
+        };
+        fields.iter().copied().find(|f| given(f))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRequest {
     pub url: Url,
@@ -412,7 +426,7 @@ fn rendition(v: &Value, at: &str, limits: SizeLimits) -> Result<RenditionSpec, I
             Some(name.to_owned())
         }
     };
-    Ok(RenditionSpec {
+    let spec = RenditionSpec {
         format,
         width,
         height,
@@ -422,7 +436,16 @@ fn rendition(v: &Value, at: &str, limits: SizeLimits) -> Result<RenditionSpec, I
         fps,
         filename,
         raw: v.clone(),
-    })
+    };
+    if let Some(format) = spec.format {
+        if let Some(field) = spec.unused_by(format) {
+            return Err(invalid(
+                path(field),
+                format!("{field} does not apply to {}", format.extension()),
+            ));
+        }
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]

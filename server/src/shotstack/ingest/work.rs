@@ -526,6 +526,10 @@ impl Ctx {
                 format.extension()
             ));
         }
+        // The format was known only now (the source's kind decided it).
+        if let Some(field) = spec.unused_by(format) {
+            return Err(format!("{field} does not apply to {}", format.extension()));
+        }
         let limits = state.config.edit_limits();
         let max = match format {
             Format::Jpg | Format::Png => (limits.max_image_width, limits.max_image_height),
