@@ -37,6 +37,7 @@ pub mod projects;
 pub mod render_cache;
 pub mod renders;
 pub mod shotstack_renders;
+pub mod sources;
 pub mod upload_tasks;
 pub mod uploads;
 
@@ -57,6 +58,7 @@ pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
 pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
+pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, UploadGrant};
 pub use upload_tasks::{UploadState, UploadTask};
 pub use uploads::{Upload, UploadLimits};
 

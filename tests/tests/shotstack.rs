@@ -1,9 +1,10 @@
-//! The Shotstack-compatible API (CONTRACT section 7, issue 17), as far as
-//! it is built: `x-api-key` authentication, Shotstack's envelope, the `v1`
-//! and `stage` stages, and `GET edit/{stage}/probe/{url}`. Shotstack's own
+//! The Shotstack-compatible API (CONTRACT section 7, issue 17), what all of
+//! it shares: `x-api-key` authentication, Shotstack's envelope, the `v1`
+//! and `stage` stages; and `GET edit/{stage}/probe/{url}`. Shotstack's own
 //! SDKs (PyPI and npm `shotstack-sdk`, installed by scripts/peers.sh) are
 //! pointed at the test server unchanged; what they cannot reach is checked
-//! over plain HTTP. Every endpoint not built yet answers 501 naming itself.
+//! over plain HTTP. Renders and templates, Serve and Ingest have suites of
+//! their own (`shotstack_edit`, `shotstack_serve`, `shotstack_ingest`).
 
 use std::sync::atomic::Ordering;
 
@@ -260,44 +261,9 @@ fn a_private_address_is_refused_without_a_connection() {
 }
 
 #[test]
-fn every_endpoint_not_built_yet_is_a_501_naming_itself() {
+fn what_the_seed_does_not_have_is_a_404_in_the_envelope() {
     let env = env();
     let key = api_key(&env);
-    let id = "f1f8a4a3-9c6b-4a8e-8f5f-3b0a8a2f6c11";
-    for (method, path, endpoint) in [
-        (
-            Method::POST,
-            "/ingest/v1/sources".to_owned(),
-            "POST ingest/{stage}/sources",
-        ),
-        (
-            Method::GET,
-            "/ingest/v1/sources".to_owned(),
-            "GET ingest/{stage}/sources",
-        ),
-        (
-            Method::GET,
-            format!("/ingest/v1/sources/{id}"),
-            "GET ingest/{stage}/sources/{id}",
-        ),
-        (
-            Method::DELETE,
-            format!("/ingest/v1/sources/{id}"),
-            "DELETE ingest/{stage}/sources/{id}",
-        ),
-        (
-            Method::POST,
-            "/ingest/v1/upload".to_owned(),
-            "POST ingest/{stage}/upload",
-        ),
-    ] {
-        let answer = shotstack(&env, method.clone(), &path, Some(&key));
-        assert_failure(&answer, 501, "not_implemented");
-        let message = answer.1["message"].as_str().unwrap();
-        assert!(message.starts_with(endpoint), "{method} {path}: {message}");
-        assert!(message.contains("not built yet"), "{message}");
-    }
-    // What the seed does not have at all is a 404, not a 501.
     assert_failure(
         &shotstack(&env, Method::GET, "/edit/v1/nothing", Some(&key)),
         404,

@@ -83,6 +83,12 @@ pub fn run(config: Config) -> CmdResult {
         callbacks: callbacks.get_ref().clone(),
     };
 
+    let ingest = crate::shotstack::ingest::Ctx {
+        state: state.clone(),
+        renders: renders_data.clone(),
+        callbacks: callbacks.clone(),
+    };
+
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
@@ -125,6 +131,12 @@ pub fn run(config: Config) -> CmdResult {
             Ok(0) => {}
             Ok(n) => tracing::info!(renders = n, "unfinished shotstack renders taken up again"),
             Err(e) => tracing::error!(error = %e, "unfinished shotstack renders could not be read"),
+        }
+        // And ingested sources (Shotstack's Ingest API) and their renditions.
+        match crate::shotstack::ingest::resume(ingest).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sources = n, "interrupted ingests started again"),
+            Err(e) => tracing::error!(error = %e, "interrupted ingests could not be read"),
         }
         if let Some(admin) = admin.as_mut() {
             admin.serve(store.clone())?;

@@ -80,16 +80,6 @@ impl Failure {
         self.param = Some(param.into());
         self
     }
-
-    /// An endpoint of the seed this server does not answer yet: never a
-    /// silent success.
-    pub fn not_built(endpoint: &str) -> Failure {
-        Failure::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            format!("{endpoint} is not built yet; see the README's Status"),
-        )
-    }
 }
 
 /// The ImpossibleFX API's errors keep their status and code; only their

@@ -8,22 +8,25 @@
 //! Everything of an account lives in its ordinary project named
 //! `shotstack` (`hosting::PROJECT`), so the ImpossibleFX API sees the same
 //! templates and files. Hosted files (render outputs, ingested sources)
-//! are served at `/hosted/<id>/<filename>` (`routes::hosted`). Built: the
-//! Edit API (`probe`, `render`, `templates`) and the Serve API; endpoints
-//! of the seed not built yet answer 501 naming themselves.
+//! are served at `/hosted/<id>/<filename>` (`routes::hosted`).
+//!
+//! The Edit API is `probe`, `render` and `templates` (over `edit_input`),
+//! the Serve API `serve`, the Ingest API `ingest`; `callback` calls back
+//! for renders and sources alike.
 
 pub mod auth;
 pub mod callback;
 mod edit_input;
 pub mod envelope;
 pub mod hosting;
+pub mod ingest;
 pub mod parse;
 mod probe;
 pub mod render;
 mod serve;
 mod templates;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 
 use envelope::Failure;
@@ -32,16 +35,10 @@ use envelope::Failure;
 /// `stage` (sandbox). Both reach the same server here.
 const STAGES: [&str; 2] = ["v1", "stage"];
 
-/// The seed's endpoints not built yet: (API, method, path under the stage).
-const NOT_BUILT: [(&str, Method, &str); 5] = [
-    ("ingest", Method::POST, "/sources"),
-    ("ingest", Method::GET, "/sources"),
-    ("ingest", Method::GET, "/sources/{id}"),
-    ("ingest", Method::DELETE, "/sources/{id}"),
-    ("ingest", Method::POST, "/upload"),
-];
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The Ingest API's signed upload URLs, outside the stages: they carry
+    // their own credentials.
+    ingest::configure_public(cfg);
     for stage in STAGES {
         for api in ["edit", "serve", "ingest"] {
             let mut scope = web::scope(&format!("/{api}/{stage}"));
@@ -65,15 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             if api == "serve" {
                 scope = serve::routes(scope);
             }
-            for (_, method, path) in NOT_BUILT.iter().filter(|(a, ..)| *a == api) {
-                let endpoint = format!("{method} {api}/{{stage}}{path}");
-                scope = scope.route(
-                    path,
-                    web::method(method.clone()).to(move || {
-                        let failure = Failure::not_built(&endpoint);
-                        async move { Err::<&'static str, _>(failure) }
-                    }),
-                );
+            if api == "ingest" {
+                scope = ingest::routes(scope);
             }
             cfg.service(scope.default_service(web::to(no_route)));
         }

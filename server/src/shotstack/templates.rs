@@ -143,9 +143,10 @@ pub async fn list(key: ApiKey, state: web::Data<AppState>) -> Result<HttpRespons
     ))
 }
 
-/// Whether a movie of the `shotstack` project shows as a template.
+/// Whether a movie of the `shotstack` project shows as a template: not
+/// a render's Edit, nor an ingested rendition's.
 fn is_template(movie: &str) -> bool {
-    !movie.starts_with(MOVIE_PREFIX)
+    !movie.starts_with(MOVIE_PREFIX) && !movie.starts_with(super::ingest::NAME_PREFIX)
 }
 
 /// A template's name and dates: its own, or its movie's for one made

@@ -69,10 +69,14 @@ pub enum Collection {
     ShotstackRenders,
     /// `uid/movie` → a Shotstack template's name.
     ShotstackTemplates,
+    /// Ingested source id → source (Shotstack Ingest API).
+    Sources,
+    /// `account/source id` → empty: an account's sources.
+    AccountSources,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 17] = [
+    pub const ALL: [Collection; 19] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -90,6 +94,8 @@ impl Collection {
         Collection::Meta,
         Collection::ShotstackRenders,
         Collection::ShotstackTemplates,
+        Collection::Sources,
+        Collection::AccountSources,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -112,6 +118,8 @@ impl Collection {
             Collection::Meta => "meta",
             Collection::ShotstackRenders => "shotstack_renders",
             Collection::ShotstackTemplates => "shotstack_templates",
+            Collection::Sources => "sources",
+            Collection::AccountSources => "account_sources",
         }
     }
 }

@@ -1,0 +1,833 @@
+//! What happens to a source after its request is answered: its bytes are
+//! fetched (or were uploaded), read with libavformat, hosted byte for byte
+//! as a file of the account's `shotstack` project, and then each
+//! rendition is made by the render pipeline itself — one core: a
+//! rendition is a Shotstack Edit of one clip of the source, stored as a
+//! dynamic movie of that project (`ingest-<rendition id>`) and rendered
+//! through a render request like any other, its output then hosted.
+//!
+//! Statuses follow the seed's enum: a source goes `queued → importing →
+//! ready | failed`; a rendition `queued` (the prose's "waiting" and
+//! "queued") → `importing` (the prose's "processing") → `ready | failed`.
+//! The SDKs check the enum, which has no `waiting` nor `processing`.
+//!
+//! Work a stopped process left unfinished starts again at the next start
+//! ([`resume`]): a fetch from the start, an upload's reading and hosting,
+//! renditions not yet made (each is the same Edit and render request, so
+//! a render already in the cache is not made again).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::web;
+use clipstream_actors::engine::edit;
+use clipstream_actors::engine::media::probe::{probe, Facts};
+use clipstream_actors::engine::plan::Deliverable;
+use clipstream_storage::{AccountId, MovieChoice, Source, SourceStatus};
+use serde_json::{json, Map, Value};
+
+use super::super::callback::Callbacks;
+use super::super::envelope::iso_date;
+use super::super::hosting::{self, Hosting};
+use super::request::{Format, RenditionSpec};
+use super::NAME_PREFIX;
+use crate::delivery::Renders;
+use crate::http::state::AppState;
+
+/// What the background work needs; cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub state: web::Data<AppState>,
+    pub renders: web::Data<Arc<Renders>>,
+    pub callbacks: web::Data<Arc<Callbacks>>,
+}
+
+/// The project asset holding a source's bytes.
+pub fn source_asset(id: &str) -> String {
+    format!("{NAME_PREFIX}{id}-source")
+}
+
+/// What libavformat says a file is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    /// `video`, `image`, `audio` or `font`.
+    pub kind: &'static str,
+    pub extension: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration: Option<f64>,
+    pub fps: Option<f64>,
+}
+
+/// The kind a URL's extension promises, if it names a common one: enough
+/// to refuse a rendition of the wrong kind before anything is fetched.
+pub fn kind_of_extension(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp4" | "mov" | "m4v" | "webm" | "mkv" | "avi" | "ogv" | "wmv" => "video",
+        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" => "image",
+        "mp3" | "wav" | "aac" | "m4a" | "ogg" | "oga" | "flac" => "audio",
+        "ttf" | "otf" | "woff" | "woff2" => "font",
+        _ => return None,
+    })
+}
+
+/// A plain extension of `hint` (a URL path), if it has one.
+fn extension_of(hint: &str) -> Option<String> {
+    let name = hint.rsplit('/').next()?;
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    (!ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(ext)
+}
+
+/// `25/1` → 25.0.
+fn rate(r: &str) -> Option<f64> {
+    let (n, d) = r.split_once('/')?;
+    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+    (d > 0.0 && n > 0.0).then_some(n / d)
+}
+
+/// The facts of a source or rendition file; `hint` (a URL path or file
+/// name) gives the extension when it has a plain one.
+pub fn read(path: &Path, hint: &str) -> Result<Read, String> {
+    let facts: Facts = match probe(path, hint) {
+        Ok(f) => f,
+        Err(e) => {
+            return font_extension(path)
+                .map(|extension| Read {
+                    kind: "font",
+                    extension: extension_of(hint).unwrap_or_else(|| extension.to_owned()),
+                    width: None,
+                    height: None,
+                    duration: None,
+                    fps: None,
+                })
+                .ok_or_else(|| format!("not a video, image, audio or font file: {e}"));
+        }
+    };
+    let format = facts.format.format_name.as_str();
+    let first = format.split(',').next().unwrap_or_default();
+    let video = facts.streams.iter().find(|s| s.codec_type == Some("video"));
+    let audio = facts.streams.iter().any(|s| s.codec_type == Some("audio"));
+    let image = first.ends_with("_pipe") || first == "image2";
+    let kind = match (video, audio) {
+        (Some(_), _) if image => "image",
+        (Some(_), _) => "video",
+        (None, true) => "audio",
+        (None, false) => return Err("the file has neither pictures nor sound".into()),
+    };
+    let derived = match first {
+        "mov" => "mp4",
+        "matroska" => "mkv",
+        "image2" | "jpeg_pipe" => "jpg",
+        other => other.strip_suffix("_pipe").unwrap_or(other),
+    };
+    let extension = extension_of(hint).unwrap_or_else(|| derived.to_owned());
+    Ok(Read {
+        kind,
+        extension,
+        width: video.and_then(|v| v.width),
+        height: video.and_then(|v| v.height),
+        duration: if kind == "image" {
+            None
+        } else {
+            facts
+                .format
+                .duration
+                .or_else(|| video.and_then(|v| v.duration))
+        },
+        fps: if kind == "video" {
+            video
+                .and_then(|v| v.avg_frame_rate.as_deref().and_then(rate))
+                .or_else(|| video.and_then(|v| v.r_frame_rate.as_deref().and_then(rate)))
+        } else {
+            None
+        },
+    })
+}
+
+/// Fonts are sources too (for the Edit's `timeline.fonts`); libavformat
+/// does not read them, their first bytes tell.
+fn font_extension(path: &Path) -> Option<&'static str> {
+    use std::io::Read as _;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    match &head {
+        [0, 1, 0, 0] | b"true" => Some("ttf"),
+        b"OTTO" => Some("otf"),
+        b"wOFF" => Some("woff"),
+        b"wOF2" => Some("woff2"),
+        _ => None,
+    }
+}
+
+/// Sources worked on at once: as many as the renderers, so that ingests
+/// never fill the render queue (a rendition would fail as busy) nor open
+/// downloads without bound; the others stay `queued` until a slot frees.
+static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+
+impl Ctx {
+    /// A slot of [`SLOTS`], held for the whole of one source's work.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'static>> {
+        let workers = self.state.config.render_workers().max(1);
+        let slots = SLOTS.get_or_init(|| tokio::sync::Semaphore::new(workers));
+        // Never closed, so `acquire` only fails if it were; then work goes
+        // on without a slot rather than not at all.
+        slots.acquire().await.ok()
+    }
+
+    fn account(source: &Source) -> AccountId {
+        AccountId(source.account.clone())
+    }
+
+    /// Marks the source failed, with its renditions, and says so.
+    async fn fail(&self, id: &str, action: &str, error: String) {
+        tracing::warn!(source = id, error = %error, "ingest failed");
+        let updated = self
+            .state
+            .store
+            .update_source(id, |s| {
+                if s.status != SourceStatus::Deleted {
+                    s.status = SourceStatus::Failed;
+                    s.error = Some(error.clone());
+                    for r in &mut s.renditions {
+                        r.status = SourceStatus::Failed;
+                        r.error = Some("the source failed".into());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match updated {
+            // A source deleted meanwhile has nothing more to tell.
+            Ok(s) if s.status == SourceStatus::Deleted => {}
+            Ok(s) => self.callback(&s, action, &s.id, s.status, None, Some(&error)),
+            Err(e) => {
+                tracing::error!(source = id, error = %e, "a failed source could not be recorded")
+            }
+        }
+    }
+
+    /// The source's callback, if it has one: Shotstack's fields, those
+    /// with no value left out.
+    fn callback(
+        &self,
+        source: &Source,
+        action: &str,
+        id: &str,
+        status: SourceStatus,
+        url: Option<&str>,
+        error: Option<&str>,
+    ) {
+        let Some(callback) = &source.callback else {
+            return;
+        };
+        let mut body = json!({
+            "type": "ingest",
+            "action": action,
+            "id": id,
+            "owner": source.account,
+            "status": status,
+            "completed": iso_date(clipstream_storage::unix_now_ms()),
+        });
+        if id != source.id {
+            body["source"] = json!(source.id);
+        }
+        if let Some(url) = url {
+            body["url"] = json!(url);
+        }
+        if let Some(error) = error {
+            body["error"] = json!(error);
+        }
+        self.callbacks.send(callback.clone(), body);
+    }
+
+    /// `POST sources`: fetch, then read and host as an upload is.
+    pub async fn fetch(self, id: String, url: String, specs: Vec<RenditionSpec>) {
+        let _slot = self.slot().await;
+        let store = &self.state.store;
+        let started = store
+            .update_source(&id, |s| {
+                if s.status != SourceStatus::Deleted {
+                    s.status = SourceStatus::Importing;
+                }
+                Ok(())
+            })
+            .await;
+        match started {
+            // Deleted while it waited for a slot: nothing to fetch.
+            Ok(s) if s.status == SourceStatus::Deleted => return,
+            Ok(_) => {}
+            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
+        }
+        let (dir, path) = match self.renders.download(&url).await {
+            Ok(got) => got,
+            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
+        };
+        let hint = url::Url::parse(&url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        let read = {
+            let (path, hint) = (path.clone(), hint.clone());
+            web::block(move || read(&path, &hint)).await
+        };
+        let read = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return self.fail(&id, "fetch", e).await,
+            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
+        };
+        let Ok(Some(source)) = store.source(&id) else {
+            return self
+                .fail(&id, "fetch", "the source record is gone".into())
+                .await;
+        };
+        let filename = format!("source.{}", read.extension);
+        let asset = source_asset(&id);
+        let hosted = hosting::host_path(
+            &self.state,
+            &Self::account(&source),
+            Hosting {
+                asset: &asset,
+                filename: &filename,
+                render: None,
+                source: Some(&id),
+            },
+            &path,
+        )
+        .await;
+        drop(dir);
+        match hosted {
+            Ok(file) => self.ready(id, "fetch", file, read, specs).await,
+            Err(e) => self.fail(&id, "fetch", e.to_string()).await,
+        }
+    }
+
+    /// A signed upload's bytes, already the source's project asset: read
+    /// and hosted, as a fetched file is.
+    pub async fn uploaded(self, id: String, project: String) {
+        let _slot = self.slot().await;
+        let store = &self.state.store;
+        let asset = source_asset(&id);
+        let path = match store.asset_local_path(&project, &asset).await {
+            Ok(p) => p,
+            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
+        };
+        let read = web::block(move || read(&path, "")).await;
+        let read = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                let _ = store.delete_asset(&project, &asset).await;
+                return self.fail(&id, "upload", e).await;
+            }
+            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
+        };
+        let Ok(Some(source)) = store.source(&id) else {
+            return;
+        };
+        let filename = format!("source.{}", read.extension);
+        let content_type = mime_guess::from_path(&filename)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned();
+        if let Err(e) = store
+            .set_asset_content_type(&project, &asset, &content_type)
+            .await
+        {
+            return self.fail(&id, "upload", e.to_string()).await;
+        }
+        let hosted = store
+            .host_asset(
+                &Self::account(&source),
+                &project,
+                &asset,
+                &filename,
+                None,
+                Some(&id),
+            )
+            .await;
+        match hosted {
+            Ok(file) => self.ready(id, "upload", file, read, Vec::new()).await,
+            Err(e) => self.fail(&id, "upload", e.to_string()).await,
+        }
+    }
+
+    async fn ready(
+        self,
+        id: String,
+        action: &str,
+        file: clipstream_storage::HostedFile,
+        read: Read,
+        specs: Vec<RenditionSpec>,
+    ) {
+        let store = &self.state.store;
+        let mut deleted = false;
+        let updated = store
+            .update_source(&id, |s| {
+                deleted = s.status == SourceStatus::Deleted;
+                if !deleted {
+                    s.status = SourceStatus::Ready;
+                    s.hosted = Some(file.id.clone());
+                    s.url = Some(hosting::url(&s.base, &file));
+                    s.kind = Some(read.kind.to_owned());
+                    s.width = read.width;
+                    s.height = read.height;
+                    s.duration = read.duration;
+                    s.fps = read.fps;
+                }
+                Ok(())
+            })
+            .await;
+        let source = match updated {
+            Ok(s) => s,
+            Err(e) => return self.fail(&id, action, e.to_string()).await,
+        };
+        let account = Self::account(&source);
+        if deleted {
+            // Deleted while it was being fetched: what was just hosted goes.
+            let _ = store.delete_hosted_file(&account, &file.id).await;
+            return;
+        }
+        tracing::info!(source = %id, kind = read.kind, "source ingested");
+        self.callback(
+            &source,
+            action,
+            &id,
+            SourceStatus::Ready,
+            source.url.as_deref(),
+            None,
+        );
+        for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            self.rendition(&source, &read, spec, &rendition.id).await;
+        }
+    }
+
+    /// The renditions of a ready source not made yet (after a restart).
+    async fn renditions(self, source: Source, specs: Vec<RenditionSpec>) {
+        let _slot = self.slot().await;
+        let Some(kind) = source.kind.as_deref().and_then(|k| {
+            ["video", "image", "audio", "font"]
+                .into_iter()
+                .find(|known| *known == k)
+        }) else {
+            return;
+        };
+        let extension = source
+            .url
+            .as_deref()
+            .and_then(|u| u.rsplit_once('.'))
+            .map(|(_, ext)| ext.to_owned())
+            .unwrap_or_default();
+        let read = Read {
+            kind,
+            extension,
+            width: source.width,
+            height: source.height,
+            duration: source.duration,
+            fps: source.fps,
+        };
+        for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            if matches!(
+                rendition.status,
+                SourceStatus::Queued | SourceStatus::Importing
+            ) {
+                self.rendition(&source, &read, spec, &rendition.id).await;
+            }
+        }
+    }
+
+    async fn rendition(&self, source: &Source, read: &Read, spec: &RenditionSpec, rid: &str) {
+        let store = &self.state.store;
+        let started = Instant::now();
+        let set = |status: SourceStatus, error: Option<String>| {
+            store.update_source(&source.id, move |s| {
+                if let Some(r) = s.renditions.iter_mut().find(|r| r.id == rid) {
+                    if r.status != SourceStatus::Deleted {
+                        r.status = status;
+                        r.error = error.clone();
+                    }
+                }
+                Ok(())
+            })
+        };
+        if let Err(e) = set(SourceStatus::Importing, None).await {
+            tracing::error!(rendition = rid, error = %e, "rendition state not recorded");
+            return;
+        }
+        let outcome = self.make_rendition(source, read, spec, rid).await;
+        let execution_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (status, url, error) = match outcome {
+            Ok((file, facts)) => {
+                let url = hosting::url(&source.base, &file);
+                let mut deleted = false;
+                let done = store
+                    .update_source(&source.id, |s| {
+                        deleted = s.status == SourceStatus::Deleted;
+                        if let Some(r) = s.renditions.iter_mut().find(|r| r.id == rid) {
+                            if !deleted {
+                                r.status = SourceStatus::Ready;
+                                r.hosted = Some(file.id.clone());
+                                r.url = Some(url.clone());
+                                r.execution_ms = Some(execution_ms);
+                                r.width = facts.width;
+                                r.height = facts.height;
+                                r.duration = facts.duration;
+                                r.fps = facts.fps;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if deleted {
+                    let _ = store
+                        .delete_hosted_file(&Self::account(source), &file.id)
+                        .await;
+                    return;
+                }
+                match done {
+                    Ok(_) => (SourceStatus::Ready, Some(url), None),
+                    Err(e) => (SourceStatus::Failed, None, Some(e.to_string())),
+                }
+            }
+            Err(e) => {
+                let _ = set(SourceStatus::Failed, Some(e.clone())).await;
+                (SourceStatus::Failed, None, Some(e))
+            }
+        };
+        tracing::info!(rendition = rid, ?status, "rendition finished");
+        self.callback(
+            source,
+            "rendition",
+            rid,
+            status,
+            url.as_deref(),
+            error.as_deref(),
+        );
+    }
+
+    /// Renders the rendition's Edit and hosts its output.
+    async fn make_rendition(
+        &self,
+        source: &Source,
+        read: &Read,
+        spec: &RenditionSpec,
+        rid: &str,
+    ) -> Result<(clipstream_storage::HostedFile, Read), String> {
+        let state = &self.state;
+        let format = spec.format.unwrap_or(match read.kind {
+            "image" if read.extension == "png" => Format::Png,
+            "image" => Format::Jpg,
+            "audio" => Format::Mp3,
+            _ => Format::Mp4,
+        });
+        if read.kind != format.kind() {
+            return Err(format!(
+                "a {} source cannot be encoded as {}: video becomes video, image image, audio audio",
+                read.kind,
+                format.extension()
+            ));
+        }
+        // The format was known only now (the source's kind decided it).
+        if let Some(field) = spec.unused_by(format) {
+            return Err(format!("{field} does not apply to {}", format.extension()));
+        }
+        let limits = state.config.edit_limits();
+        let max = match format {
+            Format::Jpg | Format::Png => (limits.max_image_width, limits.max_image_height),
+            _ => (limits.max_video_width, limits.max_video_height),
+        };
+        let edit = rendition_edit(&source_asset(&source.id), read, spec, format, max);
+        let text = edit.to_string();
+        edit::parse_template(&text, &limits)
+            .map_err(|e| format!("the rendition is not valid: {e}"))?;
+        let account = Self::account(source);
+        let project = hosting::project(state, &account)
+            .await
+            .map_err(|e| e.to_string())?;
+        let movie = format!("{NAME_PREFIX}{rid}");
+        state
+            .store
+            .put_movie(&project.uid, &movie, text)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = state
+            .store
+            .put_render_request(&project.uid, MovieChoice::One(movie), Map::new(), 1, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let engine_format = match format {
+            Format::Mp4 => edit::Format::Mp4,
+            Format::Mp3 => edit::Format::Mp3,
+            Format::Jpg => edit::Format::Jpg,
+            Format::Png => edit::Format::Png,
+        };
+        let (_, finished) = self
+            .renders
+            .finished(&request.token, Deliverable::Movie(engine_format))
+            .await
+            .map_err(|e| e.to_string())?;
+        let open = finished.map_err(|e| format!("the render failed: {}", e.message))?;
+        let name = spec.filename.clone().unwrap_or_else(|| rid.to_owned());
+        let filename = format!("{name}.{}", format.extension());
+        let asset = format!("{NAME_PREFIX}{rid}");
+        let file = hosting::host_bytes(
+            state,
+            &account,
+            Hosting {
+                asset: &asset,
+                filename: &filename,
+                render: None,
+                source: Some(&source.id),
+            },
+            &open.bytes,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let path = state
+            .store
+            .asset_local_path(&project.uid, &asset)
+            .await
+            .map_err(|e| e.to_string())?;
+        let facts = web::block(move || read_facts(&path, &filename))
+            .await
+            .map_err(|e| e.to_string())??;
+        Ok((file, facts))
+    }
+}
+
+/// Starts again what a stopped process left unfinished; returns how many
+/// sources it took up. A PUT cut off by the stop gives its URL back; an
+/// upload URL that expired unused is forgotten.
+pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
+    use clipstream_storage::GrantState;
+    let store = &ctx.state.store;
+    let limits = ctx.state.config.edit_limits();
+    let sizes = super::request::SizeLimits {
+        video: (limits.max_video_width, limits.max_video_height),
+        image: (limits.max_image_width, limits.max_image_height),
+    };
+    let mut resumed = 0;
+    for source in store.all_sources()? {
+        let grant = source.upload.as_ref().map(|g| g.state);
+        let unfinished = source
+            .renditions
+            .iter()
+            .any(|r| matches!(r.status, SourceStatus::Queued | SourceStatus::Importing));
+        let specs = || -> Result<Vec<RenditionSpec>, String> {
+            source
+                .renditions
+                .iter()
+                .map(|r| {
+                    super::request::stored_rendition(&r.transformation, sizes)
+                        .map_err(|e| e.message)
+                })
+                .collect()
+        };
+        let expired = source
+            .upload
+            .as_ref()
+            .is_some_and(|g| g.expires_ms < clipstream_storage::unix_now_ms());
+        match (source.status, grant) {
+            (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Receiving)) => {
+                store.release_upload(&source.id).await?;
+            }
+            (SourceStatus::Queued, Some(GrantState::Waiting)) if expired => {
+                store.remove_source(&source).await?;
+            }
+            (SourceStatus::Queued | SourceStatus::Importing, Some(GrantState::Used)) => {
+                let account = Ctx::account(&source);
+                match hosting::project(&ctx.state, &account).await {
+                    Ok(project) => {
+                        actix_web::rt::spawn(ctx.clone().uploaded(source.id.clone(), project.uid));
+                        resumed += 1;
+                    }
+                    Err(e) => ctx.fail(&source.id, "upload", e.to_string()).await,
+                }
+            }
+            (SourceStatus::Queued | SourceStatus::Importing, None) => {
+                let (Some(input), Ok(specs)) = (source.input.clone(), specs()) else {
+                    ctx.fail(
+                        &source.id,
+                        "fetch",
+                        "the source cannot be fetched again".into(),
+                    )
+                    .await;
+                    continue;
+                };
+                actix_web::rt::spawn(ctx.clone().fetch(source.id.clone(), input, specs));
+                resumed += 1;
+            }
+            (SourceStatus::Ready, _) if unfinished => match specs() {
+                Ok(specs) => {
+                    actix_web::rt::spawn(ctx.clone().renditions(source, specs));
+                    resumed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable")
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(resumed)
+}
+
+fn read_facts(path: &Path, name: &str) -> Result<Read, String> {
+    read(path, name)
+}
+
+/// `n` to the nearest even number, at least 2.
+fn even(n: f64) -> u32 {
+    ((n / 2.0).round() as u32 * 2).max(2)
+}
+
+/// The size of a rendition: both sides given; one side given, the other
+/// from the source's aspect; else the `resolution` preset; else the
+/// source's own size, within `max`.
+fn rendition_size(read: &Read, spec: &RenditionSpec, max: (u32, u32)) -> Option<(u32, u32)> {
+    let source = read
+        .width
+        .zip(read.height)
+        .filter(|(w, h)| *w > 0 && *h > 0);
+    let aspect = source.map(|(w, h)| f64::from(w) / f64::from(h));
+    match (spec.width, spec.height) {
+        (Some(w), Some(h)) => Some((w, h)),
+        (Some(w), None) => Some((
+            w,
+            even(f64::from(w) / aspect.unwrap_or(16.0 / 9.0)).min(max.1),
+        )),
+        (None, Some(h)) => Some((
+            even(f64::from(h) * aspect.unwrap_or(16.0 / 9.0)).min(max.0),
+            h,
+        )),
+        (None, None) if spec.resolution.is_some() => None,
+        (None, None) => source.map(|(w, h)| {
+            let scale = (f64::from(max.0) / f64::from(w))
+                .min(f64::from(max.1) / f64::from(h))
+                .min(1.0);
+            (even(f64::from(w) * scale), even(f64::from(h) * scale))
+        }),
+    }
+}
+
+/// The Engine's quality for the seed's 1–100: its three steps, in thirds
+/// (1–33 low, 34–66 medium, 67–100 high).
+pub fn quality(q: u32) -> &'static str {
+    match q {
+        0..=33 => "low",
+        34..=66 => "medium",
+        _ => "high",
+    }
+}
+
+/// The Edit that makes a rendition: one track, one clip of the whole
+/// source, the rendition's fit, and its format, size, rate and quality.
+pub fn rendition_edit(
+    asset: &str,
+    read: &Read,
+    spec: &RenditionSpec,
+    format: Format,
+    max: (u32, u32),
+) -> Value {
+    let length = read.duration.filter(|d| *d > 0.0).unwrap_or(1.0);
+    let mut clip = json!({
+        "asset": { "type": read.kind, "src": asset },
+        "start": 0,
+        "length": length,
+    });
+    let mut output = json!({ "format": format.extension() });
+    if read.kind != "audio" {
+        clip["fit"] = json!(spec.fit);
+        match rendition_size(read, spec, max) {
+            Some((w, h)) => output["size"] = json!({ "width": w, "height": h }),
+            None => {
+                let preset = match spec.resolution {
+                    Some("fhd") => "1080",
+                    Some(other) => other,
+                    None => "sd",
+                };
+                output["resolution"] = json!(preset);
+            }
+        }
+    }
+    if format == Format::Mp4 {
+        output["fps"] = json!(spec.fps.unwrap_or(25.0));
+    }
+    if let Some(q) = spec.quality {
+        output["quality"] = json!(quality(q));
+    }
+    json!({
+        "timeline": { "tracks": [{ "clips": [clip] }] },
+        "output": output,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: Value) -> RenditionSpec {
+        let body = json!({ "url": "http://h/a.mp4", "outputs": { "renditions": [v] } });
+        let limits = super::super::request::SizeLimits {
+            video: (1920, 1920),
+            image: (4096, 4096),
+        };
+        super::super::request::parse_source(body.to_string().as_bytes(), limits)
+            .unwrap()
+            .renditions
+            .remove(0)
+    }
+
+    const VIDEO: Read = Read {
+        kind: "video",
+        extension: String::new(),
+        width: Some(320),
+        height: Some(240),
+        duration: Some(2.0),
+        fps: Some(25.0),
+    };
+
+    #[test]
+    fn a_video_rendition_is_one_clip_of_the_whole_source() {
+        let s = spec(
+            json!({ "format": "mp4", "size": { "width": 160 }, "fit": "contain", "quality": 70, "fps": 12 }),
+        );
+        let edit = rendition_edit("ingest-x-source", &VIDEO, &s, Format::Mp4, (1920, 1920));
+        assert_eq!(
+            edit,
+            json!({
+                "timeline": { "tracks": [{ "clips": [{
+                    "asset": { "type": "video", "src": "ingest-x-source" },
+                    "start": 0, "length": 2.0, "fit": "contain" }] }] },
+                "output": { "format": "mp4", "size": { "width": 160, "height": 120 }, "fps": 12.0, "quality": "high" }
+            })
+        );
+        let s = spec(json!({ "resolution": "fhd" }));
+        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
+        assert_eq!(edit["output"]["resolution"], "1080");
+        let s = spec(json!({}));
+        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
+        assert_eq!(
+            edit["output"]["size"],
+            json!({ "width": 320, "height": 240 })
+        );
+        assert_eq!(edit["timeline"]["tracks"][0]["clips"][0]["fit"], "crop");
+    }
+
+    #[test]
+    fn quality_maps_in_thirds() {
+        assert_eq!(
+            [1, 33, 34, 66, 67, 100].map(quality),
+            ["low", "low", "medium", "medium", "high", "high"]
+        );
+    }
+
+    #[test]
+    fn extensions_promise_a_kind() {
+        assert_eq!(kind_of_extension("/a/b.MP4"), Some("video"));
+        assert_eq!(kind_of_extension("/a/b.jpeg"), Some("image"));
+        assert_eq!(kind_of_extension("/a/b"), None);
+        assert_eq!(extension_of("/a/b.Mp4"), Some("mp4".into()));
+        assert_eq!(extension_of("/a.b/c"), None);
+    }
+}
