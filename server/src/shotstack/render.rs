@@ -322,10 +322,21 @@ fn destinations(
                     "acl": text(&options.acl).unwrap_or_else(|| "private".to_owned()),
                     "contenttype": checked.format.content_type(),
                 });
-                // The server's own S3 host wins (the upload service writes
-                // it in); without one, the region's AWS endpoint.
-                if own_s3host.is_empty() && !region.is_empty() {
-                    destination["s3host"] = json!(format!("s3.{region}.amazonaws.com"));
+                // Without an S3 host of the server's own, the region's AWS
+                // endpoint; with one, that host decides, and a region it
+                // is not in is refused rather than ignored.
+                if own_s3host.is_empty() {
+                    if !region.is_empty() {
+                        destination["s3host"] = json!(format!("s3.{region}.amazonaws.com"));
+                    }
+                } else {
+                    let served = crate::upload::task::region_of_s3host(own_s3host);
+                    if !region.is_empty() && region != served {
+                        return Err(edit_input::bad(
+                            format!("{}.options.region", path(i)),
+                            format!("this server sends S3 files to {own_s3host} (upload.aws_s3host), in region {served}; give that region"),
+                        ));
+                    }
                 }
                 let task = json!({ "extension": ext, "destination": destination });
                 plan.uploads.push((i, task));

@@ -624,10 +624,14 @@ impl S3 {
                 ),
             );
         }
-        if self.s3host.as_deref().is_some_and(|h| h != own.aws_s3host) {
+        // On AWS (no host of the server's own), any AWS region's endpoint
+        // is AWS still: the keys go nowhere else.
+        let allowed =
+            |h: &str| h == own.aws_s3host || (own.aws_s3host.is_empty() && is_aws_host(h));
+        if self.s3host.as_deref().is_some_and(|h| !allowed(h)) {
             return fail(
                 "s3host",
-                "with aws_use_policy the server's S3 credentials go to its own S3 host only (upload.aws_s3host): give that one or none",
+                "with aws_use_policy the server's S3 credentials go to its own S3 host only (upload.aws_s3host, or an AWS region's endpoint when that is empty): give that one or none",
             );
         }
         if !own.aws_s3host.is_empty() {
@@ -704,6 +708,24 @@ fn aws_default() -> (url::Url, String, bool) {
         "us-east-1".to_owned(),
         false,
     )
+}
+
+/// Whether `host` is an AWS S3 endpoint host (`s3.amazonaws.com`,
+/// `s3.eu-central-1.amazonaws.com`), given as a host and not a URL.
+fn is_aws_host(host: &str) -> bool {
+    let ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    ok && (host.starts_with("s3.") || host.starts_with("s3-")) && host.ends_with(".amazonaws.com")
+}
+
+/// The region the S3 requests to `host` (an `s3host` value: a host or a
+/// server's URL) are signed for.
+pub fn region_of_s3host(host: &str) -> String {
+    match url::Url::parse(host) {
+        Ok(url) if host.contains("://") => region_of(url.host_str().unwrap_or("")),
+        _ => region_of(host),
+    }
 }
 
 /// The region in an AWS endpoint host (`s3.eu-central-1.amazonaws.com`,
@@ -1470,5 +1492,34 @@ mod tests {
             "upload.extension",
             "Mux takes videos"
         );
+    }
+
+    #[test]
+    fn on_aws_the_servers_keys_go_to_any_regions_endpoint_and_nowhere_else() {
+        let buckets = ["my-videos".to_owned()];
+        let own = ServerCredentials {
+            aws: true,
+            aws_buckets: &buckets,
+            aws_s3host: "",
+            ..config()
+        };
+        let task = |host: &str| {
+            json!({"destination": {"type": "s3", "bucket": "my-videos", "filename": "a.mp4",
+                                   "aws_use_policy": true, "s3host": host}})
+        };
+        assert!(parse(&task("s3.eu-central-1.amazonaws.com"), &own).is_ok());
+        for elsewhere in [
+            "s3.example.com",
+            "http://127.0.0.1:9000",
+            "evil.amazonaws.com.example.org",
+        ] {
+            let e = parse(&task(elsewhere), &own).unwrap_err();
+            assert_eq!(e.path, "upload.destination.s3host", "{elsewhere}");
+        }
+        assert_eq!(
+            region_of_s3host("s3.ap-southeast-2.amazonaws.com"),
+            "ap-southeast-2"
+        );
+        assert_eq!(region_of_s3host("http://127.0.0.1:8333"), "us-east-1");
     }
 }
