@@ -28,3 +28,41 @@ pub fn init(log: &Log) {
 pub fn request_spans() -> bool {
     tracing::enabled!(Level::DEBUG)
 }
+
+/// Request spans without the query string: a query may carry a
+/// credential (the signature of an Ingest upload URL), and logs are read
+/// by more people than hold credentials.
+pub struct PathOnly;
+
+impl tracing_actix_web::RootSpanBuilder for PathOnly {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage;
+        use tracing::field::Empty;
+        // Put there by the middleware before this is called.
+        let id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let info = request.connection_info();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.host = %info.host(),
+            http.client_ip = %info.realip_remote_addr().unwrap_or(""),
+            http.target = %request.path(),
+            http.status_code = Empty,
+            otel.status_code = Empty,
+            exception.message = Empty,
+            exception.details = Empty,
+            request_id = %id,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

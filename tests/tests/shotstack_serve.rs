@@ -309,3 +309,77 @@ fn a_render_kept_off_the_serve_api_has_no_assets_and_its_url_is_its_tokens() {
     let answer = sdk::python("serve.py", &[&serve_host(&env), &key, "by_render", &id]);
     assert_eq!(answer["ok"]["data"], json!([]), "{answer}");
 }
+
+#[test]
+fn an_ingested_sources_file_is_deleted_with_its_source_not_alone() {
+    let env = Env::with_settings(&[("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true")]);
+    let key = key_of(&env.key);
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("a.png");
+    clipstream_tests::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=32x32",
+            "-frames:v",
+            "1",
+        ],
+        &png,
+    );
+    let (base, _) =
+        clipstream_tests::serve_files(vec![("/a.png".into(), std::fs::read(&png).unwrap())]);
+    let ingest = format!("{}/ingest/v1/sources", env.server().url);
+    let (status, body) = json(
+        client()
+            .post(&ingest)
+            .header("x-api-key", &key)
+            .json(&json!({ "url": format!("{base}/a.png") }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let source = body["data"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        let (_, body) = json(
+            client()
+                .get(format!("{ingest}/{source}"))
+                .header("x-api-key", &key)
+                .send()
+                .unwrap(),
+        );
+        let attributes = &body["data"]["attributes"];
+        match attributes["status"].as_str() {
+            Some("ready") => break attributes["source"].as_str().unwrap().to_owned(),
+            Some("failed") => panic!("{body}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let file_id = url
+        .split("/hosted/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let (status, body) = json(
+        client()
+            .delete(format!("{}/assets/{file_id}", serve_host(&env)))
+            .header("x-api-key", &key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains(&source),
+        "{body}"
+    );
+    assert_eq!(
+        client().get(&url).send().unwrap().status(),
+        200,
+        "still served"
+    );
+}

@@ -101,7 +101,10 @@ pub fn run(config: Config) -> CmdResult {
                 .configure(crate::routes::configure)
                 .configure(crate::shotstack::configure)
                 .default_service(crate::http::not_found())
-                .wrap(Condition::new(request_spans, TracingLogger::default()))
+                .wrap(Condition::new(
+                    request_spans,
+                    TracingLogger::<crate::telemetry::PathOnly>::new(),
+                ))
         })
         .client_request_timeout(Duration::from_secs(
             config.server.client_request_timeout_secs,

@@ -111,6 +111,22 @@ async fn delete(
     ApiKey(account): ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Failure> {
+    // An ingested source's files go with their source, whose record says
+    // whether it is there: deleting one alone would leave it `ready`.
+    let file = state
+        .store
+        .hosted_file_of(&account.0, &id)
+        .map_err(ApiError::from)?;
+    if let Some(source) = &file.source {
+        return Err(Failure::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!(
+                "this file is of the ingested source {source}: delete the source (DELETE /ingest/{{stage}}/sources/{source}), which deletes its files"
+            ),
+        )
+        .with_param("id"));
+    }
     let file = state
         .store
         .delete_hosted_file(&account.0, &id)
