@@ -29,6 +29,7 @@ mod records;
 pub mod repo;
 
 pub mod assets;
+pub mod callbacks;
 pub mod hosted;
 pub mod jobs;
 pub mod keys;
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
+pub use callbacks::PendingCallback;
 pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
