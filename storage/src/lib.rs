@@ -46,8 +46,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
-pub use callbacks::PendingCallback;
 pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
+pub use callbacks::PendingCallback;
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use hosted::{HostedFile, HostedStatus};
