@@ -97,6 +97,14 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_default();
         let path = rest.find('/').map_or("", |at| &rest[at..]);
         let path = path.split(['?', '#']).next().unwrap_or_default();
+        // The file name may come percent-encoded; the id never does.
+        let path = match path.rsplit_once('/') {
+            Some((dir, name)) => format!(
+                "{dir}/{}",
+                percent_encoding::percent_decode_str(name).decode_utf8_lossy()
+            ),
+            None => path.to_owned(),
+        };
         match w.store.hosted_asset_at(&w.project, &src) {
             Ok(Some(asset)) => {
                 assert_eq!(path, w.hosted, "only the hosted file's own URL finds it");

@@ -162,6 +162,8 @@ impl Store {
             Err(Error::HostedNotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
+        // The name travels percent-encoded in the URL (`hosting::url`).
+        let filename = percent_encoding::percent_decode_str(filename).decode_utf8_lossy();
         if file.project != project || file.filename != filename {
             return Ok(None);
         }
@@ -230,6 +232,14 @@ mod tests {
             Some("r.mp4".to_owned())
         );
         assert!(store.hosted_asset_at("another", &at).unwrap().is_none());
+        let encoded = format!("http://127.0.0.1:9/hosted/{}/r%2Emp4", file.id);
+        assert!(
+            store
+                .hosted_asset_at(&project.uid, &encoded)
+                .unwrap()
+                .is_some(),
+            "the name as a URL carries it"
+        );
         let renamed = format!("http://127.0.0.1:9/hosted/{}/s.mp4", file.id);
         assert!(store
             .hosted_asset_at(&project.uid, &renamed)

@@ -593,6 +593,15 @@ fn plain_http_bad_edits_and_destinations_are_named() {
     assert_eq!(status, 501, "{body}");
     assert_eq!(body["response"]["error"]["param"], "output.poster");
 
+    // Nor is a poster sent to S3: a 501 rather than a file missing there.
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["output"]["poster"] = json!({ "capture": 0.5 });
+    edit["output"]["destinations"] = json!([{ "provider": "s3",
+        "options": { "region": "us-east-1", "bucket": "b" } }]);
+    let (status, body) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+    assert_eq!(status, 501, "{body}");
+    assert_eq!(body["response"]["error"]["param"], "output.poster");
+
     // A template's Edit is checked too, named under `template`.
     let bad = json!({ "name": "x", "template": { "timeline": {}, "output": { "format": "mp4" } } });
     let (status, body) = api.json(reqwest::Method::POST, "/templates", Some(&bad.to_string()));

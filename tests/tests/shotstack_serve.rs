@@ -28,6 +28,11 @@ fn render(env: &Env, key: &str) -> String {
             { "asset": { "type": "title", "text": "Served" }, "start": 0, "length": 1 } ] } ] },
         "output": { "format": "mp4", "resolution": "preview", "poster": { "capture": 0.5 } }
     });
+    render_edit(env, key, &edit).0
+}
+
+/// Renders `edit` and waits for `done`; returns its id and final status.
+fn render_edit(env: &Env, key: &str, edit: &Value) -> (String, Value) {
     let url = format!("{}/edit/v1/render", env.server().url);
     let (status, body) = json(
         client()
@@ -49,7 +54,7 @@ fn render(env: &Env, key: &str) -> String {
                 .unwrap(),
         );
         match body["response"]["status"].as_str() {
-            Some("done") => return id,
+            Some("done") => return (id, body["response"].clone()),
             Some("failed") => panic!("the render failed: {body}"),
             _ => {}
         }
@@ -280,4 +285,27 @@ fn another_accounts_assets_are_not_found() {
             .unwrap(),
     );
     assert_eq!(status, 401);
+}
+
+#[test]
+fn a_render_kept_off_the_serve_api_has_no_assets_and_its_url_is_its_tokens() {
+    let env = Env::new();
+    let key = key_of(&env.key);
+    let edit = json!({
+        "timeline": { "tracks": [ { "clips": [
+            { "asset": { "type": "title", "text": "Not hosted" }, "start": 0, "length": 1 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview",
+                    "destinations": [ { "provider": "shotstack", "exclude": true } ] }
+    });
+    let (id, status) = render_edit(&env, &key, &edit);
+    let url = status["url"].as_str().unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        url.starts_with(&format!("{}/render/", env.server().url)) && url.ends_with(".mp4"),
+        "{url}"
+    );
+    let video = client().get(url).send().unwrap();
+    assert_eq!(video.status(), 200);
+    assert_eq!(&video.bytes().unwrap()[4..8], b"ftyp");
+    let answer = sdk::python("serve.py", &[&serve_host(&env), &key, "by_render", &id]);
+    assert_eq!(answer["ok"]["data"], json!([]), "{answer}");
 }

@@ -37,9 +37,9 @@ async fn get(
         etag: body.asset.hash.clone(),
         modified: body.asset.modified,
         content_type: body.asset.content_type.clone(),
-        // Public like a CDN's copy, but revalidated: a deleted file stops
-        // being served by caches that ask again.
-        cache_control: "public, max-age=60, must-revalidate",
+        // Public like a CDN's copy, but revalidated at every use (a 304
+        // by its ETag), so that a deleted file stops being served at once.
+        cache_control: "public, no-cache",
     };
     Ok(entity::respond(&req, &meta, body.file)
         .await

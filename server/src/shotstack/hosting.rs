@@ -37,6 +37,20 @@ pub struct Hosting<'a> {
     pub source: Option<&'a str>,
 }
 
+/// The file already hosted as `what`: delivering a render or a source
+/// again (after a restart, say) finds it rather than hosting a second
+/// file over the same asset. One the owner deleted stays deleted.
+fn already_hosted(state: &AppState, what: &Hosting<'_>) -> Result<Option<HostedFile>, Failure> {
+    let Some(parent) = what.render.or(what.source) else {
+        return Ok(None);
+    };
+    let files = state
+        .store
+        .hosted_files_of(parent)
+        .map_err(ApiError::from)?;
+    Ok(files.into_iter().find(|f| f.asset == what.asset))
+}
+
 /// Hosts `bytes`.
 pub async fn host_bytes(
     state: &AppState,
@@ -44,6 +58,9 @@ pub async fn host_bytes(
     what: Hosting<'_>,
     bytes: &[u8],
 ) -> Result<HostedFile, Failure> {
+    if let Some(file) = already_hosted(state, &what)? {
+        return Ok(file);
+    }
     let store = &state.store;
     let mut body = store
         .new_body(state.config.limits.max_asset_bytes)
@@ -60,6 +77,9 @@ pub async fn host_path(
     what: Hosting<'_>,
     path: &Path,
 ) -> Result<HostedFile, Failure> {
+    if let Some(file) = already_hosted(state, &what)? {
+        return Ok(file);
+    }
     let store = &state.store;
     let mut body = store
         .new_body(state.config.limits.max_asset_bytes)

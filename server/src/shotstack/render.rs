@@ -210,31 +210,41 @@ pub async fn queue(
         updated_ms: now,
     };
     // The output first, so that an upload joins its render rather than
-    // the other way round; a full queue (503) leaves nothing behind.
-    if let Err(e) = services
-        .renders
-        .prerender(&request.token, Deliverable::Movie(checked.format))
-        .await
-    {
-        if let Err(cleanup) = store.delete_movie(&project.uid, &record.movie).await {
-            tracing::warn!(render = %id, error = %cleanup, "a refused render's movie stays");
-        }
-        return Err(ApiError::from(e).into());
-    }
-    store
-        .put_shotstack_render(&record)
-        .await
-        .map_err(ApiError::from)?;
-    if !tasks.is_empty() {
+    // the other way round; then the uploads, then the record, which makes
+    // the render known. A failure on the way (a full queue is a 503)
+    // leaves nothing behind: no record, no movie, no render running.
+    let started = async {
         services
-            .uploads
-            .submit(&request, &tasks)
+            .renders
+            .prerender(&request.token, Deliverable::Movie(checked.format))
             .await
             .map_err(ApiError::from)?;
+        if !tasks.is_empty() {
+            services.uploads.submit(&request, &tasks).await?;
+        }
+        store.put_shotstack_render(&record).await?;
+        Ok::<(), ApiError>(())
+    };
+    if let Err(e) = started.await {
+        abandon(services, &project.uid, &record.movie, &request.token).await;
+        return Err(e.into());
     }
     tracing::info!(render = %id, token = %request.token, format = ext, uploads = tasks.len(), "shotstack render queued");
     spawn(services.clone(), id.clone());
     Ok(id)
+}
+
+/// Undoes a render that could not be queued whole: its render is
+/// stopped and any output dropped; without its movie its token resolves
+/// to nothing, so its uploads cannot send anything.
+async fn abandon(services: &Services, project: &str, movie: &str, token: &str) {
+    // The render first: it is found through the movie.
+    if let Err(e) = services.renders.forget(token).await {
+        tracing::warn!(error = %e, "the render of a render that was not queued was not stopped");
+    }
+    if let Err(e) = services.state.store.delete_movie(project, movie).await {
+        tracing::warn!(movie, error = %e, "the movie of a render that was not queued stays");
+    }
 }
 
 /// Where a render's outputs go.
@@ -343,18 +353,27 @@ fn destinations(
             }
         }
     }
-    if !plan.hosted && (checked.poster || checked.thumbnail) {
+    // Shotstack sends a poster and a thumbnail to S3 beside the video;
+    // here they are hosted only, so asking for one where it cannot go is
+    // a 501, not a file silently missing from the bucket.
+    let to_s3 = list
+        .iter()
+        .any(|d| matches!(d.value(), Some(Destination::S3(_))));
+    if (!plan.hosted || to_s3) && (checked.poster || checked.thumbnail) {
         let what = if checked.poster {
             "poster"
         } else {
             "thumbnail"
         };
+        let why = if to_s3 {
+            "is not sent to S3 here (only the video is); leave out output.{what} or the s3 destination"
+        } else {
+            "is hosted on the shotstack destination only; do not exclude it, or leave out output.{what}"
+        };
         return Err(Failure::new(
             StatusCode::NOT_IMPLEMENTED,
             "not_implemented",
-            format!(
-                "a {what} is hosted on the shotstack destination only; do not exclude it, or leave out output.{what}"
-            ),
+            format!("a {what} {}", why.replace("{what}", what)),
         )
         .with_param(format!("output.{what}")));
     }
@@ -421,7 +440,7 @@ pub async fn get(
         None => {
             // A restart ends the task; whoever looks next starts it again.
             spawn(services.clone(), record.id.clone());
-            running_status(&services, &record)
+            running_status(&services, &record)?
         }
     };
     let echoed = if !data {
@@ -481,17 +500,24 @@ fn owned(services: &Services, account: &AccountId, id: &str) -> Result<Shotstack
 
 /// Where a render whose task has not ended stands: its main output's job,
 /// and `saving` once that is done while the outputs are hosted and sent.
-fn running_status(services: &Services, record: &ShotstackRender) -> (&'static str, Option<String>) {
+fn running_status(
+    services: &Services,
+    record: &ShotstackRender,
+) -> Result<(&'static str, Option<String>), Failure> {
     let what = deliverable(record);
     match services.renders.status(&record.token, what) {
-        Ok(s) => match s.state {
+        Ok(s) => Ok(match s.state {
             JobState::Queued => ("queued", None),
             JobState::Fetching => ("fetching", None),
             JobState::Rendering => ("rendering", None),
             JobState::Saving | JobState::Done => ("saving", None),
             JobState::Failed => ("failed", s.error.map(|e| e.message)),
-        },
-        Err(e) => ("failed", Some(ApiError::from(e).public_message())),
+        }),
+        // The store could not be read: not an answer about the render.
+        Err(crate::delivery::DeliveryError::Store(e)) => Err(ApiError::from(e).into()),
+        // The Edit cannot be planned any more (an asset it reads is gone):
+        // the render cannot end well.
+        Err(e) => Ok(("failed", Some(ApiError::from(e).public_message()))),
     }
 }
 
@@ -609,6 +635,15 @@ async fn deliver(services: &Services, record: &mut ShotstackRender) -> Result<()
         if record.url.is_none() {
             record.url = sent;
         }
+    }
+    // Neither hosted nor at a URL of an upload (Mux names an asset): the
+    // render's own token URL, served from the cache (and rendered again
+    // should it leave it), as Shotstack's temporary URL is.
+    if record.url.is_none() {
+        record.url = Some(format!(
+            "{}/render/{}.{}",
+            record.base_url, record.token, record.extension
+        ));
     }
     Ok(())
 }
