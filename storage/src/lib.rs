@@ -29,6 +29,7 @@ mod records;
 pub mod repo;
 
 pub mod assets;
+pub mod callbacks;
 pub mod hosted;
 pub mod jobs;
 pub mod keys;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
 pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
+pub use callbacks::PendingCallback;
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use hosted::{HostedFile, HostedStatus};

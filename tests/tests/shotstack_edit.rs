@@ -983,3 +983,67 @@ fn an_image_output_is_hosted_under_its_own_extension() {
     assert_eq!(facts["streams"][0]["codec_name"], "png", "{facts}");
     assert_eq!(facts["streams"][0]["width"], 320);
 }
+
+/// Callbacks of this outcome the running server has counted.
+fn callbacks_counted(env: &Env, outcome: &str) -> u64 {
+    let text = env.client().anonymous().get("/metrics").text().unwrap();
+    let line = format!("clipstream_callbacks_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn a_callback_cut_off_by_a_restart_is_sent_after_it_once() {
+    // The wait after the failed attempt is long enough that the first
+    // server is surely stopped before it tries again.
+    let mut env = Env::with_settings(&[
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_SHOTSTACK_CALLBACK_BACKOFF_MS", "1500"),
+    ]);
+    let receiver = Receiver::start(&[503, 200]);
+    let mut edit: Value = serde_json::from_str(TYPED_EDIT).unwrap();
+    edit["callback"] = json!(format!("{}/hook?token=s3cret", receiver.url));
+    let id = {
+        let api = Plain::new(&env, &env.key, "v1");
+        let (status, queued) = api.json(reqwest::Method::POST, "/render", Some(&edit.to_string()));
+        assert_eq!(status, 201, "{queued}");
+        queued["response"]["id"].as_str().unwrap().to_owned()
+    };
+    let wait_for = |n: usize, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while receiver.requests().len() < n {
+            assert!(Instant::now() < deadline, "callback {n} never came");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(1, 120);
+    // The first attempt was answered 503; the server stops before its next.
+    let before = env.while_stopped(|_| receiver.requests().len());
+    assert_eq!(before, 1, "the first server tried once");
+
+    wait_for(2, 30);
+    let requests = receiver.requests();
+    let callback: Value = serde_json::from_slice(&requests[1].body).expect("a JSON callback");
+    assert_eq!(requests[1].method, "POST");
+    assert_eq!(requests[1].target, "/hook?token=s3cret");
+    assert_eq!(requests[1].body, requests[0].body, "the body as recorded");
+    assert_eq!(callback["type"], "edit");
+    assert_eq!(callback["id"], id.as_str());
+    assert_eq!(callback["status"], "done", "{callback}");
+    let api = Plain::new(&env, &env.key, "v1");
+    let done = wait_final_plain(&api, &id);
+    assert_eq!(callback["url"], done["url"]);
+    // Counted once forgotten: then a restart has nothing left to send.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while callbacks_counted(&env, "delivered") < 1 {
+        assert!(Instant::now() < deadline, "the delivery was not counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.restart();
+    // A callback left pending would be sent within its backoff (1.5 s)
+    // of the start: wait longer than that for what must not come.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.requests().len(), 2, "delivered exactly once");
+    assert_eq!(callbacks_counted(&env, "delivered"), 0);
+}

@@ -64,6 +64,7 @@ pub fn run(config: Config) -> CmdResult {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let callbacks = web::Data::new(crate::shotstack::callback::Callbacks::new(
         &config,
+        store.clone(),
         metrics.clone(),
     )?);
     let renders = crate::delivery::Renders::new(store.clone(), config.clone(), metrics.clone())?;
@@ -89,6 +90,7 @@ pub fn run(config: Config) -> CmdResult {
         callbacks: callbacks.clone(),
     };
 
+    let resumed_callbacks = callbacks.get_ref().clone();
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
@@ -140,6 +142,13 @@ pub fn run(config: Config) -> CmdResult {
             Ok(0) => {}
             Ok(n) => tracing::info!(sources = n, "interrupted ingests started again"),
             Err(e) => tracing::error!(error = %e, "interrupted ingests could not be read"),
+        }
+        // Last, callbacks a stop cut off (those of the renders and sources
+        // just taken up are sent when they end).
+        match resumed_callbacks.resume() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(callbacks = n, "undelivered callbacks sent again"),
+            Err(e) => tracing::error!(error = %e, "undelivered callbacks could not be read"),
         }
         if let Some(admin) = admin.as_mut() {
             admin.serve(store.clone())?;

@@ -18,6 +18,8 @@ pub struct Seen {
     pub target: String,
     /// Names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The body, read by its Content-Length.
+    pub body: Vec<u8>,
 }
 
 impl Seen {
@@ -112,12 +114,14 @@ async fn serve(mut sock: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>, ans
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
+        let body = buf[head_end..head_end + len].to_vec();
         buf.drain(..head_end + len);
         let reply = answer(&method, &target);
         seen.lock().unwrap().push(Seen {
             method,
             target,
             headers,
+            body,
         });
         let mut response = format!(
             "HTTP/1.1 {} X\r\ncontent-length: {}\r\netag: \"e\"\r\n",

@@ -73,10 +73,12 @@ pub enum Collection {
     Sources,
     /// `account/source id` → empty: an account's sources.
     AccountSources,
+    /// Callback id → a callback not yet delivered (`callbacks`).
+    PendingCallbacks,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 19] = [
+    pub const ALL: [Collection; 20] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -96,6 +98,7 @@ impl Collection {
         Collection::ShotstackTemplates,
         Collection::Sources,
         Collection::AccountSources,
+        Collection::PendingCallbacks,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -120,6 +123,7 @@ impl Collection {
             Collection::ShotstackTemplates => "shotstack_templates",
             Collection::Sources => "sources",
             Collection::AccountSources => "account_sources",
+            Collection::PendingCallbacks => "pending_callbacks",
         }
     }
 }
