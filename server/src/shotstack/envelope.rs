@@ -27,6 +27,17 @@ pub fn ok(message: &'static str, response: impl Serialize) -> HttpResponse {
         })
 }
 
+/// A 201 success, as the seed's queued render and created template are.
+pub fn created(response: impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(Envelope {
+            success: true,
+            message: "Created",
+            response,
+        })
+}
+
 /// A date as Shotstack writes them: ISO 8601 in UTC with milliseconds,
 /// `2021-06-30T09:42:29.446Z`.
 pub fn iso_date(unix_ms: u64) -> String {
@@ -74,6 +85,17 @@ impl Failure {
             param: None,
             retry_after_secs: None,
         }
+    }
+
+    /// No `what` has this id for the account asking (another account's
+    /// ids are as unknown as ids never made).
+    pub fn not_found(what: &str, id: &str) -> Failure {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} has the id {id:?}"),
+        )
+        .with_param("id")
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Failure {

@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use clipstream_actors::engine::edit::{Destination, Format, Tpl};
 use clipstream_actors::engine::plan::Deliverable;
@@ -30,7 +30,7 @@ use serde_json::{json, Map, Value};
 use super::auth::ApiKey;
 use super::callback::Callbacks;
 use super::edit_input::{self, Checked};
-use super::envelope::{iso_date, ok, Failure};
+use super::envelope::{created, iso_date, ok, Failure};
 use super::hosting::{self, Hosting};
 use crate::delivery::Renders;
 use crate::http::error::ApiError;
@@ -82,12 +82,6 @@ impl FromRequest for Services {
 }
 
 /// A 201 in Shotstack's envelope.
-pub fn created(response: impl Serialize) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-        .json(json!({ "success": true, "message": "Created", "response": response }))
-}
-
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -478,14 +472,7 @@ pub async fn get(
 /// The render `id` if `account` made it; anything else is not found, so
 /// another account's ids are indistinguishable from unknown ones.
 fn owned(services: &Services, account: &AccountId, id: &str) -> Result<ShotstackRender, Failure> {
-    let not_found = || {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no render has the id {id:?}"),
-        )
-        .with_param("id")
-    };
+    let not_found = || Failure::not_found("render", id);
     let record = services
         .state
         .store

@@ -17,9 +17,9 @@ use serde_json::{json, Map, Value};
 
 use super::auth::ApiKey;
 use super::edit_input::{self, parse_body, read_text};
-use super::envelope::{iso_date, ok, Failure};
+use super::envelope::{created, iso_date, ok, Failure};
 use super::hosting;
-use super::render::{created, queue, queued, Services, Submission, MOVIE_PREFIX};
+use super::render::{queue, queued, Services, Submission, MOVIE_PREFIX};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -171,14 +171,7 @@ fn described(movie: &Movie, name: Option<TemplateName>) -> (String, String, Stri
 /// The template `id` of the account's project: 404 in Shotstack's
 /// envelope for anything else.
 fn template(state: &AppState, project: &str, id: &str) -> Result<Movie, Failure> {
-    let not_found = || {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no template has the id {id:?}"),
-        )
-        .with_param("id")
-    };
+    let not_found = || Failure::not_found("template", id);
     if !is_template(id) {
         return Err(not_found());
     }
