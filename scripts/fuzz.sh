@@ -10,7 +10,8 @@
 # token (token lookup), chunked (the chunked-upload assembler), admin
 # (the admin socket's request lines), upload_task (a render request's
 # upload destinations), shotstack_input (the Shotstack API's x-api-key
-# header and probe URL segment), ingest_upload_url (the Ingest API's signed
+# header and probe URL segment), ingest_source (the Ingest API's POST
+# sources body), ingest_upload_url (the Ingest API's signed
 # upload URL: its id segment and query), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
 # files made here, truncated and bit-flipped).
@@ -28,7 +29,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url ingest_source media)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -93,6 +94,9 @@ seed_text() {
   dir=$(corpus shotstack_input)
   printf 'ck_0123:s3cr3t\0https%%3A%%2F%%2Fexample.com%%2Fv.mp4%%3Fa%%3D1' >"$dir/both"
   printf 'ck_0123\0http%%3A%%2F%%2F127.0.0.1%%3A8080%%2Fx' >"$dir/key-only"
+  dir=$(corpus ingest_source)
+  printf '{"url":"https://github.com/shotstack/test-media/raw/main/captioning/scott-ko.mp4","outputs":{"renditions":[{"format":"mp4","size":{"width":1200,"height":800},"fit":"crop","resolution":"sd","quality":70,"fps":25,"filename":"my-video"}]},"destinations":{"provider":"shotstack","exclude":false},"callback":"https://my-server.com/callback.php"}' >"$dir/seed"
+  printf '{"url":"http://h/a.png","outputs":{"renditions":[{"format":"jpg","resolution":"preview"},{"format":"png","size":{"width":64}}]}}' >"$dir/images"
   dir=$(corpus ingest_upload_url)
   printf '0f8fad5b-d9cb-469f-a165-70867728950e\0expires=1796598962&signature=48a773d915428157fc7bcfff19703a91d62a16a92a4b1258c51694bb503327cc' >"$dir/signed"
 }
