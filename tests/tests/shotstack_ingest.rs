@@ -856,3 +856,96 @@ fn images_and_sound_keep_their_kind_and_a_missing_url_fails() {
     assert!(call["error"].as_str().unwrap().contains("404"), "{call}");
     assert!(call.get("url").is_none(), "{call}");
 }
+
+/// Asks `POST upload` once: its status and body.
+fn ask_upload(env: &Env) -> (u16, Value) {
+    json(
+        ingest(env, &env.key, Method::POST, "v1/upload")
+            .send()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn upload_urls_are_capped_and_a_deleted_sources_url_stays_spent() {
+    let bytes = small_mp4();
+    let env = Env::with_settings(&[("CLIPSTREAM_SHOTSTACK_MAX_WAITING_UPLOADS", "2")]);
+    let (status, first) = ask_upload(&env);
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = ask_upload(&env);
+    assert_eq!(status, 200, "{second}");
+    // A third waiting URL is one too many, in the Ingest error shape.
+    let (status, body) = ask_upload(&env);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["status"], "429", "{body}");
+    assert_eq!(body["errors"][0]["code"], "too_many_uploads", "{body}");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 upload URLs"),
+        "{body}"
+    );
+
+    // A PUT begins (the source appears), its owner deletes the source,
+    // and the client goes away: the source stays deleted and its URL is
+    // spent, not given back.
+    let id = first["data"]["id"].as_str().unwrap().to_owned();
+    let url = first["data"]["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let target = url.split_once("/ingest-upload/").unwrap().1;
+    let server = env.server().url.trim_start_matches("http://").to_owned();
+    let mut put = std::net::TcpStream::connect(&server).unwrap();
+    write!(
+        put,
+        "PUT /ingest-upload/{target} HTTP/1.1\r\nHost: {server}\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    put.write_all(&bytes[..1000]).unwrap();
+    put.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = json(
+            ingest(&env, &env.key, Method::GET, &format!("v1/sources/{id}"))
+                .send()
+                .unwrap(),
+        );
+        if status == 200 {
+            assert_eq!(body["data"]["attributes"]["status"], "importing", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the PUT never began: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = ingest(&env, &env.key, Method::DELETE, &format!("v1/sources/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    drop(put);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, text) = loop {
+        let r = client().put(&url).body(bytes.clone()).send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        // 409 while the cut-off PUT is still being let go.
+        if status != 409 {
+            break (status, text);
+        }
+        assert!(Instant::now() < deadline, "the cut-off PUT is never let go");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("deleted"), "{text}");
+    let body = wait_settled(&env, &env.key, &id, 10);
+    assert_eq!(body["data"]["attributes"]["status"], "deleted", "{body}");
+
+    // The other URL, used, no longer counts against the cap.
+    let url = second["data"]["attributes"]["url"].as_str().unwrap();
+    let r = client().put(url).body(bytes.clone()).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = ask_upload(&env);
+    assert_eq!(status, 200, "{body}");
+}
