@@ -33,6 +33,7 @@ use super::super::hosting::{self, Hosting};
 use super::request::{Format, RenditionSpec};
 use super::NAME_PREFIX;
 use crate::delivery::Renders;
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 /// What the background work needs; cheap to clone.
@@ -41,6 +42,21 @@ pub struct Ctx {
     pub state: web::Data<AppState>,
     pub renders: web::Data<Arc<Renders>>,
     pub callbacks: web::Data<Arc<Callbacks>>,
+}
+
+/// A storage error as a status's `error` shows it: paths and database
+/// details are logged here, not shown to the account.
+fn public(e: clipstream_storage::Error) -> String {
+    tracing::error!(error = %e, "ingest storage error");
+    ApiError::from(e).public_message()
+}
+
+/// A render's error as a status's `error` shows it (see [`public`]).
+fn delivery_public(e: crate::delivery::DeliveryError) -> String {
+    match e {
+        crate::delivery::DeliveryError::Store(e) => public(e),
+        other => other.to_string(),
+    }
 }
 
 /// The project asset holding a source's bytes.
@@ -259,7 +275,7 @@ impl Ctx {
             // Deleted while it waited for a slot: nothing to fetch.
             Ok(s) if s.status == SourceStatus::Deleted => return,
             Ok(_) => {}
-            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
+            Err(e) => return self.fail(&id, "fetch", public(e)).await,
         }
         let (dir, path) = match self.renders.download(&url).await {
             Ok(got) => got,
@@ -304,51 +320,133 @@ impl Ctx {
     }
 
     /// A signed upload's bytes, already the source's project asset: read
-    /// and hosted, as a fetched file is.
+    /// and hosted, as a fetched file is. Bytes that end up in no hosted
+    /// file (the source failed or was deleted) are removed.
     pub async fn uploaded(self, id: String, project: String) {
         let _slot = self.slot().await;
-        let store = &self.state.store;
         let asset = source_asset(&id);
-        let path = match store.asset_local_path(&project, &asset).await {
-            Ok(p) => p,
-            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
-        };
-        let read = web::block(move || read(&path, "")).await;
-        let read = match read {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                let _ = store.delete_asset(&project, &asset).await;
-                return self.fail(&id, "upload", e).await;
+        let outcome = self.host_upload(&id, &project, &asset).await;
+        if !matches!(outcome, Ok(Some(_))) {
+            if let Err(e) = self.state.store.delete_asset(&project, &asset).await {
+                tracing::warn!(source = %id, error = %e, "an unhosted upload's bytes were not removed");
             }
-            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
+        }
+        match outcome {
+            Ok(Some((file, read))) => self.ready(id, "upload", file, read, Vec::new()).await,
+            // Deleted before it was read: nothing to tell.
+            Ok(None) => {}
+            Err(e) => self.fail(&id, "upload", e).await,
+        }
+    }
+
+    /// Reads and hosts an uploaded source; `None` if it was deleted.
+    async fn host_upload(
+        &self,
+        id: &str,
+        project: &str,
+        asset: &str,
+    ) -> Result<Option<(clipstream_storage::HostedFile, Read)>, String> {
+        let store = &self.state.store;
+        let source = match store.source(id) {
+            Ok(Some(source)) => source,
+            Ok(None) => return Err("the source record is gone".into()),
+            Err(e) => return Err(public(e)),
         };
-        let Ok(Some(source)) = store.source(&id) else {
-            return;
-        };
+        if source.status == SourceStatus::Deleted {
+            return Ok(None);
+        }
+        let path = store
+            .asset_local_path(project, asset)
+            .await
+            .map_err(public)?;
+        let read = web::block(move || read(&path, ""))
+            .await
+            .map_err(|e| e.to_string())??;
         let filename = format!("source.{}", read.extension);
-        let content_type = mime_guess::from_path(&filename)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_owned();
-        if let Err(e) = store
-            .set_asset_content_type(&project, &asset, &content_type)
+        let file = hosting::host_existing(
+            &self.state,
+            &Self::account(&source),
+            Hosting {
+                asset,
+                filename: &filename,
+                render: None,
+                source: Some(id),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Some((file, read)))
+    }
+
+    /// Whether the owner deleted source `id` (re-read: work in flight
+    /// checks before each step that would make something).
+    fn is_deleted(&self, id: &str) -> bool {
+        matches!(
+            self.state.store.source(id),
+            Ok(Some(s)) if s.status == SourceStatus::Deleted
+        )
+    }
+
+    /// Removes rendition `rid`'s Edit, made after its source was deleted
+    /// (the delete removed those it saw).
+    async fn drop_movie(&self, source: &Source, rid: &str) {
+        let project = match hosting::project(&self.state, &Self::account(source)).await {
+            Ok(project) => project,
+            Err(e) => {
+                return tracing::warn!(rendition = rid, error = %e, "a deleted rendition's Edit stays")
+            }
+        };
+        match self
+            .state
+            .store
+            .delete_movie(&project.uid, &format!("{NAME_PREFIX}{rid}"))
             .await
         {
-            return self.fail(&id, "upload", e.to_string()).await;
+            Ok(()) | Err(clipstream_storage::Error::MovieNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(rendition = rid, error = %e, "a deleted rendition's Edit stays")
+            }
         }
-        let hosted = store
-            .host_asset(
-                &Self::account(&source),
-                &project,
-                &asset,
-                &filename,
-                None,
-                Some(&id),
-            )
+    }
+
+    /// Marks the source's unfinished renditions failed and tells each.
+    async fn fail_renditions(&self, id: &str, error: &str) {
+        tracing::warn!(source = id, error, "renditions failed");
+        let mut failed = Vec::new();
+        let updated = self
+            .state
+            .store
+            .update_source(id, |s| {
+                failed.clear();
+                if s.status == SourceStatus::Deleted {
+                    return Ok(());
+                }
+                for r in &mut s.renditions {
+                    if matches!(r.status, SourceStatus::Queued | SourceStatus::Importing) {
+                        r.status = SourceStatus::Failed;
+                        r.error = Some(error.to_owned());
+                        failed.push(r.id.clone());
+                    }
+                }
+                Ok(())
+            })
             .await;
-        match hosted {
-            Ok(file) => self.ready(id, "upload", file, read, Vec::new()).await,
-            Err(e) => self.fail(&id, "upload", e.to_string()).await,
+        match updated {
+            Ok(source) => {
+                for rid in &failed {
+                    self.callback(
+                        &source,
+                        "rendition",
+                        rid,
+                        SourceStatus::Failed,
+                        None,
+                        Some(error),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(source = id, error = %e, "failed renditions could not be recorded")
+            }
         }
     }
 
@@ -380,7 +478,7 @@ impl Ctx {
             .await;
         let source = match updated {
             Ok(s) => s,
-            Err(e) => return self.fail(&id, action, e.to_string()).await,
+            Err(e) => return self.fail(&id, action, public(e)).await,
         };
         let account = Self::account(&source);
         if deleted {
@@ -398,6 +496,10 @@ impl Ctx {
             None,
         );
         for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            // A delete stops the renditions not begun.
+            if self.is_deleted(&id) {
+                return;
+            }
             self.rendition(&source, &read, spec, &rendition.id).await;
         }
     }
@@ -410,7 +512,13 @@ impl Ctx {
                 .into_iter()
                 .find(|known| *known == k)
         }) else {
-            return;
+            let kind = source.kind.as_deref().unwrap_or("none");
+            return self
+                .fail_renditions(
+                    &source.id,
+                    &format!("the source's kind ({kind}) is unknown"),
+                )
+                .await;
         };
         let extension = source
             .url
@@ -427,6 +535,9 @@ impl Ctx {
             fps: source.fps,
         };
         for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            if self.is_deleted(&source.id) {
+                return;
+            }
             if matches!(
                 rendition.status,
                 SourceStatus::Queued | SourceStatus::Importing
@@ -450,11 +561,10 @@ impl Ctx {
                 Ok(())
             })
         };
-        if let Err(e) = set(SourceStatus::Importing, None).await {
-            tracing::error!(rendition = rid, error = %e, "rendition state not recorded");
-            return;
-        }
-        let outcome = self.make_rendition(source, read, spec, rid).await;
+        let outcome = match set(SourceStatus::Importing, None).await {
+            Ok(_) => self.make_rendition(source, read, spec, rid).await,
+            Err(e) => Err(public(e)),
+        };
         let execution_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (status, url, error) = match outcome {
             Ok((file, facts)) => {
@@ -482,15 +592,30 @@ impl Ctx {
                     let _ = store
                         .delete_hosted_file(&Self::account(source), &file.id)
                         .await;
+                    self.drop_movie(source, rid).await;
                     return;
                 }
-                match done {
-                    Ok(_) => (SourceStatus::Ready, Some(url), None),
-                    Err(e) => (SourceStatus::Failed, None, Some(e.to_string())),
+                if let Err(e) = done {
+                    // Hosted but not recorded: nothing is told (a `failed`
+                    // now would contradict the `ready` the next start
+                    // sends when it finds the file hosted).
+                    tracing::error!(rendition = rid, error = %e, "a made rendition could not be recorded; the next start finishes it");
+                    return;
                 }
+                (SourceStatus::Ready, Some(url), None)
             }
             Err(e) => {
-                let _ = set(SourceStatus::Failed, Some(e.clone())).await;
+                // Deleted meanwhile: its Edit, if made after the delete
+                // removed those it saw, goes too; nothing is told.
+                if self.is_deleted(&source.id) {
+                    self.drop_movie(source, rid).await;
+                    return;
+                }
+                if let Err(failed) = set(SourceStatus::Failed, Some(e.clone())).await {
+                    // Told only once recorded; the next start tries again.
+                    tracing::error!(rendition = rid, error = %failed, "a failed rendition could not be recorded");
+                    return;
+                }
                 (SourceStatus::Failed, None, Some(e))
             }
         };
@@ -545,16 +670,25 @@ impl Ctx {
             .await
             .map_err(|e| e.to_string())?;
         let movie = format!("{NAME_PREFIX}{rid}");
+        // Checked again on both sides of making the Edit: a delete that
+        // ran meanwhile did not see it (the caller removes it).
+        let deleted = || "the source was deleted".to_owned();
+        if self.is_deleted(&source.id) {
+            return Err(deleted());
+        }
         state
             .store
             .put_movie(&project.uid, &movie, text)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(public)?;
+        if self.is_deleted(&source.id) {
+            return Err(deleted());
+        }
         let request = state
             .store
             .put_render_request(&project.uid, MovieChoice::One(movie), Map::new(), 1, None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(public)?;
         let engine_format = match format {
             Format::Mp4 => edit::Format::Mp4,
             Format::Mp3 => edit::Format::Mp3,
@@ -565,7 +699,7 @@ impl Ctx {
             .renders
             .finished(&request.token, Deliverable::Movie(engine_format))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(delivery_public)?;
         let open = finished.map_err(|e| format!("the render failed: {}", e.message))?;
         let name = spec.filename.clone().unwrap_or_else(|| rid.to_owned());
         let filename = format!("{name}.{}", format.extension());
@@ -587,7 +721,7 @@ impl Ctx {
             .store
             .asset_local_path(&project.uid, &asset)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(public)?;
         let facts = web::block(move || read_facts(&path, &filename))
             .await
             .map_err(|e| e.to_string())??;
@@ -663,7 +797,12 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
                     resumed += 1;
                 }
                 Err(e) => {
-                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable")
+                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable");
+                    ctx.fail_renditions(
+                        &source.id,
+                        "the rendition's stored settings cannot be read",
+                    )
+                    .await;
                 }
             },
             _ => {}
@@ -683,7 +822,8 @@ fn even(n: f64) -> u32 {
 
 /// The size of a rendition: both sides given; one side given, the other
 /// from the source's aspect; else the `resolution` preset; else the
-/// source's own size, within `max`.
+/// source's own size, within `max`. A `size` wins over a `resolution`
+/// sent with it (the seed's own example sends both; README, Ingest).
 fn rendition_size(read: &Read, spec: &RenditionSpec, max: (u32, u32)) -> Option<(u32, u32)> {
     let source = read
         .width
