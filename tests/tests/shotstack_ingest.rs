@@ -949,3 +949,73 @@ fn upload_urls_are_capped_and_a_deleted_sources_url_stays_spent() {
     let (status, body) = ask_upload(&env);
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn deleting_a_source_stops_its_renditions() {
+    let (url, _) = served_mp4();
+    // One renderer, so one source is worked on at a time: the second
+    // source below is taken up only once the first's work has ended.
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_RENDER_WORKERS", "1"),
+    ]);
+    let post = |body: Value| {
+        let (status, answer) = json(
+            ingest(&env, &env.key, Method::POST, "v1/sources")
+                .json(&body)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        answer["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let renditions: Vec<Value> = [64, 96, 128, 160]
+        .iter()
+        .map(|w| json!({ "format": "mp4", "size": { "width": w, "height": 48 } }))
+        .collect();
+    let id = post(json!({ "url": url, "outputs": { "renditions": renditions } }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rids: Vec<String> = loop {
+        let (status, body) = json(
+            ingest(&env, &env.key, Method::GET, &format!("v1/sources/{id}"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let a = &body["data"]["attributes"];
+        if a["status"] == "ready" {
+            break a["outputs"]["renditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = ingest(&env, &env.key, Method::DELETE, &format!("v1/sources/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let other = post(json!({ "url": url }));
+    let body = wait_settled(&env, &env.key, &other, 60);
+    assert_eq!(body["data"]["attributes"]["status"], "ready", "{body}");
+
+    // The first source's work has ended: no rendition came back.
+    let body = wait_settled(&env, &env.key, &id, 10);
+    let a = &body["data"]["attributes"];
+    assert_eq!(a["status"], "deleted", "{body}");
+    let uid = shotstack_project(&env);
+    for (r, rid) in a["outputs"]["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&rids)
+    {
+        assert_eq!(r["status"], "deleted", "{body}");
+        let movie = format!("/v1/sdl/{uid}/ingest-{rid}");
+        assert_eq!(env.client().get(&movie).status(), 404, "{movie} stays gone");
+    }
+}
