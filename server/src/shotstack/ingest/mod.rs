@@ -11,6 +11,8 @@
 //! usable in Edits; the background work is in `work.rs`.
 
 mod error;
+mod facts;
+mod rendition;
 pub mod request;
 mod signed;
 pub mod signed_url;
@@ -32,8 +34,8 @@ use crate::http::body::read_limited;
 use crate::http::state::AppState;
 use crate::net::guard::Guard;
 use error::IngestError;
+use facts::kind_of_extension;
 use request::{parse_source, SizeLimits};
-use work::kind_of_extension;
 pub use work::{resume, Ctx};
 
 /// Movies and assets of the `shotstack` project made by Ingest (a

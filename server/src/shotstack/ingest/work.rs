@@ -16,20 +16,20 @@
 //! renditions not yet made (each is the same Edit and render request, so
 //! a render already in the cache is not made again).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
 use clipstream_actors::engine::edit;
-use clipstream_actors::engine::media::probe::{probe, Facts};
 use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::{AccountId, MovieChoice, Source, SourceStatus};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use super::super::callback::Callbacks;
 use super::super::envelope::iso_date;
 use super::super::hosting::{self, Hosting};
+use super::facts::{self, read, Read};
+use super::rendition::rendition_edit;
 use super::request::{Format, RenditionSpec};
 use super::NAME_PREFIX;
 use crate::delivery::Renders;
@@ -62,120 +62,6 @@ fn delivery_public(e: crate::delivery::DeliveryError) -> String {
 /// The project asset holding a source's bytes.
 pub fn source_asset(id: &str) -> String {
     format!("{NAME_PREFIX}{id}-source")
-}
-
-/// What libavformat says a file is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Read {
-    /// `video`, `image`, `audio` or `font`.
-    pub kind: &'static str,
-    pub extension: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub duration: Option<f64>,
-    pub fps: Option<f64>,
-}
-
-/// The kind a URL's extension promises, if it names a common one: enough
-/// to refuse a rendition of the wrong kind before anything is fetched.
-pub fn kind_of_extension(path: &str) -> Option<&'static str> {
-    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "mp4" | "mov" | "m4v" | "webm" | "mkv" | "avi" | "ogv" | "wmv" => "video",
-        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" => "image",
-        "mp3" | "wav" | "aac" | "m4a" | "ogg" | "oga" | "flac" => "audio",
-        "ttf" | "otf" | "woff" | "woff2" => "font",
-        _ => return None,
-    })
-}
-
-/// A plain extension of `hint` (a URL path), if it has one.
-fn extension_of(hint: &str) -> Option<String> {
-    let name = hint.rsplit('/').next()?;
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    (!ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then_some(ext)
-}
-
-/// `25/1` → 25.0.
-fn rate(r: &str) -> Option<f64> {
-    let (n, d) = r.split_once('/')?;
-    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-    (d > 0.0 && n > 0.0).then_some(n / d)
-}
-
-/// The facts of a source or rendition file; `hint` (a URL path or file
-/// name) gives the extension when it has a plain one.
-pub fn read(path: &Path, hint: &str) -> Result<Read, String> {
-    let facts: Facts = match probe(path, hint) {
-        Ok(f) => f,
-        Err(e) => {
-            return font_extension(path)
-                .map(|extension| Read {
-                    kind: "font",
-                    extension: extension_of(hint).unwrap_or_else(|| extension.to_owned()),
-                    width: None,
-                    height: None,
-                    duration: None,
-                    fps: None,
-                })
-                .ok_or_else(|| format!("not a video, image, audio or font file: {e}"));
-        }
-    };
-    let format = facts.format.format_name.as_str();
-    let first = format.split(',').next().unwrap_or_default();
-    let video = facts.streams.iter().find(|s| s.codec_type == Some("video"));
-    let audio = facts.streams.iter().any(|s| s.codec_type == Some("audio"));
-    let image = first.ends_with("_pipe") || first == "image2";
-    let kind = match (video, audio) {
-        (Some(_), _) if image => "image",
-        (Some(_), _) => "video",
-        (None, true) => "audio",
-        (None, false) => return Err("the file has neither pictures nor sound".into()),
-    };
-    let derived = match first {
-        "mov" => "mp4",
-        "matroska" => "mkv",
-        "image2" | "jpeg_pipe" => "jpg",
-        other => other.strip_suffix("_pipe").unwrap_or(other),
-    };
-    let extension = extension_of(hint).unwrap_or_else(|| derived.to_owned());
-    Ok(Read {
-        kind,
-        extension,
-        width: video.and_then(|v| v.width),
-        height: video.and_then(|v| v.height),
-        duration: if kind == "image" {
-            None
-        } else {
-            facts
-                .format
-                .duration
-                .or_else(|| video.and_then(|v| v.duration))
-        },
-        fps: if kind == "video" {
-            video
-                .and_then(|v| v.avg_frame_rate.as_deref().and_then(rate))
-                .or_else(|| video.and_then(|v| v.r_frame_rate.as_deref().and_then(rate)))
-        } else {
-            None
-        },
-    })
-}
-
-/// Fonts are sources too (for the Edit's `timeline.fonts`); libavformat
-/// does not read them, their first bytes tell.
-fn font_extension(path: &Path) -> Option<&'static str> {
-    use std::io::Read as _;
-    let mut head = [0u8; 4];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    match &head {
-        [0, 1, 0, 0] | b"true" => Some("ttf"),
-        b"OTTO" => Some("otf"),
-        b"wOFF" => Some("woff"),
-        b"wOF2" => Some("woff2"),
-        _ => None,
-    }
 }
 
 /// Sources worked on at once: as many as the renderers, so that ingests
@@ -722,7 +608,7 @@ impl Ctx {
             .asset_local_path(&project.uid, &asset)
             .await
             .map_err(public)?;
-        let facts = web::block(move || read_facts(&path, &filename))
+        let facts = web::block(move || facts::read(&path, &filename))
             .await
             .map_err(|e| e.to_string())??;
         Ok((file, facts))
@@ -809,165 +695,4 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
         }
     }
     Ok(resumed)
-}
-
-fn read_facts(path: &Path, name: &str) -> Result<Read, String> {
-    read(path, name)
-}
-
-/// `n` to the nearest even number, at least 2.
-fn even(n: f64) -> u32 {
-    ((n / 2.0).round() as u32 * 2).max(2)
-}
-
-/// The size of a rendition: both sides given; one side given, the other
-/// from the source's aspect; else the `resolution` preset; else the
-/// source's own size, within `max`. A `size` wins over a `resolution`
-/// sent with it (the seed's own example sends both; README, Ingest).
-fn rendition_size(read: &Read, spec: &RenditionSpec, max: (u32, u32)) -> Option<(u32, u32)> {
-    let source = read
-        .width
-        .zip(read.height)
-        .filter(|(w, h)| *w > 0 && *h > 0);
-    let aspect = source.map(|(w, h)| f64::from(w) / f64::from(h));
-    match (spec.width, spec.height) {
-        (Some(w), Some(h)) => Some((w, h)),
-        (Some(w), None) => Some((
-            w,
-            even(f64::from(w) / aspect.unwrap_or(16.0 / 9.0)).min(max.1),
-        )),
-        (None, Some(h)) => Some((
-            even(f64::from(h) * aspect.unwrap_or(16.0 / 9.0)).min(max.0),
-            h,
-        )),
-        (None, None) if spec.resolution.is_some() => None,
-        (None, None) => source.map(|(w, h)| {
-            let scale = (f64::from(max.0) / f64::from(w))
-                .min(f64::from(max.1) / f64::from(h))
-                .min(1.0);
-            (even(f64::from(w) * scale), even(f64::from(h) * scale))
-        }),
-    }
-}
-
-/// The Engine's quality for the seed's 1–100: its three steps, in thirds
-/// (1–33 low, 34–66 medium, 67–100 high).
-pub fn quality(q: u32) -> &'static str {
-    match q {
-        0..=33 => "low",
-        34..=66 => "medium",
-        _ => "high",
-    }
-}
-
-/// The Edit that makes a rendition: one track, one clip of the whole
-/// source, the rendition's fit, and its format, size, rate and quality.
-pub fn rendition_edit(
-    asset: &str,
-    read: &Read,
-    spec: &RenditionSpec,
-    format: Format,
-    max: (u32, u32),
-) -> Value {
-    let length = read.duration.filter(|d| *d > 0.0).unwrap_or(1.0);
-    let mut clip = json!({
-        "asset": { "type": read.kind, "src": asset },
-        "start": 0,
-        "length": length,
-    });
-    let mut output = json!({ "format": format.extension() });
-    if read.kind != "audio" {
-        clip["fit"] = json!(spec.fit);
-        match rendition_size(read, spec, max) {
-            Some((w, h)) => output["size"] = json!({ "width": w, "height": h }),
-            None => {
-                let preset = match spec.resolution {
-                    Some("fhd") => "1080",
-                    Some(other) => other,
-                    None => "sd",
-                };
-                output["resolution"] = json!(preset);
-            }
-        }
-    }
-    if format == Format::Mp4 {
-        output["fps"] = json!(spec.fps.unwrap_or(25.0));
-    }
-    if let Some(q) = spec.quality {
-        output["quality"] = json!(quality(q));
-    }
-    json!({
-        "timeline": { "tracks": [{ "clips": [clip] }] },
-        "output": output,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(v: Value) -> RenditionSpec {
-        let body = json!({ "url": "http://h/a.mp4", "outputs": { "renditions": [v] } });
-        let limits = super::super::request::SizeLimits {
-            video: (1920, 1920),
-            image: (4096, 4096),
-        };
-        super::super::request::parse_source(body.to_string().as_bytes(), limits)
-            .unwrap()
-            .renditions
-            .remove(0)
-    }
-
-    const VIDEO: Read = Read {
-        kind: "video",
-        extension: String::new(),
-        width: Some(320),
-        height: Some(240),
-        duration: Some(2.0),
-        fps: Some(25.0),
-    };
-
-    #[test]
-    fn a_video_rendition_is_one_clip_of_the_whole_source() {
-        let s = spec(
-            json!({ "format": "mp4", "size": { "width": 160 }, "fit": "contain", "quality": 70, "fps": 12 }),
-        );
-        let edit = rendition_edit("ingest-x-source", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(
-            edit,
-            json!({
-                "timeline": { "tracks": [{ "clips": [{
-                    "asset": { "type": "video", "src": "ingest-x-source" },
-                    "start": 0, "length": 2.0, "fit": "contain" }] }] },
-                "output": { "format": "mp4", "size": { "width": 160, "height": 120 }, "fps": 12.0, "quality": "high" }
-            })
-        );
-        let s = spec(json!({ "resolution": "fhd" }));
-        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(edit["output"]["resolution"], "1080");
-        let s = spec(json!({}));
-        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(
-            edit["output"]["size"],
-            json!({ "width": 320, "height": 240 })
-        );
-        assert_eq!(edit["timeline"]["tracks"][0]["clips"][0]["fit"], "crop");
-    }
-
-    #[test]
-    fn quality_maps_in_thirds() {
-        assert_eq!(
-            [1, 33, 34, 66, 67, 100].map(quality),
-            ["low", "low", "medium", "medium", "high", "high"]
-        );
-    }
-
-    #[test]
-    fn extensions_promise_a_kind() {
-        assert_eq!(kind_of_extension("/a/b.MP4"), Some("video"));
-        assert_eq!(kind_of_extension("/a/b.jpeg"), Some("image"));
-        assert_eq!(kind_of_extension("/a/b"), None);
-        assert_eq!(extension_of("/a/b.Mp4"), Some("mp4".into()));
-        assert_eq!(extension_of("/a.b/c"), None);
-    }
 }
