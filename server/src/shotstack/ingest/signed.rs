@@ -81,7 +81,7 @@ pub async fn put(
     };
     // Gives the URL back however this handler ends short of its last
     // step: an error, or its future dropped when the client goes away.
-    let mut claim = Release {
+    let claim = Release {
         store: state.store.clone(),
         id: id.clone(),
         armed: true,
@@ -104,13 +104,19 @@ pub async fn put(
         Ok::<_, IngestError>(project.uid)
     };
     let project = match tokio::time::timeout(left, received).await {
-        Ok(received) => received?,
+        Ok(Ok(project)) => project,
+        Ok(Err(e)) => {
+            // Given back before the answer, so a retry finds it free.
+            claim.release().await;
+            return Err(e);
+        }
         Err(_) => {
+            claim.release().await;
             return Err(IngestError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 "the upload URL expired before the whole file arrived; ask for another",
-            ))
+            ));
         }
     };
     let mut deleted = false;
@@ -128,14 +134,16 @@ pub async fn put(
         })
         .await;
     if marked.is_err() || deleted {
-        // Nothing to read: the bytes go (the guard gives the URL back if
-        // the source is still there).
+        // Nothing to read: the bytes go.
         if let Err(e) = state.store.delete_asset(&project, &asset).await {
             tracing::warn!(source = %id, error = %e, "an unused upload's bytes were not removed");
         }
     }
-    marked?;
-    claim.armed = false;
+    if let Err(e) = marked {
+        claim.release().await;
+        return Err(e.into());
+    }
+    claim.disarm();
     if deleted {
         tracing::info!(source = %id, "signed upload received for a deleted source; dropped");
         return Err(IngestError::new(
@@ -162,18 +170,32 @@ struct Release {
     armed: bool,
 }
 
+impl Release {
+    /// Releases the claim now (the usual way a failed PUT ends).
+    async fn release(mut self) {
+        self.armed = false;
+        release(self.store.clone(), self.id.clone()).await;
+    }
+
+    /// The PUT completed: the claim is the work's now.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+async fn release(store: clipstream_storage::Store, id: String) {
+    if let Err(e) = store.release_upload(&id).await {
+        // The periodic sweep releases it once its URL expired.
+        tracing::error!(source = %id, error = %e, "a failed upload could not be released");
+    }
+}
+
 impl Drop for Release {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        let (store, id) = (self.store.clone(), self.id.clone());
-        let release = async move {
-            if let Err(e) = store.release_upload(&id).await {
-                // The periodic sweep releases it once its URL expired.
-                tracing::error!(source = %id, error = %e, "a failed upload could not be released");
-            }
-        };
+        let release = release(self.store.clone(), self.id.clone());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(release);
