@@ -1019,3 +1019,25 @@ fn deleting_a_source_stops_its_renditions() {
         assert_eq!(env.client().get(&movie).status(), 404, "{movie} stays gone");
     }
 }
+
+#[test]
+fn a_put_still_arriving_when_its_url_expires_is_cut() {
+    let env = Env::with_settings(&[("CLIPSTREAM_SHOTSTACK_UPLOAD_URL_SECS", "2")]);
+    let (status, answer) = ask_upload(&env);
+    assert_eq!(status, 200, "{answer}");
+    let url = answer["data"]["attributes"]["url"].as_str().unwrap();
+    let target = url.split_once("/ingest-upload/").unwrap().1;
+    let server = env.server().url.trim_start_matches("http://").to_owned();
+    let mut put = std::net::TcpStream::connect(&server).unwrap();
+    put.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // A body that never ends: the server answers once the URL expires.
+    write!(
+        put,
+        "PUT /ingest-upload/{target} HTTP/1.1\r\nHost: {server}\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    put.write_all(&[0; 1000]).unwrap();
+    let mut head = String::new();
+    BufReader::new(&put).read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+}
