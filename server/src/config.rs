@@ -125,6 +125,8 @@ pub struct Shotstack {
     pub callback_backoff_ms: u64,
     pub callback_timeout_secs: u64,
     pub upload_url_secs: u64,
+    /// Upload URLs of one account issued and not yet used nor expired.
+    pub max_waiting_uploads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -60,7 +60,7 @@ pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
 pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
-pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, UploadGrant};
+pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, Swept, UploadGrant};
 pub use upload_tasks::{UploadState, UploadTask};
 pub use uploads::{Upload, UploadLimits};
 

@@ -125,6 +125,18 @@ pub enum Claim {
     Expired,
     /// Another PUT is streaming, or one completed.
     AlreadyUsed,
+    /// The owner deleted the source: its URL takes nothing more.
+    Deleted,
+}
+
+/// What one sweep of signed uploads did (see [`Store::sweep_signed_uploads`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// PUTs still `receiving` past their URL's expiry and a grace: their
+    /// handler is gone (a PUT's body is bounded by the expiry).
+    pub released: usize,
+    /// Upload URLs that expired unused, forgotten.
+    pub removed: usize,
 }
 
 impl Store {
@@ -229,6 +241,9 @@ impl Store {
         let Some(grant) = &source.upload else {
             return Ok(Claim::NotFound);
         };
+        if source.status == SourceStatus::Deleted {
+            return Ok(Claim::Deleted);
+        }
         if grant.state != GrantState::Waiting {
             return Ok(Claim::AlreadyUsed);
         }
@@ -239,6 +254,7 @@ impl Store {
         let source = self
             .update_source(id, |s| {
                 outcome = match &mut s.upload {
+                    _ if s.status == SourceStatus::Deleted => Some(false),
                     Some(g) if g.state == GrantState::Waiting => {
                         g.state = GrantState::Receiving;
                         s.status = SourceStatus::Importing;
@@ -251,16 +267,21 @@ impl Store {
             .await?;
         Ok(match outcome {
             Some(true) => Claim::Granted(Box::new(source)),
+            _ if source.status == SourceStatus::Deleted => Claim::Deleted,
             _ => Claim::AlreadyUsed,
         })
     }
 
     /// A PUT that failed gives the URL back, so the client may try again
-    /// until it expires; the source disappears from view again.
+    /// until it expires; the source disappears from view again. A source
+    /// the owner deleted meanwhile stays deleted and its URL spent.
     pub async fn release_upload(&self, id: &str) -> Result<Source> {
         self.update_source(id, |s| {
+            let deleted = s.status == SourceStatus::Deleted;
             if let Some(g) = &mut s.upload {
-                if g.state == GrantState::Receiving {
+                if deleted {
+                    g.state = GrantState::Used;
+                } else if g.state == GrantState::Receiving {
                     g.state = GrantState::Waiting;
                     s.status = SourceStatus::Queued;
                 }
@@ -268,6 +289,47 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// The account's upload URLs issued and neither used nor expired, for
+    /// the cap on how many may wait at once.
+    pub fn waiting_uploads_of(&self, account: &str, now: u64) -> Result<usize> {
+        Ok(self
+            .sources_of(account)?
+            .iter()
+            .filter(|s| {
+                s.status == SourceStatus::Queued
+                    && s.upload
+                        .as_ref()
+                        .is_some_and(|g| g.state == GrantState::Waiting && now <= g.expires_ms)
+            })
+            .count())
+    }
+
+    /// Releases PUTs left `receiving` more than `grace_ms` past their
+    /// URL's expiry (their handler is gone: a body is bounded by the
+    /// expiry) and forgets upload URLs that expired unused.
+    pub async fn sweep_signed_uploads(&self, now: u64, grace_ms: u64) -> Result<Swept> {
+        let mut swept = Swept::default();
+        for source in self.all_sources()? {
+            let Some(grant) = &source.upload else {
+                continue;
+            };
+            match grant.state {
+                GrantState::Receiving if now > grant.expires_ms.saturating_add(grace_ms) => {
+                    self.release_upload(&source.id).await?;
+                    swept.released += 1;
+                }
+                GrantState::Waiting
+                    if source.status == SourceStatus::Queued && now > grant.expires_ms =>
+                {
+                    self.remove_source(&source).await?;
+                    swept.removed += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(swept)
     }
 
     /// Sets the content type of asset `name` of project `uid`: a signed
@@ -417,5 +479,99 @@ mod tests {
         assert_eq!(store.sources_of("acc").unwrap().len(), 1);
         let key = store.ingest_upload_key().unwrap();
         assert_eq!(key, store.ingest_upload_key().unwrap(), "kept");
+    }
+
+    fn grant(expires_ms: u64) -> Option<UploadGrant> {
+        Some(UploadGrant {
+            expires_ms,
+            state: GrantState::Waiting,
+        })
+    }
+
+    async fn delete(store: &Store, id: &str) {
+        store
+            .update_source(id, |s| {
+                s.status = SourceStatus::Deleted;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_put_does_not_bring_a_deleted_source_back() {
+        let (_dir, store) = store();
+        store
+            .insert_source(&source("u", "acc", 1, grant(1000)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.claim_upload("u", 500).await.unwrap(),
+            Claim::Granted(_)
+        ));
+        delete(&store, "u").await;
+        let released = store.release_upload("u").await.unwrap();
+        assert_eq!(released.status, SourceStatus::Deleted);
+        assert_eq!(released.upload.unwrap().state, GrantState::Used);
+        assert_eq!(store.claim_upload("u", 500).await.unwrap(), Claim::Deleted);
+        // Deleted before any PUT: the URL is refused too.
+        store
+            .insert_source(&source("w", "acc", 1, grant(1000)))
+            .await
+            .unwrap();
+        delete(&store, "w").await;
+        assert_eq!(store.claim_upload("w", 500).await.unwrap(), Claim::Deleted);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_releases_stale_puts_and_forgets_expired_urls() {
+        let (_dir, store) = store();
+        for (id, expires) in [
+            ("stale", 100),
+            ("live", 10_000),
+            ("old", 100),
+            ("new", 10_000),
+        ] {
+            store
+                .insert_source(&source(id, "acc", 1, grant(expires)))
+                .await
+                .unwrap();
+        }
+        for id in ["stale", "live"] {
+            assert!(matches!(
+                store.claim_upload(id, 50).await.unwrap(),
+                Claim::Granted(_)
+            ));
+        }
+        assert_eq!(store.waiting_uploads_of("acc", 50).unwrap(), 2);
+        assert_eq!(
+            store.waiting_uploads_of("acc", 500).unwrap(),
+            1,
+            "old expired"
+        );
+        let swept = store.sweep_signed_uploads(500, 100).await.unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                released: 1,
+                removed: 1
+            }
+        );
+        let stale = store.source("stale").unwrap().unwrap();
+        assert_eq!(stale.upload.unwrap().state, GrantState::Waiting);
+        assert_eq!(stale.status, SourceStatus::Queued);
+        assert_eq!(store.source("old").unwrap(), None);
+        let live = store.source("live").unwrap().unwrap();
+        assert_eq!(live.upload.unwrap().state, GrantState::Receiving);
+        // The released one, expired, goes at the next sweep.
+        let swept = store.sweep_signed_uploads(500, 100).await.unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                released: 0,
+                removed: 1
+            }
+        );
+        assert!(store.source("new").unwrap().is_some());
     }
 }

@@ -856,3 +856,188 @@ fn images_and_sound_keep_their_kind_and_a_missing_url_fails() {
     assert!(call["error"].as_str().unwrap().contains("404"), "{call}");
     assert!(call.get("url").is_none(), "{call}");
 }
+
+/// Asks `POST upload` once: its status and body.
+fn ask_upload(env: &Env) -> (u16, Value) {
+    json(
+        ingest(env, &env.key, Method::POST, "v1/upload")
+            .send()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn upload_urls_are_capped_and_a_deleted_sources_url_stays_spent() {
+    let bytes = small_mp4();
+    let env = Env::with_settings(&[("CLIPSTREAM_SHOTSTACK_MAX_WAITING_UPLOADS", "2")]);
+    let (status, first) = ask_upload(&env);
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = ask_upload(&env);
+    assert_eq!(status, 200, "{second}");
+    // A third waiting URL is one too many, in the Ingest error shape.
+    let (status, body) = ask_upload(&env);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["status"], "429", "{body}");
+    assert_eq!(body["errors"][0]["code"], "too_many_uploads", "{body}");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 upload URLs"),
+        "{body}"
+    );
+
+    // A PUT begins (the source appears), its owner deletes the source,
+    // and the client goes away: the source stays deleted and its URL is
+    // spent, not given back.
+    let id = first["data"]["id"].as_str().unwrap().to_owned();
+    let url = first["data"]["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let target = url.split_once("/ingest-upload/").unwrap().1;
+    let server = env.server().url.trim_start_matches("http://").to_owned();
+    let mut put = std::net::TcpStream::connect(&server).unwrap();
+    write!(
+        put,
+        "PUT /ingest-upload/{target} HTTP/1.1\r\nHost: {server}\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    put.write_all(&bytes[..1000]).unwrap();
+    put.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = json(
+            ingest(&env, &env.key, Method::GET, &format!("v1/sources/{id}"))
+                .send()
+                .unwrap(),
+        );
+        if status == 200 {
+            assert_eq!(body["data"]["attributes"]["status"], "importing", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the PUT never began: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = ingest(&env, &env.key, Method::DELETE, &format!("v1/sources/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    drop(put);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, text) = loop {
+        let r = client().put(&url).body(bytes.clone()).send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        // 409 while the cut-off PUT is still being let go.
+        if status != 409 {
+            break (status, text);
+        }
+        assert!(Instant::now() < deadline, "the cut-off PUT is never let go");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("deleted"), "{text}");
+    let body = wait_settled(&env, &env.key, &id, 10);
+    assert_eq!(body["data"]["attributes"]["status"], "deleted", "{body}");
+
+    // The other URL, used, no longer counts against the cap.
+    let url = second["data"]["attributes"]["url"].as_str().unwrap();
+    let r = client().put(url).body(bytes.clone()).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = ask_upload(&env);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn deleting_a_source_stops_its_renditions() {
+    let (url, _) = served_mp4();
+    // One renderer, so one source is worked on at a time: the second
+    // source below is taken up only once the first's work has ended.
+    let env = Env::with_settings(&[
+        ("CLIPSTREAM_FETCH_ALLOW_PRIVATE", "true"),
+        ("CLIPSTREAM_RENDER_WORKERS", "1"),
+    ]);
+    let post = |body: Value| {
+        let (status, answer) = json(
+            ingest(&env, &env.key, Method::POST, "v1/sources")
+                .json(&body)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        answer["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let renditions: Vec<Value> = [64, 96, 128, 160]
+        .iter()
+        .map(|w| json!({ "format": "mp4", "size": { "width": w, "height": 48 } }))
+        .collect();
+    let id = post(json!({ "url": url, "outputs": { "renditions": renditions } }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rids: Vec<String> = loop {
+        let (status, body) = json(
+            ingest(&env, &env.key, Method::GET, &format!("v1/sources/{id}"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let a = &body["data"]["attributes"];
+        if a["status"] == "ready" {
+            break a["outputs"]["renditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = ingest(&env, &env.key, Method::DELETE, &format!("v1/sources/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let other = post(json!({ "url": url }));
+    let body = wait_settled(&env, &env.key, &other, 60);
+    assert_eq!(body["data"]["attributes"]["status"], "ready", "{body}");
+
+    // The first source's work has ended: no rendition came back.
+    let body = wait_settled(&env, &env.key, &id, 10);
+    let a = &body["data"]["attributes"];
+    assert_eq!(a["status"], "deleted", "{body}");
+    let uid = shotstack_project(&env);
+    for (r, rid) in a["outputs"]["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&rids)
+    {
+        assert_eq!(r["status"], "deleted", "{body}");
+        let movie = format!("/v1/sdl/{uid}/ingest-{rid}");
+        assert_eq!(env.client().get(&movie).status(), 404, "{movie} stays gone");
+    }
+}
+
+#[test]
+fn a_put_still_arriving_when_its_url_expires_is_cut() {
+    let env = Env::with_settings(&[("CLIPSTREAM_SHOTSTACK_UPLOAD_URL_SECS", "2")]);
+    let (status, answer) = ask_upload(&env);
+    assert_eq!(status, 200, "{answer}");
+    let url = answer["data"]["attributes"]["url"].as_str().unwrap();
+    let target = url.split_once("/ingest-upload/").unwrap().1;
+    let server = env.server().url.trim_start_matches("http://").to_owned();
+    let mut put = std::net::TcpStream::connect(&server).unwrap();
+    put.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // A body that never ends: the server answers once the URL expires.
+    write!(
+        put,
+        "PUT /ingest-upload/{target} HTTP/1.1\r\nHost: {server}\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    put.write_all(&[0; 1000]).unwrap();
+    let mut head = String::new();
+    BufReader::new(&put).read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+}

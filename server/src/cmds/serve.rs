@@ -118,6 +118,7 @@ pub fn run(config: Config) -> CmdResult {
             server = server.workers(config.server.workers);
         }
         actix_web::rt::spawn(expire_uploads(store.clone()));
+        actix_web::rt::spawn(crate::shotstack::ingest::sweep_uploads(store.clone()));
         // Background jobs a crash interrupted run again; the queue holds
         // them behind any viewer.
         match renders.resume().await {

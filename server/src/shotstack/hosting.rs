@@ -102,6 +102,41 @@ pub async fn host_path(
     commit(state, account, what, body).await
 }
 
+/// Hosts `what.asset`, already a project asset (a signed upload's body):
+/// typed by `what.filename` as [`commit`] types, and recorded; or the file
+/// already hosted as it, found (after a restart, say) rather than a
+/// second one over the same asset.
+pub async fn host_existing(
+    state: &AppState,
+    account: &AccountId,
+    what: Hosting<'_>,
+) -> Result<HostedFile, Failure> {
+    if let Some(file) = already_hosted(state, &what)? {
+        return Ok(file);
+    }
+    let project = project(state, account).await?;
+    let content_type = mime_guess::from_path(what.filename)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned();
+    let store = &state.store;
+    store
+        .set_asset_content_type(&project.uid, what.asset, &content_type)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(store
+        .host_asset(
+            account,
+            &project.uid,
+            what.asset,
+            what.filename,
+            what.render,
+            what.source,
+        )
+        .await
+        .map_err(ApiError::from)?)
+}
+
 async fn commit(
     state: &AppState,
     account: &AccountId,

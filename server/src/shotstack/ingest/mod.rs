@@ -11,6 +11,8 @@
 //! usable in Edits; the background work is in `work.rs`.
 
 mod error;
+mod facts;
+mod rendition;
 pub mod request;
 mod signed;
 pub mod signed_url;
@@ -32,8 +34,8 @@ use crate::http::body::read_limited;
 use crate::http::state::AppState;
 use crate::net::guard::Guard;
 use error::IngestError;
+use facts::kind_of_extension;
 use request::{parse_source, SizeLimits};
-use work::kind_of_extension;
 pub use work::{resume, Ctx};
 
 /// Movies and assets of the `shotstack` project made by Ingest (a
@@ -283,12 +285,23 @@ async fn upload(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
     let now = clipstream_storage::unix_now_ms();
+    let account = &key.0 .0 .0;
+    let max = state.config.shotstack.max_waiting_uploads;
+    if state.store.waiting_uploads_of(account, now)? >= max {
+        return Err(IngestError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
+            format!(
+                "this account holds {max} upload URLs not yet used; PUT to them or let them expire before asking for more"
+            ),
+        ));
+    }
     let expires = now / 1000 + state.config.shotstack.upload_url_secs;
     let id = sources::new_id();
     let base = crate::http::base_url(&req, &state.config);
     let source = Source {
         id: id.clone(),
-        account: key.0 .0 .0.clone(),
+        account: account.clone(),
         base: base.clone(),
         input: None,
         callback: None,
@@ -319,4 +332,31 @@ async fn upload(
             "expires": iso_date(expires * 1000),
         }}}),
     ))
+}
+
+/// How often [`sweep_uploads`] runs, and how long past its URL's expiry a
+/// PUT may still show `receiving` (its body is cut at the expiry).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs for the life of the server: releases PUTs whose handler is gone
+/// and forgets upload URLs that expired unused, so `POST upload` leaves no
+/// records behind however often it is called.
+pub async fn sweep_uploads(store: clipstream_storage::Store) {
+    let mut every = actix_web::rt::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        let now = clipstream_storage::unix_now_ms();
+        match store
+            .sweep_signed_uploads(now, SWEEP_EVERY.as_millis() as u64)
+            .await
+        {
+            Ok(swept) if swept == Default::default() => {}
+            Ok(swept) => tracing::info!(
+                released = swept.released,
+                removed = swept.removed,
+                "signed uploads swept"
+            ),
+            Err(e) => tracing::warn!(error = %e, "sweeping signed uploads failed"),
+        }
+    }
 }

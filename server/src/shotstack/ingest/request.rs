@@ -69,12 +69,14 @@ pub struct RenditionSpec {
 
 impl RenditionSpec {
     /// A field given that `format` has no use for (`fps` is a video's,
-    /// sizes and fit are pictures'), so that none is taken and ignored.
+    /// sizes and fit are pictures', and a PNG is lossless whatever its
+    /// `quality`), so that none is taken and ignored.
     pub fn unused_by(&self, format: Format) -> Option<&'static str> {
         let given = |name: &str| self.raw.get(name).is_some_and(|v| !v.is_null());
         let fields: &[&'static str] = match format {
             Format::Mp4 => &[],
-            Format::Jpg | Format::Png => &["fps"],
+            Format::Jpg => &["fps"],
+            Format::Png => &["fps", "quality"],
             Format::Mp3 => &["fps", "size", "fit", "resolution"],
         };
         fields.iter().copied().find(|f| given(f))
@@ -532,6 +534,11 @@ mod tests {
             (
                 rendition(json!({ "resolution": "4k" })),
                 "outputs.renditions[0].resolution",
+                false,
+            ),
+            (
+                rendition(json!({ "format": "png", "quality": 70 })),
+                "outputs.renditions[0].quality",
                 false,
             ),
             (

@@ -5,8 +5,10 @@
 //! The URL is checked before a byte is read: a signature that does not
 //! match, or a URL past its expiry, is a 403; a URL whose PUT completed is
 //! a 409. The body streams into the blob store, bounded by
-//! `limits.max_asset_bytes`; a PUT cut short leaves nothing behind and
-//! gives the URL back for another try until it expires.
+//! `limits.max_asset_bytes` and by the URL's expiry (a 408 past it); a
+//! PUT cut short (an error, or the client gone) leaves nothing behind and
+//! gives the URL back for another try until it expires, unless the owner
+//! deleted the source meanwhile (a 404 then, the URL spent).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -61,6 +63,13 @@ pub async fn put(
     let source = match state.store.claim_upload(&id, now).await? {
         Claim::Granted(source) => source,
         Claim::NotFound => return Err(IngestError::not_found("upload", &id)),
+        Claim::Deleted => {
+            return Err(IngestError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the source of this upload URL was deleted",
+            ))
+        }
         Claim::Expired => return Err(forbidden("the upload URL has expired; ask for another")),
         Claim::AlreadyUsed => {
             return Err(IngestError::new(
@@ -70,7 +79,17 @@ pub async fn put(
             ))
         }
     };
+    // Gives the URL back however this handler ends short of its last
+    // step: an error, or its future dropped when the client goes away.
+    let claim = Release {
+        store: state.store.clone(),
+        id: id.clone(),
+        armed: true,
+    };
     let account = clipstream_storage::AccountId(source.account.clone());
+    let asset = source_asset(&id);
+    // A slow client holds the URL no longer than it is good for.
+    let left = std::time::Duration::from_millis((query.expires * 1000).saturating_sub(now));
     let received = async {
         let limit = state.config.limits.max_asset_bytes;
         let writer = state.store.new_body(limit).await?;
@@ -80,37 +99,59 @@ pub async fn put(
         // Shotstack's docs show, sends no Content-Type.
         state
             .store
-            .put_asset(
-                &project.uid,
-                &source_asset(&id),
-                "application/octet-stream",
-                body,
-            )
+            .put_asset(&project.uid, &asset, "application/octet-stream", body)
             .await?;
         Ok::<_, IngestError>(project.uid)
-    }
-    .await;
-    let project = match received {
-        Ok(project) => project,
-        Err(e) => {
-            if let Err(release) = state.store.release_upload(&id).await {
-                tracing::error!(source = %id, error = %release, "a failed upload could not be released");
-            }
+    };
+    let project = match tokio::time::timeout(left, received).await {
+        Ok(Ok(project)) => project,
+        Ok(Err(e)) => {
+            // Given back before the answer, so a retry finds it free.
+            claim.release().await;
             return Err(e);
         }
+        Err(_) => {
+            claim.release().await;
+            return Err(IngestError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the upload URL expired before the whole file arrived; ask for another",
+            ));
+        }
     };
-    state
+    let mut deleted = false;
+    let marked = state
         .store
         .update_source(&id, |s| {
+            deleted = s.status == SourceStatus::Deleted;
             if let Some(g) = &mut s.upload {
                 g.state = GrantState::Used;
             }
-            if s.status != SourceStatus::Deleted {
+            if !deleted {
                 s.status = SourceStatus::Importing;
             }
             Ok(())
         })
-        .await?;
+        .await;
+    if marked.is_err() || deleted {
+        // Nothing to read: the bytes go.
+        if let Err(e) = state.store.delete_asset(&project, &asset).await {
+            tracing::warn!(source = %id, error = %e, "an unused upload's bytes were not removed");
+        }
+    }
+    if let Err(e) = marked {
+        claim.release().await;
+        return Err(e.into());
+    }
+    claim.disarm();
+    if deleted {
+        tracing::info!(source = %id, "signed upload received for a deleted source; dropped");
+        return Err(IngestError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the source of this upload URL was deleted",
+        ));
+    }
     tracing::info!(source = %id, "signed upload received");
     let work = Ctx {
         state: state.clone(),
@@ -119,4 +160,49 @@ pub async fn put(
     };
     actix_web::rt::spawn(work.uploaded(id, project));
     Ok(HttpResponse::Ok().finish())
+}
+
+/// A claimed upload not yet completed: dropped armed, it releases the
+/// claim in the background (a drop cannot wait).
+struct Release {
+    store: clipstream_storage::Store,
+    id: String,
+    armed: bool,
+}
+
+impl Release {
+    /// Releases the claim now (the usual way a failed PUT ends).
+    async fn release(mut self) {
+        self.armed = false;
+        release(self.store.clone(), self.id.clone()).await;
+    }
+
+    /// The PUT completed: the claim is the work's now.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+async fn release(store: clipstream_storage::Store, id: String) {
+    if let Err(e) = store.release_upload(&id).await {
+        // The periodic sweep releases it once its URL expired.
+        tracing::error!(source = %id, error = %e, "a failed upload could not be released");
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let release = release(self.store.clone(), self.id.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(release);
+            }
+            Err(_) => {
+                tracing::warn!(source = %self.id, "no runtime to release an upload; the sweep will")
+            }
+        }
+    }
 }

@@ -16,23 +16,24 @@
 //! renditions not yet made (each is the same Edit and render request, so
 //! a render already in the cache is not made again).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
 use clipstream_actors::engine::edit;
-use clipstream_actors::engine::media::probe::{probe, Facts};
 use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::{AccountId, MovieChoice, Source, SourceStatus};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use super::super::callback::Callbacks;
 use super::super::envelope::iso_date;
 use super::super::hosting::{self, Hosting};
+use super::facts::{self, read, Read};
+use super::rendition::rendition_edit;
 use super::request::{Format, RenditionSpec};
 use super::NAME_PREFIX;
 use crate::delivery::Renders;
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
 /// What the background work needs; cheap to clone.
@@ -43,123 +44,24 @@ pub struct Ctx {
     pub callbacks: web::Data<Arc<Callbacks>>,
 }
 
+/// A storage error as a status's `error` shows it: paths and database
+/// details are logged here, not shown to the account.
+fn public(e: clipstream_storage::Error) -> String {
+    tracing::error!(error = %e, "ingest storage error");
+    ApiError::from(e).public_message()
+}
+
+/// A render's error as a status's `error` shows it (see [`public`]).
+fn delivery_public(e: crate::delivery::DeliveryError) -> String {
+    match e {
+        crate::delivery::DeliveryError::Store(e) => public(e),
+        other => other.to_string(),
+    }
+}
+
 /// The project asset holding a source's bytes.
 pub fn source_asset(id: &str) -> String {
     format!("{NAME_PREFIX}{id}-source")
-}
-
-/// What libavformat says a file is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Read {
-    /// `video`, `image`, `audio` or `font`.
-    pub kind: &'static str,
-    pub extension: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub duration: Option<f64>,
-    pub fps: Option<f64>,
-}
-
-/// The kind a URL's extension promises, if it names a common one: enough
-/// to refuse a rendition of the wrong kind before anything is fetched.
-pub fn kind_of_extension(path: &str) -> Option<&'static str> {
-    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "mp4" | "mov" | "m4v" | "webm" | "mkv" | "avi" | "ogv" | "wmv" => "video",
-        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" => "image",
-        "mp3" | "wav" | "aac" | "m4a" | "ogg" | "oga" | "flac" => "audio",
-        "ttf" | "otf" | "woff" | "woff2" => "font",
-        _ => return None,
-    })
-}
-
-/// A plain extension of `hint` (a URL path), if it has one.
-fn extension_of(hint: &str) -> Option<String> {
-    let name = hint.rsplit('/').next()?;
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    (!ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then_some(ext)
-}
-
-/// `25/1` → 25.0.
-fn rate(r: &str) -> Option<f64> {
-    let (n, d) = r.split_once('/')?;
-    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-    (d > 0.0 && n > 0.0).then_some(n / d)
-}
-
-/// The facts of a source or rendition file; `hint` (a URL path or file
-/// name) gives the extension when it has a plain one.
-pub fn read(path: &Path, hint: &str) -> Result<Read, String> {
-    let facts: Facts = match probe(path, hint) {
-        Ok(f) => f,
-        Err(e) => {
-            return font_extension(path)
-                .map(|extension| Read {
-                    kind: "font",
-                    extension: extension_of(hint).unwrap_or_else(|| extension.to_owned()),
-                    width: None,
-                    height: None,
-                    duration: None,
-                    fps: None,
-                })
-                .ok_or_else(|| format!("not a video, image, audio or font file: {e}"));
-        }
-    };
-    let format = facts.format.format_name.as_str();
-    let first = format.split(',').next().unwrap_or_default();
-    let video = facts.streams.iter().find(|s| s.codec_type == Some("video"));
-    let audio = facts.streams.iter().any(|s| s.codec_type == Some("audio"));
-    let image = first.ends_with("_pipe") || first == "image2";
-    let kind = match (video, audio) {
-        (Some(_), _) if image => "image",
-        (Some(_), _) => "video",
-        (None, true) => "audio",
-        (None, false) => return Err("the file has neither pictures nor sound".into()),
-    };
-    let derived = match first {
-        "mov" => "mp4",
-        "matroska" => "mkv",
-        "image2" | "jpeg_pipe" => "jpg",
-        other => other.strip_suffix("_pipe").unwrap_or(other),
-    };
-    let extension = extension_of(hint).unwrap_or_else(|| derived.to_owned());
-    Ok(Read {
-        kind,
-        extension,
-        width: video.and_then(|v| v.width),
-        height: video.and_then(|v| v.height),
-        duration: if kind == "image" {
-            None
-        } else {
-            facts
-                .format
-                .duration
-                .or_else(|| video.and_then(|v| v.duration))
-        },
-        fps: if kind == "video" {
-            video
-                .and_then(|v| v.avg_frame_rate.as_deref().and_then(rate))
-                .or_else(|| video.and_then(|v| v.r_frame_rate.as_deref().and_then(rate)))
-        } else {
-            None
-        },
-    })
-}
-
-/// Fonts are sources too (for the Edit's `timeline.fonts`); libavformat
-/// does not read them, their first bytes tell.
-fn font_extension(path: &Path) -> Option<&'static str> {
-    use std::io::Read as _;
-    let mut head = [0u8; 4];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    match &head {
-        [0, 1, 0, 0] | b"true" => Some("ttf"),
-        b"OTTO" => Some("otf"),
-        b"wOFF" => Some("woff"),
-        b"wOF2" => Some("woff2"),
-        _ => None,
-    }
 }
 
 /// Sources worked on at once: as many as the renderers, so that ingests
@@ -259,7 +161,7 @@ impl Ctx {
             // Deleted while it waited for a slot: nothing to fetch.
             Ok(s) if s.status == SourceStatus::Deleted => return,
             Ok(_) => {}
-            Err(e) => return self.fail(&id, "fetch", e.to_string()).await,
+            Err(e) => return self.fail(&id, "fetch", public(e)).await,
         }
         let (dir, path) = match self.renders.download(&url).await {
             Ok(got) => got,
@@ -304,51 +206,133 @@ impl Ctx {
     }
 
     /// A signed upload's bytes, already the source's project asset: read
-    /// and hosted, as a fetched file is.
+    /// and hosted, as a fetched file is. Bytes that end up in no hosted
+    /// file (the source failed or was deleted) are removed.
     pub async fn uploaded(self, id: String, project: String) {
         let _slot = self.slot().await;
-        let store = &self.state.store;
         let asset = source_asset(&id);
-        let path = match store.asset_local_path(&project, &asset).await {
-            Ok(p) => p,
-            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
-        };
-        let read = web::block(move || read(&path, "")).await;
-        let read = match read {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                let _ = store.delete_asset(&project, &asset).await;
-                return self.fail(&id, "upload", e).await;
+        let outcome = self.host_upload(&id, &project, &asset).await;
+        if !matches!(outcome, Ok(Some(_))) {
+            if let Err(e) = self.state.store.delete_asset(&project, &asset).await {
+                tracing::warn!(source = %id, error = %e, "an unhosted upload's bytes were not removed");
             }
-            Err(e) => return self.fail(&id, "upload", e.to_string()).await,
+        }
+        match outcome {
+            Ok(Some((file, read))) => self.ready(id, "upload", file, read, Vec::new()).await,
+            // Deleted before it was read: nothing to tell.
+            Ok(None) => {}
+            Err(e) => self.fail(&id, "upload", e).await,
+        }
+    }
+
+    /// Reads and hosts an uploaded source; `None` if it was deleted.
+    async fn host_upload(
+        &self,
+        id: &str,
+        project: &str,
+        asset: &str,
+    ) -> Result<Option<(clipstream_storage::HostedFile, Read)>, String> {
+        let store = &self.state.store;
+        let source = match store.source(id) {
+            Ok(Some(source)) => source,
+            Ok(None) => return Err("the source record is gone".into()),
+            Err(e) => return Err(public(e)),
         };
-        let Ok(Some(source)) = store.source(&id) else {
-            return;
-        };
+        if source.status == SourceStatus::Deleted {
+            return Ok(None);
+        }
+        let path = store
+            .asset_local_path(project, asset)
+            .await
+            .map_err(public)?;
+        let read = web::block(move || read(&path, ""))
+            .await
+            .map_err(|e| e.to_string())??;
         let filename = format!("source.{}", read.extension);
-        let content_type = mime_guess::from_path(&filename)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_owned();
-        if let Err(e) = store
-            .set_asset_content_type(&project, &asset, &content_type)
+        let file = hosting::host_existing(
+            &self.state,
+            &Self::account(&source),
+            Hosting {
+                asset,
+                filename: &filename,
+                render: None,
+                source: Some(id),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Some((file, read)))
+    }
+
+    /// Whether the owner deleted source `id` (re-read: work in flight
+    /// checks before each step that would make something).
+    fn is_deleted(&self, id: &str) -> bool {
+        matches!(
+            self.state.store.source(id),
+            Ok(Some(s)) if s.status == SourceStatus::Deleted
+        )
+    }
+
+    /// Removes rendition `rid`'s Edit, made after its source was deleted
+    /// (the delete removed those it saw).
+    async fn drop_movie(&self, source: &Source, rid: &str) {
+        let project = match hosting::project(&self.state, &Self::account(source)).await {
+            Ok(project) => project,
+            Err(e) => {
+                return tracing::warn!(rendition = rid, error = %e, "a deleted rendition's Edit stays")
+            }
+        };
+        match self
+            .state
+            .store
+            .delete_movie(&project.uid, &format!("{NAME_PREFIX}{rid}"))
             .await
         {
-            return self.fail(&id, "upload", e.to_string()).await;
+            Ok(()) | Err(clipstream_storage::Error::MovieNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(rendition = rid, error = %e, "a deleted rendition's Edit stays")
+            }
         }
-        let hosted = store
-            .host_asset(
-                &Self::account(&source),
-                &project,
-                &asset,
-                &filename,
-                None,
-                Some(&id),
-            )
+    }
+
+    /// Marks the source's unfinished renditions failed and tells each.
+    async fn fail_renditions(&self, id: &str, error: &str) {
+        tracing::warn!(source = id, error, "renditions failed");
+        let mut failed = Vec::new();
+        let updated = self
+            .state
+            .store
+            .update_source(id, |s| {
+                failed.clear();
+                if s.status == SourceStatus::Deleted {
+                    return Ok(());
+                }
+                for r in &mut s.renditions {
+                    if matches!(r.status, SourceStatus::Queued | SourceStatus::Importing) {
+                        r.status = SourceStatus::Failed;
+                        r.error = Some(error.to_owned());
+                        failed.push(r.id.clone());
+                    }
+                }
+                Ok(())
+            })
             .await;
-        match hosted {
-            Ok(file) => self.ready(id, "upload", file, read, Vec::new()).await,
-            Err(e) => self.fail(&id, "upload", e.to_string()).await,
+        match updated {
+            Ok(source) => {
+                for rid in &failed {
+                    self.callback(
+                        &source,
+                        "rendition",
+                        rid,
+                        SourceStatus::Failed,
+                        None,
+                        Some(error),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(source = id, error = %e, "failed renditions could not be recorded")
+            }
         }
     }
 
@@ -380,7 +364,7 @@ impl Ctx {
             .await;
         let source = match updated {
             Ok(s) => s,
-            Err(e) => return self.fail(&id, action, e.to_string()).await,
+            Err(e) => return self.fail(&id, action, public(e)).await,
         };
         let account = Self::account(&source);
         if deleted {
@@ -398,6 +382,10 @@ impl Ctx {
             None,
         );
         for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            // A delete stops the renditions not begun.
+            if self.is_deleted(&id) {
+                return;
+            }
             self.rendition(&source, &read, spec, &rendition.id).await;
         }
     }
@@ -410,7 +398,13 @@ impl Ctx {
                 .into_iter()
                 .find(|known| *known == k)
         }) else {
-            return;
+            let kind = source.kind.as_deref().unwrap_or("none");
+            return self
+                .fail_renditions(
+                    &source.id,
+                    &format!("the source's kind ({kind}) is unknown"),
+                )
+                .await;
         };
         let extension = source
             .url
@@ -427,6 +421,9 @@ impl Ctx {
             fps: source.fps,
         };
         for (spec, rendition) in specs.iter().zip(source.renditions.iter()) {
+            if self.is_deleted(&source.id) {
+                return;
+            }
             if matches!(
                 rendition.status,
                 SourceStatus::Queued | SourceStatus::Importing
@@ -450,11 +447,10 @@ impl Ctx {
                 Ok(())
             })
         };
-        if let Err(e) = set(SourceStatus::Importing, None).await {
-            tracing::error!(rendition = rid, error = %e, "rendition state not recorded");
-            return;
-        }
-        let outcome = self.make_rendition(source, read, spec, rid).await;
+        let outcome = match set(SourceStatus::Importing, None).await {
+            Ok(_) => self.make_rendition(source, read, spec, rid).await,
+            Err(e) => Err(public(e)),
+        };
         let execution_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (status, url, error) = match outcome {
             Ok((file, facts)) => {
@@ -482,15 +478,30 @@ impl Ctx {
                     let _ = store
                         .delete_hosted_file(&Self::account(source), &file.id)
                         .await;
+                    self.drop_movie(source, rid).await;
                     return;
                 }
-                match done {
-                    Ok(_) => (SourceStatus::Ready, Some(url), None),
-                    Err(e) => (SourceStatus::Failed, None, Some(e.to_string())),
+                if let Err(e) = done {
+                    // Hosted but not recorded: nothing is told (a `failed`
+                    // now would contradict the `ready` the next start
+                    // sends when it finds the file hosted).
+                    tracing::error!(rendition = rid, error = %e, "a made rendition could not be recorded; the next start finishes it");
+                    return;
                 }
+                (SourceStatus::Ready, Some(url), None)
             }
             Err(e) => {
-                let _ = set(SourceStatus::Failed, Some(e.clone())).await;
+                // Deleted meanwhile: its Edit, if made after the delete
+                // removed those it saw, goes too; nothing is told.
+                if self.is_deleted(&source.id) {
+                    self.drop_movie(source, rid).await;
+                    return;
+                }
+                if let Err(failed) = set(SourceStatus::Failed, Some(e.clone())).await {
+                    // Told only once recorded; the next start tries again.
+                    tracing::error!(rendition = rid, error = %failed, "a failed rendition could not be recorded");
+                    return;
+                }
                 (SourceStatus::Failed, None, Some(e))
             }
         };
@@ -545,16 +556,25 @@ impl Ctx {
             .await
             .map_err(|e| e.to_string())?;
         let movie = format!("{NAME_PREFIX}{rid}");
+        // Checked again on both sides of making the Edit: a delete that
+        // ran meanwhile did not see it (the caller removes it).
+        let deleted = || "the source was deleted".to_owned();
+        if self.is_deleted(&source.id) {
+            return Err(deleted());
+        }
         state
             .store
             .put_movie(&project.uid, &movie, text)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(public)?;
+        if self.is_deleted(&source.id) {
+            return Err(deleted());
+        }
         let request = state
             .store
             .put_render_request(&project.uid, MovieChoice::One(movie), Map::new(), 1, None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(public)?;
         let engine_format = match format {
             Format::Mp4 => edit::Format::Mp4,
             Format::Mp3 => edit::Format::Mp3,
@@ -565,7 +585,7 @@ impl Ctx {
             .renders
             .finished(&request.token, Deliverable::Movie(engine_format))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(delivery_public)?;
         let open = finished.map_err(|e| format!("the render failed: {}", e.message))?;
         let name = spec.filename.clone().unwrap_or_else(|| rid.to_owned());
         let filename = format!("{name}.{}", format.extension());
@@ -587,8 +607,8 @@ impl Ctx {
             .store
             .asset_local_path(&project.uid, &asset)
             .await
-            .map_err(|e| e.to_string())?;
-        let facts = web::block(move || read_facts(&path, &filename))
+            .map_err(public)?;
+        let facts = web::block(move || facts::read(&path, &filename))
             .await
             .map_err(|e| e.to_string())??;
         Ok((file, facts))
@@ -663,171 +683,16 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
                     resumed += 1;
                 }
                 Err(e) => {
-                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable")
+                    tracing::error!(source = %source.id, error = %e, "stored renditions unreadable");
+                    ctx.fail_renditions(
+                        &source.id,
+                        "the rendition's stored settings cannot be read",
+                    )
+                    .await;
                 }
             },
             _ => {}
         }
     }
     Ok(resumed)
-}
-
-fn read_facts(path: &Path, name: &str) -> Result<Read, String> {
-    read(path, name)
-}
-
-/// `n` to the nearest even number, at least 2.
-fn even(n: f64) -> u32 {
-    ((n / 2.0).round() as u32 * 2).max(2)
-}
-
-/// The size of a rendition: both sides given; one side given, the other
-/// from the source's aspect; else the `resolution` preset; else the
-/// source's own size, within `max`.
-fn rendition_size(read: &Read, spec: &RenditionSpec, max: (u32, u32)) -> Option<(u32, u32)> {
-    let source = read
-        .width
-        .zip(read.height)
-        .filter(|(w, h)| *w > 0 && *h > 0);
-    let aspect = source.map(|(w, h)| f64::from(w) / f64::from(h));
-    match (spec.width, spec.height) {
-        (Some(w), Some(h)) => Some((w, h)),
-        (Some(w), None) => Some((
-            w,
-            even(f64::from(w) / aspect.unwrap_or(16.0 / 9.0)).min(max.1),
-        )),
-        (None, Some(h)) => Some((
-            even(f64::from(h) * aspect.unwrap_or(16.0 / 9.0)).min(max.0),
-            h,
-        )),
-        (None, None) if spec.resolution.is_some() => None,
-        (None, None) => source.map(|(w, h)| {
-            let scale = (f64::from(max.0) / f64::from(w))
-                .min(f64::from(max.1) / f64::from(h))
-                .min(1.0);
-            (even(f64::from(w) * scale), even(f64::from(h) * scale))
-        }),
-    }
-}
-
-/// The Engine's quality for the seed's 1–100: its three steps, in thirds
-/// (1–33 low, 34–66 medium, 67–100 high).
-pub fn quality(q: u32) -> &'static str {
-    match q {
-        0..=33 => "low",
-        34..=66 => "medium",
-        _ => "high",
-    }
-}
-
-/// The Edit that makes a rendition: one track, one clip of the whole
-/// source, the rendition's fit, and its format, size, rate and quality.
-pub fn rendition_edit(
-    asset: &str,
-    read: &Read,
-    spec: &RenditionSpec,
-    format: Format,
-    max: (u32, u32),
-) -> Value {
-    let length = read.duration.filter(|d| *d > 0.0).unwrap_or(1.0);
-    let mut clip = json!({
-        "asset": { "type": read.kind, "src": asset },
-        "start": 0,
-        "length": length,
-    });
-    let mut output = json!({ "format": format.extension() });
-    if read.kind != "audio" {
-        clip["fit"] = json!(spec.fit);
-        match rendition_size(read, spec, max) {
-            Some((w, h)) => output["size"] = json!({ "width": w, "height": h }),
-            None => {
-                let preset = match spec.resolution {
-                    Some("fhd") => "1080",
-                    Some(other) => other,
-                    None => "sd",
-                };
-                output["resolution"] = json!(preset);
-            }
-        }
-    }
-    if format == Format::Mp4 {
-        output["fps"] = json!(spec.fps.unwrap_or(25.0));
-    }
-    if let Some(q) = spec.quality {
-        output["quality"] = json!(quality(q));
-    }
-    json!({
-        "timeline": { "tracks": [{ "clips": [clip] }] },
-        "output": output,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(v: Value) -> RenditionSpec {
-        let body = json!({ "url": "http://h/a.mp4", "outputs": { "renditions": [v] } });
-        let limits = super::super::request::SizeLimits {
-            video: (1920, 1920),
-            image: (4096, 4096),
-        };
-        super::super::request::parse_source(body.to_string().as_bytes(), limits)
-            .unwrap()
-            .renditions
-            .remove(0)
-    }
-
-    const VIDEO: Read = Read {
-        kind: "video",
-        extension: String::new(),
-        width: Some(320),
-        height: Some(240),
-        duration: Some(2.0),
-        fps: Some(25.0),
-    };
-
-    #[test]
-    fn a_video_rendition_is_one_clip_of_the_whole_source() {
-        let s = spec(
-            json!({ "format": "mp4", "size": { "width": 160 }, "fit": "contain", "quality": 70, "fps": 12 }),
-        );
-        let edit = rendition_edit("ingest-x-source", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(
-            edit,
-            json!({
-                "timeline": { "tracks": [{ "clips": [{
-                    "asset": { "type": "video", "src": "ingest-x-source" },
-                    "start": 0, "length": 2.0, "fit": "contain" }] }] },
-                "output": { "format": "mp4", "size": { "width": 160, "height": 120 }, "fps": 12.0, "quality": "high" }
-            })
-        );
-        let s = spec(json!({ "resolution": "fhd" }));
-        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(edit["output"]["resolution"], "1080");
-        let s = spec(json!({}));
-        let edit = rendition_edit("a", &VIDEO, &s, Format::Mp4, (1920, 1920));
-        assert_eq!(
-            edit["output"]["size"],
-            json!({ "width": 320, "height": 240 })
-        );
-        assert_eq!(edit["timeline"]["tracks"][0]["clips"][0]["fit"], "crop");
-    }
-
-    #[test]
-    fn quality_maps_in_thirds() {
-        assert_eq!(
-            [1, 33, 34, 66, 67, 100].map(quality),
-            ["low", "low", "medium", "medium", "high", "high"]
-        );
-    }
-
-    #[test]
-    fn extensions_promise_a_kind() {
-        assert_eq!(kind_of_extension("/a/b.MP4"), Some("video"));
-        assert_eq!(kind_of_extension("/a/b.jpeg"), Some("image"));
-        assert_eq!(kind_of_extension("/a/b"), None);
-        assert_eq!(extension_of("/a/b.Mp4"), Some("mp4".into()));
-        assert_eq!(extension_of("/a.b/c"), None);
-    }
 }
