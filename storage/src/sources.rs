@@ -25,6 +25,17 @@ pub enum SourceStatus {
 }
 
 impl SourceStatus {
+    /// The seed's word for it, as serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceStatus::Queued => "queued",
+            SourceStatus::Importing => "importing",
+            SourceStatus::Ready => "ready",
+            SourceStatus::Failed => "failed",
+            SourceStatus::Deleted => "deleted",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,

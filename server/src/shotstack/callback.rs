@@ -33,6 +33,46 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::guard::Guard;
 
+/// What a callback says, in Shotstack's documented fields; those without
+/// a value are left out of the body.
+pub struct Notice<'a> {
+    /// `edit` or `ingest`.
+    pub kind: &'static str,
+    /// `render`, `fetch`, `rendition`.
+    pub action: &'a str,
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub status: &'a str,
+    pub url: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// The source a rendition belongs to.
+    pub source: Option<&'a str>,
+    pub completed_ms: u64,
+}
+
+impl Notice<'_> {
+    pub fn body(&self) -> Value {
+        let mut body = serde_json::json!({
+            "type": self.kind,
+            "action": self.action,
+            "id": self.id,
+            "owner": self.owner,
+            "status": self.status,
+            "completed": super::envelope::iso_date(self.completed_ms),
+        });
+        for (field, value) in [
+            ("source", self.source),
+            ("url", self.url),
+            ("error", self.error),
+        ] {
+            if let Some(value) = value {
+                body[field] = Value::String(value.to_owned());
+            }
+        }
+        body
+    }
+}
+
 pub struct Callbacks {
     client: reqwest::Client,
     guard: Guard,

@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::auth::ApiKey;
-use super::callback::Callbacks;
+use super::callback::{Callbacks, Notice};
 use super::edit_input::{self, Checked};
 use super::envelope::{created, iso_date, ok, Failure};
 use super::hosting::{self, Hosting};
@@ -580,21 +580,18 @@ async fn finish(services: &Services, mut record: ShotstackRender) {
 /// The callback's body: Shotstack's documented fields, none empty.
 fn callback_body(record: &ShotstackRender, completed_ms: u64) -> Value {
     let done = record.outcome == Some(RenderOutcome::Done);
-    let mut body = json!({
-        "type": "edit",
-        "action": "render",
-        "id": record.id,
-        "owner": record.account,
-        "status": if done { "done" } else { "failed" },
-        "completed": iso_date(completed_ms),
-    });
-    if let (true, Some(url)) = (done, &record.url) {
-        body["url"] = json!(url);
+    Notice {
+        kind: "edit",
+        action: "render",
+        id: &record.id,
+        owner: &record.account,
+        status: if done { "done" } else { "failed" },
+        url: record.url.as_deref().filter(|_| done),
+        error: record.error.as_deref(),
+        source: None,
+        completed_ms,
     }
-    if let Some(error) = &record.error {
-        body["error"] = json!(error);
-    }
-    body
+    .body()
 }
 
 async fn deliver(services: &Services, record: &mut ShotstackRender) -> Result<(), String> {

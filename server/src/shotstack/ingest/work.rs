@@ -23,10 +23,9 @@ use actix_web::web;
 use clipstream_actors::engine::edit;
 use clipstream_actors::engine::plan::Deliverable;
 use clipstream_storage::{AccountId, MovieChoice, Source, SourceStatus};
-use serde_json::{json, Map};
+use serde_json::Map;
 
-use super::super::callback::Callbacks;
-use super::super::envelope::iso_date;
+use super::super::callback::{Callbacks, Notice};
 use super::super::hosting::{self, Hosting};
 use super::facts::{self, read, Read};
 use super::rendition::rendition_edit;
@@ -125,23 +124,18 @@ impl Ctx {
         let Some(callback) = &source.callback else {
             return;
         };
-        let mut body = json!({
-            "type": "ingest",
-            "action": action,
-            "id": id,
-            "owner": source.account,
-            "status": status,
-            "completed": iso_date(clipstream_storage::unix_now_ms()),
-        });
-        if id != source.id {
-            body["source"] = json!(source.id);
+        let body = Notice {
+            kind: "ingest",
+            action,
+            id,
+            owner: &source.account,
+            status: status.name(),
+            url,
+            error,
+            source: (id != source.id).then_some(source.id.as_str()),
+            completed_ms: clipstream_storage::unix_now_ms(),
         }
-        if let Some(url) = url {
-            body["url"] = json!(url);
-        }
-        if let Some(error) = error {
-            body["error"] = json!(error);
-        }
+        .body();
         self.callbacks.send(callback.clone(), body);
     }
 
