@@ -114,6 +114,30 @@ pub struct Source {
 impl Source {
     /// Whether the account sees it: a direct upload appears once its PUT
     /// has begun.
+    /// A new source, queued, with nothing known of it yet.
+    pub fn queued(id: String, account: String, base: String, now_ms: u64) -> Source {
+        Source {
+            id,
+            account,
+            base,
+            input: None,
+            callback: None,
+            status: SourceStatus::Queued,
+            hosted: None,
+            url: None,
+            kind: None,
+            width: None,
+            height: None,
+            duration: None,
+            fps: None,
+            error: None,
+            renditions: Vec::new(),
+            upload: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+
     pub fn is_visible(&self) -> bool {
         self.upload
             .as_ref()
@@ -393,24 +417,8 @@ mod tests {
 
     fn source(id: &str, account: &str, created_ms: u64, upload: Option<UploadGrant>) -> Source {
         Source {
-            id: id.into(),
-            account: account.into(),
-            base: "http://x".into(),
-            input: None,
-            callback: None,
-            status: SourceStatus::Queued,
-            hosted: None,
-            url: None,
-            kind: None,
-            width: None,
-            height: None,
-            duration: None,
-            fps: None,
-            error: None,
-            renditions: Vec::new(),
             upload,
-            created_ms,
-            updated_ms: created_ms,
+            ..Source::queued(id.into(), account.into(), "http://x".into(), created_ms)
         }
     }
 

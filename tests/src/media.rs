@@ -22,6 +22,33 @@ pub fn ffmpeg(args: &[&str], out: &Path) {
     assert!(status.success(), "ffmpeg {args:?}");
 }
 
+/// A 2-second 320×240 H.264 video with AAC sound: the bytes.
+pub fn small_mp4() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("small.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &path,
+    );
+    std::fs::read(&path).expect("the video made")
+}
+
 pub fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
     let r = api.put(
         &format!("/v1/data/{uid}/{name}"),

@@ -23,29 +23,10 @@ use serde_json::{json, Value};
 
 /// A 2-second 320×240 H.264 video with sound, served at the returned URL.
 fn small_mp4() -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("small.mp4");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=2",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-        &path,
-    );
-    let (base, _) = serve_files(vec![("/small.mp4".into(), std::fs::read(&path).unwrap())]);
+    let (base, _) = serve_files(vec![(
+        "/small.mp4".into(),
+        clipstream_tests::media::small_mp4(),
+    )]);
     format!("{base}/small.mp4")
 }
 

@@ -17,37 +17,10 @@ use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A 2-second 320×240 H.264 video with AAC sound.
-fn small_mp4() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("small.mp4");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=2",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-        &path,
-    );
-    std::fs::read(&path).unwrap()
-}
-
 /// `small_mp4` served by the test at `<base>/small.mp4`; returns its URL
 /// and bytes.
 fn served_mp4() -> (String, Vec<u8>) {
-    let bytes = small_mp4();
+    let bytes = clipstream_tests::media::small_mp4();
     let (base, _) = serve_files(vec![("/small.mp4".into(), bytes.clone())]);
     (format!("{base}/small.mp4"), bytes)
 }
@@ -545,7 +518,7 @@ fn wrong_fields_are_refused_at_their_path() {
 
 #[test]
 fn a_signed_upload_url_takes_one_whole_put_before_it_expires() {
-    let bytes = small_mp4();
+    let bytes = clipstream_tests::media::small_mp4();
     // No private fetches allowed: the Edit below reads the uploaded source
     // from the store, not over HTTP.
     let env = Env::with_settings(&[
@@ -686,7 +659,7 @@ fn stalling_once(bytes: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::A
 
 #[test]
 fn an_ingest_cut_off_by_a_stop_is_finished_after_the_restart() {
-    let bytes = small_mp4();
+    let bytes = clipstream_tests::media::small_mp4();
     let (url, seen) = stalling_once(bytes.clone());
     let mut env = env();
     let body = json!({ "url": url, "outputs": { "renditions": [{ "format": "mp4", "size": { "width": 160 } }] } });
@@ -868,7 +841,7 @@ fn ask_upload(env: &Env) -> (u16, Value) {
 
 #[test]
 fn upload_urls_are_capped_and_a_deleted_sources_url_stays_spent() {
-    let bytes = small_mp4();
+    let bytes = clipstream_tests::media::small_mp4();
     let env = Env::with_settings(&[("CLIPSTREAM_SHOTSTACK_MAX_WAITING_UPLOADS", "2")]);
     let (status, first) = ask_upload(&env);
     assert_eq!(status, 200, "{first}");

@@ -58,42 +58,40 @@ pub async fn host_bytes(
     what: Hosting<'_>,
     bytes: &[u8],
 ) -> Result<HostedFile, Failure> {
-    if let Some(file) = already_hosted(state, &what)? {
-        return Ok(file);
-    }
-    let store = &state.store;
-    let mut body = store
-        .new_body(state.config.limits.max_asset_bytes)
-        .await
-        .map_err(ApiError::from)?;
-    body.write(bytes).await.map_err(ApiError::from)?;
-    commit(state, account, what, body).await
+    host_read(state, account, what, bytes).await
 }
 
-/// Hosts the file at `path`, read in pieces.
+/// Hosts the file at `path`.
 pub async fn host_path(
     state: &AppState,
     account: &AccountId,
     what: Hosting<'_>,
     path: &Path,
 ) -> Result<HostedFile, Failure> {
+    let io = |e| ApiError::from(clipstream_storage::Error::from(e));
+    let file = tokio::fs::File::open(path).await.map_err(io)?;
+    host_read(state, account, what, file).await
+}
+
+/// Hosts what `from` reads, in pieces, unless it is hosted already.
+async fn host_read(
+    state: &AppState,
+    account: &AccountId,
+    what: Hosting<'_>,
+    mut from: impl tokio::io::AsyncRead + Unpin,
+) -> Result<HostedFile, Failure> {
     if let Some(file) = already_hosted(state, &what)? {
         return Ok(file);
     }
-    let store = &state.store;
-    let mut body = store
+    let io = |e| ApiError::from(clipstream_storage::Error::from(e));
+    let mut body = state
+        .store
         .new_body(state.config.limits.max_asset_bytes)
         .await
         .map_err(ApiError::from)?;
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| ApiError::from(clipstream_storage::Error::from(e)))?;
     let mut buf = vec![0; 256 * 1024];
     loop {
-        let n = file
-            .read(&mut buf)
-            .await
-            .map_err(|e| ApiError::from(clipstream_storage::Error::from(e)))?;
+        let n = from.read(&mut buf).await.map_err(io)?;
         if n == 0 {
             break;
         }

@@ -64,6 +64,22 @@ struct TemplateData {
     template: Box<RawValue>,
 }
 
+/// Stores a checked template as the movie `id` of the project, with its
+/// name beside it.
+async fn store_template(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    body: &TemplateBody,
+) -> Result<(), Failure> {
+    state
+        .store
+        .put_template(project, id, &body.name, body.template.get().to_owned())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(())
+}
+
 /// A body's name and template, both checked.
 fn checked_body(state: &AppState, text: &str) -> Result<TemplateBody, Failure> {
     let body: TemplateBody = parse_body(text)?;
@@ -96,16 +112,7 @@ pub async fn create(
     let body = checked_body(&state, &text)?;
     let project = hosting::project(&state, &key.0 .0).await?;
     let id = uuid::Uuid::new_v4().to_string();
-    state
-        .store
-        .put_template(
-            &project.uid,
-            &id,
-            &body.name,
-            body.template.get().to_owned(),
-        )
-        .await
-        .map_err(ApiError::from)?;
+    store_template(&state, &project.uid, &id, &body).await?;
     tracing::info!(template = %id, "shotstack template created");
     Ok(created(
         json!({ "message": "Template Successfully Created", "id": id }),
@@ -226,16 +233,7 @@ pub async fn update(
     template(&state, &project.uid, &id)?;
     let text = read_text(&req, payload, &state).await?;
     let body = checked_body(&state, &text)?;
-    state
-        .store
-        .put_template(
-            &project.uid,
-            &id,
-            &body.name,
-            body.template.get().to_owned(),
-        )
-        .await
-        .map_err(ApiError::from)?;
+    store_template(&state, &project.uid, &id, &body).await?;
     tracing::info!(template = %id, "shotstack template updated");
     Ok(ok(
         "OK",

@@ -142,20 +142,8 @@ async fn create(
     let now = clipstream_storage::unix_now_ms();
     let id = sources::new_id();
     let source = Source {
-        id: id.clone(),
-        account: key.0 .0 .0.clone(),
-        base: crate::http::base_url(&req, &state.config),
         input: Some(request.url.to_string()),
         callback: request.callback.map(|u| u.to_string()),
-        status: SourceStatus::Queued,
-        hosted: None,
-        url: None,
-        kind: None,
-        width: None,
-        height: None,
-        duration: None,
-        fps: None,
-        error: None,
         renditions: request
             .renditions
             .iter()
@@ -173,9 +161,12 @@ async fn create(
                 error: None,
             })
             .collect(),
-        upload: None,
-        created_ms: now,
-        updated_ms: now,
+        ..Source::queued(
+            id.clone(),
+            key.0 .0 .0.clone(),
+            crate::http::base_url(&req, &state.config),
+            now,
+        )
     };
     state.store.insert_source(&source).await?;
     tracing::info!(source = %id, renditions = source.renditions.len(), "source queued");
@@ -300,27 +291,11 @@ async fn upload(
     let id = sources::new_id();
     let base = crate::http::base_url(&req, &state.config);
     let source = Source {
-        id: id.clone(),
-        account: account.clone(),
-        base: base.clone(),
-        input: None,
-        callback: None,
-        status: SourceStatus::Queued,
-        hosted: None,
-        url: None,
-        kind: None,
-        width: None,
-        height: None,
-        duration: None,
-        fps: None,
-        error: None,
-        renditions: Vec::new(),
         upload: Some(UploadGrant {
             expires_ms: expires * 1000,
             state: GrantState::Waiting,
         }),
-        created_ms: now,
-        updated_ms: now,
+        ..Source::queued(id.clone(), account.clone(), base.clone(), now)
     };
     state.store.insert_source(&source).await?;
     let url = signed::url(&state, &base, &id, expires)?;
