@@ -408,10 +408,10 @@ struct RenderResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     render_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
+    url: Option<String>,
     // Always present, null until there is one: the seed's `string¦null`.
-    poster: Option<&'a str>,
-    thumbnail: Option<&'a str>,
+    poster: Option<String>,
+    thumbnail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Box<RawValue>>,
     created: String,
@@ -419,6 +419,7 @@ struct RenderResponse<'a> {
 }
 
 pub async fn get(
+    req: HttpRequest,
     key: ApiKey,
     services: Services,
     id: web::Path<String>,
@@ -450,6 +451,17 @@ pub async fn get(
         })?)
     };
     let done = record.outcome == Some(RenderOutcome::Done);
+    // This server's URLs are told on the base of the request asking, which
+    // may differ from the one the render was asked on (another name, a
+    // new port); an S3 URL is left as it is.
+    let base = crate::http::base_url(&req, &services.state.config);
+    let here = |url: &Option<String>| -> Option<String> {
+        let url = url.as_deref().filter(|_| done)?;
+        Some(match url.strip_prefix(record.base_url.as_str()) {
+            Some(rest) if rest.starts_with('/') => format!("{base}{rest}"),
+            _ => url.to_owned(),
+        })
+    };
     Ok(ok(
         "OK",
         RenderResponse {
@@ -459,9 +471,9 @@ pub async fn get(
             error,
             duration: record.duration,
             render_time: record.render_ms.filter(|_| done),
-            url: record.url.as_deref().filter(|_| done),
-            poster: record.poster_url.as_deref().filter(|_| done),
-            thumbnail: record.thumbnail_url.as_deref().filter(|_| done),
+            url: here(&record.url),
+            poster: here(&record.poster_url),
+            thumbnail: here(&record.thumbnail_url),
             data: echoed,
             created: iso_date(record.created_ms),
             updated: iso_date(record.updated_ms),

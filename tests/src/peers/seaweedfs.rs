@@ -32,8 +32,25 @@ pub struct SeaweedFs {
 
 impl SeaweedFs {
     /// Starts SeaweedFS on free loopback ports and waits until its S3
-    /// gateway answers a signed request.
+    /// gateway answers a signed request. Its eight ports are picked free
+    /// and then bound by SeaweedFS a moment later, when a test running
+    /// beside it may have taken one: a start that exits at once is tried
+    /// again on new ports, three times at most.
     pub fn start() -> SeaweedFs {
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(server) => return server,
+                Err(exit) => exits.push(exit),
+            }
+        }
+        panic!(
+            "SeaweedFS exited at each of three starts:\n{}",
+            exits.join("\n---\n")
+        );
+    }
+
+    fn start_once() -> Result<SeaweedFs, String> {
         let weed = dir().join("python/bin/weed");
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("data");
@@ -97,21 +114,23 @@ impl SeaweedFs {
             port: s3,
             http: crate::http_client(Duration::from_secs(30)),
         };
-        server.wait_ready();
-        server
+        server.wait_ready()?;
+        Ok(server)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for the S3 gateway; `Err` with the log's end when SeaweedFS
+    /// exited instead.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("SeaweedFS exited ({status}): {}", self.log_tail());
+                return Err(format!("SeaweedFS exited ({status}): {}", self.log_tail()));
             }
             // ListBuckets: 200 once the identities are loaded and the
             // filer behind the gateway answers.
             if let Ok(r) = self.try_request(Method::GET, "/", &[], Vec::new(), &[]) {
                 if r.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             assert!(
