@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use clipstream_storage::Asset;
+use clipstream_storage::{Asset, AssetBody};
 use serde::Serialize;
 
 use super::{owned_item, owned_project};
@@ -89,15 +89,24 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (uid, name) = owned_item(&state, &account, path, "filename")?;
     let body = state.store.open_asset(&uid, &name).await?;
+    // Assets need credentials: shared caches must not keep them.
+    respond_body(&req, body, "private, no-cache").await
+}
+
+/// An asset's body with the HTTP semantics of every entity here.
+pub(super) async fn respond_body(
+    req: &HttpRequest,
+    body: AssetBody,
+    cache_control: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let meta = Meta {
         len: body.asset.size,
         etag: body.asset.hash.clone(),
         modified: body.asset.modified,
         content_type: body.asset.content_type.clone(),
-        // Assets need credentials: shared caches must not keep them.
-        cache_control: "private, no-cache",
+        cache_control,
     };
-    Ok(entity::respond(&req, &meta, body.file)
+    Ok(entity::respond(req, &meta, body.file)
         .await
         .map_err(clipstream_storage::Error::from)?)
 }

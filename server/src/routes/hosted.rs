@@ -5,7 +5,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
 use crate::http::resource;
 use crate::http::state::AppState;
@@ -32,16 +31,7 @@ async fn get(
     }
     let asset = store.hosted_asset(&file)?;
     let body = store.open_asset(&file.project, &asset.name).await?;
-    let meta = Meta {
-        len: body.asset.size,
-        etag: body.asset.hash.clone(),
-        modified: body.asset.modified,
-        content_type: body.asset.content_type.clone(),
-        // Public like a CDN's copy, but revalidated at every use (a 304
-        // by its ETag), so that a deleted file stops being served at once.
-        cache_control: "public, no-cache",
-    };
-    Ok(entity::respond(&req, &meta, body.file)
-        .await
-        .map_err(clipstream_storage::Error::from)?)
+    // Public like a CDN's copy, but revalidated at every use (a 304 by its
+    // ETag), so that a deleted file stops being served at once.
+    super::assets::respond_body(&req, body, "public, no-cache").await
 }

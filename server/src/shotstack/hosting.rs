@@ -113,10 +113,7 @@ pub async fn host_existing(
         return Ok(file);
     }
     let project = project(state, account).await?;
-    let content_type = mime_guess::from_path(what.filename)
-        .first_or_octet_stream()
-        .essence_str()
-        .to_owned();
+    let content_type = content_type_of(what.filename);
     let store = &state.store;
     store
         .set_asset_content_type(&project.uid, what.asset, &content_type)
@@ -142,10 +139,7 @@ async fn commit(
     body: clipstream_storage::BlobWriter,
 ) -> Result<HostedFile, Failure> {
     let project = project(state, account).await?;
-    let content_type = mime_guess::from_path(what.filename)
-        .first_or_octet_stream()
-        .essence_str()
-        .to_owned();
+    let content_type = content_type_of(what.filename);
     let store = &state.store;
     store
         .put_asset(&project.uid, what.asset, &content_type, body)
@@ -169,6 +163,14 @@ async fn commit(
             Err(ApiError::from(e).into())
         }
     }
+}
+
+/// A hosted file's type, by its name's extension.
+fn content_type_of(filename: &str) -> String {
+    mime_guess::from_path(filename)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
 }
 
 /// The public URL of a hosted file.
