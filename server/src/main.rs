@@ -8,6 +8,7 @@ mod http;
 mod memory;
 mod metrics;
 mod net;
+mod pixop;
 mod routes;
 mod shotstack;
 mod telemetry;
@@ -52,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage Pixop API users (email and password, in teams), whether or
+    /// not a server runs on the data directory.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Render an Edit to a file with the server's pipeline, no server
     /// needed. Sources are files named relative to the Edit.
     Render {
@@ -94,6 +101,46 @@ enum KeysCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user in a team; a team name not yet known makes a new
+    /// team, which is a new account.
+    Create {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// The team's name.
+        #[arg(long, value_name = "TEAM")]
+        team: String,
+        /// The user's display name.
+        #[arg(long, value_name = "NAME", default_value = "")]
+        name: String,
+        #[arg(long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from standard input (keeps it out of `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban a user: their tokens and password are refused from now on.
+    Ban {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a user's ban.
+    Unban {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     // Before any other thread exists.
     memory::configure();
@@ -120,6 +167,34 @@ fn main() -> ExitCode {
             KeysCommand::Create { account, json } => cmds::keys::create(&config, account, json),
             KeysCommand::List { json } => cmds::keys::list(&config, json),
             KeysCommand::Revoke { key } => cmds::keys::revoke(&config, key),
+        },
+        Command::Users { command } => match command {
+            UsersCommand::Create {
+                email,
+                team,
+                name,
+                password,
+                password_stdin,
+                json,
+            } => cmds::users::create(
+                &config,
+                cmds::users::NewUser {
+                    email,
+                    team,
+                    name,
+                    password,
+                    password_stdin,
+                },
+                json,
+            ),
+            UsersCommand::Ban {
+                email,
+                reason,
+                json,
+            } => cmds::users::ban(&config, email, true, reason, json),
+            UsersCommand::Unban { email, json } => {
+                cmds::users::ban(&config, email, false, String::new(), json)
+            }
         },
         Command::Render {
             edit,

@@ -70,6 +70,18 @@ impl Store {
         self.add_key(&account).await
     }
 
+    /// Makes a new account without keys: a Pixop team, whose users sign in
+    /// with passwords instead (`pixop_users`).
+    pub(crate) fn create_account(&self) -> Result<AccountId> {
+        let account = AccountId(uuid::Uuid::new_v4().to_string());
+        let record = AccountRecord {
+            id: account.clone(),
+            created: ids::unix_now(),
+        };
+        self.put_record(Collection::Accounts, &account.0, &record)?;
+        Ok(account)
+    }
+
     /// Adds a key pair to an existing account.
     pub async fn add_key(&self, account: &AccountId) -> Result<NewKey> {
         if !self.repo.contains(Collection::Accounts, &account.0)? {

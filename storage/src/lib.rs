@@ -34,6 +34,8 @@ pub mod hosted;
 pub mod jobs;
 pub mod keys;
 pub mod movies;
+pub mod pixop_users;
+pub mod pixop_videos;
 pub mod projects;
 pub mod render_cache;
 pub mod renders;
@@ -55,6 +57,8 @@ pub use ids::{unix_now, unix_now_ms};
 pub use jobs::{Job, JobError, JobState};
 pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;
+pub use pixop_users::{Ban, EmailTaken, NewPixopUser, PixopTeam, PixopUser};
+pub use pixop_videos::PixopVideo;
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};
@@ -174,7 +178,10 @@ impl Store {
             + self.sweep_jobs()?
             + self.sweep_upload_tasks()?;
         let assets: Vec<Asset> = self.records(Collection::Assets, "")?;
-        let referenced = assets.iter().map(|a| a.blob_id().to_owned()).collect();
+        let mut referenced: std::collections::HashSet<String> =
+            assets.iter().map(|a| a.blob_id().to_owned()).collect();
+        // Pixop videos' media are bodies of no asset.
+        referenced.extend(self.pixop_blobs()?);
         let uploads = self
             .record_keys(Collection::Uploads, "")?
             .into_iter()

@@ -22,7 +22,7 @@ pub struct Publication {
     pub at: u64,
 }
 
-fn name_key(account: &AccountId, name: &str) -> String {
+pub(crate) fn name_key(account: &AccountId, name: &str) -> String {
     format!("{}/{}", account.0, name)
 }
 

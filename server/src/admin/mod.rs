@@ -14,6 +14,7 @@
 
 pub mod protocol;
 pub mod socket;
+mod users;
 
 use std::path::{Path, PathBuf};
 
@@ -70,17 +71,31 @@ pub enum AdminError {
 /// Does what `request` asks on `store`. Both transports end here: the
 /// server for a request that came over the socket, the CLI on a store it
 /// opened itself.
-pub async fn execute(store: &Store, request: Request) -> Result<Reply, StoreError> {
-    match request {
+pub async fn execute(store: &Store, request: Request) -> Result<Reply, AdminError> {
+    Ok(match request {
         Request::Create { account: None } => {
-            store.create_account_with_key().await.map(Reply::Created)
+            store.create_account_with_key().await.map(Reply::Created)?
         }
         Request::Create {
             account: Some(account),
-        } => store.add_key(&AccountId(account)).await.map(Reply::Created),
-        Request::List {} => store.list_keys().map(Reply::Keys),
-        Request::Revoke { key } => store.revoke_key(&key).await.map(Reply::Revoked),
-    }
+        } => store
+            .add_key(&AccountId(account))
+            .await
+            .map(Reply::Created)?,
+        Request::List {} => store.list_keys().map(Reply::Keys)?,
+        Request::Revoke { key } => store.revoke_key(&key).await.map(Reply::Revoked)?,
+        Request::UserCreate {
+            email,
+            team,
+            password,
+            name,
+        } => users::create(store, &email, &team, &password, &name).await?,
+        Request::UserBan {
+            email,
+            banned,
+            reason,
+        } => users::ban(store, &email, banned, &reason).await?,
+    })
 }
 
 /// A failed request as the server answers it.

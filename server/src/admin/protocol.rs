@@ -39,6 +39,25 @@ pub enum Request {
     List {},
     /// Deletes a key; its next request gets 401.
     Revoke { key: String },
+    /// A Pixop API user in team `team` (by name; a new name makes a new
+    /// team, an account of its own). `{"keys":"user_create",...}`.
+    #[serde(rename = "user_create")]
+    UserCreate {
+        email: String,
+        team: String,
+        password: String,
+        #[serde(default)]
+        name: String,
+    },
+    /// Bans (`banned: true`, with `reason`) or unbans a Pixop user: a
+    /// banned user's tokens and password are refused.
+    #[serde(rename = "user_ban")]
+    UserBan {
+        email: String,
+        banned: bool,
+        #[serde(default)]
+        reason: String,
+    },
 }
 
 /// The one line the server answers.
@@ -56,6 +75,19 @@ pub enum Reply {
     Created(NewKey),
     Keys(Vec<KeyInfo>),
     Revoked(KeyInfo),
+    User(UserInfo),
+}
+
+/// A Pixop user as `clipstream users` prints it (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserInfo {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub team_id: String,
+    pub team_name: String,
+    pub banned: bool,
 }
 
 /// Why a request failed: a stable code for programs, a sentence for people.

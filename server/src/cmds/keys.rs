@@ -76,7 +76,7 @@ pub fn revoke(config: &Config, key: String) -> CmdResult {
 }
 
 /// Asks the running server, or does the work here when there is none.
-fn run(config: &Config, request: Request) -> Result<Reply, Box<dyn std::error::Error>> {
+pub(crate) fn run(config: &Config, request: Request) -> Result<Reply, Box<dyn std::error::Error>> {
     let path = admin::socket_path(config.data_dir());
     if let Some(answer) = ask(&path, &request)? {
         return match answer {
@@ -157,7 +157,7 @@ fn mismatched(asked: &str) -> Box<dyn std::error::Error> {
 }
 
 /// `unix` seconds as `YYYY-MM-DD HH:MM:SS`, UTC.
-fn utc(unix: u64) -> String {
+pub fn utc(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm,
     // shifted so that years start in March and leap days come last).

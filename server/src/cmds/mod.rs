@@ -3,6 +3,7 @@
 pub mod keys;
 pub mod render;
 pub mod serve;
+pub mod users;
 
 use crate::config::Config;
 

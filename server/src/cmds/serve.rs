@@ -102,6 +102,7 @@ pub fn run(config: Config) -> CmdResult {
                 .configure(crate::http::json_errors)
                 .configure(crate::routes::configure)
                 .configure(crate::shotstack::configure)
+                .configure(crate::pixop::configure)
                 .default_service(crate::http::not_found())
                 .wrap(Condition::new(
                     request_spans,

@@ -75,10 +75,24 @@ pub enum Collection {
     AccountSources,
     /// Callback id → a callback not yet delivered (`callbacks`).
     PendingCallbacks,
+    /// Pixop user id → user (`pixop`).
+    PixopUsers,
+    /// Lowercased email → Pixop user id (raw), the unique-email index.
+    PixopEmails,
+    /// Team id (= account id) → Pixop team.
+    PixopTeams,
+    /// Team name → team id (raw), the unique-name index.
+    PixopTeamNames,
+    /// Project uid → when a Pixop client last renamed it (`pixop`).
+    PixopProjectTimes,
+    /// Pixop video id → video (`pixop_videos`).
+    PixopVideos,
+    /// `project uid/video id` → empty: a project's Pixop videos.
+    PixopProjectVideos,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 20] = [
+    pub const ALL: [Collection; 27] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -99,6 +113,13 @@ impl Collection {
         Collection::Sources,
         Collection::AccountSources,
         Collection::PendingCallbacks,
+        Collection::PixopUsers,
+        Collection::PixopEmails,
+        Collection::PixopTeams,
+        Collection::PixopTeamNames,
+        Collection::PixopProjectTimes,
+        Collection::PixopVideos,
+        Collection::PixopProjectVideos,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -124,6 +145,13 @@ impl Collection {
             Collection::Sources => "sources",
             Collection::AccountSources => "account_sources",
             Collection::PendingCallbacks => "pending_callbacks",
+            Collection::PixopUsers => "pixop_users",
+            Collection::PixopEmails => "pixop_emails",
+            Collection::PixopTeams => "pixop_teams",
+            Collection::PixopTeamNames => "pixop_team_names",
+            Collection::PixopProjectTimes => "pixop_project_times",
+            Collection::PixopVideos => "pixop_videos",
+            Collection::PixopProjectVideos => "pixop_project_videos",
         }
     }
 }

@@ -1,0 +1,167 @@
+//! The Pixop API's videos: items of a project (an ordinary project of the
+//! team's account) that hold an uploaded original or a processed result.
+//!
+//! The upload, ingestion and processing parts are kept as the JSON the API
+//! shows (the server owns their shape); storage knows only which blobs a
+//! video holds, so that deleting it, or a sweep, treats them right.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ids, AccountId, BatchOutcome, Collection, Error, Result, Step, Store};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PixopVideo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub project: String,
+    pub team: AccountId,
+    /// The user who uploaded or processed it.
+    pub user: String,
+    /// The original a processed video was made from.
+    pub parent: Option<String>,
+    pub upload: Option<serde_json::Value>,
+    pub ingestion: Option<serde_json::Value>,
+    pub processing: Option<serde_json::Value>,
+    /// The bodies this video holds (its media file).
+    pub blobs: Vec<String>,
+    /// Unix milliseconds.
+    pub created: u64,
+    pub updated: u64,
+}
+
+impl PixopVideo {
+    pub fn new(team: AccountId, project: &str, user: &str, name: &str) -> PixopVideo {
+        let now = ids::unix_now_ms();
+        PixopVideo {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            description: String::new(),
+            project: project.to_owned(),
+            team,
+            user: user.to_owned(),
+            parent: None,
+            upload: None,
+            ingestion: None,
+            processing: None,
+            blobs: Vec::new(),
+            created: now,
+            updated: now,
+        }
+    }
+}
+
+fn member_key(project: &str, video: &str) -> String {
+    format!("{project}/{video}")
+}
+
+impl Store {
+    /// Stores a new video, in one batch with the check that its project
+    /// still exists.
+    pub async fn create_pixop_video(&self, video: &PixopVideo) -> Result<()> {
+        let steps = [
+            Step::require_present(Collection::Projects, video.project.as_str()),
+            Step::insert(
+                Collection::PixopVideos,
+                video.id.as_str(),
+                serde_json::to_vec(video)?,
+            ),
+            Step::insert(
+                Collection::PixopProjectVideos,
+                member_key(&video.project, &video.id),
+                Vec::new(),
+            ),
+        ];
+        if let BatchOutcome::Unmet(_) = self.repo.batch(&steps)? {
+            return Err(Error::ProjectNotFound(video.project.clone()));
+        }
+        self.flush().await
+    }
+
+    pub fn pixop_video(&self, id: &str) -> Result<Option<PixopVideo>> {
+        self.record(Collection::PixopVideos, id)
+    }
+
+    /// The team's videos, oldest first.
+    pub fn pixop_videos(&self, team: &AccountId) -> Result<Vec<PixopVideo>> {
+        let mut all: Vec<PixopVideo> = self.records(Collection::PixopVideos, "")?;
+        all.retain(|v| &v.team == team);
+        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(all)
+    }
+
+    pub fn project_has_pixop_videos(&self, project: &str) -> Result<bool> {
+        Ok(!self
+            .record_keys(Collection::PixopProjectVideos, &format!("{project}/"))?
+            .is_empty())
+    }
+
+    /// Changes video `id` with `change` (without lost updates), stamping
+    /// `updated`; `None` when the video is gone (deleted meanwhile).
+    pub async fn update_pixop_video(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut PixopVideo),
+    ) -> Result<Option<PixopVideo>> {
+        let now = ids::unix_now_ms();
+        let result = self.update_record(
+            Collection::PixopVideos,
+            id,
+            || Error::Corrupt(format!("the Pixop video {id} vanished")),
+            |video: &mut PixopVideo| {
+                change(video);
+                video.updated = now;
+                Ok::<_, Error>(())
+            },
+        );
+        match result {
+            Ok(video) => {
+                self.flush().await?;
+                Ok(Some(video))
+            }
+            Err(Error::Corrupt(_)) if self.pixop_video(id)?.is_none() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes video `id` and, transitively, every video processed from
+    /// it, with their bodies. Returns the ids deleted, `id` first.
+    pub async fn delete_pixop_video(&self, id: &str) -> Result<Vec<String>> {
+        let all: Vec<PixopVideo> = self.records(Collection::PixopVideos, "")?;
+        let mut doomed = vec![id.to_owned()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let parent = doomed[i].clone();
+            doomed.extend(
+                all.iter()
+                    .filter(|v| v.parent.as_deref() == Some(parent.as_str()))
+                    .map(|v| v.id.clone()),
+            );
+            i += 1;
+        }
+        let mut deleted = Vec::new();
+        let mut blobs = Vec::new();
+        for id in &doomed {
+            if let Some(bytes) = self.repo.remove(Collection::PixopVideos, id)? {
+                let video: PixopVideo = serde_json::from_slice(&bytes)?;
+                self.repo.remove(
+                    Collection::PixopProjectVideos,
+                    &member_key(&video.project, id),
+                )?;
+                blobs.extend(video.blobs);
+                deleted.push(id.clone());
+            }
+        }
+        self.flush().await?;
+        for blob in blobs {
+            self.blobs.remove(&blob).await;
+        }
+        Ok(deleted)
+    }
+
+    /// Every body a Pixop video holds: kept by the sweep.
+    pub(crate) fn pixop_blobs(&self) -> Result<Vec<String>> {
+        let all: Vec<PixopVideo> = self.records(Collection::PixopVideos, "")?;
+        Ok(all.into_iter().flat_map(|v| v.blobs).collect())
+    }
+}
