@@ -132,6 +132,15 @@ enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Debug builds only: print a token with exactly these claims, signed
+    /// with the user's key (tests of claims the server never issues).
+    #[command(hide = true)]
+    TestToken {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long, value_name = "JSON")]
+        claims: String,
+    },
     /// Lift a user's ban.
     Unban {
         #[arg(long, value_name = "EMAIL")]
@@ -192,6 +201,9 @@ fn main() -> ExitCode {
                 reason,
                 json,
             } => cmds::users::ban(&config, email, true, reason, json),
+            UsersCommand::TestToken { email, claims } => {
+                cmds::users::test_token(&config, email, &claims)
+            }
             UsersCommand::Unban { email, json } => {
                 cmds::users::ban(&config, email, false, String::new(), json)
             }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod media;
 pub mod peers;
+pub mod pixop;
 pub mod sdk;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};

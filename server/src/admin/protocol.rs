@@ -58,6 +58,14 @@ pub enum Request {
         #[serde(default)]
         reason: String,
     },
+    /// Debug builds only (release builds refuse it): a token with exactly
+    /// these claims, signed with the user's current key, so that tests can
+    /// show how claims the server never issues are refused.
+    #[serde(rename = "user_test_token")]
+    UserTestToken {
+        email: String,
+        claims: serde_json::Value,
+    },
 }
 
 /// The one line the server answers.
@@ -76,6 +84,7 @@ pub enum Reply {
     Keys(Vec<KeyInfo>),
     Revoked(KeyInfo),
     User(UserInfo),
+    Token(String),
 }
 
 /// A Pixop user as `clipstream users` prints it (never the password).

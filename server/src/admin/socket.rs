@@ -164,6 +164,7 @@ async fn answer(store: &Store, line: &[u8]) -> Result<Reply, AdminError> {
             tracing::info!(key = %gone.key, account = %gone.account, "API key revoked")
         }
         Reply::Keys(keys) => tracing::debug!(count = keys.len(), "API keys listed"),
+        Reply::Token(_) => tracing::info!("a test token was minted"),
         Reply::User(user) => {
             tracing::info!(user = %user.id, team = %user.team_id, banned = user.banned, "Pixop user made or changed")
         }

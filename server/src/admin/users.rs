@@ -114,3 +114,21 @@ pub async fn ban(
         .ok_or_else(|| refused("internal", "the user's team is missing"))?;
     Ok(info(&user, &team))
 }
+
+/// A token with `claims` as given, signed with the user's key: debug
+/// builds only, for the tests of claims the server never issues.
+pub fn test_token(
+    store: &Store,
+    email: &str,
+    claims: &serde_json::Value,
+) -> Result<Reply, AdminError> {
+    if !cfg!(debug_assertions) {
+        return Err(refused("bad_request", "only debug builds mint test tokens"));
+    }
+    let user = store
+        .pixop_user_by_email(email)?
+        .ok_or_else(|| refused("user_not_found", format!("no user has the email {email:?}")))?;
+    crate::pixop::auth::sign_claims(&user, claims)
+        .map(Reply::Token)
+        .map_err(|e| refused("internal", e.message))
+}

@@ -94,3 +94,17 @@ fn print(reply: Reply, as_json: bool) -> CmdResult {
     }
     Ok(())
 }
+
+/// Prints a token with exactly `claims` (JSON) for the user: debug
+/// builds only, for tests.
+pub fn test_token(config: &Config, email: String, claims: &str) -> CmdResult {
+    let claims: serde_json::Value =
+        serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
+    let Reply::Token(token) = run(config, Request::UserTestToken { email, claims })? else {
+        return Err(
+            "the server answered with something else; is it another version of clipstream?".into(),
+        );
+    };
+    println!("{token}");
+    Ok(())
+}

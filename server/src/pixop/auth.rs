@@ -309,6 +309,16 @@ pub fn issue(user: &PixopUser, team: &PixopTeam) -> Result<String, Exception> {
         .map_err(service_failure)
 }
 
+/// `claims` as they are, signed with the user's current key (the admin
+/// channel's test tokens).
+pub fn sign_claims(user: &PixopUser, claims: &serde_json::Value) -> Result<String, Exception> {
+    let key = user_key(user)?;
+    let mut header = JwtHeader::new(Algorithm::EdDSA);
+    header.kid = Some(user.auth_key_id.clone());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&key.pkcs8))
+        .map_err(service_failure)
+}
+
 fn invalid(message: impl Into<String>) -> Exception {
     Exception::auth("InvalidJWTTokenFoundException", message)
 }
