@@ -70,7 +70,8 @@ async fn list_projects(req: HttpRequest, caller: Bearer) -> Result<HttpResponse,
     let paging = Paging::of(&query)?;
     let state = auth::state(&req)?;
     let mut projects = state.store.projects(&caller.0.team.id)?;
-    projects.sort_by(|a, b| (a.created, &a.uid).cmp(&(b.created, &b.uid)));
+    // Creation times are whole seconds: ties go by name, then uid.
+    projects.sort_by(|a, b| (a.created, &a.name, &a.uid).cmp(&(b.created, &b.name, &b.uid)));
     let base = base(&req)?;
     let items = projects
         .iter()
