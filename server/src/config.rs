@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "upload",
     "cluster",
     "log",
+    "pixop",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +43,7 @@ pub struct Config {
     pub upload: Upload,
     pub cluster: Cluster,
     pub log: Log,
+    pub pixop: Pixop,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +198,14 @@ impl Upload {
             ..self.clone()
         }
     }
+}
+
+/// The Pixop processing API (`crate::pixop`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pixop {
+    /// The largest media file an upload may carry.
+    pub max_upload_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -58,7 +58,7 @@ pub use jobs::{Job, JobError, JobState};
 pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;
 pub use pixop_users::{Ban, EmailTaken, NewPixopUser, PixopTeam, PixopUser};
-pub use pixop_videos::PixopVideo;
+pub use pixop_videos::{PixopMedia, PixopVideo};
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderRequest};

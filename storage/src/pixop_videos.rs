@@ -2,8 +2,8 @@
 //! team's account) that hold an uploaded original or a processed result.
 //!
 //! The upload, ingestion and processing parts are kept as the JSON the API
-//! shows (the server owns their shape); storage knows only which blobs a
-//! video holds, so that deleting it, or a sweep, treats them right.
+//! shows (the server owns their shape); storage knows the media file a
+//! video holds, so that deleting it, or a sweep, treats it right.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +23,9 @@ pub struct PixopVideo {
     pub upload: Option<serde_json::Value>,
     pub ingestion: Option<serde_json::Value>,
     pub processing: Option<serde_json::Value>,
-    /// The bodies this video holds (its media file).
-    pub blobs: Vec<String>,
+    /// The media file: the upload of an original, the result of a
+    /// processed video.
+    pub media: Option<PixopMedia>,
     /// Unix milliseconds.
     pub created: u64,
     pub updated: u64,
@@ -44,11 +45,24 @@ impl PixopVideo {
             upload: None,
             ingestion: None,
             processing: None,
-            blobs: Vec::new(),
+            media: None,
             created: now,
             updated: now,
         }
     }
+}
+
+/// A video's media file in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixopMedia {
+    pub blob: String,
+    pub size: u64,
+    /// BLAKE3, hex: the download's ETag.
+    pub hash: String,
+    pub file_name: String,
+    pub content_type: String,
+    /// Unix seconds.
+    pub modified: u64,
 }
 
 fn member_key(project: &str, video: &str) -> String {
@@ -148,7 +162,7 @@ impl Store {
                     Collection::PixopProjectVideos,
                     &member_key(&video.project, id),
                 )?;
-                blobs.extend(video.blobs);
+                blobs.extend(video.media.map(|m| m.blob));
                 deleted.push(id.clone());
             }
         }
@@ -159,9 +173,31 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Lands a finished body in the blob store; the caller records it in
+    /// the video's `blobs` (or removes it with [`Store::remove_pixop_blob`]).
+    pub async fn commit_pixop_body(&self, body: crate::BlobWriter) -> Result<crate::BlobInfo> {
+        self.blobs.commit(body).await
+    }
+
+    pub async fn open_pixop_blob(&self, id: &str) -> Result<Option<tokio::fs::File>> {
+        self.blobs.open(id).await
+    }
+
+    /// A path to read the body from (the decoders want a file).
+    pub async fn pixop_blob_path(&self, id: &str) -> Result<std::path::PathBuf> {
+        self.blobs.local_path(id).await
+    }
+
+    pub async fn remove_pixop_blob(&self, id: &str) {
+        self.blobs.remove(id).await
+    }
+
     /// Every body a Pixop video holds: kept by the sweep.
     pub(crate) fn pixop_blobs(&self) -> Result<Vec<String>> {
         let all: Vec<PixopVideo> = self.records(Collection::PixopVideos, "")?;
-        Ok(all.into_iter().flat_map(|v| v.blobs).collect())
+        Ok(all
+            .into_iter()
+            .filter_map(|v| v.media.map(|m| m.blob))
+            .collect())
     }
 }

@@ -223,6 +223,14 @@ impl Renders {
         Ok((output, Lookup::Live(live, viewer)))
     }
 
+    /// A place in the background line of the render queue for work that
+    /// is not a render (a Pixop processing job, `key` its video id): it
+    /// shares the renders' workers and their bound. `None` when the line
+    /// is full.
+    pub fn background_worker(&self, key: &str) -> Option<super::queue::Ticket> {
+        self.queue.enter(key, false, false).ok()
+    }
+
     /// The render of `key` in progress, if any; a viewer joining a
     /// background render that still waits for a worker moves it up.
     fn joined(&self, key: &str) -> Option<Arc<LiveRender>> {

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod auth;
 pub mod clock;
 pub mod envelope;
+pub mod media;
 pub mod parse;
 pub mod videos;
 
@@ -28,24 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/process-video/{id}", web::post().to(process_video))
             .default_service(web::to(no_route)),
     );
-    cfg.service(
-        web::scope("/media/v1")
-            .route("/upload/light/{id}", web::post().to(not_built_upload))
-            .route("/upload/{id}", web::post().to(not_built_upload))
-            .route(
-                "/download/{kind}/{id}",
-                web::route()
-                    .method(actix_web::http::Method::GET)
-                    .to(not_built_download),
-            )
-            .route(
-                "/download/{kind}/{id}",
-                web::route()
-                    .method(actix_web::http::Method::HEAD)
-                    .to(not_built_download),
-            )
-            .default_service(web::to(no_route)),
-    );
+    cfg.service(media::routes(web::scope("/media/v1")).default_service(web::to(no_route)));
 }
 
 async fn no_route(req: HttpRequest) -> Result<&'static str, Exception> {
@@ -68,31 +52,5 @@ async fn process_video(
     videos::team_video(&req, &caller, &id)?;
     Err(Exception::not_implemented(
         "processing (POST /videos/v1/process-video)",
-    ))
-}
-
-async fn not_built_upload(
-    req: HttpRequest,
-    caller: Bearer,
-    id: web::Path<String>,
-) -> Result<&'static str, Exception> {
-    videos::team_video(&req, &caller, &id)?;
-    Err(Exception::not_implemented(
-        "media upload and ingestion (POST /media/v1/upload)",
-    ))
-}
-
-async fn not_built_download(
-    req: HttpRequest,
-    caller: Bearer,
-    path: web::Path<(String, String)>,
-) -> Result<&'static str, Exception> {
-    let (kind, id) = path.into_inner();
-    if kind != "original" && kind != "processed" {
-        return Err(Exception::not_found("download kind", &kind));
-    }
-    videos::team_video(&req, &caller, &id)?;
-    Err(Exception::not_implemented(
-        "media download (GET /media/v1/download)",
     ))
 }

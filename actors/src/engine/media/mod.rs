@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod picture;
+pub mod pixop;
 pub mod probe;
 mod tempo;
 pub mod video;
