@@ -64,16 +64,6 @@ impl Exception {
         Exception::new(StatusCode::CONFLICT, "ConflictException", message)
     }
 
-    /// A part of the seed this server does not do yet: said, never a
-    /// silent success.
-    pub fn not_implemented(what: &str) -> Self {
-        Exception::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplementedException",
-            format!("{what} is not built yet on this server"),
-        )
-    }
-
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Exception::new(
             StatusCode::INTERNAL_SERVER_ERROR,

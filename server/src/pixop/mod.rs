@@ -14,19 +14,22 @@ pub mod clock;
 pub mod envelope;
 pub mod media;
 pub mod parse;
+pub mod process;
 pub mod videos;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 
-use auth::Bearer;
 use envelope::Exception;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(accounts::routes(web::scope("/accounts/v1")).default_service(web::to(no_route)));
     cfg.service(
         videos::routes(web::scope("/videos/v1"))
-            .route("/process-video/{id}", web::post().to(process_video))
+            .route(
+                "/process-video/{id}",
+                web::post().to(process::process_video),
+            )
             .default_service(web::to(no_route)),
     );
     cfg.service(media::routes(web::scope("/media/v1")).default_service(web::to(no_route)));
@@ -37,20 +40,5 @@ async fn no_route(req: HttpRequest) -> Result<&'static str, Exception> {
         StatusCode::NOT_FOUND,
         "NotFoundException",
         format!("no endpoint {} {}", req.method(), req.path()),
-    ))
-}
-
-// The media and processing endpoints authenticate and find the video
-// first, so that their answers for a stranger or a wrong id are already
-// the final ones; then they say what is not built.
-
-async fn process_video(
-    req: HttpRequest,
-    caller: Bearer,
-    id: web::Path<String>,
-) -> Result<&'static str, Exception> {
-    videos::team_video(&req, &caller, &id)?;
-    Err(Exception::not_implemented(
-        "processing (POST /videos/v1/process-video)",
     ))
 }
