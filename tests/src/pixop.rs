@@ -131,3 +131,115 @@ pub fn is_seed_date(v: &Value) -> bool {
             })
     })
 }
+
+/// A file part for an upload: `reader` of `len` bytes, streamed.
+pub fn file_part(
+    reader: impl std::io::Read + Send + 'static,
+    len: u64,
+    file_name: &str,
+    content_type: &str,
+) -> reqwest::blocking::multipart::Form {
+    let part = reqwest::blocking::multipart::Part::reader_with_length(reader, len)
+        .file_name(file_name.to_owned())
+        .mime_str(content_type)
+        .expect("mime");
+    reqwest::blocking::multipart::Form::new().part("file", part)
+}
+
+impl Pixop {
+    /// `POST /media/v1/upload/{id}` (or its `light` variant) with `form`.
+    pub fn upload(
+        &self,
+        token: &str,
+        id: &str,
+        light: bool,
+        form: reqwest::blocking::multipart::Form,
+    ) -> (u16, Value) {
+        let path = if light {
+            format!("/media/v1/upload/light/{id}")
+        } else {
+            format!("/media/v1/upload/{id}")
+        };
+        json(
+            self.http
+                .post(self.url(&path))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .expect("upload"),
+        )
+    }
+
+    /// A new video of the default project holding `bytes`, ingested.
+    pub fn ingested_video(&self, token: &str, bytes: Vec<u8>, file_name: &str) -> (String, Value) {
+        let (status, made) = self.json(
+            Method::PUT,
+            "/videos/v1/video",
+            token,
+            Some(serde_json::json!({ "name": file_name })),
+        );
+        assert_eq!(status, 200, "{made}");
+        let id = made["videoId"].as_str().expect("videoId").to_owned();
+        let len = bytes.len() as u64;
+        let (status, v) = self.upload(
+            token,
+            &id,
+            false,
+            file_part(std::io::Cursor::new(bytes), len, file_name, "video/mp4"),
+        );
+        assert_eq!(status, 200, "{v}");
+        let video = self.wait_ingested(token, &id, 60);
+        (id, video)
+    }
+
+    /// Polls the video until its ingestion ends (at most `secs`); returns
+    /// the video.
+    pub fn wait_ingested(&self, token: &str, id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, v) =
+                self.json(Method::GET, &format!("/videos/v1/video/{id}"), token, None);
+            assert_eq!(status, 200, "{v}");
+            let state = v["video"]["ingestion"]["ingestionState"]["ingestionStatus"].clone();
+            if state == "INGESTED" || state == "FAILED" {
+                return v["video"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ingested in {secs} s: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls a processing job until it ends (at most `secs`), returning
+    /// every progress percent seen and the final state.
+    pub fn wait_processed(&self, token: &str, id: &str, secs: u64) -> (Vec<f64>, Value) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        loop {
+            let (status, v) = self.json(
+                Method::GET,
+                &format!("/videos/v1/check-process-video-progress/{id}"),
+                token,
+                None,
+            );
+            assert_eq!(status, 200, "{v}");
+            let state = v["processingState"].clone();
+            seen.push(
+                state["processingProgressPercent"]
+                    .as_f64()
+                    .expect("percent"),
+            );
+            let status = state["processingStatus"].as_str().unwrap_or("").to_owned();
+            if status == "DONE" || status == "FAILED" {
+                return (seen, state);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not processed in {secs} s: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -470,15 +470,16 @@ enum Keep {
 fn measure_scanning(path: &Path, src: &str) -> Result<Scanning, MediaError> {
     let mut pipeline = Pipeline::open(path, src, "idet")?;
     let mut seen = 0usize;
-    let mut counts = (0u64, 0u64, 0u64);
+    let mut counts = (0.0f64, 0.0f64, 0.0f64);
     pipeline.run(src, &mut |_| Keep::Yes, &mut |frame| {
         seen += 1;
         let metadata = frame.metadata();
         let read = |key: &str| {
             metadata
                 .get(key)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
+                // Counts, written as `50.00`.
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
         };
         counts = (
             read("lavfi.idet.multiple.tff"),
