@@ -127,7 +127,9 @@ impl Source {
             (Some("progressive"), _) => Scanning::Progressive,
             _ => Scanning::Unknown,
         };
-        // Deep analysis wins over what the container says.
+        // What the container states wins: idet takes fine moving detail
+        // (test patterns, text) for combing, so its verdict decides only
+        // when the metadata says nothing.
         let by_metadata = scanning(&metadata["scanning"]["metadata"]);
         let by_heuristics = scanning(&metadata["scanning"]["heuristics"]);
         let ratio = |v: &Value| {
@@ -150,10 +152,10 @@ impl Source {
             bits: metadata["pixelFormat"]["chromaSubsampling"]["bits"]
                 .as_u64()
                 .map(|b| b as u32),
-            scanning: if by_heuristics == Scanning::Unknown {
-                by_metadata
-            } else {
+            scanning: if by_metadata == Scanning::Unknown {
                 by_heuristics
+            } else {
+                by_metadata
             },
             bit_rate: metadata["bitrate"].as_i64().unwrap_or(0),
             display_aspect: ratio(&metadata["displayAspectRatio"]).unwrap_or((width, height)),

@@ -557,11 +557,15 @@ pub fn process(
         .frame_rate
         .or_else(|| (sink_rate.numerator() > 0).then_some(sink_rate))
         .unwrap_or_else(|| Rational::new(25, 1));
-    let time_base = if sink_tb.numerator() > 0 {
+    // The encoder counts in frames (1/rate): muxers such as MXF take only
+    // a frame rate's time base.
+    let time_base = rate.invert();
+    let sink_tb = if sink_tb.numerator() > 0 {
         sink_tb
     } else {
-        rate.invert()
+        time_base
     };
+    let mut last_pts: Option<i64> = None;
 
     let codec = ffmpeg::encoder::find_by_name(&job.encoder)
         .ok_or_else(|| MediaError::Encode(format!("no {} encoder here", job.encoder)))?;
@@ -683,9 +687,17 @@ pub fn process(
             }
         },
         &mut |frame| {
+            use ffmpeg::Rescale as _;
             let pts = frame.pts().unwrap_or(0);
             let first = *first_pts.get_or_insert(pts);
-            frame.set_pts(Some(pts - first));
+            // In frames; two frames that round to one slot (a variable
+            // rate source) go to consecutive ones.
+            let mut at = (pts - first).rescale(sink_tb, time_base);
+            if let Some(last) = last_pts {
+                at = at.max(last + 1);
+            }
+            last_pts = Some(at);
+            frame.set_pts(Some(at));
             // SAFETY: the frame's picture type is a hint the encoder would
             // otherwise take from the decoder (a source's I frames).
             unsafe {
