@@ -403,7 +403,7 @@ async fn download(
     };
     let mut response = entity::respond(&req, &meta, file)
         .await
-        .map_err(|e| Exception::internal(e))?;
+        .map_err(Exception::internal)?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         media

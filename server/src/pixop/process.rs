@@ -1115,9 +1115,7 @@ pub async fn process_video(
         caller.0.team.id.clone(),
         &source.project,
         &caller.0.user.id,
-        &format!("{} (processed)", source.name)
-            .trim_start()
-            .to_owned(),
+        format!("{} (processed)", source.name).trim_start(),
     );
     processed.parent = Some(source.id.clone());
     let parameters = parameters_json(&plan);

@@ -184,8 +184,8 @@ pub fn ingest(
                 last_pts = Some(last_pts.map_or(end, |l| l.max(end)));
             }
         }
-        if size > 0 {
-            let at = u64::try_from(packet.position()).unwrap_or(0) * 100 / size;
+        let read = u64::try_from(packet.position()).unwrap_or(0);
+        if let Some(at) = read.saturating_mul(100).checked_div(size) {
             if at > reported {
                 reported = at;
                 progress(at as f64 / 100.0);
