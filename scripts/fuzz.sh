@@ -12,7 +12,9 @@
 # upload destinations), shotstack_input (the Shotstack API's x-api-key
 # header and probe URL segment), ingest_source (the Ingest API's POST
 # sources body), ingest_upload_url (the Ingest API's signed
-# upload URL: its id segment and query), media
+# upload URL: its id segment and query), pixop_token (the Pixop API's
+# Authorization header and JWT checks), pixop_process (the Pixop
+# process-video body and its filter chain), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
 # files made here, truncated and bit-flipped).
 #
@@ -29,7 +31,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url ingest_source media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url ingest_source pixop_token pixop_process media)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -99,6 +101,13 @@ seed_text() {
   printf '{"url":"http://h/a.png","outputs":{"renditions":[{"format":"jpg","resolution":"preview"},{"format":"png","size":{"width":64}}]}}' >"$dir/images"
   dir=$(corpus ingest_upload_url)
   printf '0f8fad5b-d9cb-469f-a165-70867728950e\0expires=1796598962&signature=48a773d915428157fc7bcfff19703a91d62a16a92a4b1258c51694bb503327cc' >"$dir/signed"
+  dir=$(corpus pixop_token)
+  # Odd first byte: edits of the issued token (none here: the token itself).
+  printf '\x01' >"$dir/issued"
+  printf '\x00Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEifQ.' >"$dir/none"
+  dir=$(corpus pixop_process)
+  printf '\x00{"mediaContainerCodec":{"container":"mov","codec":"prores"},"appleProresProfile":"hq","deinterlacer":"yadif","resolution":{"width":640,"aspectRatioTag":"4:3"},"frameRate":{"tag":"video_pal_fast"},"frameRateConverter":"fblend","denoiser":"hqdn3d"}' >"$dir/prores"
+  printf '\x01{"scanning":{"tag":"interlaced_bff"},"chromaSubsampling":{"yuv":"4:2:2","bits":10},"range":{"startPositionMilliseconds":500,"endPositionMilliseconds":1500}}' >"$dir/interlaced"
 }
 
 seed_media

@@ -21,7 +21,7 @@ fn env_with_clock() -> (Env, tempfile::TempDir, PathBuf) {
     let clock = dir.path().join("clock");
     std::fs::write(&clock, "0").expect("clock");
     let env = Env::with_settings(&[(
-        "CLIPSTREAM_PIXOP_CLOCK_FILE",
+        "CLIPSTREAM_TEST_PIXOP_CLOCK_FILE",
         clock.to_str().expect("utf-8 path"),
     )]);
     (env, dir, clock)

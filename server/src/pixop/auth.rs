@@ -27,36 +27,15 @@ use actix_web::{web, FromRequest, HttpRequest};
 use actix_web_httpauth::headers::authorization::{Authorization, Basic};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header as JwtHeader, Validation};
-use serde::{Deserialize, Serialize};
 
 use clipstream_storage::{PixopTeam, PixopUser};
 
 use super::clock;
 use super::envelope::Exception;
+use super::token::{self, Holder, Offered, UserKey};
 use crate::http::state::AppState;
 
-/// How long a token is valid, as the seed says: 15 minutes.
-pub const TOKEN_SECS: i64 = 15 * 60;
-pub const ALGORITHM_NAME: &str = "EdDSA";
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// The password epoch the token was issued under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pwv: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-}
+pub use super::token::ALGORITHM_NAME;
 
 /// The user and team a request acts for.
 pub struct Caller {
@@ -110,24 +89,25 @@ async fn authenticate(req: &HttpRequest, allow_basic: bool) -> Result<Caller, Ex
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim();
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
-        let state = state(req)?;
-        return verify_token(&state, rest.trim());
-    }
-    if allow_basic && scheme.eq_ignore_ascii_case("basic") {
-        let auth = Authorization::<Basic>::parse(req).map_err(|_| {
-            Exception::auth(
-                "AuthException",
-                "the Basic credentials are not email:password in base64",
-            )
-        })?;
-        let basic = auth.into_scheme();
-        let password = basic.password().map(|p| p.to_string()).unwrap_or_default();
-        let (user, team) = login(req, basic.user_id(), &password, None).await?;
-        return Ok(Caller { user, team });
+        .unwrap_or("");
+    match token::offered(value) {
+        Offered::Bearer(jwt) => {
+            let state = state(req)?;
+            return verify_token(&state, jwt);
+        }
+        Offered::Basic if allow_basic => {
+            let auth = Authorization::<Basic>::parse(req).map_err(|_| {
+                Exception::auth(
+                    "AuthException",
+                    "the Basic credentials are not email:password in base64",
+                )
+            })?;
+            let basic = auth.into_scheme();
+            let password = basic.password().map(|p| p.to_string()).unwrap_or_default();
+            let (user, team) = login(req, basic.user_id(), &password, None).await?;
+            return Ok(Caller { user, team });
+        }
+        _ => {}
     }
     Err(Exception::auth(
         "NoJWTTokenFoundException",
@@ -246,176 +226,65 @@ fn check_password(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// The user's Ed25519 key: the PKCS#8 private key (for signing) and the
-/// raw public key.
-struct UserKey {
-    pkcs8: Vec<u8>,
-    public: Vec<u8>,
-}
-
-/// PKCS#8 v1 of an Ed25519 seed: this fixed prefix, then the 32 bytes.
-const PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-/// SubjectPublicKeyInfo of an Ed25519 key: this prefix, then the 32 bytes.
-const SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
 fn user_key(user: &PixopUser) -> Result<UserKey, Exception> {
-    let seed: Vec<u8> = (0..user.auth_seed.len() / 2)
-        .filter_map(|i| u8::from_str_radix(user.auth_seed.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    if seed.len() != 32 {
-        return Err(service_failure("the user's signing key is unreadable"));
-    }
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-        .map_err(|_| service_failure("the user's signing key is invalid"))?;
-    let mut pkcs8 = PKCS8_PREFIX.to_vec();
-    pkcs8.extend_from_slice(&seed);
-    use ring::signature::KeyPair as _;
-    Ok(UserKey {
-        pkcs8,
-        public: pair.public_key().as_ref().to_vec(),
-    })
+    UserKey::from_hex_seed(&user.auth_seed)
+        .ok_or_else(|| service_failure("the user's signing key is unreadable"))
 }
 
 /// The user's public key as PEM (`authSignaturePublicKey`).
 pub fn public_key_pem(user: &PixopUser) -> Result<String, Exception> {
-    let key = user_key(user)?;
-    let mut der = SPKI_PREFIX.to_vec();
-    der.extend_from_slice(&key.public);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    Ok(format!(
-        "-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"
-    ))
+    Ok(user_key(user)?.public_pem())
 }
 
-/// A token for `user` in `team`, valid [`TOKEN_SECS`] from now.
+/// A token for `user` in `team`, valid 15 minutes from now.
 pub fn issue(user: &PixopUser, team: &PixopTeam) -> Result<String, Exception> {
-    let key = user_key(user)?;
-    let now = clock::now_secs();
-    let claims = Claims {
-        sub: Some(user.id.clone()),
-        team: Some(team.id.0.clone()),
-        pwv: Some(user.password_epoch),
-        iat: Some(now),
-        nbf: Some(now),
-        exp: Some(now + TOKEN_SECS),
-    };
-    let mut header = JwtHeader::new(Algorithm::EdDSA);
-    header.kid = Some(user.auth_key_id.clone());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&key.pkcs8))
+    let claims = token::claims_at(&user.id, &team.id.0, user.password_epoch, clock::now_secs());
+    user_key(user)?
+        .sign(&user.auth_key_id, &claims)
         .map_err(service_failure)
 }
 
 /// `claims` as they are, signed with the user's current key (the admin
 /// channel's test tokens).
 pub fn sign_claims(user: &PixopUser, claims: &serde_json::Value) -> Result<String, Exception> {
-    let key = user_key(user)?;
-    let mut header = JwtHeader::new(Algorithm::EdDSA);
-    header.kid = Some(user.auth_key_id.clone());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&key.pkcs8))
+    user_key(user)?
+        .sign(&user.auth_key_id, claims)
         .map_err(service_failure)
 }
 
-fn invalid(message: impl Into<String>) -> Exception {
-    Exception::auth("InvalidJWTTokenFoundException", message)
-}
-
-fn inconsistent(message: impl Into<String>) -> Exception {
-    Exception::auth("InconsistentJWTClaimsException", message)
-}
-
-/// Checks `token` as the module's comment says; the order of the checks is
-/// the order of that list.
-pub fn verify_token(state: &AppState, token: &str) -> Result<Caller, Exception> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| invalid(format!("the token is not a JWT signed with EdDSA: {e}")))?;
-    if header.alg != Algorithm::EdDSA {
-        return Err(invalid(format!(
-            "the token is signed with {:?}; only EdDSA tokens issued here are accepted",
-            header.alg
-        )));
-    }
-    // The user (whose key verifies the signature) is named inside the
-    // token: read it unverified, then verify with that user's key.
-    let payload = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|p| serde_json::from_slice::<Claims>(&p).ok())
-        .ok_or_else(|| invalid("the token's claims are not readable JSON"))?;
-    let user_id = payload
-        .sub
-        .ok_or_else(|| invalid("the token names no user (`sub`)"))?;
+/// Checks a bearer token (`token::check`) against the user it names.
+pub fn verify_token(state: &AppState, jwt: &str) -> Result<Caller, Exception> {
+    let to_exception = |r: token::Refused| Exception::auth(r.exception, r.message);
+    let user_id = token::named_user(jwt).map_err(to_exception)?;
     let user = state
         .store
         .pixop_user(&user_id)
         .map_err(service_failure)?
-        .ok_or_else(|| invalid("the token's user does not exist"))?;
-    if header.kid.as_deref() != Some(user.auth_key_id.as_str()) {
-        return Err(invalid(
-            "the token was signed with a key this user no longer has (generate-auth-secret replaced it)",
-        ));
-    }
+        .ok_or_else(|| {
+            Exception::auth(
+                "InvalidJWTTokenFoundException",
+                "the token's user does not exist",
+            )
+        })?;
     let key = user_key(&user)?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    // Time is checked below with the server's own clock, and each missing
-    // claim gets its own exception.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
-    let claims =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_ed_der(&key.public), &validation)
-            .map_err(|e| invalid(format!("the token's signature does not verify: {e}")))?
-            .claims;
-    let now = clock::now_secs();
-    let exp = claims.exp.ok_or_else(|| {
-        Exception::auth(
-            "EternalJWTTokenException",
-            "the token has no expiry (`exp`); tokens without one are refused",
-        )
-    })?;
-    if now >= exp {
-        return Err(Exception::auth(
-            "ExpiredJWTTokenException",
-            format!("the token expired {} s ago", now - exp),
-        ));
-    }
-    if let Some(nbf) = claims.nbf {
-        if now < nbf {
-            return Err(Exception::auth(
-                "PrematureJWTTokenException",
-                format!("the token is not valid for another {} s", nbf - now),
-            ));
-        }
-    }
-    let team_id = claims
-        .team
-        .ok_or_else(|| inconsistent("the token names no team (`team`)"))?;
-    if !user.teams.iter().any(|t| t.0 == team_id) {
-        return Err(inconsistent("the token's user is not a member of its team"));
-    }
-    let epoch = claims
-        .pwv
-        .ok_or_else(|| inconsistent("the token carries no password epoch (`pwv`)"))?;
-    if let Some(ban) = &user.banned {
-        return Err(banned(&ban.reason));
-    }
-    if epoch != user.password_epoch {
-        return Err(invalid(
-            "the token was issued before the password was changed; ask for a new one",
-        ));
-    }
+    let teams: Vec<&str> = user.teams.iter().map(|t| t.0.as_str()).collect();
+    let holder = Holder {
+        key: &key,
+        key_id: &user.auth_key_id,
+        teams: &teams,
+        password_epoch: user.password_epoch,
+        banned: user.banned.as_ref().map(|b| b.reason.as_str()),
+    };
+    let (_, team_id) = token::check(jwt, &holder, clock::now_secs()).map_err(to_exception)?;
     let team = state
         .store
         .pixop_team(&team_id)
         .map_err(service_failure)?
-        .ok_or_else(|| inconsistent("the token's team does not exist"))?;
+        .ok_or_else(|| {
+            Exception::auth(
+                "InconsistentJWTClaimsException",
+                "the token's team does not exist",
+            )
+        })?;
     Ok(Caller { user, team })
 }

@@ -1,7 +1,8 @@
 //! The time JWTs are issued and checked by.
 //!
 //! Debug builds read an offset in seconds from the file named by
-//! `CLIPSTREAM_PIXOP_CLOCK_FILE` on every call, so an end-to-end test can
+//! `CLIPSTREAM_TEST_PIXOP_CLOCK_FILE` on every call (not `CLIPSTREAM_PIXOP_*`,
+//! which is the `[pixop]` settings section), so an end-to-end test can
 //! move the server's token clock forward or back while it runs (expiry,
 //! not-before). Release builds ignore the variable: their clock is the
 //! system's.
@@ -13,7 +14,7 @@ pub fn now_secs() -> i64 {
 
 #[cfg(debug_assertions)]
 fn offset() -> i64 {
-    let Some(path) = std::env::var_os("CLIPSTREAM_PIXOP_CLOCK_FILE") else {
+    let Some(path) = std::env::var_os("CLIPSTREAM_TEST_PIXOP_CLOCK_FILE") else {
         return 0;
     };
     // A missing or unreadable file is no offset: the test has not set one.

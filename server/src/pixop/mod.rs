@@ -14,7 +14,9 @@ pub mod clock;
 pub mod envelope;
 pub mod media;
 pub mod parse;
+pub mod plan;
 pub mod process;
+pub mod token;
 pub mod videos;
 
 use actix_web::http::StatusCode;
