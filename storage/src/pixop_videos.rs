@@ -104,6 +104,11 @@ impl Store {
         Ok(all)
     }
 
+    /// Every team's videos: what a restart looks through.
+    pub fn all_pixop_videos(&self) -> Result<Vec<PixopVideo>> {
+        self.records(Collection::PixopVideos, "")
+    }
+
     pub fn project_has_pixop_videos(&self, project: &str) -> Result<bool> {
         Ok(!self
             .record_keys(Collection::PixopProjectVideos, &format!("{project}/"))?

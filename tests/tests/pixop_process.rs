@@ -652,3 +652,77 @@ fn every_field_is_checked_and_the_result_is_a_child_video() {
         .collect();
     assert_eq!(ids, vec![source.as_str(), child.as_str()]);
 }
+
+#[test]
+fn a_job_cut_off_by_a_restart_is_failed_saying_so() {
+    let mut env = Env::new();
+    let user = create_user(&env.data_dir(), "ada@example.org", "t", "correct horse");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("long.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=20",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &path,
+    );
+    let px = Pixop::new(&env.server().url);
+    let token = px.token(&user);
+    let (source, _) = px.ingested_video(&token, std::fs::read(&path).expect("read"), "long.mp4");
+    // Motion interpolation of 20 s runs long enough to be cut off.
+    let (status, v) = px.json(
+        Method::POST,
+        &format!("/videos/v1/process-video/{source}"),
+        &token,
+        Some(json!({ "frameRateConverter": "mcinterpolate", "frameRate": { "tag": "video_hd_fast" } })),
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["processedVideoId"].as_str().expect("id").to_owned();
+    let progress = format!("/videos/v1/check-process-video-progress/{id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, p) = px.json(Method::GET, &progress, &token, None);
+        let state = &p["processingState"];
+        if state["processingStatus"] == "PROCESSING"
+            && state["processingProgressPercent"].as_f64() > Some(0.0)
+        {
+            break;
+        }
+        assert_ne!(
+            state["processingStatus"], "DONE",
+            "the job ended before it could be cut off"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started: {p}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.restart();
+    let px = Pixop::new(&env.server().url);
+    let token = px.token(&user);
+    let (status, p) = px.json(Method::GET, &progress, &token, None);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["processingState"]["processingStatus"], "FAILED", "{p}");
+    let (_, v) = px.json(Method::GET, &format!("/videos/v1/video/{id}"), &token, None);
+    assert!(
+        v["video"]["processing"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("restarted")),
+        "{v}"
+    );
+    // Asked again, it runs.
+    let (status, _) = px.json(
+        Method::POST,
+        &format!("/videos/v1/process-video/{source}"),
+        &token,
+        Some(json!({ "frameRate": { "tag": "film" } })),
+    );
+    assert_eq!(status, 200);
+}

@@ -145,6 +145,12 @@ pub fn run(config: Config) -> CmdResult {
             Ok(n) => tracing::info!(sources = n, "interrupted ingests started again"),
             Err(e) => tracing::error!(error = %e, "interrupted ingests could not be read"),
         }
+        // Pixop ingestions cut off run again; processing jobs are failed.
+        match crate::pixop::media::resume(&store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(videos = n, "interrupted Pixop jobs taken up"),
+            Err(e) => tracing::error!(error = %e, "interrupted Pixop jobs could not be read"),
+        }
         // Last, callbacks a stop cut off (those of the renders and sources
         // just taken up are sent when they end).
         match resumed_callbacks.resume() {

@@ -292,6 +292,51 @@ pub async fn with_progress<T: Send + 'static>(
     }
 }
 
+/// After a restart: ingestions it cut off run again (their file is
+/// stored); processing jobs it cut off are failed with a message saying
+/// so, and the client asks again. Returns how many videos were touched.
+pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
+    let mut touched = 0;
+    for video in store.all_pixop_videos()? {
+        let status = |part: &Option<Value>, state: &str, key: &str| {
+            part.as_ref()
+                .and_then(|p| p[state][key].as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        if status(&video.ingestion, "ingestionState", "ingestionStatus") == "INGESTING" {
+            if let Some(media) = &video.media {
+                actix_web::rt::spawn(ingest(
+                    store.clone(),
+                    video.id.clone(),
+                    media.blob.clone(),
+                    false,
+                ));
+                touched += 1;
+            }
+        }
+        let processing = status(&video.processing, "processingState", "processingStatus");
+        if processing == "QUEUED" || processing == "PROCESSING" {
+            let now = clipstream_storage::unix_now_ms();
+            store
+                .update_pixop_video(&video.id, |v| {
+                    if let Some(p) = v.processing.as_mut() {
+                        p["processingState"] = json!({
+                            "updatedAt": date(now),
+                            "processingStatus": "FAILED",
+                            "processingProgressPercent": 100.0,
+                        });
+                        p["error"] = json!(
+                            "the server restarted during the job; ask for the processing again"
+                        );
+                    }
+                })
+                .await?;
+            touched += 1;
+        }
+    }
+    Ok(touched)
+}
+
 /// Reads the uploaded media's facts into the video's ingestion.
 async fn ingest(store: Store, id: String, blob: String, light: bool) {
     let path: PathBuf = match store.pixop_blob_path(&blob).await {
