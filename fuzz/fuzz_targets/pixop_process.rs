@@ -40,7 +40,11 @@ fn graph_configures(chain: &str) -> Result<(), String> {
     let buffer = ffmpeg::filter::find("buffer").ok_or("no buffer")?;
     let sink = ffmpeg::filter::find("buffersink").ok_or("no sink")?;
     graph
-        .add(&buffer, "in", "video_size=320x240:pix_fmt=0:time_base=1/25:pixel_aspect=1/1:frame_rate=25/1")
+        .add(
+            &buffer,
+            "in",
+            "video_size=320x240:pix_fmt=0:time_base=1/25:pixel_aspect=1/1:frame_rate=25/1",
+        )
         .map_err(|e| e.to_string())?;
     graph.add(&sink, "out", "").map_err(|e| e.to_string())?;
     graph
@@ -64,8 +68,16 @@ fuzz_target!(|data: &[u8]| {
     };
     match plan(&request, &source(which % 2 == 1)) {
         Ok(p) => {
-            assert!(p.job.filters.ends_with(&format!("format={}", p.pixel_format)), "{p:?}");
-            assert!((16..=30720).contains(&p.width) && (16..=17280).contains(&p.height), "{p:?}");
+            assert!(
+                p.job
+                    .filters
+                    .ends_with(&format!("format={}", p.pixel_format)),
+                "{p:?}"
+            );
+            assert!(
+                (16..=30720).contains(&p.width) && (16..=17280).contains(&p.height),
+                "{p:?}"
+            );
             let (cw, ch) = match p.yuv.as_str() {
                 "4:2:0" => (2, 2),
                 "4:2:2" => (2, 1),
@@ -75,12 +87,21 @@ fuzz_target!(|data: &[u8]| {
                 _ => (1, 1),
             };
             assert!(p.width % cw == 0 && p.height % ch == 0, "{p:?}");
-            assert!(["libx264", "libx265", "prores_ks", "dnxhd", "ffv1", "mpeg2video"].contains(&p.job.encoder.as_str()));
+            assert!([
+                "libx264",
+                "libx265",
+                "prores_ks",
+                "dnxhd",
+                "ffv1",
+                "mpeg2video"
+            ]
+            .contains(&p.job.encoder.as_str()));
             assert!(["mov", "mxf", "mp4", "mpegts"].contains(&p.job.muxer.as_str()));
             // Sizes past a few thousand pixels cost seconds to configure
             // (motion interpolation): the chain is checked for the rest.
             if p.width * p.height <= 1920 * 1080 {
-                graph_configures(&p.job.filters).unwrap_or_else(|e| panic!("{} does not configure: {e}", p.job.filters));
+                graph_configures(&p.job.filters)
+                    .unwrap_or_else(|e| panic!("{} does not configure: {e}", p.job.filters));
             }
         }
         Err(r) => {

@@ -91,7 +91,11 @@ fuzz_target!(|data: &[u8]| {
     match check(jwt, &holder, now) {
         Ok((claims, team)) => {
             let signed = |t: &str| t.rsplit_once('.').map(|(s, _)| s.to_owned());
-            assert_eq!(signed(jwt), signed(&w.issued), "another signed text was accepted: {jwt}");
+            assert_eq!(
+                signed(jwt),
+                signed(&w.issued),
+                "another signed text was accepted: {jwt}"
+            );
             assert_eq!(claims, w.claims);
             assert_eq!(team, "team-1");
             assert!(claims.exp.is_some_and(|e| now < e));
