@@ -123,6 +123,16 @@ enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a user to another team (a new name makes a new team); a token
+    /// asked with `team-id` then acts for it.
+    Join {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long, value_name = "TEAM")]
+        team: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Ban a user: their tokens and password are refused from now on.
     Ban {
         #[arg(long, value_name = "EMAIL")]
@@ -196,6 +206,9 @@ fn main() -> ExitCode {
                 },
                 json,
             ),
+            UsersCommand::Join { email, team, json } => {
+                cmds::users::join(&config, email, team, json)
+            }
             UsersCommand::Ban {
                 email,
                 reason,

@@ -152,6 +152,21 @@ impl Store {
         }
     }
 
+    /// Adds user `id` to team `team` (by name, made when new); returns the
+    /// user and the team.
+    pub async fn join_pixop_team(&self, id: &str, team: &str) -> Result<(PixopUser, PixopTeam)> {
+        let team = self.pixop_team_named(team)?;
+        let joined = team.id.clone();
+        let user = self
+            .update_pixop_user(id, |u| {
+                if !u.teams.contains(&joined) {
+                    u.teams.push(joined.clone());
+                }
+            })
+            .await?;
+        Ok((user, team))
+    }
+
     pub fn pixop_team(&self, id: &str) -> Result<Option<PixopTeam>> {
         self.record(Collection::PixopTeams, id)
     }

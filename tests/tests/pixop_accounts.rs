@@ -433,3 +433,62 @@ fn users_are_made_from_stdin_and_bad_input_is_refused() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn a_user_of_two_teams_picks_one_with_team_id() {
+    let env = Env::new();
+    let px = Pixop::new(&env.server().url);
+    let user = create_user(&env.data_dir(), "ada@example.org", "first", "correct horse");
+    let out = run_cli(
+        &env.data_dir(),
+        &[
+            "users",
+            "join",
+            "--email",
+            &user.email,
+            "--team",
+            "second",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let joined: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let second = joined["team_id"].as_str().expect("team_id").to_owned();
+    assert_ne!(second, user.team_id);
+
+    let response = px
+        .http
+        .get(px.url(&format!("/accounts/v1/token?team-id={second}")))
+        .basic_auth(&user.email, Some(&user.password))
+        .send()
+        .expect("GET");
+    let (status, issued) = json(response);
+    assert_eq!(
+        (status, issued["teamId"].as_str()),
+        (200, Some(second.as_str())),
+        "{issued}"
+    );
+    let token = issued["jwtToken"].as_str().expect("jwtToken");
+    let (_, v) = px.json(Method::POST, "/accounts/v1/token", token, None);
+    assert_eq!(v["team"]["name"], "second");
+    assert_eq!(v["otherTeams"][0]["id"], user.team_id.as_str(), "{v}");
+    // What the second team makes, the first does not see.
+    px.json(
+        Method::PUT,
+        "/videos/v1/project",
+        token,
+        Some(json!({ "name": "theirs" })),
+    );
+    let first = px.token(&user);
+    let (_, listed) = px.json(Method::GET, "/videos/v1/projects", &first, None);
+    assert!(
+        listed["_embedded"]["projects"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["name"] != "theirs")),
+        "{listed}"
+    );
+}

@@ -95,6 +95,7 @@ pub async fn execute(store: &Store, request: Request) -> Result<Reply, AdminErro
             banned,
             reason,
         } => users::ban(store, &email, banned, &reason).await?,
+        Request::UserJoin { email, team } => users::join(store, &email, &team).await?,
         Request::UserTestToken { email, claims } => users::test_token(store, &email, &claims)?,
     })
 }

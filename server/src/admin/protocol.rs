@@ -58,6 +58,10 @@ pub enum Request {
         #[serde(default)]
         reason: String,
     },
+    /// Adds a Pixop user to team `team` (by name; a new name makes a new
+    /// team): the user's tokens may then name it (`team-id`).
+    #[serde(rename = "user_join")]
+    UserJoin { email: String, team: String },
     /// Debug builds only (release builds refuse it): a token with exactly
     /// these claims, signed with the user's current key, so that tests can
     /// show how claims the server never issues are refused.

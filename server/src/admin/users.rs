@@ -82,6 +82,15 @@ pub async fn create(
     Ok(info(&user, &team))
 }
 
+pub async fn join(store: &Store, email: &str, team: &str) -> Result<Reply, AdminError> {
+    check_text("team name", team)?;
+    let user = store
+        .pixop_user_by_email(email)?
+        .ok_or_else(|| refused("user_not_found", format!("no user has the email {email:?}")))?;
+    let (user, team) = store.join_pixop_team(&user.id, team).await?;
+    Ok(info(&user, &team))
+}
+
 pub async fn ban(
     store: &Store,
     email: &str,

@@ -46,6 +46,11 @@ pub fn create(config: &Config, new: NewUser, as_json: bool) -> CmdResult {
     print(reply, as_json)
 }
 
+pub fn join(config: &Config, email: String, team: String, as_json: bool) -> CmdResult {
+    let reply = run(config, Request::UserJoin { email, team })?;
+    print(reply, as_json)
+}
+
 pub fn ban(
     config: &Config,
     email: String,

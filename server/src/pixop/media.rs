@@ -122,9 +122,12 @@ async fn upload(
                     "the form holds more than one file; send one per upload",
                 ));
             }
+            // Served back on download: only media types, so that a file
+            // cannot come back as a page.
             let content_type = field
                 .content_type()
-                .map(|m| m.essence_str().to_owned())
+                .map(|m| m.essence_str().to_ascii_lowercase())
+                .filter(|t| t.starts_with("video/") || t == "application/mxf")
                 .unwrap_or_else(|| "application/octet-stream".to_owned());
             let mut writer = state.store.new_body(limit).await?;
             while let Some(chunk) = field.next().await {
