@@ -197,6 +197,17 @@ impl Store {
         self.blobs.remove(id).await
     }
 
+    /// Deletes every Pixop video of project `uid` (the project is being
+    /// deleted through another API).
+    pub(crate) async fn remove_pixop_videos_of(&self, uid: &str) -> Result<()> {
+        for key in self.record_keys(Collection::PixopProjectVideos, &format!("{uid}/"))? {
+            if let Some((_, video)) = key.split_once('/') {
+                self.delete_pixop_video(video).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every body a Pixop video holds: kept by the sweep.
     pub(crate) fn pixop_blobs(&self) -> Result<Vec<String>> {
         let all: Vec<PixopVideo> = self.records(Collection::PixopVideos, "")?;
@@ -204,5 +215,36 @@ impl Store {
             .into_iter()
             .filter_map(|v| v.media.map(|m| m.blob))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::store;
+    use crate::{AccountId, PixopVideo};
+
+    #[tokio::test]
+    async fn a_video_goes_with_its_project_and_a_source_with_its_children() {
+        let (_dir, store) = store();
+        let team = AccountId("t".into());
+        let p = store.create_project(&team, "p").await.unwrap();
+        let source = PixopVideo::new(team.clone(), &p.uid, "u", "a");
+        store.create_pixop_video(&source).await.unwrap();
+        let mut child = PixopVideo::new(team.clone(), &p.uid, "u", "b");
+        child.parent = Some(source.id.clone());
+        store.create_pixop_video(&child).await.unwrap();
+        assert!(store.project_has_pixop_videos(&p.uid).unwrap());
+        let gone = store.delete_pixop_video(&source.id).await.unwrap();
+        assert_eq!(gone, vec![source.id.clone(), child.id.clone()]);
+        assert!(!store.project_has_pixop_videos(&p.uid).unwrap());
+
+        let again = PixopVideo::new(team.clone(), &p.uid, "u", "c");
+        store.create_pixop_video(&again).await.unwrap();
+        store.delete_project(&team, &p.uid).await.unwrap();
+        assert!(store.pixop_video(&again.id).unwrap().is_none());
+        assert!(
+            store.create_pixop_video(&again).await.is_err(),
+            "no video in a deleted project"
+        );
     }
 }

@@ -138,6 +138,7 @@ impl Store {
         }
         self.remove_tokens_of(uid).await?;
         self.remove_uploads_of(uid).await?;
+        self.remove_pixop_videos_of(uid).await?;
         self.flush().await?;
         for asset in assets {
             self.blobs.remove(asset.blob_id()).await;
