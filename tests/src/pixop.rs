@@ -115,6 +115,10 @@ pub fn assert_exception(got: (u16, Value), status: u16, exception: &str) -> Valu
         body["errorMessage"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
     body
 }
 

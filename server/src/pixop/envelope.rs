@@ -107,7 +107,12 @@ impl ResponseError for Exception {
         if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED {
             tracing::error!(error = %self.message, exception = self.exception, "pixop request failed");
         }
-        let mut body = json!({ "exception": self.exception, "errorMessage": self.message });
+        // The seed's two fields, and CONTRACT section 11's stable `code`.
+        let mut body = json!({
+            "exception": self.exception,
+            "errorMessage": self.message,
+            "code": code_of(self.exception),
+        });
         if let Some(field) = &self.field {
             body["field"] = json!(field);
         }
@@ -118,6 +123,38 @@ impl ResponseError for Exception {
         response
             .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
             .json(body)
+    }
+}
+
+/// An exception's name as a stable snake_case code:
+/// `ExpiredJWTTokenException` → `expired_jwt_token`.
+pub fn code_of(exception: &str) -> String {
+    let name = exception.strip_suffix("Exception").unwrap_or(exception);
+    let chars: Vec<char> = name.chars().collect();
+    let mut code = String::with_capacity(name.len() + 4);
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev_lower = chars[i - 1].is_ascii_lowercase();
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev_lower || (next_lower && chars[i - 1].is_ascii_uppercase()) {
+                code.push('_');
+            }
+        }
+        code.push(c.to_ascii_lowercase());
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_of;
+
+    #[test]
+    fn exception_names_become_snake_case_codes() {
+        assert_eq!(code_of("ExpiredJWTTokenException"), "expired_jwt_token");
+        assert_eq!(code_of("NoJWTTokenFoundException"), "no_jwt_token_found");
+        assert_eq!(code_of("BadRequestException"), "bad_request");
+        assert_eq!(code_of("AuthException"), "auth");
     }
 }
 
