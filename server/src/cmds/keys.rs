@@ -157,7 +157,7 @@ fn mismatched(asked: &str) -> Box<dyn std::error::Error> {
 }
 
 /// `unix` seconds as `YYYY-MM-DD HH:MM:SS`, UTC.
-pub fn utc(unix: u64) -> String {
+fn utc(unix: u64) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm,
     // shifted so that years start in March and leap days come last).

@@ -150,6 +150,12 @@ mod tests {
     use super::code_of;
 
     #[test]
+    fn dates_are_written_as_the_seed_writes_them() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::date(1_700_000_000_999), "2023-11-14 22:13:20");
+    }
+
+    #[test]
     fn exception_names_become_snake_case_codes() {
         assert_eq!(code_of("ExpiredJWTTokenException"), "expired_jwt_token");
         assert_eq!(code_of("NoJWTTokenFoundException"), "no_jwt_token_found");
@@ -166,7 +172,13 @@ pub fn ok(body: impl Serialize) -> HttpResponse {
 
 /// Unix milliseconds as the seed writes dates: `YYYY-MM-DD hh:mm:ss`, UTC.
 pub fn date(unix_ms: u64) -> String {
-    crate::cmds::keys::utc(unix_ms / 1000)
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_ms / 1000);
+    // RFC 3339 in UTC (`2026-12-07T00:45:52Z`) is the same digits.
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 /// `page` and `page-size` of a list request: pages count from 0, as in
