@@ -396,3 +396,37 @@ fn a_second_team_can_neither_see_nor_touch_the_firsts_things() {
     );
     assert_eq!(v["project"]["name"], "p");
 }
+
+#[test]
+fn a_teams_projects_are_its_accounts_projects_in_the_other_apis() {
+    let env = Env::new();
+    let px = Pixop::new(&env.server().url);
+    let user = create_user(&env.data_dir(), "ada@example.org", "t", "correct horse");
+    let token = px.token(&user);
+    let (_, p) = px.json(
+        Method::PUT,
+        "/videos/v1/project",
+        &token,
+        Some(json!({ "name": "shared" })),
+    );
+    let uid = p["project"]["id"].as_str().expect("id").to_owned();
+    // A key of the team's account (keys create --account) sees it.
+    let key = clipstream_tests::create_key(&env.data_dir(), Some(&user.team_id));
+    let api = clipstream_tests::Api::new(&env.server().url, Some(&key));
+    let (status, listed) = json(api.get("/v1/list/project"));
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.to_string().contains(&uid), "{listed}");
+    // And a project made there is one of the team's here.
+    let other = api.create_project("made-elsewhere");
+    let (status, v) = px.json(
+        Method::GET,
+        &format!("/videos/v1/project/{other}"),
+        &token,
+        None,
+    );
+    assert_eq!(
+        (status, v["project"]["name"].as_str()),
+        (200, Some("made-elsewhere")),
+        "{v}"
+    );
+}
