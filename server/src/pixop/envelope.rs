@@ -145,25 +145,6 @@ pub fn code_of(exception: &str) -> String {
     code
 }
 
-#[cfg(test)]
-mod tests {
-    use super::code_of;
-
-    #[test]
-    fn dates_are_written_as_the_seed_writes_them() {
-        assert_eq!(super::date(0), "1970-01-01 00:00:00");
-        assert_eq!(super::date(1_700_000_000_999), "2023-11-14 22:13:20");
-    }
-
-    #[test]
-    fn exception_names_become_snake_case_codes() {
-        assert_eq!(code_of("ExpiredJWTTokenException"), "expired_jwt_token");
-        assert_eq!(code_of("NoJWTTokenFoundException"), "no_jwt_token_found");
-        assert_eq!(code_of("BadRequestException"), "bad_request");
-        assert_eq!(code_of("AuthException"), "auth");
-    }
-}
-
 pub fn ok(body: impl Serialize) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
@@ -271,4 +252,23 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 
 fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_of;
+
+    #[test]
+    fn dates_are_written_as_the_seed_writes_them() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::date(1_700_000_000_999), "2023-11-14 22:13:20");
+    }
+
+    #[test]
+    fn exception_names_become_snake_case_codes() {
+        assert_eq!(code_of("ExpiredJWTTokenException"), "expired_jwt_token");
+        assert_eq!(code_of("NoJWTTokenFoundException"), "no_jwt_token_found");
+        assert_eq!(code_of("BadRequestException"), "bad_request");
+        assert_eq!(code_of("AuthException"), "auth");
+    }
 }
