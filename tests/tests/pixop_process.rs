@@ -726,3 +726,66 @@ fn a_job_cut_off_by_a_restart_is_failed_saying_so() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_sound_is_copied_where_the_container_takes_it() {
+    let f = fixture();
+    let source = f.source(
+        "sound.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    let streams = |path: &Path| {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,codec_name,duration",
+                "-of",
+                "json",
+            ])
+            .arg(path)
+            .output()
+            .expect("ffprobe");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v["streams"].as_array().cloned().unwrap_or_default()
+    };
+    let (_, path) = f.process(
+        &source,
+        json!({ "range": { "startPositionMilliseconds": 500, "endPositionMilliseconds": 1500 } }),
+    );
+    let s = streams(&path);
+    let audio: Vec<&Value> = s.iter().filter(|s| s["codec_type"] == "audio").collect();
+    assert_eq!(audio.len(), 1, "{s:?}");
+    assert_eq!(audio[0]["codec_name"], "aac");
+    let seconds: f64 = audio[0]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        (0.8..1.3).contains(&seconds),
+        "the sound of a 1 s range lasts {seconds} s"
+    );
+    // MXF takes no AAC: the pictures alone.
+    let (_, path) = f.process(
+        &source,
+        json!({ "mediaContainerCodec": { "container": "mxf", "codec": "dnxhd" } }),
+    );
+    assert!(streams(&path).iter().all(|s| s["codec_type"] == "video"));
+}

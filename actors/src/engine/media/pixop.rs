@@ -5,7 +5,9 @@
 //!
 //! The server (`server/src/pixop/process.rs`) turns a request into a
 //! [`Job`]: the filter chain, the encoder and its options, the muxer.
-//! Processed media carry the video stream only.
+//! Processed media carry the source's sound, copied, where the container
+//! takes its codec (AAC, MP3, AC-3, E-AC-3; PCM in mov), and no sound
+//! otherwise (MXF, other codecs).
 
 use std::path::Path;
 
@@ -333,7 +335,9 @@ impl Pipeline {
         src: &str,
         keep: &mut dyn FnMut(f64) -> Keep,
         each: &mut dyn FnMut(&mut ffmpeg::frame::Video) -> Result<bool, MediaError>,
+        other: &mut dyn FnMut(usize, ffmpeg::Packet) -> Result<(), MediaError>,
     ) -> Result<(), MediaError> {
+        let mut others = Vec::new();
         let mut decoded = ffmpeg::frame::Video::empty();
         let mut filtered = ffmpeg::frame::Video::empty();
         let time_base = f64::from(self.time_base);
@@ -350,7 +354,14 @@ impl Pipeline {
                     if packets.len() >= 8 {
                         break;
                     }
+                } else {
+                    others.push((s.index(), packet));
                 }
+            }
+            // The other streams' packets (sound to copy) go first: they
+            // came before the video packets read with them.
+            for (stream, packet) in others.drain(..) {
+                other(stream, packet)?;
             }
             let end = packets.is_empty();
             if end {
@@ -471,7 +482,7 @@ fn measure_scanning(path: &Path, src: &str) -> Result<Scanning, MediaError> {
     let mut pipeline = Pipeline::open(path, src, "idet")?;
     let mut seen = 0usize;
     let mut counts = (0.0f64, 0.0f64, 0.0f64);
-    pipeline.run(src, &mut |_| Keep::Yes, &mut |frame| {
+    let mut count = |frame: &mut ffmpeg::frame::Video| {
         seen += 1;
         let metadata = frame.metadata();
         let read = |key: &str| {
@@ -487,7 +498,8 @@ fn measure_scanning(path: &Path, src: &str) -> Result<Scanning, MediaError> {
             read("lavfi.idet.multiple.progressive"),
         );
         Ok(seen < IDET_FRAMES)
-    })?;
+    };
+    pipeline.run(src, &mut |_| Keep::Yes, &mut count, &mut |_, _| Ok(()))?;
     let (tff, bff, progressive) = counts;
     Ok(if tff > bff && tff > progressive {
         Scanning::TopFieldFirst
@@ -628,6 +640,20 @@ pub fn process(
             job.encoder
         ))
     })?;
+    // The sound is copied as it is where the container takes its codec.
+    let audio = pipeline.input.streams().best(Type::Audio).and_then(|s| {
+        use ffmpeg::codec::Id;
+        let id = s.parameters().id();
+        let takes = match job.muxer.as_str() {
+            "mp4" | "mpegts" => matches!(id, Id::AAC | Id::MP3 | Id::AC3 | Id::EAC3),
+            "mov" => matches!(
+                id,
+                Id::AAC | Id::MP3 | Id::AC3 | Id::EAC3 | Id::PCM_S16LE | Id::PCM_S24LE
+            ),
+            _ => false,
+        };
+        takes.then(|| (s.index(), s.time_base(), s.parameters()))
+    });
     {
         let mut stream = octx.add_stream(codec).map_err(encode_error)?;
         stream.set_parameters(&encoder);
@@ -643,17 +669,30 @@ pub fn process(
             }
         }
     }
+    if let Some((_, _, parameters)) = &audio {
+        let mut stream = octx
+            .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
+            .map_err(encode_error)?;
+        stream.set_parameters(parameters.clone());
+        // SAFETY: a plain field of the stream's parameters; the muxer
+        // picks the tag of its own container.
+        unsafe {
+            (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0;
+        }
+    }
     octx.write_header().map_err(encode_error)?;
+    let audio_tb = octx.stream(1).map(|s| s.time_base());
     let stream_tb = octx
         .stream(0)
         .map(|s| s.time_base())
         .ok_or_else(|| MediaError::Encode("the output lost its stream".into()))?;
 
+    let octx = std::cell::RefCell::new(octx);
     let mut first_pts: Option<i64> = None;
     let mut cancelled = false;
     let mut reported = 0u32;
     let mut write_packets = |encoder: &mut ffmpeg::encoder::Video,
-                             octx: &mut ffmpeg::format::context::Output,
+                             octx: &std::cell::RefCell<ffmpeg::format::context::Output>,
                              cancelled: &mut bool|
      -> Result<(), MediaError> {
         let mut packet = ffmpeg::Packet::empty();
@@ -661,7 +700,9 @@ pub fn process(
             let done = packet.pts().unwrap_or(0) as f64 * f64::from(time_base);
             packet.set_stream(0);
             packet.rescale_ts(time_base, stream_tb);
-            packet.write_interleaved(octx).map_err(encode_error)?;
+            packet
+                .write_interleaved(&mut octx.borrow_mut())
+                .map_err(encode_error)?;
             if total > 0.0 {
                 let share = (done / total).clamp(0.0, 0.99);
                 let percent = (share * 100.0) as u32;
@@ -704,16 +745,38 @@ pub fn process(
                 (*frame.as_mut_ptr()).pict_type = ffmpeg::ffi::AVPictureType::AV_PICTURE_TYPE_NONE;
             }
             encoder.send_frame(frame).map_err(encode_error)?;
-            write_packets(&mut encoder, &mut octx, &mut cancelled)?;
+            write_packets(&mut encoder, &octx, &mut cancelled)?;
             Ok(!cancelled)
+        },
+        &mut |index, mut packet| {
+            let (Some((audio_index, in_tb, _)), Some(out_tb)) = (&audio, audio_tb) else {
+                return Ok(());
+            };
+            if index != *audio_index {
+                return Ok(());
+            }
+            let at = packet.pts().unwrap_or(0) as f64 * f64::from(*in_tb);
+            if at + 1e-6 < start || end.is_some_and(|e| at >= e) {
+                return Ok(());
+            }
+            // The range's start is the output's 0, as for the pictures.
+            let offset = (start / f64::from(*in_tb)).round() as i64;
+            packet.set_pts(packet.pts().map(|p| p - offset));
+            packet.set_dts(packet.dts().map(|d| d - offset));
+            packet.rescale_ts(*in_tb, out_tb);
+            packet.set_stream(1);
+            packet.set_position(-1);
+            packet
+                .write_interleaved(&mut octx.borrow_mut())
+                .map_err(encode_error)
         },
     )?;
     if cancelled {
         return Err(MediaError::Encode("cancelled".into()));
     }
     encoder.send_eof().map_err(encode_error)?;
-    write_packets(&mut encoder, &mut octx, &mut cancelled)?;
-    octx.write_trailer().map_err(encode_error)?;
+    write_packets(&mut encoder, &octx, &mut cancelled)?;
+    octx.borrow_mut().write_trailer().map_err(encode_error)?;
     progress(1.0);
     Ok(())
 }
