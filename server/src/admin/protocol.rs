@@ -6,7 +6,15 @@
 //! {"keys":"list"}                       {"ok":{"keys":[{"key":"ck_…","account":"…","created":1700000000}]}}
 //! {"keys":"revoke","key":"ck_…"}        {"ok":{"revoked":{"key":"ck_…","account":"…","created":…}}}
 //!                                       {"error":{"code":"key_not_found","message":"API key \"ck_…\" does not exist"}}
+//! {"keys":"user_create","email":"…","team":"…","password":"…","name":""}
+//!                                       {"ok":{"user":{"id":"…","email":"…","name":"","team_id":"…","team_name":"…","banned":false}}}
+//! {"keys":"user_join","email":"…","team":"…"}              (the same answer)
+//! {"keys":"user_ban","email":"…","banned":true,"reason":"…"} (the same answer)
+//! {"keys":"user_test_token","email":"…","claims":{…}}      {"ok":{"token":"eyJ…"}} (debug builds)
 //! ```
+//!
+//! The `user_*` requests are Pixop API users (`crate::pixop`): the tag
+//! stays `keys` so that one line format serves both.
 //!
 //! This file depends only on serde, serde_json, thiserror and the storage
 //! crate's key types, so that the fuzz target `admin` can include it by
