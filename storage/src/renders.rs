@@ -143,6 +143,24 @@ impl Store {
         Ok(request)
     }
 
+    /// Every render request of project `uid` (the caller checked who owns
+    /// it), newest first: what the studio's renders page lists.
+    pub fn render_requests_of(&self, uid: &str) -> Result<Vec<RenderRequest>> {
+        let mut requests = Vec::new();
+        for key in self.record_keys(Collection::ProjectTokens, &child_prefix(uid))? {
+            let Some(token) = key.get(uid.len() + 1..) else {
+                continue;
+            };
+            // An index entry whose record went (a removal cut short) is
+            // no request.
+            if let Some(request) = self.record::<RenderRequest>(Collection::Tokens, token)? {
+                requests.push(request);
+            }
+        }
+        requests.sort_by(|a, b| b.created.cmp(&a.created).then(a.token.cmp(&b.token)));
+        Ok(requests)
+    }
+
     /// Removes the tokens of a deleted project, and its cached renders.
     pub(crate) async fn remove_tokens_of(&self, uid: &str) -> Result<()> {
         for key in self.record_keys(Collection::ProjectTokens, &child_prefix(uid))? {

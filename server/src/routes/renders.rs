@@ -34,7 +34,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(super::render::get))
             .route(web::head().to(super::render::get))
             .route(web::delete().to(delete)),
-    );
+    )
+    // The studio's renders page: the tokens a project has issued.
+    .service(resource("/v1/list/render/{uid}", "GET").route(web::get().to(list)));
+}
+
+/// A project's render requests, newest first, as they were asked.
+async fn list(
+    state: web::Data<AppState>,
+    account: Account,
+    uid: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    owned_project(&state, &account, &uid)?;
+    let renders: Vec<Value> = state
+        .store
+        .render_requests_of(&uid)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "token": r.token,
+                "movie": r.movie,
+                "params": r.params,
+                "created": r.created,
+                "uploads": r.uploads.len(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "renders": renders })))
 }
 
 #[derive(Deserialize)]

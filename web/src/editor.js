@@ -1,0 +1,119 @@
+// The template editor: CodeMirror 6 with JSON highlighting, and the
+// server's validation errors shown as diagnostics at the JSON path the
+// server names (`timeline.tracks[0].clips[0].length`).
+
+import { EditorView, basicSetup } from "codemirror";
+import { json } from "@codemirror/lang-json";
+import { syntaxTree } from "@codemirror/language";
+import { setDiagnostics, lintGutter } from "@codemirror/lint";
+
+export function createEditor(parent, text, onChange) {
+  return new EditorView({
+    doc: text,
+    parent,
+    extensions: [
+      basicSetup,
+      json(),
+      lintGutter(),
+      EditorView.lineWrapping,
+      EditorView.contentAttributes.of({ "aria-label": "Template JSON" }),
+      EditorView.updateListener.of((u) => {
+        if (u.docChanged) onChange(u.state.doc.toString());
+      }),
+    ],
+  });
+}
+
+export function setText(view, text) {
+  view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+}
+
+/** `a.b[2].c` → ["a", "b", 2, "c"]. */
+export function splitPath(path) {
+  const parts = [];
+  const re = /([^.[\]]+)|\[(\d+)\]/g;
+  let m;
+  while ((m = re.exec(path)) !== null) {
+    if (m[2] !== undefined) parts.push(Number(m[2]));
+    else parts.push(m[1]);
+  }
+  return parts;
+}
+
+const PUNCT = new Set(["{", "}", "[", "]", ",", ":", "⚠"]);
+
+function children(node) {
+  const out = [];
+  for (let c = node.firstChild; c; c = c.nextSibling) {
+    if (!PUNCT.has(c.name)) out.push(c);
+  }
+  return out;
+}
+
+/**
+ * The text range of the value at `path`, or of the deepest part of it
+ * that exists (an error about a missing field points at its parent).
+ */
+export function rangeOfPath(state, path) {
+  const tree = syntaxTree(state);
+  let node = children(tree.topNode)[0];
+  if (!node) return { from: 0, to: Math.min(1, state.doc.length), found: false };
+  let found = true;
+  for (const part of splitPath(path)) {
+    let next = null;
+    if (typeof part === "number" && node.name === "Array") {
+      next = children(node)[part] || null;
+    } else if (node.name === "Object") {
+      for (const prop of children(node)) {
+        const name = prop.getChild("PropertyName");
+        if (!name) continue;
+        let key;
+        try {
+          key = JSON.parse(state.doc.sliceString(name.from, name.to));
+        } catch {
+          continue;
+        }
+        if (key === String(part)) {
+          const parts = children(prop);
+          next = parts[parts.length - 1] || name;
+          break;
+        }
+      }
+    }
+    if (!next) {
+      found = false;
+      break;
+    }
+    node = next;
+  }
+  return { from: node.from, to: node.to, found };
+}
+
+/** The position a serde message names (`... at line 3 column 7`). */
+export function positionOfMessage(state, message) {
+  const m = /line (\d+) column (\d+)/.exec(message || "");
+  if (!m) return null;
+  const lineNo = Math.min(Math.max(1, Number(m[1])), state.doc.lines);
+  const line = state.doc.line(lineNo);
+  const at = Math.min(line.from + Math.max(0, Number(m[2]) - 1), line.to);
+  return { from: at, to: Math.min(at + 1, state.doc.length) };
+}
+
+/** Shows the server's error in the editor; returns the range marked. */
+export function showServerError(view, error) {
+  const state = view.state;
+  let range = null;
+  if (error.code === "invalid_json") range = positionOfMessage(state, error.message);
+  if (!range && error.path) range = rangeOfPath(state, error.path);
+  if (!range) range = { from: 0, to: Math.min(1, state.doc.length) };
+  const message = error.path ? `${error.path}: ${error.message}` : error.message;
+  view.dispatch(
+    setDiagnostics(state, [{ from: range.from, to: Math.max(range.to, range.from), severity: "error", message }]),
+  );
+  view.dispatch({ selection: { anchor: range.from }, scrollIntoView: true });
+  return range;
+}
+
+export function clearErrors(view) {
+  view.dispatch(setDiagnostics(view.state, []));
+}
