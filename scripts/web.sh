@@ -33,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT
 NODE_PATH="$CACHE/node_modules" "$CACHE/node_modules/.bin/esbuild" web/src/main.js \
   --bundle --minify --target=es2020 --format=iife \
   --outfile="$tmp/app.js" --log-level=warning
-cp web/src/app.css "$tmp/app.css"
+cp web/src/app.css web/src/editor.css "$tmp/"
 cp web/index.html web/src/icon.svg "$tmp/"
 # Swapped in whole, so a build never embeds half a bundle.
 rm -rf "$out"

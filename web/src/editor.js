@@ -7,10 +7,23 @@ import { json } from "@codemirror/lang-json";
 import { syntaxTree } from "@codemirror/language";
 import { setDiagnostics, lintGutter } from "@codemirror/lint";
 
-export function createEditor(parent, text, onChange) {
+/**
+ * The editor lives in a shadow root of `host`: CodeMirror's own styles
+ * then go in as a constructed stylesheet (adoptedStyleSheets) rather than
+ * a <style> element, which the studio's CSP (style-src 'self') refuses.
+ * Its layout rules come from editor.css, linked inside the shadow root.
+ */
+export function createEditor(host, text, onChange) {
+  const shadow = host.attachShadow({ mode: "open" });
+  const mount = document.createElement("div");
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = "/studio/editor.css";
+  shadow.append(link, mount);
   return new EditorView({
     doc: text,
-    parent,
+    parent: mount,
+    root: shadow,
     extensions: [
       basicSetup,
       json(),

@@ -1,0 +1,409 @@
+//! The studio (CONTRACT section 14, issue 19) in a real browser: headless
+//! Chromium over WebDriver goes from signing in to a playing personalised
+//! video the way a person would, through the pages the server serves at
+//! `/`. With `CLIPSTREAM_STUDIO_SHOTS=<folder>` it also saves a PNG of
+//! every page there (the README's are made so: see scripts/screenshots.sh).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clipstream_tests::media::ffmpeg;
+use clipstream_tests::webdriver::Browser;
+use clipstream_tests::{json, Env};
+use serde_json::{json, Value};
+
+/// WebDriver's code point for the Control key.
+const CTRL: &str = "\u{E009}";
+
+/// A template personalised by NAME: long enough, at 720p, that the
+/// render is still running while the first seconds play.
+fn template(video_length: i64) -> String {
+    let edit = json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "title", "text": "Hello {{NAME}}", "style": "chunk" },
+                           "start": 0, "length": 40 } ] },
+            { "clips": [ { "asset": { "type": "image", "src": "logo.png" }, "start": 0, "length": 40,
+                           "position": "topRight", "scale": 0.2 } ] },
+            { "clips": [ { "asset": { "type": "video", "src": "clip.mp4" }, "start": 0,
+                           "length": video_length } ] }
+        ] },
+        "output": { "format": "mp4", "resolution": "hd", "poster": { "capture": 1 } },
+        "merge": [ { "find": "NAME", "replace": "there" } ]
+    });
+    serde_json::to_string_pretty(&edit).expect("JSON")
+}
+
+/// Pastes `text` over the editor's whole content, as Ctrl+A, Ctrl+V do.
+fn paste_template(b: &Browser, text: &str) {
+    let content = b.find_in_shadow("#editor", ".cm-content");
+    b.type_keys(&content, &format!("{CTRL}a{CTRL}"));
+    b.script(
+        "const el = document.querySelector('#editor').shadowRoot.querySelector('.cm-content');
+         const data = new DataTransfer();
+         data.setData('text/plain', arguments[0]);
+         el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));",
+        json!([text]),
+    );
+}
+
+struct Shots(Option<PathBuf>);
+
+impl Shots {
+    fn take(&self, b: &Browser, name: &str) {
+        if let Some(dir) = &self.0 {
+            std::fs::create_dir_all(dir).expect("screenshot folder");
+            std::fs::write(dir.join(format!("{name}.png")), b.screenshot()).expect("screenshot");
+        }
+    }
+}
+
+fn video_fixture(dir: &Path) -> PathBuf {
+    // Lossless, so that it is over the studio's 1 MiB chunk size and goes
+    // through the chunked-upload API.
+    let path = dir.join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=4",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &path,
+    );
+    path
+}
+
+#[test]
+fn from_sign_in_to_a_playing_personalised_video() {
+    let shots = Shots(std::env::var_os("CLIPSTREAM_STUDIO_SHOTS").map(PathBuf::from));
+    let env = Env::new();
+    let api = env.client();
+    let base = env.server().url.clone();
+    let files = tempfile::tempdir().expect("temp dir");
+    let video = video_fixture(files.path());
+    let video_len = std::fs::metadata(&video).expect("video").len();
+    assert!(
+        video_len > 1 << 20,
+        "the video must be chunked: {video_len} bytes"
+    );
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/examples/logo.png");
+    let b = Browser::start(1280, 800);
+
+    // Sign in: the secret lives in sessionStorage, nowhere else.
+    b.goto(&format!("{base}/"));
+    b.wait("the sign-in form", "document.querySelector('#key')", 20);
+    shots.take(&b, "signin");
+    b.type_into("#key", &env.key.key);
+    b.type_into("#secret", "not the secret");
+    b.click("#signin");
+    let wrong = b.wait(
+        "a refusal",
+        "document.querySelector('#signin-error .error')?.textContent",
+        20,
+    );
+    assert!(!wrong.as_str().unwrap_or("").is_empty(), "{wrong}");
+    b.script("document.querySelector('#secret').value = ''", json!([]));
+    b.type_into("#secret", &env.key.secret);
+    b.click("#signin");
+    b.wait(
+        "the projects page",
+        "document.querySelector('#page-projects')",
+        20,
+    );
+    let stored = b.script(
+        "return [sessionStorage.getItem('clipstream.secret'), JSON.stringify(localStorage), location.href];",
+        json!([]),
+    );
+    assert_eq!(stored[0], env.key.secret.as_str());
+    assert!(!stored[1].as_str().unwrap_or("").contains(&env.key.secret));
+    assert!(!stored[2].as_str().unwrap_or("").contains(&env.key.secret));
+
+    // Create a project.
+    b.type_into("#project-name", "studio");
+    b.click("#create-project");
+    b.wait(
+        "the assets page",
+        "document.querySelector('#page-assets')",
+        20,
+    );
+    let (status, projects) = json(api.get("/v1/list/project"));
+    assert_eq!(status, 200);
+    let uid = projects["projects"][0]["uid"]
+        .as_str()
+        .expect("a project")
+        .to_owned();
+    assert_eq!(projects["projects"][0]["name"], "studio");
+
+    // Upload an image and a video (the video in chunks).
+    b.type_into(
+        "#files",
+        &format!(
+            "{}\n{}",
+            image.canonicalize().expect("logo").display(),
+            video.display()
+        ),
+    );
+    b.wait(
+        "both uploads done",
+        "document.querySelectorAll('.upload.done').length === 2 || document.querySelector('.upload.failed')?.innerText",
+        120,
+    );
+    assert_eq!(
+        b.script(
+            "return document.querySelectorAll('.upload.failed').length",
+            json!([])
+        ),
+        0,
+        "{}",
+        b.script(
+            "return document.querySelector('#uploads').innerText",
+            json!([])
+        )
+    );
+    b.wait(
+        "the listed assets",
+        "document.querySelectorAll('#assets tbody tr').length === 2",
+        20,
+    );
+    let (_, assets) = json(api.get(&format!("/v1/list/data/{uid}")));
+    let size_of = |name: &str| {
+        assets["assets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .map(|x| x["size"].as_u64().unwrap_or(0))
+    };
+    assert_eq!(size_of("clip.mp4"), Some(video_len), "{assets}");
+    assert_eq!(
+        size_of("logo.png"),
+        Some(std::fs::metadata(&image).expect("logo").len())
+    );
+    b.wait(
+        "the image's thumbnail",
+        "document.querySelector('#assets img')?.naturalWidth > 0",
+        20,
+    );
+    shots.take(&b, "assets");
+
+    // Paste a template with {{NAME}}; a bad one first: the server's error
+    // shows at the JSON path it names.
+    b.goto(&format!("{base}/#/templates"));
+    b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
+    b.click("#new-template");
+    b.type_into("#template-name", "hello");
+    paste_template(&b, &template(-1));
+    b.click("#save");
+    let path = b.wait(
+        "the server's error",
+        "document.querySelector('#editor-error')?.dataset.path",
+        20,
+    );
+    assert_eq!(path, "timeline.tracks[2].clips[0].length");
+    let marked = b.wait("the error marked in the editor", "document.querySelector('#editor').shadowRoot.querySelector('.cm-lintRange-error')?.textContent", 20);
+    assert_eq!(marked, "-1", "the mark covers the value at that path");
+    let message = b.script(
+        "return document.querySelector('#editor-error').textContent",
+        json!([]),
+    );
+    assert!(
+        message
+            .as_str()
+            .unwrap_or("")
+            .contains("must be more than 0"),
+        "{message}"
+    );
+    shots.take(&b, "templates-error");
+    paste_template(&b, &template(3));
+    b.click("#save");
+    b.wait("saved", "document.querySelector('#saved')", 20);
+    let (status, _) = json(api.get(&format!("/v1/sdl/{uid}/hello")));
+    assert_eq!(status, 200);
+    // The timeline marks the personalised clip; the form is prefilled
+    // from merge.
+    b.wait(
+        "the timeline",
+        "document.querySelectorAll('.timeline .clip').length === 3",
+        20,
+    );
+    let personal = b.script(
+        "return [...document.querySelectorAll('.clip.personal')].map(c => c.textContent)",
+        json!([]),
+    );
+    assert_eq!(personal, json!(["★ Hello {{NAME}}"]));
+    assert_eq!(
+        b.script(
+            "return document.querySelector('#param-NAME').value",
+            json!([])
+        ),
+        "there"
+    );
+    b.script(
+        "document.querySelector('#param-NAME').value = ''",
+        json!([]),
+    );
+    b.type_into("#param-NAME", "Ada");
+    shots.take(&b, "templates");
+
+    // Preview: the video plays while the status still says rendering.
+    b.click("#to-preview");
+    b.wait(
+        "the preview page",
+        "document.querySelector('#page-preview #render')",
+        20,
+    );
+    assert_eq!(
+        b.script(
+            "return document.querySelector('#param-NAME').value",
+            json!([])
+        ),
+        "Ada"
+    );
+    b.click("#render");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut playing_while_rendering: Vec<f64> = Vec::new();
+    let mut width = 0;
+    while playing_while_rendering.len() < 2
+        || playing_while_rendering[1] <= playing_while_rendering[0]
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the video did not advance while rendering: {playing_while_rendering:?}; page: {}",
+            b.script("return document.body.innerText", json!([]))
+        );
+        let v = b.script(
+            "const v = document.querySelector('#player');
+             return v ? [document.querySelector('#state').textContent, v.currentTime, v.videoWidth, v.error && v.error.message] : null;",
+            json!([]),
+        );
+        if let Some([state, t, w, err]) = v
+            .as_array()
+            .map(|a| a.as_slice())
+            .and_then(|a| <&[Value; 4]>::try_from(a).ok())
+        {
+            assert!(err.is_null(), "the player failed: {err}");
+            assert_ne!(state, "done", "the render ended before the video was seen playing: make the test's template longer");
+            let t = t.as_f64().unwrap_or(0.0);
+            if state == "rendering" && t > 0.0 {
+                if playing_while_rendering.is_empty() {
+                    shots.take(&b, "preview");
+                }
+                playing_while_rendering.push(t);
+                playing_while_rendering.sort_by(f64::total_cmp);
+                playing_while_rendering.dedup();
+                width = w.as_u64().unwrap_or(0);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(width, 1280, "hd is 1280 wide");
+    let token = b
+        .script(
+            "return document.querySelector('#token-value').textContent",
+            json!([]),
+        )
+        .as_str()
+        .expect("the token")
+        .to_owned();
+    b.wait(
+        "the render done",
+        "document.querySelector('#state').textContent === 'done'",
+        120,
+    );
+    let status = api.get(&format!("/v2/render/{token}/status"));
+    let (_, status) = json(status);
+    assert_eq!(status["state"], "done", "{status}");
+
+    // Renders: the embed snippet goes to the clipboard, and its <video>
+    // plays on a blank page.
+    b.allow_clipboard();
+    b.goto(&format!("{base}/#/renders"));
+    b.wait(
+        "the token's row",
+        &format!("document.querySelector('.render[data-token=\"{token}\"] .copy-video')"),
+        30,
+    );
+    shots.take(&b, "renders");
+    b.click(&format!(".render[data-token=\"{token}\"] .copy-video"));
+    let snippet = b.script_async(
+        "const done = arguments[arguments.length - 1];
+         navigator.clipboard.readText().then(done, e => done('clipboard: ' + e));",
+        json!([]),
+    );
+    let snippet = snippet.as_str().expect("text").to_owned();
+    assert!(snippet.starts_with("<video"), "{snippet}");
+    assert!(
+        snippet.contains(&format!("{base}/render/{token}.mp4")),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains(&format!("{base}/render/{token}.m3u8")),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains(&format!("poster=\"{base}/render/{token}-poster.jpg\"")),
+        "{snippet}"
+    );
+    b.click("#nav-server");
+    b.wait("the dashboard", "document.querySelector('#hit-rate')", 20);
+    shots.take(&b, "server");
+    b.click("#nav-projects");
+    b.wait(
+        "the projects page",
+        "document.querySelector('#page-projects li[data-uid]')",
+        20,
+    );
+    shots.take(&b, "projects");
+    b.set_size(390, 844);
+    b.goto(&format!("{base}/#/templates"));
+    b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
+    shots.take(&b, "phone-templates");
+    b.set_size(1280, 800);
+
+    // A page of its own, as a site pasting the snippet would have (a file,
+    // as Chromium lets loopback media load from one).
+    let page = files.path().join("blank.html");
+    std::fs::write(
+        &page,
+        format!("<!doctype html>\n<title>blank</title>\n{snippet}\n"),
+    )
+    .expect("page");
+    b.goto(&format!("file://{}", page.display()));
+    b.script("document.querySelector('video').play();", json!([]));
+    let played = b.wait(
+        "the snippet's video playing",
+        "(() => { const v = document.querySelector('video'); return v.currentTime > 1 ? [v.currentTime, v.videoWidth, v.currentSrc] : (window.seen = [v.readyState, v.networkState, v.error && v.error.message, v.currentTime]) && false; })()",
+        60,
+    );
+    assert_eq!(played[1], 1280, "{played}");
+    assert_eq!(played[2], format!("{base}/render/{token}.mp4"));
+
+    // Sign out clears the secret.
+    b.goto(&format!("{base}/#/projects"));
+    b.wait(
+        "the projects page",
+        "document.querySelector('#signout')",
+        20,
+    );
+    b.click("#signout");
+    b.wait(
+        "the sign-in form",
+        "document.querySelector('#signin-form')",
+        20,
+    );
+    let left = b.script(
+        "return [sessionStorage.getItem('clipstream.secret'), sessionStorage.getItem('clipstream.key'), sessionStorage.length];",
+        json!([]),
+    );
+    assert_eq!(left, json!([null, null, 0]));
+    b.goto(&format!("{base}/#/assets"));
+    b.wait(
+        "the sign-in form again",
+        "document.querySelector('#signin-form')",
+        20,
+    );
+}
