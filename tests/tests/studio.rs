@@ -2,7 +2,7 @@
 //! Chromium over WebDriver goes from signing in to a playing personalised
 //! video the way a person would, through the pages the server serves at
 //! `/`. With `CLIPSTREAM_STUDIO_SHOTS=<folder>` it also saves a PNG of
-//! every page there (the README's are made so: see scripts/screenshots.sh).
+//! every page there (the README's docs/studio/*.png are made so).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -747,7 +747,7 @@ async function serverView(root) {
       h("div", { class: "card" }, h("h2", {}, "Queue depth"), h("p", { class: "big", id: "queue-depth" }, String(states.filter((s) => s.labels.state === "queued").reduce((a, s) => a + s.value, 0)))),
       h("div", { class: "card" }, h("h2", {}, "Cache"),
         h("p", { class: "big", id: "hit-rate" }, rate), h("p", { class: "muted" }, `hit rate: ${hits} hits, ${misses} misses`),
-        h("p", {}, "Size: ", h("b", { id: "cache-size" }, bytes(one("clipstream_cache_size_bytes")))),
+        h("p", {}, "Size: ", h("b", { id: "cache-size" }, bytes(one("clipstream_cache_size_bytes"))), ` in ${one("clipstream_cache_entries")} render(s)`),
         h("p", { class: "muted" }, `served from cache: ${bytes(one("clipstream_cache_bytes_served_total"))}`)),
       h("div", { class: "card" }, h("h2", {}, "Finished"), h("ul", {}, finished.map((f) => h("li", {}, `${f.labels.outcome}: ${f.value}`)))),
     );
