@@ -229,6 +229,17 @@ impl Browser {
         }
     }
 
+    /// Emulates the system's light or dark setting (`prefers-color-scheme`)
+    /// through the DevTools protocol, which chromedriver relays.
+    pub fn color_scheme(&self, scheme: &str) {
+        self.cmd(
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [ { "name": "prefers-color-scheme", "value": scheme } ] } })),
+        );
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> Vec<u8> {
         let b64 = self.cmd(Method::GET, "/screenshot", None);

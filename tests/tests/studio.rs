@@ -51,6 +51,11 @@ struct Shots(Option<PathBuf>);
 impl Shots {
     fn take(&self, b: &Browser, name: &str) {
         if let Some(dir) = &self.0 {
+            // A passing notice would cover the page.
+            b.script(
+                "document.getElementById('toast')?.classList.remove('show')",
+                json!([]),
+            );
             std::fs::create_dir_all(dir).expect("screenshot folder");
             std::fs::write(dir.join(format!("{name}.png")), b.screenshot()).expect("screenshot");
         }
@@ -363,6 +368,22 @@ fn from_sign_in_to_a_playing_personalised_video() {
     b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
     shots.take(&b, "phone-templates");
     b.set_size(1280, 800);
+    b.color_scheme("dark");
+    b.goto(&format!("{base}/#/preview"));
+    b.wait(
+        "the preview page",
+        "document.querySelector('#page-preview #render')",
+        20,
+    );
+    let background = b.script(
+        "return getComputedStyle(document.body).backgroundColor",
+        json!([]),
+    );
+    assert_eq!(background, "rgb(20, 23, 28)", "the dark palette");
+    b.goto(&format!("{base}/#/templates"));
+    b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
+    shots.take(&b, "dark-templates");
+    b.color_scheme("light");
 
     // A page of its own, as a site pasting the snippet would have (a file,
     // as Chromium lets loopback media load from one).
@@ -406,4 +427,97 @@ fn from_sign_in_to_a_playing_personalised_video() {
         "document.querySelector('#signin-form')",
         20,
     );
+}
+
+fn sign_in(b: &Browser, base: &str, env: &Env) {
+    b.goto(&format!("{base}/"));
+    b.wait("the sign-in form", "document.querySelector('#key')", 20);
+    b.type_into("#key", &env.key.key);
+    b.type_into("#secret", &env.key.secret);
+    b.click("#signin");
+    b.wait(
+        "the projects page",
+        "document.querySelector('#page-projects')",
+        20,
+    );
+}
+
+#[test]
+fn a_chunked_upload_cut_by_a_reload_resumes_where_it_stopped() {
+    let env = Env::new();
+    let api = env.client();
+    let base = env.server().url.clone();
+    let files = tempfile::tempdir().expect("temp dir");
+    // Six chunks of noise, sent at 2 MiB/s: a reload lands mid-way.
+    let path = files.path().join("noise.bin");
+    let bytes = clipstream_tests::noise(7, 6 << 20);
+    std::fs::write(&path, &bytes).expect("file");
+    let b = Browser::start(1280, 800);
+    sign_in(&b, &base, &env);
+    b.type_into("#project-name", "resume");
+    b.click("#create-project");
+    b.wait(
+        "the assets page",
+        "document.querySelector('#page-assets')",
+        20,
+    );
+    b.cmd(
+        reqwest::Method::POST,
+        "/chromium/network_conditions",
+        Some(json!({ "network_conditions": {
+            "offline": false, "latency": 0,
+            "download_throughput": 100 << 20, "upload_throughput": 2 << 20 } })),
+    );
+    b.type_into("#files", &path.display().to_string());
+    // The record the studio keeps of the upload (no secret in it) says
+    // how many chunks the server has; reload once it has some, not all.
+    let received = b.wait(
+        "some chunks sent",
+        "(() => { for (let i = 0; i < localStorage.length; i++) {
+             const k = localStorage.key(i);
+             if (k.startsWith('clipstream.upload:')) { const r = JSON.parse(localStorage.getItem(k)); if (r.received >= 1) return r.received; }
+           } return null; })()",
+        60,
+    );
+    b.script("location.reload();", json!([]));
+    let interrupted = b.wait(
+        "the interrupted upload listed",
+        "document.querySelector('.upload.interrupted')?.textContent",
+        20,
+    );
+    assert!(
+        interrupted.as_str().unwrap_or("").contains("noise.bin"),
+        "{interrupted}"
+    );
+    b.type_into("#files", &path.display().to_string());
+    b.wait(
+        "the upload done",
+        "document.querySelector('.upload.done') || document.querySelector('.upload.failed')?.innerText",
+        60,
+    );
+    let resumed = b.script(
+        "return Number(document.querySelector('.upload.done').dataset.resumedFrom)",
+        json!([]),
+    );
+    let resumed = resumed.as_u64().expect("resumed from a count of chunks");
+    assert!(
+        resumed >= received.as_u64().unwrap_or(1) && resumed < 6,
+        "resumed from {resumed} of 6 chunks (the page had sent {received})"
+    );
+    let (_, projects) = json(api.get("/v1/list/project"));
+    let uid = projects["projects"][0]["uid"]
+        .as_str()
+        .expect("a project")
+        .to_owned();
+    let stored = api.get(&format!("/v1/data/{uid}/noise.bin"));
+    assert_eq!(stored.status(), 200);
+    assert!(
+        stored.bytes().expect("body")[..] == bytes[..],
+        "the asset is the file, whole"
+    );
+    let left = b.script(
+        "return Object.keys(localStorage).filter(k => k.startsWith('clipstream.upload:')).length",
+        json!([]),
+    );
+    assert_eq!(left, 0, "a finished upload's record is dropped");
 }

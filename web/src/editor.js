@@ -4,8 +4,30 @@
 
 import { EditorView, basicSetup } from "codemirror";
 import { json } from "@codemirror/lang-json";
-import { syntaxTree } from "@codemirror/language";
+import { syntaxTree, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
+import { tags } from "@lezer/highlight";
 import { setDiagnostics, lintGutter } from "@codemirror/lint";
+
+// Colours from the page's custom properties (app.css), which follow the
+// system's light or dark setting; they inherit into the shadow root.
+const theme = EditorView.theme({
+  "&": { backgroundColor: "var(--card)", color: "var(--fg)" },
+  ".cm-gutters": { backgroundColor: "var(--bg)", color: "var(--muted)", borderRight: "1px solid var(--line)" },
+  ".cm-activeLine": { backgroundColor: "var(--active-line)" },
+  ".cm-activeLineGutter": { backgroundColor: "var(--active-line)" },
+  ".cm-content": { caretColor: "var(--fg)" },
+  ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--fg)" },
+  "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": { backgroundColor: "var(--selection)" },
+  ".cm-tooltip": { backgroundColor: "var(--card)", color: "var(--fg)", border: "1px solid var(--line)" },
+});
+
+const highlight = HighlightStyle.define([
+  { tag: tags.propertyName, color: "var(--tok-key)" },
+  { tag: tags.string, color: "var(--tok-string)" },
+  { tag: tags.number, color: "var(--tok-number)" },
+  { tag: [tags.bool, tags.null], color: "var(--tok-atom)" },
+  { tag: [tags.brace, tags.squareBracket, tags.separator, tags.punctuation], color: "var(--muted)" },
+]);
 
 /**
  * The editor lives in a shadow root of `host`: CodeMirror's own styles
@@ -27,6 +49,8 @@ export function createEditor(host, text, onChange) {
     extensions: [
       basicSetup,
       json(),
+      theme,
+      syntaxHighlighting(highlight),
       lintGutter(),
       EditorView.lineWrapping,
       EditorView.contentAttributes.of({ "aria-label": "Template JSON" }),

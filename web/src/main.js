@@ -6,7 +6,7 @@
 import * as api from "./api.js";
 import { h, bytes, when, toast, confirmDialog } from "./dom.js";
 import { createEditor, setText, showServerError, clearErrors } from "./editor.js";
-import { uploadFiles, pendingUploads } from "./uploads.js";
+import { uploadFiles, pendingUploads, forgetUpload } from "./uploads.js";
 import { placeholdersOf, mergeDefaults, timelineView } from "./template.js";
 
 const main = document.getElementById("main");
@@ -259,8 +259,9 @@ async function assetsView(root) {
   const pending = pendingUploads(p.uid);
   if (pending.length) {
     queue.append(
-      pending.map((u) =>
-        h("li", { class: "upload interrupted" }, h("span", {}, u.name), h("span", { class: "muted" }, `interrupted at ${u.received}/${u.chunk_count} chunks: drop ${u.name} again to resume`)),
+      ...pending.map((u) =>
+        h("li", { class: "upload interrupted" }, h("span", {}, u.name), h("span", { class: "muted" }, `interrupted at ${u.received}/${u.chunk_count} chunks: drop ${u.name} again to resume`),
+          h("button", { type: "button", class: "small", onclick: (e) => { forgetUpload(u); e.target.closest("li").remove(); } }, "Forget")),
       ),
     );
   }

@@ -29,6 +29,22 @@ export function pendingUploads(uid) {
   return out;
 }
 
+/**
+ * Drops the record of an interrupted upload (the server forgets its
+ * chunks when the upload expires).
+ */
+export function forgetUpload(record) {
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const k = localStorage.key(i);
+    if (!k || !k.startsWith(PREFIX)) continue;
+    try {
+      if (JSON.parse(localStorage.getItem(k)).id === record.id) localStorage.removeItem(k);
+    } catch {
+      localStorage.removeItem(k);
+    }
+  }
+}
+
 export async function uploadFiles(uid, files, queue, onDone) {
   // One at a time: each gets the connection, and the bars fill in order.
   const rows = files.map((file) => {
@@ -40,7 +56,7 @@ export async function uploadFiles(uid, files, queue, onDone) {
   });
   for (const { file, bar, state, row } of rows) {
     try {
-      if (file.size > CHUNK) await chunked(uid, file, bar, state);
+      if (file.size > CHUNK) await chunked(uid, file, bar, state, row);
       else {
         state.textContent = "uploading";
         await api.send("PUT", `/v1/data/${uid}/${api.enc(file.name)}`, file, (n) => (bar.value = n));
@@ -56,7 +72,7 @@ export async function uploadFiles(uid, files, queue, onDone) {
   onDone();
 }
 
-async function chunked(uid, file, bar, state) {
+async function chunked(uid, file, bar, state, row) {
   const key = keyOf(uid, file);
   const count = Math.ceil(file.size / CHUNK);
   let record = null;
@@ -71,6 +87,7 @@ async function chunked(uid, file, bar, state) {
       const u = await api.call("GET", `/chunked/videos/${uid}/${record.id}`);
       have = new Set(u.received);
       state.textContent = `resuming: ${have.size}/${count} chunks on the server`;
+      row.dataset.resumedFrom = String(have.size);
     } catch {
       // Expired or finished elsewhere: start over.
       record = null;
