@@ -225,6 +225,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_projects_requests_are_listed_without_another_projects() {
+        let (_dir, store) = store();
+        let account = AccountId("a".into());
+        let p = store.create_project(&account, "p").await.unwrap();
+        let q = store.create_project(&account, "q").await.unwrap();
+        let one = MovieChoice::One("m".into());
+        for name in ["Ann", "Bob"] {
+            store
+                .put_render_request(
+                    &p.uid,
+                    one.clone(),
+                    params(json!({ "NAME": name })),
+                    1,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .put_render_request(
+                &q.uid,
+                one.clone(),
+                params(json!({ "NAME": "Cy" })),
+                1,
+                None,
+            )
+            .await
+            .unwrap();
+        let listed = store.render_requests_of(&p.uid).unwrap();
+        let mut names: Vec<String> = listed
+            .iter()
+            .map(|r| r.params["NAME"].to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["\"Ann\"", "\"Bob\""]);
+        assert!(listed.iter().all(|r| r.project == p.uid));
+        assert_eq!(store.render_requests_of(&q.uid).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn the_same_request_gets_the_same_token_and_others_differ() {
         let (_dir, store) = store();
         let p = store

@@ -323,6 +323,19 @@ fn from_sign_in_to_a_playing_personalised_video() {
     let (_, status) = json(status);
     assert_eq!(status["state"], "done", "{status}");
 
+    // The other formats play in the same place: the poster, a still.
+    b.script(
+        "const f = document.querySelector('#format'); f.value = 'poster'; f.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    b.click("#render");
+    let poster = b.wait(
+        "the poster shown",
+        "document.querySelector('img#player')?.naturalWidth",
+        60,
+    );
+    assert_eq!(poster, 1280, "the poster is at the output's size");
+
     // Renders: the embed snippet goes to the clipboard, and its <video>
     // plays on a blank page.
     b.allow_clipboard();
@@ -403,8 +416,47 @@ fn from_sign_in_to_a_playing_personalised_video() {
     assert_eq!(played[1], 1280, "{played}");
     assert_eq!(played[2], format!("{base}/render/{token}.mp4"));
 
-    // Sign out clears the secret.
+    // Deleting the project asks first, naming what goes.
     b.goto(&format!("{base}/#/projects"));
+    b.wait(
+        "the projects page",
+        "document.querySelector('.delete-project')",
+        20,
+    );
+    b.click(".delete-project");
+    let asked = b.wait(
+        "the confirmation",
+        "document.querySelector('dialog[open]')?.innerText",
+        20,
+    );
+    let asked = asked.as_str().unwrap_or_default();
+    assert!(asked.contains("Delete project studio?"), "{asked}");
+    assert!(
+        asked.contains("2 asset(s), 1 template(s) and 1 render token(s)"),
+        "{asked}"
+    );
+    b.click("#confirm-cancel");
+    assert_eq!(
+        api.get(&format!("/v1/list/sdl/{uid}")).status(),
+        200,
+        "cancel keeps it"
+    );
+    b.click(".delete-project");
+    b.wait(
+        "the confirmation",
+        "document.querySelector('dialog[open]')",
+        20,
+    );
+    b.click("#confirm-ok");
+    b.wait(
+        "no project left",
+        "document.querySelector('#projects li:not([data-uid])')",
+        20,
+    );
+    let (_, projects) = json(api.get("/v1/list/project"));
+    assert_eq!(projects["projects"], json!([]));
+
+    // Sign out clears the secret.
     b.wait(
         "the projects page",
         "document.querySelector('#signout')",
