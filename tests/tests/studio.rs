@@ -21,8 +21,8 @@ fn template(video_length: i64) -> String {
     let edit = json!({
         "timeline": { "background": "#203040", "tracks": [
             { "clips": [ { "asset": { "type": "title", "text": "Hello {{NAME}}", "style": "chunk" },
-                           "start": 0, "length": 40 } ] },
-            { "clips": [ { "asset": { "type": "image", "src": "logo.png" }, "start": 0, "length": 40,
+                           "start": 0, "length": 60 } ] },
+            { "clips": [ { "asset": { "type": "image", "src": "logo.png" }, "start": 0, "length": 60,
                            "position": "topRight", "scale": 0.2 } ] },
             { "clips": [ { "asset": { "type": "video", "src": "clip.mp4" }, "start": 0,
                            "length": video_length } ] }
@@ -379,6 +379,14 @@ fn from_sign_in_to_a_playing_personalised_video() {
     b.set_size(390, 844);
     b.goto(&format!("{base}/#/templates"));
     b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
+    let widths = b.script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+        json!([]),
+    );
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "nothing wider than a phone: {widths}"
+    );
     shots.take(&b, "phone-templates");
     b.set_size(1280, 800);
     b.color_scheme("dark");

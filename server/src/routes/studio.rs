@@ -67,15 +67,7 @@ fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse, ApiError> {
         len: file.data.len() as u64,
         etag: hex(&file.metadata.sha256_hash()),
         modified: file.metadata.last_modified().unwrap_or(0),
-        content_type: mime_guess::from_path(name)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_owned()
-            + if name.ends_with(".html") || name.ends_with(".js") || name.ends_with(".css") {
-                "; charset=utf-8"
-            } else {
-                ""
-            },
+        content_type: content_type(name),
         cache_control: CACHE_CONTROL,
     };
     let bytes = Bytes::from(file.data.into_owned());
@@ -98,6 +90,15 @@ fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse, ApiError> {
         HeaderValue::from_static("same-origin"),
     );
     Ok(response)
+}
+
+/// The type of a studio file by its extension; its text is UTF-8.
+fn content_type(name: &str) -> String {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    match mime.type_() {
+        mime_guess::mime::TEXT => format!("{}; charset=utf-8", mime.essence_str()),
+        _ => mime.essence_str().to_owned(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
