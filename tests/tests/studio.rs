@@ -581,3 +581,65 @@ fn a_chunked_upload_cut_by_a_reload_resumes_where_it_stopped() {
     );
     assert_eq!(left, 0, "a finished upload's record is dropped");
 }
+
+#[test]
+fn a_failing_render_is_told_in_the_servers_words() {
+    let env = Env::new();
+    let api = env.client();
+    let base = env.server().url.clone();
+    let b = Browser::start(1280, 800);
+    sign_in(&b, &base, &env);
+    b.type_into("#project-name", "broken");
+    b.click("#create-project");
+    b.wait(
+        "the assets page",
+        "document.querySelector('#page-assets')",
+        20,
+    );
+    let (_, projects) = json(api.get("/v1/list/project"));
+    let uid = projects["projects"][0]["uid"]
+        .as_str()
+        .expect("a project")
+        .to_owned();
+    let movie = json!({
+        "timeline": { "tracks": [ { "clips": [
+            { "asset": { "type": "image", "src": "missing.png" }, "start": 0, "length": 2 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/broken"), movie.to_string()));
+    assert_eq!(status, 201, "{body}");
+    b.goto(&format!("{base}/#/preview"));
+    b.wait(
+        "the preview page",
+        "document.querySelector('#page-preview #render')",
+        20,
+    );
+    b.click("#render");
+    b.wait(
+        "the failed state",
+        "document.querySelector('#state').textContent === 'failed'",
+        60,
+    );
+    let shown = b.wait(
+        "the server's message",
+        "document.querySelector('#preview-error')?.textContent.includes('missing.png: no such asset in the project') && document.querySelector('#preview-error').textContent",
+        20,
+    );
+    let token = b
+        .script(
+            "return document.querySelector('#token-value').textContent",
+            json!([]),
+        )
+        .as_str()
+        .expect("the token")
+        .to_owned();
+    let (_, status) = json(api.get(&format!("/v2/render/{token}/status")));
+    assert_eq!(status["state"], "failed");
+    let message = status["error"]["message"]
+        .as_str()
+        .expect("the server's message");
+    assert!(
+        shown.as_str().unwrap_or_default().contains(message),
+        "{shown} / {status}"
+    );
+}
