@@ -623,11 +623,15 @@ export function videoSnippet(base, token, hasPoster) {
 </video>`;
 }
 
+function attr(text) {
+  return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+}
+
 export function emailSnippet(base, token, landing, hasPoster) {
   // Mail clients do not play <video>: a still (the poster) or the GIF,
   // linking to the page that plays the video.
   const img = hasPoster ? `${base}/render/${token}-poster.jpg` : `${base}/render/${token}.gif`;
-  return `<a href="${landing}"><img src="${img}" width="640" alt="Play your video" style="display:block;border:0"></a>`;
+  return `<a href="${attr(landing)}"><img src="${img}" width="640" alt="Play your video" style="display:block;border:0"></a>`;
 }
 
 async function copy(text, what) {
