@@ -24,7 +24,7 @@ if [ "$(cat "$CACHE/.installed" 2>/dev/null)" != "$want" ]; then
 fi
 # The bundle is made again only when a source is newer than it.
 out=web/dist
-if [ -f "$out/app.js" ] && [ -z "$(find web/index.html web/src "$CACHE/.installed" -newer "$out/app.js" -print -quit)" ]; then
+if [ -f "$out/app.js" ] && [ -z "$(find web/index.html web/src scripts/web.sh "$CACHE/.installed" -newer "$out/app.js" -print -quit)" ]; then
   exit 0
 fi
 tmp=$(mktemp -d "$PWD/web/.dist.XXXXXX")

@@ -13,20 +13,54 @@ fn main() {
     let web = manifest.join("../web");
     let dist = web.join("dist");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("studio");
-    // Cargo looks at every file under a folder named here, so a rebuilt
-    // bundle (or a new one) is copied again.
-    println!("cargo:rerun-if-changed={}", web.display());
+    // Cargo looks at every file under a folder named here. The bundle is
+    // what is embedded; web/ itself only until the bundle first appears
+    // (scripts/web.sh makes it beside web/dist in a temporary folder).
+    // The sources are watched only to warn when they are newer than it.
+    if dist.is_dir() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+        println!("cargo:rerun-if-changed={}", web.join("src").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            web.join("index.html").display()
+        );
+    } else {
+        println!("cargo:rerun-if-changed={}", web.display());
+    }
     if out.exists() {
         fs::remove_dir_all(&out).expect("the old studio copy can be removed");
     }
     fs::create_dir_all(&out).expect("OUT_DIR is writable");
     if dist.join("index.html").is_file() {
         copy_dir(&dist, &out).expect("web/dist can be copied");
+        if let Some(newer) = newer_than(&web, &dist.join("app.js")) {
+            println!(
+                "cargo:warning=the studio's bundle is older than {}: run scripts/web.sh, then build again, or the binary serves the old studio",
+                newer.display()
+            );
+        }
     } else {
         println!(
             "cargo:warning=the studio is not built (web/dist/index.html is missing): run scripts/web.sh, then build again; until then / answers 503"
         );
     }
+}
+
+/// A source of the studio (web/index.html, web/src/*) modified after
+/// `built`, if any.
+fn newer_than(web: &Path, built: &Path) -> Option<PathBuf> {
+    let built = fs::metadata(built).and_then(|m| m.modified()).ok()?;
+    let mut sources = vec![web.join("index.html")];
+    sources.extend(
+        fs::read_dir(web.join("src"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path())),
+    );
+    sources.into_iter().find(|p| {
+        fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > built)
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {

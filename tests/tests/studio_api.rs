@@ -185,3 +185,116 @@ fn a_finished_render_has_its_size_and_timings_and_the_cache_its_total() {
     assert_eq!(api.metric("clipstream_cache_size_bytes"), len);
     assert_eq!(api.metric("clipstream_cache_entries"), 1);
 }
+
+#[test]
+fn the_renders_list_comes_a_page_at_a_time_with_its_count() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("pages");
+    let mut tokens = Vec::new();
+    tokens.push(api.render_token(
+        &uid,
+        "hello",
+        &tiny_movie("Hi {{NAME}}"),
+        json!({ "NAME": "0" }),
+    ));
+    for n in 1..5 {
+        let (status, body) = json(
+            api.request(Method::POST, &format!("/v2/render/{uid}"))
+                .json(&json!({ "movie": "hello", "params": { "NAME": n.to_string() } }))
+                .send()
+                .expect("POST render"),
+        );
+        assert_eq!(status, 200, "{body}");
+        tokens.push(body["token"].as_str().expect("token").to_owned());
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut created: Vec<u64> = Vec::new();
+    let mut path = format!("/v1/list/render/{uid}?limit=2");
+    for _ in 0..5 {
+        let (status, page) = json(api.get(&path));
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["count"], 5, "{page}");
+        let renders = page["renders"].as_array().expect("renders");
+        assert!(renders.len() <= 2, "{page}");
+        for r in renders {
+            seen.push(r["token"].as_str().expect("token").to_owned());
+            created.push(r["created"].as_u64().expect("created"));
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/list/render/{uid}?limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "every token once: {seen:?}");
+    tokens.sort();
+    assert_eq!(sorted, tokens);
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {created:?}"
+    );
+
+    let (_, all) = json(api.get(&format!("/v1/list/render/{uid}")));
+    assert_eq!(all["renders"].as_array().map(Vec::len), Some(5), "{all}");
+    assert_eq!(all["next"], serde_json::Value::Null, "{all}");
+    for bad in ["limit=0", "limit=501", "limit=ten"] {
+        let r = assert_error(
+            api.get(&format!("/v1/list/render/{uid}?{bad}")),
+            400,
+            "invalid_parameter",
+        );
+        assert_eq!(r["param"], "limit", "{bad}: {r}");
+    }
+    let r = assert_error(
+        api.get(&format!("/v1/list/render/{uid}?cursor=../x")),
+        400,
+        "invalid_parameter",
+    );
+    assert_eq!(r["param"], "cursor", "{r}");
+}
+
+#[test]
+fn another_accounts_chunked_upload_is_not_found() {
+    let env = Env::new();
+    let api = env.client();
+    let uid = api.create_project("mine");
+    let (status, up) = json(api.post(&format!(
+        "/chunked/videos/{uid}?name=big.bin&chunk_count=2&chunk_size=4"
+    )));
+    assert_eq!(status, 201, "{up}");
+    let id = up["upload-id"].as_str().expect("upload id").to_owned();
+    let other = create_key(&env.data_dir(), None);
+    let stranger = Api::new(&env.server().url, Some(&other));
+    let r = stranger.get(&format!("/chunked/videos/{uid}/{id}"));
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+    // Nor under a project of the stranger's own.
+    let theirs = stranger.create_project("theirs");
+    let r = stranger.get(&format!("/chunked/videos/{theirs}/{id}"));
+    assert_eq!(r.status(), 404, "an upload belongs to its project");
+}
+
+#[test]
+fn the_studio_gets_no_basic_challenge_other_clients_do() {
+    let env = Env::new();
+    let web = env.client().anonymous();
+    let challenge = |r: &reqwest::blocking::Response| r.headers().get("www-authenticate").is_some();
+    let plain = web.get("/v1/list/project");
+    assert_eq!(plain.status(), 401);
+    assert!(challenge(&plain), "a plain client is challenged");
+    for auth in [None, Some("Basic bm9ib2R5Om5vdGhpbmc=")] {
+        let mut req = web
+            .request(Method::GET, "/v1/list/project")
+            .header("X-Requested-With", "clipstream-studio");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let r = req.send().expect("GET");
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert!(!challenge(&r), "the studio asks itself: {auth:?}");
+        let (_, body) = json(r);
+        assert_eq!(body["code"], "unauthorized", "{body}");
+    }
+}
