@@ -37,7 +37,8 @@ pub struct Element(String);
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a window of
-    /// `width`×`height`, media allowed to play without a gesture.
+    /// `width`×`height`, with Chromium's own autoplay policy (muted media
+    /// may play without a gesture, sound may not).
     pub fn start(width: u32, height: u32) -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
@@ -85,7 +86,6 @@ impl Browser {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu",
                     "--disable-dev-shm-usage", "--mute-audio",
-                    "--autoplay-policy=no-user-gesture-required",
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", browser._profile.path().display()),
                 ]
@@ -204,6 +204,19 @@ impl Browser {
             Method::POST,
             &format!("/element/{}/value", e.0),
             Some(json!({ "text": text })),
+        );
+    }
+
+    /// Presses and releases `key` (a WebDriver code point, e.g. `\u{E004}`
+    /// for Tab) on whatever has the focus, as a keyboard does.
+    pub fn press(&self, key: &str) {
+        self.cmd(
+            Method::POST,
+            "/actions",
+            Some(
+                json!({ "actions": [ { "type": "key", "id": "keyboard", "actions": [
+                { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key } ] } ] }),
+            ),
         );
     }
 

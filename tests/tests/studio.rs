@@ -5,15 +5,57 @@
 //! every page there (the README's docs/studio/*.png are made so).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use clipstream_tests::media::ffmpeg;
 use clipstream_tests::webdriver::Browser;
 use clipstream_tests::{json, Env};
 use serde_json::{json, Value};
 
-/// WebDriver's code point for the Control key.
+/// WebDriver's code points for the Control, Tab, Enter and Escape keys.
 const CTRL: &str = "\u{E009}";
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// One browser test at a time: each starts a server, Chromium and renders,
+/// and "plays while rendering" needs the render not to outrun the player
+/// on CI's two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    // A test that failed holding it leaves nothing half-done for the next.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts recording the page's Content-Security-Policy violations (the
+/// editor's shadow root included: the event is composed, so it reaches
+/// the document) in `window.cspViolations`.
+fn record_csp_violations(b: &Browser) {
+    b.script(
+        "window.cspViolations = [];
+         document.addEventListener('securitypolicyviolation', (e) => {
+           const el = e.composedPath()[0];
+           window.cspViolations.push({ directive: e.effectiveDirective, blocked: e.blockedURI,
+             target: el && el.className ? String(el.className) : String(el && el.nodeName) });
+         });",
+        json!([]),
+    );
+}
+
+/// The violations recorded, less the one the studio knowingly lives with:
+/// CodeMirror sets `style="tab-size: 4"` on its content element with
+/// setAttribute, which `style-src 'self'` refuses (editor.css sets the
+/// same tab size).
+fn unexpected_csp_violations(b: &Browser) -> Value {
+    b.script(
+        "return (window.cspViolations || []).filter(v =>
+           !(v.directive.startsWith('style-src') && v.blocked === 'inline' && v.target.includes('cm-content')));",
+        json!([]),
+    )
+}
 
 /// A template personalised by NAME: long enough, at 720p, that the
 /// render is still running while the first seconds play.
@@ -86,6 +128,7 @@ fn video_fixture(dir: &Path) -> PathBuf {
 
 #[test]
 fn from_sign_in_to_a_playing_personalised_video() {
+    let _one = one_at_a_time();
     let shots = Shots(std::env::var_os("CLIPSTREAM_STUDIO_SHOTS").map(PathBuf::from));
     let env = Env::new();
     let api = env.client();
@@ -103,6 +146,7 @@ fn from_sign_in_to_a_playing_personalised_video() {
     // Sign in: the secret lives in sessionStorage, nowhere else.
     b.goto(&format!("{base}/"));
     b.wait("the sign-in form", "document.querySelector('#key')", 20);
+    record_csp_violations(&b);
     shots.take(&b, "signin");
     b.type_into("#key", &env.key.key);
     b.type_into("#secret", "not the secret");
@@ -367,7 +411,20 @@ fn from_sign_in_to_a_playing_personalised_video() {
         "{snippet}"
     );
     b.click("#nav-server");
-    b.wait("the dashboard", "document.querySelector('#hit-rate')", 20);
+    // The dashboard's figures are the server's: this render is cached.
+    let figures = b.wait(
+        "the cache's figures",
+        "(() => { const size = document.querySelector('#cache-size')?.textContent;
+                  const entries = Number(document.querySelector('#cache-entries')?.textContent);
+                  const rate = document.querySelector('#hit-rate')?.textContent;
+                  return size && size !== '0 B' && entries >= 1 && /^\\d+ %$/.test(rate) ? [size, entries, rate] : (window.seen = [size, entries, rate]) && false; })()",
+        30,
+    );
+    let rate: u64 = figures[2]
+        .as_str()
+        .and_then(|r| r.trim_end_matches(" %").parse().ok())
+        .expect("a percentage");
+    assert!(rate <= 100, "{figures}");
     shots.take(&b, "server");
     b.click("#nav-projects");
     b.wait(
@@ -405,6 +462,11 @@ fn from_sign_in_to_a_playing_personalised_video() {
     b.wait("the editor", "document.querySelector('#page-templates #editor')?.shadowRoot?.querySelector('.cm-content')", 20);
     shots.take(&b, "dark-templates");
     b.color_scheme("light");
+    assert_eq!(
+        unexpected_csp_violations(&b),
+        json!([]),
+        "no page breaks the CSP"
+    );
 
     // A page of its own, as a site pasting the snippet would have (a file,
     // as Chromium lets loopback media load from one).
@@ -415,7 +477,11 @@ fn from_sign_in_to_a_playing_personalised_video() {
     )
     .expect("page");
     b.goto(&format!("file://{}", page.display()));
-    b.script("document.querySelector('video').play();", json!([]));
+    // Muted, as a site autoplaying it must be (sound needs a click).
+    b.script(
+        "const v = document.querySelector('video'); v.muted = true; v.play();",
+        json!([]),
+    );
     let played = b.wait(
         "the snippet's video playing",
         "(() => { const v = document.querySelector('video'); return v.currentTime > 1 ? [v.currentTime, v.videoWidth, v.currentSrc] : (window.seen = [v.readyState, v.networkState, v.error && v.error.message, v.currentTime]) && false; })()",
@@ -504,6 +570,7 @@ fn sign_in(b: &Browser, base: &str, env: &Env) {
 
 #[test]
 fn a_chunked_upload_cut_by_a_reload_resumes_where_it_stopped() {
+    let _one = one_at_a_time();
     let env = Env::new();
     let api = env.client();
     let base = env.server().url.clone();
@@ -584,6 +651,7 @@ fn a_chunked_upload_cut_by_a_reload_resumes_where_it_stopped() {
 
 #[test]
 fn a_failing_render_is_told_in_the_servers_words() {
+    let _one = one_at_a_time();
     let env = Env::new();
     let api = env.client();
     let base = env.server().url.clone();
@@ -641,5 +709,140 @@ fn a_failing_render_is_told_in_the_servers_words() {
     assert!(
         shown.as_str().unwrap_or_default().contains(message),
         "{shown} / {status}"
+    );
+}
+
+#[test]
+fn the_studio_works_from_the_keyboard_and_takes_dropped_files() {
+    let _one = one_at_a_time();
+    let env = Env::new();
+    let api = env.client();
+    let base = env.server().url.clone();
+    let b = Browser::start(1280, 800);
+    // Opened at a page's address before signing in: signing in lands there.
+    b.goto(&format!("{base}/#/projects"));
+    b.wait("the sign-in form", "document.querySelector('#key')", 20);
+    record_csp_violations(&b);
+    b.type_into("#key", &env.key.key);
+    b.type_into("#secret", &env.key.secret);
+    b.press(ENTER);
+    b.wait(
+        "the projects page",
+        "document.querySelector('#page-projects')",
+        20,
+    );
+
+    // On a fresh load (still signed in: the tab keeps the key) the first
+    // Tab reaches the skip link; Enter on it moves the focus to the
+    // content and leaves the page as it is.
+    assert_eq!(unexpected_csp_violations(&b), json!([]));
+    b.script("location.reload();", json!([]));
+    b.wait(
+        "the projects page again",
+        "document.readyState === 'complete' && document.querySelector('#page-projects[aria-busy=\"false\"]')",
+        20,
+    );
+    record_csp_violations(&b);
+    b.script(
+        "document.querySelector('#page-projects').dataset.mark = 'same';",
+        json!([]),
+    );
+    b.press(TAB);
+    assert_eq!(
+        b.script("return document.activeElement.className", json!([])),
+        "skip"
+    );
+    b.press(ENTER);
+    let after = b.wait(
+        "the focus on the content",
+        "document.activeElement.id === 'main' && [location.hash, document.querySelector('#page-projects')?.dataset.mark]",
+        20,
+    );
+    assert_eq!(after, json!(["#/projects", "same"]), "no page change");
+
+    // A project from the keyboard: type its name, Enter.
+    b.type_into("#project-name", "keys");
+    b.press(ENTER);
+    b.wait(
+        "the assets page",
+        "document.querySelector('#page-assets #drop')",
+        20,
+    );
+    // The drop zone is reached by Tab and opens the file chooser on Enter
+    // (the test stops the chooser and notes that it was asked for).
+    b.script(
+        "document.querySelector('#files').addEventListener('click', (e) => { e.preventDefault(); window.chooser = true; });
+         document.activeElement.blur();",
+        json!([]),
+    );
+    let mut reached = false;
+    for _ in 0..30 {
+        b.press(TAB);
+        if b.script("return document.activeElement.id", json!([])) == "drop" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the drop zone");
+    b.press(ENTER);
+    b.wait("the file chooser asked for", "window.chooser === true", 20);
+
+    // A file dropped on the zone is uploaded.
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/examples/logo.png");
+    let png = std::fs::read(&image).expect("logo");
+    b.script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+         const data = new DataTransfer();
+         data.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+         document.querySelector('#drop').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));",
+        json!([base64::engine::general_purpose::STANDARD.encode(&png)]),
+    );
+    b.wait(
+        "the dropped file uploaded and listed",
+        "document.querySelector('.upload.failed')?.innerText || (document.querySelector('.upload.done') && document.querySelector('#assets tr[data-name=\"dropped.png\"]'))",
+        30,
+    );
+    assert_eq!(
+        b.script(
+            "return document.querySelectorAll('.upload.failed').length",
+            json!([])
+        ),
+        0
+    );
+    let (_, projects) = json(api.get("/v1/list/project"));
+    let uid = projects["projects"][0]["uid"]
+        .as_str()
+        .expect("a project")
+        .to_owned();
+    let stored = api.get(&format!("/v1/data/{uid}/dropped.png"));
+    assert_eq!(stored.status(), 200);
+    assert_eq!(
+        stored.bytes().expect("body")[..],
+        png[..],
+        "the file, whole"
+    );
+
+    // Delete asks in a dialog that has the focus; Escape cancels it.
+    b.script(
+        "document.querySelector('#assets tr[data-name=\"dropped.png\"] button.danger').focus()",
+        json!([]),
+    );
+    b.press(ENTER);
+    b.wait(
+        "the confirmation with the focus on Cancel",
+        "document.querySelector('dialog[open]') && document.activeElement.id === 'confirm-cancel'",
+        20,
+    );
+    b.press(ESCAPE);
+    b.wait("the dialog gone", "!document.querySelector('dialog')", 20);
+    assert_eq!(
+        api.get(&format!("/v1/data/{uid}/dropped.png")).status(),
+        200,
+        "Escape keeps it"
+    );
+    assert_eq!(
+        unexpected_csp_violations(&b),
+        json!([]),
+        "no page breaks the CSP"
     );
 }

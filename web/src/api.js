@@ -17,7 +17,27 @@ export function signOut() {
   sessionStorage.removeItem(KEY);
   sessionStorage.removeItem(SECRET);
   sessionStorage.removeItem("clipstream.project");
+  // The records of interrupted uploads (uploads.js) name the account's
+  // files: they go with the account, not with the next person at the
+  // browser. They survive a reload while signed in, which is what resuming
+  // needs.
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const k = localStorage.key(i);
+    if (k && k.startsWith("clipstream.upload:")) localStorage.removeItem(k);
+  }
 }
+
+// What the studio does when the server refuses the credentials it holds
+// (main.js signs out); set once.
+let unauthorized = () => {};
+export function onUnauthorized(fn) {
+  unauthorized = fn;
+}
+
+// Marks the studio's calls: the server then answers a refused key without
+// a Basic challenge, which would make the browser show its own password
+// dialog (an XMLHttpRequest cannot leave credentials out).
+const STUDIO = { "X-Requested-With": "clipstream-studio" };
 
 function authHeader(key, secret) {
   // btoa takes Latin-1 only; keys and secrets are ASCII, but a pasted
@@ -58,25 +78,67 @@ async function parse(res) {
 }
 
 /**
- * One API call. `credentials: "omit"` keeps the browser from answering a
- * 401's `WWW-Authenticate` with its own password dialog: the studio asks.
+ * One request as the studio makes them, answered with the Response:
+ * signed unless `signed` is false, never with the browser's own
+ * credentials (`credentials: "omit"`). A 401 to a signed request signs
+ * out.
  */
-export async function call(method, path, { body, json, headers = {}, signal } = {}) {
-  const h = { Authorization: auth(), ...headers };
+export async function request(method, path, { body, json, headers = {}, signal, signed = true } = {}) {
+  const h = { ...STUDIO, ...headers };
+  if (signed) h.Authorization = auth();
   let payload = body;
   if (json !== undefined) {
     h["Content-Type"] = "application/json";
     payload = JSON.stringify(json);
   }
   const res = await fetch(path, { method, headers: h, body: payload, credentials: "omit", signal });
+  if (res.status === 401 && signed) unauthorized();
+  return res;
+}
+
+/** One API call: the parsed answer, or an ApiError in the server's words. */
+export async function call(method, path, options = {}) {
+  const res = await request(method, path, options);
   const data = await parse(res);
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
 }
 
+/** A GET whose answer is text (a template, /metrics). */
+export async function text(path, options = {}) {
+  const res = await request("GET", path, options);
+  if (!res.ok) throw new ApiError(res.status, await parse(res));
+  return res.text();
+}
+
+/** Whether a GET of `path` succeeds; its body is not read. */
+export async function exists(path, options = {}) {
+  const res = await request("GET", path, options);
+  await cancel(res);
+  return res.ok;
+}
+
+/**
+ * What the server says went wrong with `path` (for a media element's
+ * error, which carries no answer): an ApiError, or null when the GET
+ * succeeds now (its body is left unread).
+ */
+export async function errorOf(path) {
+  const res = await request("GET", path, { signed: false });
+  if (res.ok) {
+    await cancel(res);
+    return null;
+  }
+  return new ApiError(res.status, await parse(res));
+}
+
+async function cancel(res) {
+  if (res.body) await res.body.cancel().catch(() => {});
+}
+
 export async function signIn(key, secret) {
   const res = await fetch("/v1/list/project", {
-    headers: { Authorization: authHeader(key, secret) },
+    headers: { ...STUDIO, Authorization: authHeader(key, secret) },
     credentials: "omit",
   });
   if (!res.ok) throw new ApiError(res.status, await parse(res));
@@ -86,7 +148,7 @@ export async function signIn(key, secret) {
 
 /** A body fetched with credentials, as a blob: URL for <img>/<video>. */
 export async function blobUrl(path) {
-  const res = await fetch(path, { headers: { Authorization: auth() }, credentials: "omit" });
+  const res = await request("GET", path);
   if (!res.ok) throw new ApiError(res.status, await parse(res));
   return URL.createObjectURL(await res.blob());
 }
@@ -100,6 +162,7 @@ export function send(method, path, body, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     xhr.setRequestHeader("Authorization", auth());
+    xhr.setRequestHeader("X-Requested-With", STUDIO["X-Requested-With"]);
     xhr.upload.onprogress = (e) => onProgress && onProgress(e.loaded);
     xhr.onload = () => {
       let data = null;
@@ -109,7 +172,10 @@ export function send(method, path, body, onProgress) {
         data = { message: xhr.responseText };
       }
       if (xhr.status >= 200 && xhr.status < 300) resolve(data);
-      else reject(new ApiError(xhr.status, data));
+      else {
+        if (xhr.status === 401) unauthorized();
+        reject(new ApiError(xhr.status, data));
+      }
     };
     xhr.onerror = () => reject(new ApiError(0, { message: "the connection to the server failed" }));
     xhr.send(body);

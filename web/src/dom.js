@@ -9,6 +9,12 @@ export function h(tag, attrs = {}, ...kids) {
     else if (k === "class") el.className = v;
     else if (k === "value") el.value = v;
     else if (k === "checked") el.checked = !!v;
+    else if (k === "muted") {
+      // The attribute only sets the default; autoplay looks at the
+      // property, which the parser (not setAttribute) derives from it.
+      el.defaultMuted = true;
+      el.muted = true;
+    }
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   append(el, kids);

@@ -25,8 +25,14 @@ const PAGES = [
 // What the pages share while the tab lives: the template being edited
 // and the values typed into its placeholders, by movie name.
 const shared = { movie: null, params: {} };
-// Timers of the view on screen, stopped when another replaces it.
-let timers = [];
+// What the view on screen holds (timers, blob: URLs, the editor), let go
+// of when another replaces it.
+let leaving = [];
+
+/** Runs `fn` when the view on screen is replaced. */
+function onLeave(fn) {
+  leaving.push(fn);
+}
 
 function project() {
   const raw = sessionStorage.getItem("clipstream.project");
@@ -43,13 +49,29 @@ function setProject(p) {
 }
 
 function go(page) {
-  location.hash = "#/" + page;
+  // Setting the hash it already has fires no hashchange: route at once.
+  if (location.hash === "#/" + page) route();
+  else location.hash = "#/" + page;
 }
 
-function every(ms, fn) {
-  const id = setInterval(fn, ms);
-  timers.push(id);
+/**
+ * `fn` every `ms` while the view whose root is `root` is on screen: a
+ * timer started after an await, once the view was replaced, stops at its
+ * first tick.
+ */
+function every(root, ms, fn) {
+  const id = setInterval(() => {
+    if (root.isConnected) fn();
+    else clearInterval(id);
+  }, ms);
+  onLeave(() => clearInterval(id));
   return id;
+}
+
+/** A blob: URL given back when the view goes. */
+function viewBlob(url) {
+  onLeave(() => URL.revokeObjectURL(url));
+  return url;
 }
 
 function errorBox(err) {
@@ -78,21 +100,34 @@ function renderNav(current) {
       {
         type: "button",
         id: "signout",
-        onclick: () => {
-          api.signOut();
-          shared.movie = null;
-          shared.params = {};
-          go("signin");
-        },
+        onclick: signOut,
       },
       "Sign out",
     ),
   );
 }
 
+function signOut() {
+  api.signOut();
+  shared.movie = null;
+  shared.params = {};
+  go("signin");
+}
+
+api.onUnauthorized(() => {
+  if (api.signedIn()) signOut();
+});
+
 async function route() {
-  for (const t of timers) clearInterval(t);
-  timers = [];
+  const done = leaving;
+  leaving = [];
+  for (const fn of done) {
+    try {
+      fn();
+    } catch {
+      /* the next view does not depend on the last one's clean-up */
+    }
+  }
   let page = (location.hash.match(/^#\/(\w+)/) || [])[1] || "projects";
   if (!api.signedIn()) page = "signin";
   else if (page === "signin") page = "projects";
@@ -105,11 +140,8 @@ async function route() {
   try {
     await view(root);
   } catch (err) {
-    if (err instanceof api.ApiError && err.status === 401) {
-      api.signOut();
-      go("signin");
-      return;
-    }
+    // A 401 signed out already (api.onUnauthorized).
+    if (err instanceof api.ApiError && err.status === 401) return;
     root.append(errorBox(err));
   } finally {
     root.setAttribute("aria-busy", "false");
@@ -120,7 +152,7 @@ async function route() {
 
 async function signinView(root) {
   const key = h("input", { id: "key", name: "key", autocomplete: "username", required: true, spellcheck: "false" });
-  const secret = h("input", { id: "secret", name: "secret", type: "password", autocomplete: "current-password", required: true });
+  const secret = h("input", { id: "secret", name: "secret", type: "password", autocomplete: "off", required: true });
   const out = h("div", { id: "signin-error" });
   const form = h(
     "form",
@@ -189,12 +221,13 @@ async function deleteProject(p) {
   // Counted first so the confirmation names what goes.
   let assets = [];
   let movies = [];
-  let renders = [];
+  let renders = 0;
   try {
     [assets, movies, renders] = await Promise.all([
       api.call("GET", `/v1/list/data/${p.uid}`).then((r) => r.assets),
       api.call("GET", `/v1/list/sdl/${p.uid}`).then((r) => r.movies),
-      api.call("GET", `/v1/list/render/${p.uid}`).then((r) => r.renders),
+      // The count only: one row, not every token.
+      api.call("GET", `/v1/list/render/${p.uid}?limit=1`).then((r) => r.count),
     ]);
   } catch (err) {
     toast(err.message);
@@ -203,7 +236,7 @@ async function deleteProject(p) {
   const ok = await confirmDialog(
     `Delete project ${p.name}?`,
     [
-      `This deletes the project ${p.name} (${p.uid}) with its ${assets.length} asset(s), ${movies.length} template(s) and ${renders.length} render token(s).`,
+      `This deletes the project ${p.name} (${p.uid}) with its ${assets.length} asset(s), ${movies.length} template(s) and ${renders} render token(s).`,
       "Videos already sent out with its tokens stop playing. This cannot be undone.",
     ],
     `Delete ${p.name}`,
@@ -239,7 +272,13 @@ async function assetsView(root) {
   const queue = h("ul", { class: "uploads", id: "uploads" });
   const table = h("div", { id: "assets" });
   root.append(h("h1", {}, "Assets"), input, drop, queue, table);
-  const start = (files) => uploadFiles(p.uid, [...files], queue, () => listAssets(p, table));
+  const start = (files) =>
+    uploadFiles(p.uid, [...files], queue, () => {
+      // A resumed upload that finished is no longer interrupted.
+      const left = new Set(pendingUploads(p.uid).map((u) => u.id));
+      for (const row of queue.querySelectorAll(".interrupted")) if (!left.has(row.dataset.id)) row.remove();
+      return listAssets(p, table);
+    });
   input.addEventListener("change", () => {
     start(input.files);
     input.value = "";
@@ -260,7 +299,7 @@ async function assetsView(root) {
   if (pending.length) {
     queue.append(
       ...pending.map((u) =>
-        h("li", { class: "upload interrupted" }, h("span", {}, u.name), h("span", { class: "muted" }, `interrupted at ${u.received}/${u.chunk_count} chunks: drop ${u.name} again to resume`),
+        h("li", { class: "upload interrupted", "data-id": u.id }, h("span", {}, u.name), h("span", { class: "muted" }, `interrupted at ${u.received}/${u.chunk_count} chunks: drop ${u.name} again to resume`),
           h("button", { type: "button", class: "small", onclick: (e) => { forgetUpload(u); e.target.closest("li").remove(); } }, "Forget")),
       ),
     );
@@ -274,7 +313,7 @@ async function listAssets(p, table) {
     const preview = h("div", { class: "thumb" });
     const path = `/v1/data/${p.uid}/${api.enc(a.name)}`;
     if (a.content_type.startsWith("image/") && a.size <= 4 << 20) {
-      api.blobUrl(path).then((u) => preview.append(h("img", { src: u, alt: "" }))).catch(() => {});
+      api.blobUrl(path).then((u) => preview.append(h("img", { src: viewBlob(u), alt: "" }))).catch(() => {});
     } else if (a.content_type.startsWith("video/") || a.content_type.startsWith("audio/")) {
       // Media is fetched only when asked: it can be large.
       preview.append(
@@ -284,7 +323,7 @@ async function listAssets(p, table) {
           onclick: async (e) => {
             e.target.disabled = true;
             try {
-              const u = await api.blobUrl(path);
+              const u = viewBlob(await api.blobUrl(path));
               const kind = a.content_type.startsWith("video/") ? "video" : "audio";
               preview.replaceChildren(h(kind, { src: u, controls: true, muted: true, preload: "metadata" }));
             } catch (err) {
@@ -348,14 +387,17 @@ const STARTER = `{
 function paramsForm(text, movie) {
   const names = placeholdersOf(text);
   const defaults = mergeDefaults(text);
-  const values = (shared.params[movie] = shared.params[movie] || {});
+  // Stored under the movie's name only once a value is typed: the form is
+  // drawn again at each keystroke of a new template's name.
+  const values = shared.params[movie] || {};
   const box = h("fieldset", { class: "params", id: "params" }, h("legend", {}, "Placeholders"));
   if (names.length === 0) box.append(h("p", { class: "muted" }, "This template has no {{placeholders}}."));
   for (const n of names) {
-    if (values[n] === undefined && defaults[n] !== undefined) values[n] = defaults[n];
-    const shown = values[n] === undefined ? "" : typeof values[n] === "string" ? values[n] : JSON.stringify(values[n]);
+    const value = values[n] !== undefined ? values[n] : defaults[n];
+    const shown = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
     const input = h("input", { id: "param-" + n, name: n, value: shown });
     input.addEventListener("input", () => {
+      shared.params[movie] = values;
       // A merge default that was a number or boolean stays one.
       if (defaults[n] !== undefined && typeof defaults[n] !== "string") {
         try {
@@ -374,8 +416,12 @@ function paramsForm(text, movie) {
 
 function paramsOf(text, movie) {
   const values = shared.params[movie] || {};
+  const defaults = mergeDefaults(text);
   const out = {};
-  for (const n of placeholdersOf(text)) if (values[n] !== undefined) out[n] = values[n];
+  for (const n of placeholdersOf(text)) {
+    const v = values[n] !== undefined ? values[n] : defaults[n];
+    if (v !== undefined) out[n] = v;
+  }
   return out;
 }
 
@@ -397,17 +443,20 @@ async function templatesView(root) {
     text = t;
     refresh();
   });
+  onLeave(() => view.destroy());
   const open = async (movieName) => {
     status.replaceChildren();
     clearErrors(view);
-    const res = await fetch(`/v1/sdl/${p.uid}/${api.enc(movieName)}`, { headers: { Authorization: api.auth() }, credentials: "omit" });
-    if (!res.ok) {
-      status.append(errorBox(new api.ApiError(res.status, await res.json().catch(() => null))));
+    let body;
+    try {
+      body = await api.text(`/v1/sdl/${p.uid}/${api.enc(movieName)}`);
+    } catch (err) {
+      status.append(errorBox(err));
       return;
     }
     name.value = movieName;
     shared.movie = movieName;
-    setText(view, await res.text());
+    setText(view, body);
     refresh();
   };
   const save = async () => {
@@ -503,7 +552,8 @@ function outputUrl(token, format) {
 }
 
 function statusLine(s) {
-  const t = s.timings || {};
+  if (!s.timings) return "not rendered yet";
+  const t = s.timings;
   const parts = [];
   if (t.created && t.started) parts.push(`queued ${Math.max(0, t.started - t.created)} s`);
   if (t.render_secs !== null && t.render_secs !== undefined) parts.push(`rendered in ${t.render_secs.toFixed(2)} s`);
@@ -532,8 +582,12 @@ async function previewView(root) {
   let text = "";
   const load = async () => {
     shared.movie = select.value;
-    const res = await fetch(`/v1/sdl/${p.uid}/${api.enc(select.value)}`, { headers: { Authorization: api.auth() }, credentials: "omit" });
-    text = res.ok ? await res.text() : "";
+    try {
+      text = await api.text(`/v1/sdl/${p.uid}/${api.enc(select.value)}`);
+    } catch (err) {
+      text = "";
+      out.replaceChildren(errorBox(err));
+    }
     formBox.replaceChildren(paramsForm(text, select.value));
   };
   select.addEventListener("change", load);
@@ -561,9 +615,8 @@ async function previewView(root) {
     // the bytes as they are made.
     media.addEventListener("error", async () => {
       try {
-        const res = await fetch(url, { credentials: "omit" });
-        const body = await res.json().catch(() => null);
-        if (!res.ok) out.replaceChildren(errorBox(new api.ApiError(res.status, body)));
+        const err = await api.errorOf(url);
+        if (err) out.replaceChildren(errorBox(err));
       } catch {
         /* the status below says what went wrong */
       }
@@ -582,7 +635,7 @@ async function previewView(root) {
         clearInterval(poll);
       }
     };
-    poll = every(400, tick);
+    poll = every(root, 400, tick);
     tick();
   };
   root.append(
@@ -627,11 +680,31 @@ function attr(text) {
   return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 }
 
+/** The landing page as an http(s) URL, or an Error saying why not. */
+export function landingUrl(text) {
+  let url;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return new Error("The landing page is not a URL: give an http:// or https:// address.");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return new Error(`The landing page must be an http:// or https:// address, not ${url.protocol}`);
+  }
+  return url;
+}
+
+/**
+ * The email snippet; throws when the landing page is not an http(s) URL
+ * (a javascript: or data: link in a mail is a trap, not a video).
+ */
 export function emailSnippet(base, token, landing, hasPoster) {
+  const url = landingUrl(landing);
+  if (url instanceof Error) throw url;
   // Mail clients do not play <video>: a still (the poster) or the GIF,
   // linking to the page that plays the video.
   const img = hasPoster ? `${base}/render/${token}-poster.jpg` : `${base}/render/${token}.gif`;
-  return `<a href="${attr(landing)}"><img src="${img}" width="640" alt="Play your video" style="display:block;border:0"></a>`;
+  return `<a href="${attr(url.href)}"><img src="${img}" width="640" alt="Play your video" style="display:block;border:0"></a>`;
 }
 
 async function copy(text, what) {
@@ -643,22 +716,71 @@ async function copy(text, what) {
   }
 }
 
+/** Rows of the renders page per page, and status reads at once. */
+const RENDERS_PAGE = 20;
+const STATUS_AT_ONCE = 3;
+
+/**
+ * At most `n` of the calls given to the returned function run at once:
+ * each status read of a token never rendered prepares its content key.
+ */
+function limiter(n) {
+  let running = 0;
+  const waiting = [];
+  const next = () => {
+    if (running >= n || waiting.length === 0) return;
+    running++;
+    const [fn, resolve, reject] = waiting.shift();
+    fn()
+      .then(resolve, reject)
+      .finally(() => {
+        running--;
+        next();
+      });
+  };
+  return (fn) =>
+    new Promise((resolve, reject) => {
+      waiting.push([fn, resolve, reject]);
+      next();
+    });
+}
+
 async function rendersView(root) {
   const p = project();
   const base = location.origin;
-  const { renders } = await api.call("GET", `/v1/list/render/${p.uid}`);
+  const first = await api.call("GET", `/v1/list/render/${p.uid}?limit=${RENDERS_PAGE}`);
   root.append(h("h1", {}, "Renders"));
-  if (renders.length === 0) {
+  if (first.renders.length === 0) {
     root.append(h("p", { class: "muted" }, "No render requests yet: the Preview page makes one."));
     return;
   }
+  const shown = h("p", { class: "muted", id: "renders-count" });
   const list = h("div", { class: "renders", id: "renders" });
-  root.append(list);
-  for (const r of renders) {
-    const row = h("article", { class: "card render", "data-token": r.token });
-    list.append(row);
-    fillRender(p, r, row, base);
-  }
+  const more = h("button", { type: "button", id: "more-renders" }, "Show more");
+  root.append(shown, list, more);
+  const queue = limiter(STATUS_AT_ONCE);
+  let next = null;
+  const add = (page) => {
+    for (const r of page.renders) {
+      const row = h("article", { class: "card render", "data-token": r.token }, h("code", {}, r.token), h("span", { class: "muted" }, " loading…"));
+      list.append(row);
+      queue(() => (row.isConnected ? fillRender(p, r, row, base) : Promise.resolve()));
+    }
+    next = page.next;
+    more.hidden = !next;
+    shown.textContent = `${list.children.length} of ${page.count} render token(s), newest first.`;
+  };
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      add(await api.call("GET", `/v1/list/render/${p.uid}?limit=${RENDERS_PAGE}&cursor=${api.enc(next)}`));
+    } catch (err) {
+      toast(err.message);
+    } finally {
+      more.disabled = false;
+    }
+  });
+  add(first);
 }
 
 async function fillRender(p, r, row, base) {
@@ -666,7 +788,7 @@ async function fillRender(p, r, row, base) {
   let hasPoster = false;
   try {
     s = await api.call("GET", `/v2/render/${r.token}/status`);
-    hasPoster = await fetch(`/v2/render/${r.token}/status?ext=poster`, { credentials: "omit" }).then((x) => x.ok);
+    hasPoster = await api.exists(`/v2/render/${r.token}/status?ext=poster`, { signed: false });
   } catch (err) {
     row.replaceChildren(h("code", {}, r.token), errorBox(err));
     return;
@@ -676,13 +798,33 @@ async function fillRender(p, r, row, base) {
   const videoText = h("textarea", { readonly: true, rows: 4, class: "snippet video-snippet", "aria-label": "Video embed snippet" });
   videoText.value = video;
   const emailText = h("textarea", { readonly: true, rows: 3, class: "snippet email-snippet", "aria-label": "Email snippet" });
-  const updateEmail = () => (emailText.value = emailSnippet(base, r.token, landing.value, hasPoster));
+  const landingError = h("p", { class: "error landing-error", role: "alert", hidden: true });
+  const copyEmail = h("button", { type: "button", class: "copy-email", onclick: () => copy(emailText.value, "The email snippet") }, "Copy email snippet");
+  const updateEmail = () => {
+    try {
+      emailText.value = emailSnippet(base, r.token, landing.value, hasPoster);
+      landingError.hidden = true;
+      copyEmail.disabled = false;
+      landing.removeAttribute("aria-invalid");
+    } catch (err) {
+      emailText.value = "";
+      landingError.textContent = err.message;
+      landingError.hidden = false;
+      copyEmail.disabled = true;
+      landing.setAttribute("aria-invalid", "true");
+    }
+  };
   landing.addEventListener("input", updateEmail);
   updateEmail();
   const uploads = (s.uploads || []).map((u) =>
     h("li", {}, `${u.type} (${u.extension || "mp4"}): ${u.state}`, u.url ? ` · ${u.url}` : "", u.id ? ` · id ${u.id}` : "", u.status ? ` · HTTP ${u.status}` : "", u.error ? ` · ${u.error}` : "", ` · ${u.attempts} attempt(s)`),
   );
   const t = s.timings || {};
+  // A token nobody has played yet has no job: no timings, and "queued"
+  // would say it waits for a renderer when nothing asked for it.
+  const state = s.timings
+    ? [s.state, " ", h("progress", { max: 100, value: s.progress }), ` ${s.progress} %`]
+    : "not rendered yet (its first viewer renders it)";
   row.replaceChildren(
     h("header", { class: "row" },
       h("a", { href: `/render/${r.token}.mp4`, target: "_blank", rel: "noopener" }, h("code", {}, r.token)),
@@ -691,14 +833,14 @@ async function fillRender(p, r, row, base) {
       h("button", { type: "button", class: "danger small delete-render", onclick: () => deleteRender(p, r, row) }, "Delete outputs")),
     h("dl", { class: "facts" },
       h("dt", {}, "Params"), h("dd", { class: "mono" }, JSON.stringify(r.params)),
-      h("dt", {}, "State"), h("dd", { class: "state" }, s.state, " ", h("progress", { max: 100, value: s.progress }), ` ${s.progress} %`),
+      h("dt", {}, "State"), h("dd", { class: "state" }, state),
       h("dt", {}, "Size"), h("dd", {}, bytes(s.size)),
       h("dt", {}, "Render time"), h("dd", {}, t.render_secs !== null && t.render_secs !== undefined ? `${t.render_secs.toFixed(2)} s` : "–"),
       h("dt", {}, "Uploads"), h("dd", {}, uploads.length ? h("ul", {}, uploads) : "none"),
       s.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, `${s.error.code}: ${s.error.message}`)] : null),
     h("div", { class: "snippets" },
       h("div", {}, h("h3", {}, "Web page"), videoText, h("button", { type: "button", class: "copy-video", onclick: () => copy(video, "The video snippet") }, "Copy video snippet")),
-      h("div", {}, h("h3", {}, "Email"), h("label", {}, "Landing page ", landing), emailText, h("button", { type: "button", class: "copy-email", onclick: () => copy(emailText.value, "The email snippet") }, "Copy email snippet"))),
+      h("div", {}, h("h3", {}, "Email"), h("label", {}, "Landing page ", landing), landingError, emailText, copyEmail)),
   );
 }
 
@@ -733,12 +875,14 @@ async function serverView(root) {
   const box = h("div", { class: "dashboard", id: "dashboard" });
   root.append(h("h1", {}, "Server"), h("p", { class: "muted" }, "From ", h("a", { href: "/metrics" }, "/metrics"), ", every 2 s."), box);
   const draw = async () => {
-    const res = await fetch("/metrics", { credentials: "omit" });
-    if (!res.ok) {
-      box.replaceChildren(errorBox(new api.ApiError(res.status, null)));
+    let text;
+    try {
+      text = await api.text("/metrics", { signed: false });
+    } catch (err) {
+      box.replaceChildren(errorBox(err));
       return;
     }
-    const m = parseMetrics(await res.text());
+    const m = parseMetrics(text);
     const one = (name) => m.filter((x) => x.name === name).reduce((a, x) => a + x.value, 0);
     const states = m.filter((x) => x.name === "clipstream_renders");
     const hits = one("clipstream_cache_hits_total");
@@ -752,13 +896,13 @@ async function serverView(root) {
       h("div", { class: "card" }, h("h2", {}, "Queue depth"), h("p", { class: "big", id: "queue-depth" }, String(states.filter((s) => s.labels.state === "queued").reduce((a, s) => a + s.value, 0)))),
       h("div", { class: "card" }, h("h2", {}, "Cache"),
         h("p", { class: "big", id: "hit-rate" }, rate), h("p", { class: "muted" }, `hit rate: ${hits} hits, ${misses} misses`),
-        h("p", {}, "Size: ", h("b", { id: "cache-size" }, bytes(one("clipstream_cache_size_bytes"))), ` in ${one("clipstream_cache_entries")} render(s)`),
+        h("p", {}, "Size: ", h("b", { id: "cache-size" }, bytes(one("clipstream_cache_size_bytes"))), " in ", h("b", { id: "cache-entries" }, String(one("clipstream_cache_entries"))), " render(s)"),
         h("p", { class: "muted" }, `served from cache: ${bytes(one("clipstream_cache_bytes_served_total"))}`)),
       h("div", { class: "card" }, h("h2", {}, "Finished"), h("ul", {}, finished.map((f) => h("li", {}, `${f.labels.outcome}: ${f.value}`)))),
     );
   };
   await draw();
-  every(2000, () => draw().catch(() => {}));
+  every(root, 2000, () => draw().catch(() => {}));
 }
 
 const VIEWS = {
@@ -771,5 +915,12 @@ const VIEWS = {
   server: serverView,
 };
 
-window.addEventListener("hashchange", route);
+// The skip link moves focus only: its "#main" is no page.
+document.querySelector("a.skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
+window.addEventListener("hashchange", () => {
+  if (!location.hash || location.hash.startsWith("#/")) route();
+});
 route();

@@ -3,9 +3,16 @@
 
 import { h } from "./dom.js";
 
+/**
+ * The `{{NAME}}` placeholders of a template's text, each once, for the
+ * form while it is typed (a saved template's list is the PUT's answer).
+ * The grammar must stay the server's: `placeholders` and
+ * `is_placeholder_name` in actors/src/engine/edit/tpl.rs (letters, digits,
+ * `_`, `-`, `.`, at most 128, spaces inside the braces trimmed).
+ */
 export function placeholdersOf(text) {
   const names = new Set();
-  for (const m of text.matchAll(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g)) names.add(m[1]);
+  for (const m of text.matchAll(/\{\{\s*([A-Za-z0-9_.-]{1,128})\s*\}\}/g)) names.add(m[1]);
   return [...names];
 }
 
@@ -60,7 +67,7 @@ export function timelineView(text) {
   end = Math.max(end, 1);
   const ticks = [];
   const step = end > 30 ? 10 : end > 10 ? 5 : 1;
-  for (let t = 0; t <= end; t += step) ticks.push(h("span", { class: "tick", "data-at": t, style: null }, `${t}s`));
+  for (let t = 0; t <= end; t += step) ticks.push(h("span", { class: "tick", "data-at": t }, `${t}s`));
   const scale = h("div", { class: "scale" }, ticks);
   const body = rows.map((bars, i) =>
     h(
