@@ -12,8 +12,10 @@ need_packages openssl
 # The upload tests' peers come from PyPI and npm (scripts/peers.sh).
 python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
 command -v npm >/dev/null 2>&1 || need_packages nodejs npm
-# The studio's bundle (web/dist), embedded by the build below.
+# The studio's bundle (web/dist), embedded by the build below, and the
+# unit tests of its helpers.
 scripts/web.sh
+scripts/web.sh --test
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The crates' layout: no module uses another in a circle.

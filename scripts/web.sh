@@ -4,7 +4,8 @@
 # the versions of web/package-lock.json, installed once into a cache
 # folder (default .cache/web of the checkout; CLIPSTREAM_WEB_CACHE
 # overrides), and Node.js/npm from Debian when missing. Quick when nothing
-# changed. scripts/serve.sh and scripts/test.sh run it before building.
+# changed. scripts/serve.sh and scripts/test.sh run it before building;
+# `scripts/web.sh --test` runs the studio's unit tests instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
@@ -21,6 +22,17 @@ if [ "$(cat "$CACHE/.installed" 2>/dev/null)" != "$want" ]; then
   cp web/package.json web/package-lock.json "$CACHE/"
   (cd "$CACHE" && npm ci --silent --no-audit --no-fund) >&2
   echo "$want" >"$CACHE/.installed"
+fi
+# --test: the unit tests of the studio's pure helpers (web/test), bundled
+# like the studio (the sources import CodeMirror from the cache) and run by
+# Node's test runner; scripts/test.sh runs them.
+if [ "${1:-}" = "--test" ]; then
+  tests=$(mktemp -d)
+  trap 'rm -rf "$tests"' EXIT
+  NODE_PATH="$CACHE/node_modules" "$CACHE/node_modules/.bin/esbuild" web/test/*.test.js \
+    --bundle --platform=node --format=esm --outdir="$tests" --out-extension:.js=.mjs --log-level=warning
+  node --test "$tests"/*.mjs
+  exit
 fi
 # The bundle is made again only when a source is newer than it.
 out=web/dist

@@ -51,7 +51,7 @@ pub use callbacks::PendingCallback;
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use hosted::{HostedFile, HostedStatus};
-pub use ids::{unix_now, unix_now_ms};
+pub use ids::{hex, unix_now, unix_now_ms};
 pub use jobs::{Job, JobError, JobState};
 pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;

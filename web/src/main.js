@@ -8,6 +8,8 @@ import { h, bytes, when, toast, confirmDialog } from "./dom.js";
 import { createEditor, setText, showServerError, clearErrors } from "./editor.js";
 import { uploadFiles, pendingUploads, forgetUpload } from "./uploads.js";
 import { placeholdersOf, mergeDefaults, timelineView } from "./template.js";
+import { videoSnippet, emailSnippet } from "./snippets.js";
+import { parseMetrics } from "./metrics.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -668,45 +670,6 @@ async function previewView(root) {
 
 // ---- renders ---------------------------------------------------------
 
-export function videoSnippet(base, token, hasPoster) {
-  const poster = hasPoster ? ` poster="${base}/render/${token}-poster.jpg"` : "";
-  return `<video controls playsinline width="640"${poster}>
-  <source src="${base}/render/${token}.mp4" type="video/mp4">
-  <source src="${base}/render/${token}.m3u8" type="application/vnd.apple.mpegurl">
-</video>`;
-}
-
-function attr(text) {
-  return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
-}
-
-/** The landing page as an http(s) URL, or an Error saying why not. */
-export function landingUrl(text) {
-  let url;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    return new Error("The landing page is not a URL: give an http:// or https:// address.");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return new Error(`The landing page must be an http:// or https:// address, not ${url.protocol}`);
-  }
-  return url;
-}
-
-/**
- * The email snippet; throws when the landing page is not an http(s) URL
- * (a javascript: or data: link in a mail is a trap, not a video).
- */
-export function emailSnippet(base, token, landing, hasPoster) {
-  const url = landingUrl(landing);
-  if (url instanceof Error) throw url;
-  // Mail clients do not play <video>: a still (the poster) or the GIF,
-  // linking to the page that plays the video.
-  const img = hasPoster ? `${base}/render/${token}-poster.jpg` : `${base}/render/${token}.gif`;
-  return `<a href="${attr(url.href)}"><img src="${img}" width="640" alt="Play your video" style="display:block;border:0"></a>`;
-}
-
 async function copy(text, what) {
   try {
     await navigator.clipboard.writeText(text);
@@ -857,19 +820,6 @@ async function deleteRender(p, r, row) {
 }
 
 // ---- server ----------------------------------------------------------
-
-export function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    for (const l of (m[3] || "").matchAll(/(\w+)="([^"]*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[4]) });
-  }
-  return out;
-}
 
 async function serverView(root) {
   const box = h("div", { class: "dashboard", id: "dashboard" });

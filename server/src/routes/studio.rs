@@ -3,9 +3,12 @@
 //! its page and `/studio/<file>` its script, styles and icons; every API
 //! keeps its path.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use clipstream_storage::hex;
 use rust_embed::RustEmbed;
 
 use crate::http::entity::{respond_bytes, Meta};
@@ -18,7 +21,9 @@ struct Files;
 
 /// Only the studio's own files run or style the page: no inline script or
 /// style, no other origin, no framing. Media and pictures come from this
-/// server too (`blob:` for local previews of files being uploaded).
+/// server too: `blob:` for the asset previews, fetched with the key and
+/// shown from memory (an <img> or <video> cannot send it), and `data:`
+/// for CodeMirror's lint icons, which its stylesheet embeds.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; \
     font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; \
@@ -70,7 +75,12 @@ fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse, ApiError> {
         content_type: content_type(name),
         cache_control: CACHE_CONTROL,
     };
-    let bytes = Bytes::from(file.data.into_owned());
+    // A release binary's files are static: shared, not copied per request
+    // (a debug build reads them from disk, owned).
+    let bytes = match file.data {
+        Cow::Borrowed(data) => Bytes::from_static(data),
+        Cow::Owned(data) => Bytes::from(data),
+    };
     let mut response = respond_bytes(req, &meta, &bytes);
     let headers = response.headers_mut();
     headers.insert(
@@ -99,8 +109,4 @@ fn content_type(name: &str) -> String {
         mime_guess::mime::TEXT => format!("{}; charset=utf-8", mime.essence_str()),
         _ => mime.essence_str().to_owned(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
