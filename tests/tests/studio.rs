@@ -647,6 +647,11 @@ fn a_chunked_upload_cut_by_a_reload_resumes_where_it_stopped() {
         json!([]),
     );
     assert_eq!(left, 0, "a finished upload's record is dropped");
+    b.wait(
+        "the interrupted row gone once resumed",
+        "!document.querySelector('.upload.interrupted')",
+        20,
+    );
 }
 
 #[test]
@@ -839,6 +844,60 @@ fn the_studio_works_from_the_keyboard_and_takes_dropped_files() {
         api.get(&format!("/v1/data/{uid}/dropped.png")).status(),
         200,
         "Escape keeps it"
+    );
+
+    // A token nobody has played has no job: it says so rather than
+    // "queued 0 %".
+    let movie = json!({
+        "timeline": { "tracks": [ { "clips": [
+            { "asset": { "type": "title", "text": "Hi" }, "start": 0, "length": 1 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let (status, body) = json(api.put(&format!("/v1/sdl/{uid}/quiet"), movie.to_string()));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = json(
+        api.request(reqwest::Method::POST, &format!("/v2/render/{uid}"))
+            .json(&json!({ "movie": "quiet" }))
+            .send()
+            .expect("POST render"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    b.goto(&format!("{base}/#/renders"));
+    let state = b.wait(
+        "the token's state",
+        &format!("document.querySelector('.render[data-token=\"{token}\"] .state')?.textContent"),
+        20,
+    );
+    assert!(
+        state.as_str().unwrap_or("").starts_with("not rendered yet"),
+        "{state}"
+    );
+    assert_eq!(
+        b.script(
+            "return document.querySelector('#renders-count').textContent",
+            json!([])
+        ),
+        "1 of 1 render token(s), newest first."
+    );
+
+    // Signing out takes the records of interrupted uploads with it.
+    b.script(
+        "localStorage.setItem('clipstream.upload:' + arguments[0] + ':big.mov:9:9', JSON.stringify({ id: 'x', name: 'big.mov' }));",
+        json!([uid]),
+    );
+    b.click("#signout");
+    b.wait(
+        "the sign-in form",
+        "document.querySelector('#signin-form')",
+        20,
+    );
+    assert_eq!(
+        b.script(
+            "return Object.keys(localStorage).filter(k => k.startsWith('clipstream.upload:')).length",
+            json!([])
+        ),
+        0
     );
     assert_eq!(
         unexpected_csp_violations(&b),
