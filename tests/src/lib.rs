@@ -15,6 +15,7 @@ pub mod media;
 pub mod peers;
 pub mod pixop;
 pub mod sdk;
+pub mod webdriver;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;

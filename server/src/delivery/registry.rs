@@ -83,6 +83,30 @@ pub struct Status {
     pub state: JobState,
     pub progress: f64,
     pub error: Option<JobError>,
+    /// The output's size once cached.
+    pub size: Option<u64>,
+    /// Its job's times (Unix seconds) and render seconds, when a job made
+    /// or makes it: the studio shows them beside the preview.
+    pub timings: Option<Timings>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timings {
+    pub created: u64,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub render_secs: Option<f64>,
+}
+
+impl Timings {
+    fn of(job: &clipstream_storage::Job) -> Timings {
+        Timings {
+            created: job.created,
+            started: job.started,
+            finished: job.finished,
+            render_secs: job.render_secs,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -485,11 +509,13 @@ impl Renders {
         let (output, _) = self.resolve(token, what)?;
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
-        if self.store.cached_render(&output.key)?.is_some() {
+        if let Some((cached, _)) = self.store.cached_render(&output.key)? {
             return Ok(Status {
                 state: JobState::Done,
                 progress: 1.0,
                 error: None,
+                size: Some(cached.size),
+                timings: self.store.job(&output.key)?.as_ref().map(Timings::of),
             });
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -497,20 +523,26 @@ impl Renders {
             return Ok(Status {
                 state: job.state,
                 progress: live.snapshot().progress,
+                timings: Some(Timings::of(&job)),
                 error: job.error,
+                size: None,
             });
         }
         Ok(match self.store.job(&output.key)? {
             Some(job) => Status {
                 state: job.state,
                 progress: job.progress,
+                timings: Some(Timings::of(&job)),
                 error: job.error,
+                size: None,
             },
             // Never asked for: it renders on the first GET.
             None => Status {
                 state: JobState::Queued,
                 progress: 0.0,
                 error: None,
+                size: None,
+                timings: None,
             },
         })
     }

@@ -290,6 +290,8 @@ async fn status(
             "state": status.state,
             "progress": (status.progress * 100.0).round() as u32,
             "error": status.error,
+            "size": status.size,
+            "timings": status.timings,
             "uploads": uploads.statuses(&token)?,
         })))
 }

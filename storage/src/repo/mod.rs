@@ -75,6 +75,9 @@ pub enum Collection {
     AccountSources,
     /// Callback id → a callback not yet delivered (`callbacks`).
     PendingCallbacks,
+    /// `uid/<newest-first time>/token` → empty: a project's tokens in
+    /// the order the studio pages through them (`renders`).
+    ProjectTokensByTime,
     /// Pixop user id → user (`pixop`).
     PixopUsers,
     /// Lowercased email → Pixop user id (raw), the unique-email index.
@@ -92,7 +95,7 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 27] = [
+    pub const ALL: [Collection; 28] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -113,6 +116,7 @@ impl Collection {
         Collection::Sources,
         Collection::AccountSources,
         Collection::PendingCallbacks,
+        Collection::ProjectTokensByTime,
         Collection::PixopUsers,
         Collection::PixopEmails,
         Collection::PixopTeams,
@@ -145,6 +149,7 @@ impl Collection {
             Collection::Sources => "sources",
             Collection::AccountSources => "account_sources",
             Collection::PendingCallbacks => "pending_callbacks",
+            Collection::ProjectTokensByTime => "project_tokens_by_time",
             Collection::PixopUsers => "pixop_users",
             Collection::PixopEmails => "pixop_emails",
             Collection::PixopTeams => "pixop_teams",
@@ -244,6 +249,22 @@ pub trait Repo: Send + Sync {
     /// Every record whose key starts with `prefix` (all of them for `""`),
     /// in byte order of the keys.
     fn scan_prefix(&self, collection: Collection, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// At most `limit` records whose key starts with `prefix` and sorts
+    /// after `after` (from the first when `None`), in byte order of the
+    /// keys: one page of a listing, read without the rest.
+    fn scan_page(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut all = self.scan_prefix(collection, prefix)?;
+        all.retain(|(k, _)| after.is_none_or(|a| k.as_str() > a));
+        all.truncate(limit);
+        Ok(all)
+    }
 
     /// How many records the collection holds.
     fn count(&self, collection: Collection) -> Result<usize>;
