@@ -789,3 +789,55 @@ fn the_sound_is_copied_where_the_container_takes_it() {
     );
     assert!(streams(&path).iter().all(|s| s["codec_type"] == "video"));
 }
+
+#[test]
+fn broadcast_formats_xdcam_and_dnxhd_are_made_at_their_fixed_sizes() {
+    let f = fixture();
+    let source = f.source(
+        "one.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let (_, path) = f.process(
+        &source,
+        json!({ "mediaContainerCodec": { "codec": "xdcam" }, "resolution": { "tag": "hd_1080p" } }),
+    );
+    let (s, fmt) = probe(&path);
+    assert_eq!(
+        (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+        (Some("mpeg2video"), Some("yuv422p")),
+        "{s}"
+    );
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    assert_eq!(s["profile"], "4:2:2", "{s}");
+    assert_eq!(fmt["format_name"], "mxf", "{fmt}");
+    let (_, path) = f.process(&source, json!({
+        "mediaContainerCodec": { "container": "mxf", "codec": "dnxhd" }, "dnxhdHrProfile": "dnxhd_sq",
+        "resolution": { "tag": "hd_1080p" },
+    }));
+    let (s, _) = probe(&path);
+    assert_eq!(
+        (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+        (Some("dnxhd"), Some("yuv422p")),
+        "{s}"
+    );
+    let rate: f64 = s["bit_rate"]
+        .as_str()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        rate == 0.0 || (100e6..140e6).contains(&rate),
+        "DNxHD SQ at 25 fps is 120 Mb/s, not {rate}"
+    );
+}

@@ -977,6 +977,9 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
                 ("bf", "2"),
                 ("intra_vlc", "1"),
                 ("non_linear_quant", "1"),
+                // Non-linear quantisation takes a qmax of 28 at most.
+                ("qmin", "1"),
+                ("qmax", "12"),
                 ("dc", "10"),
             ] {
                 options.push((k.into(), v.into()));
