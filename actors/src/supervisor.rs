@@ -195,8 +195,15 @@ impl SupervisorState {
         };
         job.publish.state(State::Rendering);
         let internal = |e: &dyn std::fmt::Display| RenderError::Internal(e.to_string());
-        let packager =
-            crate::engine::output::packager(&job.plan, job.fragments).map_err(|e| internal(&e))?;
+        let segments = job
+            .segments
+            .clone()
+            .filter(|_| job.plan.output.format == crate::engine::edit::Format::Mp4);
+        let segment_frames = segments
+            .as_ref()
+            .map(|s| crate::segments::frames_per_segment(&job.plan, s.secs));
+        let packager = crate::engine::output::packager(&job.plan, job.fragments, segment_frames)
+            .map_err(|e| internal(&e))?;
         let mux_args = MuxArgs {
             publish: job.publish.clone(),
             packager,
@@ -208,6 +215,7 @@ impl SupervisorState {
         self.muxer = Some(muxer.get_cell());
         let args = CompositorArgs {
             forced_key: job.fragments.forced_key(job.plan.rate.as_f64()),
+            segments,
             plan: job.plan,
             sources,
             limits: job.limits,

@@ -21,6 +21,7 @@ const SECTIONS: &[&str] = &[
     "storage",
     "limits",
     "render",
+    "segments",
     "fetch",
     "shotstack",
     "uploads",
@@ -36,6 +37,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub render: Render,
+    pub segments: Segments,
     pub fetch: Fetch,
     pub shotstack: Shotstack,
     pub uploads: Uploads,
@@ -102,6 +104,16 @@ pub struct Render {
     pub abandon_grace_secs: u64,
     /// `Retry-After` of a 503 when the queue is full.
     pub busy_retry_secs: u64,
+}
+
+/// How MP4 renders are cut into segments and how many are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segments {
+    /// A segment's length in seconds; 0 renders every MP4 in one piece.
+    pub secs: f64,
+    /// Memory for encoded segments, shared by the renders of an account.
+    pub cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -309,6 +321,16 @@ impl Config {
             ),
             rest: std::time::Duration::from_secs_f64(rest),
         }
+    }
+
+    /// How a render of `scope` (its account) is cut into segments; `None`
+    /// when `segments.secs` is 0. Shorter than half a second would be
+    /// mostly keyframes, longer than ten would reuse little.
+    pub fn segmenting(&self, scope: &str) -> Option<clipstream_actors::segments::Segmenting> {
+        (self.segments.secs > 0.0).then(|| clipstream_actors::segments::Segmenting {
+            secs: self.segments.secs.clamp(0.5, 10.0),
+            scope: scope.to_owned(),
+        })
     }
 
     /// How a render's fetcher retries a source that fails transiently.

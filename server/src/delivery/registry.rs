@@ -83,6 +83,8 @@ pub struct Status {
     pub state: JobState,
     pub progress: f64,
     pub error: Option<JobError>,
+    /// Seconds of video rendered and reused from the segment cache.
+    pub seconds: (f64, f64),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -416,6 +418,12 @@ impl Renders {
                 return Outcome::Failed;
             }
         };
+        // Segments are shared within the project's account; a project that
+        // cannot be read (deleted meanwhile) shares with nobody.
+        let scope = match self.store.project_any(&live.output.project) {
+            Ok(project) => format!("account {}", project.account),
+            Err(_) => format!("project {}", live.output.project),
+        };
         let job = clipstream_actors::Job {
             name: key.clone(),
             plan: prepared.plan,
@@ -431,6 +439,7 @@ impl Renders {
             fragments: self.config.fragments(),
             fetch_concurrency: self.config.fetch_concurrency(),
             fetch_retry: self.config.fetch_retry(),
+            segments: self.config.segmenting(&scope),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
@@ -478,10 +487,12 @@ impl Renders {
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
         if self.store.cached_render(&output.key)?.is_some() {
+            let job = self.store.job(&output.key)?;
             return Ok(Status {
                 state: JobState::Done,
                 progress: 1.0,
                 error: None,
+                seconds: job.map_or((0.0, 0.0), |j| (j.seconds_rendered, j.seconds_reused)),
             });
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -490,6 +501,7 @@ impl Renders {
                 state: job.state,
                 progress: live.snapshot().progress,
                 error: job.error,
+                seconds: (job.seconds_rendered, job.seconds_reused),
             });
         }
         Ok(match self.store.job(&output.key)? {
@@ -497,12 +509,14 @@ impl Renders {
                 state: job.state,
                 progress: job.progress,
                 error: job.error,
+                seconds: (job.seconds_rendered, job.seconds_reused),
             },
             // Never asked for: it renders on the first GET.
             None => Status {
                 state: JobState::Queued,
                 progress: 0.0,
                 error: None,
+                seconds: (0.0, 0.0),
             },
         })
     }

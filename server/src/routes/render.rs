@@ -290,6 +290,8 @@ async fn status(
             "state": status.state,
             "progress": (status.progress * 100.0).round() as u32,
             "error": status.error,
+            "seconds_rendered": status.seconds.0,
+            "seconds_reused": status.seconds.1,
             "uploads": uploads.statuses(&token)?,
         })))
 }
