@@ -10,8 +10,9 @@
 //! settles (a cancellation, a failure elsewhere) or when this actor ends,
 //! however it ends. Both threads are joined before the loop's thread ends.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
@@ -133,9 +134,10 @@ enum ToEncoder {
     Frame(Composed),
     /// The frames that follow are segment `.0`'s, kept under `.1`.
     Begin(Segment, Option<segments::Key>),
-    /// A segment's video from the cache; the sound of its frames follows
-    /// as [`ToEncoder::Audio`].
-    Reused(Segment, segments::Packets),
+    /// A segment's video encoded already: from the cache, or by a worker
+    /// of this render (`true`); the sound of its frames follows as
+    /// [`ToEncoder::Audio`].
+    Reused(Segment, segments::Packets, bool),
     /// The sound of frame `index`, whose picture is not encoded here.
     Audio {
         index: i64,
@@ -345,12 +347,13 @@ impl SegmentLog<'_> {
         self.publish.segment(false, secs);
     }
 
-    /// A cached segment's packets, re-timed to where it sits here.
-    fn reused(&self, segment: Segment, packets: &[output::Encoded]) -> Packets {
+    /// An encoded segment's packets (cached, or `rendered` by a worker),
+    /// re-timed to where it sits here.
+    fn reused(&self, segment: Segment, packets: &[output::Encoded], rendered: bool) -> Packets {
         let origin = segment.first * self.frame_ticks;
         let secs = segment.frames as f64 / self.fps;
-        segments::shared().count(true, secs);
-        self.publish.segment(true, secs);
+        segments::shared().count(!rendered, secs);
+        self.publish.segment(!rendered, secs);
         packets
             .iter()
             .map(|p| {
@@ -459,13 +462,13 @@ pub(crate) fn compose_and_encode(
                         });
                         packets
                     }
-                    ToEncoder::Reused(segment, cached) => {
+                    ToEncoder::Reused(segment, cached, by_worker) => {
                         let mut packets = Vec::new();
                         if log.open.is_some() {
                             packets = encoder.cut().map_err(media)?;
                             log.close(&packets);
                         }
-                        packets.extend(log.reused(segment, &cached));
+                        packets.extend(log.reused(segment, &cached, by_worker));
                         packets
                     }
                     ToEncoder::End => {
@@ -571,6 +574,9 @@ struct SegmentWork {
     /// Each run of segments to render: its first and past-the-end
     /// segment, and its compositor if opened already.
     runs: Vec<(usize, usize, Option<Compositor>)>,
+    forced_key: Option<i64>,
+    /// Segments rendered at once by workers; 1: by this thread, in order.
+    workers: usize,
 }
 
 impl SegmentWork {
@@ -616,7 +622,14 @@ impl SegmentWork {
             let end = (i..list.len())
                 .find(|&j| found[j].is_some())
                 .unwrap_or(list.len());
-            let compositor = if runs.len() < OPENED_RUNS {
+            // With workers, each opens its own; the first run is opened
+            // here anyway, only to check its sources before any byte.
+            let compositor = if segmenting.workers > 1 {
+                if runs.is_empty() {
+                    open_run(plan, sources, limits, &list[i..end])?;
+                }
+                None
+            } else if runs.len() < OPENED_RUNS {
                 Some(open_run(plan, sources, limits, &list[i..end])?)
             } else {
                 None
@@ -630,6 +643,8 @@ impl SegmentWork {
             found,
             mixer,
             runs,
+            forced_key,
+            workers: segmenting.workers.max(1),
         })
     }
 
@@ -674,12 +689,15 @@ impl SegmentWork {
                 .load(Ordering::Acquire)
                 .then(|| RenderError::Internal("the render was stopped".into()))
         };
+        if self.workers > 1 && self.found.iter().any(Option::is_none) {
+            return self.run_parallel(plan, sources, limits, encoder, control);
+        }
         let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
         let mut i = 0;
         while i < self.list.len() {
             if let Some(cached) = self.found[i].clone() {
                 let segment = self.list[i];
-                if !encoder.send(ToEncoder::Reused(segment, cached)) {
+                if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
                     return Ok(());
                 }
                 for index in segment.first..segment.first + segment.frames {
@@ -736,6 +754,237 @@ impl SegmentWork {
         encoder.send(ToEncoder::End);
         Ok(())
     }
+}
+
+/// Segments a worker may run ahead of the one the render waits for, per
+/// worker: bounds the encoded segments held.
+const AHEAD_PER_WORKER: usize = 2;
+
+/// The segments workers render, and what they rendered.
+struct Pool {
+    /// Segments to render, in order.
+    todo: Vec<usize>,
+    state: Mutex<PoolState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// The next of `todo` to hand out.
+    next: usize,
+    /// The segment the render waits for; workers stay close to it.
+    needed: usize,
+    done: HashMap<usize, Result<segments::Packets, RenderError>>,
+    /// The render ended (done, failed or stopped): workers stop.
+    over: bool,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next segment for a worker, when it is near enough the one
+    /// waited for; `None` when there is nothing left or the render ended.
+    fn claim(&self, ahead: usize, stop: &AtomicBool) -> Option<usize> {
+        let mut state = self.lock();
+        loop {
+            if state.over || stop.load(Ordering::Acquire) || state.next >= self.todo.len() {
+                return None;
+            }
+            let segment = self.todo[state.next];
+            if segment < state.needed + ahead {
+                state.next += 1;
+                return Some(segment);
+            }
+            // Woken when the render moves on; the timeout only rechecks
+            // the stop flag, which nothing signals here.
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(100))
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn put(&self, segment: usize, result: Result<segments::Packets, RenderError>) {
+        self.lock().done.insert(segment, result);
+        self.changed.notify_all();
+    }
+
+    /// Waits for segment `i` (or the stop flag).
+    fn take(&self, i: usize, stop: &AtomicBool) -> Result<segments::Packets, RenderError> {
+        let mut state = self.lock();
+        state.needed = i;
+        self.changed.notify_all();
+        loop {
+            if let Some(result) = state.done.remove(&i) {
+                return result;
+            }
+            if stop.load(Ordering::Acquire) {
+                return Err(RenderError::Internal("the render was stopped".into()));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(100))
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn end(&self) {
+        self.lock().over = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Ends the pool however the render's loop ends, so that its workers
+/// stop and the scope joining them returns.
+struct EndPool<'a>(&'a Pool);
+
+impl Drop for EndPool<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+impl SegmentWork {
+    /// [`SegmentWork::run`] with workers: each renders whole segments on
+    /// its own (a compositor from a seek to the segment, a fresh encoder),
+    /// and this thread hands them to the encoder thread in order, with
+    /// the sound, exactly as cached ones.
+    fn run_parallel(
+        mut self,
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        encoder: &EncoderThread,
+        control: &Control<'_>,
+    ) -> Result<(), RenderError> {
+        let fps = plan.rate.as_f64();
+        let total = plan.duration.max(f64::EPSILON);
+        let pool = Pool {
+            todo: (0..self.list.len())
+                .filter(|&i| self.found[i].is_none())
+                .collect(),
+            state: Mutex::new(PoolState::default()),
+            changed: Condvar::new(),
+        };
+        let ahead = self.workers * AHEAD_PER_WORKER;
+        let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
+        std::thread::scope(|scope| -> Result<(), RenderError> {
+            let pool = &pool;
+            let _end = EndPool(pool);
+            for n in 0..self.workers.min(pool.todo.len()) {
+                std::thread::Builder::new()
+                    .name(format!("clipstream-segment-{n}"))
+                    .spawn_scoped(scope, move || {
+                        while let Some(i) = pool.claim(ahead, control.stop) {
+                            let rendered =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    render_one(
+                                        plan,
+                                        sources,
+                                        limits,
+                                        list[i],
+                                        forced_key,
+                                        control.stop,
+                                    )
+                                }))
+                                .unwrap_or_else(|_| {
+                                    Err(RenderError::Internal(format!(
+                                        "the worker of segment {i} panicked"
+                                    )))
+                                })
+                                .map(|packets| {
+                                    if let Some(key) = keys[i] {
+                                        segments::shared().put(key, packets.clone());
+                                    }
+                                    Arc::new(packets)
+                                });
+                            pool.put(i, rendered);
+                        }
+                    })
+                    .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
+            }
+            for (i, &segment) in list.iter().enumerate() {
+                let (packets, by_worker) = match self.found[i].clone() {
+                    Some(cached) => (cached, false),
+                    None => (pool.take(i, control.stop)?, true),
+                };
+                if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
+                    return Ok(());
+                }
+                for index in segment.first..segment.first + segment.frames {
+                    if control.stop.load(Ordering::Acquire) {
+                        return Err(RenderError::Internal("the render was stopped".into()));
+                    }
+                    let samples = self.mix(index)?;
+                    if !encoder.send(ToEncoder::Audio { index, samples }) {
+                        return Ok(());
+                    }
+                }
+                control
+                    .publish
+                    .progress(((segment.first + segment.frames) as f64 / fps / total).min(1.0));
+            }
+            encoder.send(ToEncoder::End);
+            Ok(())
+        })
+    }
+}
+
+/// Composes and encodes one segment on its own, as the render's encoder
+/// thread would (a fresh encoder, a restart at the forced keyframe, the
+/// flush at the end): its video packets, timed from its first frame.
+fn render_one(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    segment: Segment,
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+) -> Result<Vec<output::Encoded>, RenderError> {
+    let mut compositor = open_run(plan, sources, limits, &[segment])?;
+    let mut encoder = output::encoder(plan).map_err(media)?;
+    let ticks = encoder.streams().video.map_or(1, |v| v.frame_ticks);
+    let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
+    let mut video = Vec::new();
+    let mut keep = |packets: Packets| {
+        video.extend(
+            packets
+                .into_iter()
+                .filter(|(s, _)| *s == Stream::Video)
+                .map(|(_, p)| p),
+        );
+    };
+    for index in segment.first..segment.first + segment.frames {
+        if stop.load(Ordering::Acquire) {
+            return Err(RenderError::Internal("the render was stopped".into()));
+        }
+        let Some(c) = compositor
+            .next(spare_frames.try_recv().ok())
+            .map_err(media)?
+        else {
+            return Err(RenderError::Internal(format!(
+                "frame {index} of segment {} was not composed",
+                segment.index
+            )));
+        };
+        let key = forced_key == Some(c.index);
+        keep(
+            encoder
+                .video(c.frame, c.index, key, &spares)
+                .map_err(media)?,
+        );
+    }
+    keep(encoder.finish().map_err(media)?);
+    let origin = segment.first * ticks;
+    for p in &mut video {
+        p.pts -= origin;
+        p.dts -= origin;
+    }
+    Ok(video)
 }
 
 /// A compositor of the pictures of `run` (consecutive segments).

@@ -34,6 +34,10 @@ pub struct Segmenting {
     pub secs: f64,
     /// Segments are shared only within a scope: the account.
     pub scope: String,
+    /// Segments rendered at once, each by a worker of its own composing
+    /// and encoding it (`parallel` of the render request); 1 renders them
+    /// one after another. The bytes are the same either way.
+    pub workers: usize,
 }
 
 /// One segment of a render: output frames `first..first + frames`.

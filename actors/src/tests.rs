@@ -230,6 +230,7 @@ pub(super) fn job_for(
         segments: Some(crate::segments::Segmenting {
             secs: 2.0,
             scope: format!("test {}", SCOPES.fetch_add(1, Ordering::Relaxed)),
+            workers: 1,
         }),
     }
 }

@@ -114,6 +114,8 @@ pub struct Segments {
     pub secs: f64,
     /// Memory for encoded segments, shared by the renders of an account.
     pub cache_bytes: u64,
+    /// The most workers a render's `parallel` may have; 0: one per core.
+    pub max_parallel: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -326,10 +328,21 @@ impl Config {
     /// How a render of `scope` (its account) is cut into segments; `None`
     /// when `segments.secs` is 0. Shorter than half a second would be
     /// mostly keyframes, longer than ten would reuse little.
-    pub fn segmenting(&self, scope: &str) -> Option<clipstream_actors::segments::Segmenting> {
+    /// `parallel` is the render request's, at most `segments.max_parallel`
+    /// (0: one per core).
+    pub fn segmenting(
+        &self,
+        scope: &str,
+        parallel: u32,
+    ) -> Option<clipstream_actors::segments::Segmenting> {
+        let most = match self.segments.max_parallel {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         (self.segments.secs > 0.0).then(|| clipstream_actors::segments::Segmenting {
             secs: self.segments.secs.clamp(0.5, 10.0),
             scope: scope.to_owned(),
+            workers: (parallel.max(1) as usize).min(most.max(1)),
         })
     }
 

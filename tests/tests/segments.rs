@@ -8,6 +8,7 @@ use std::process::Command;
 
 use clipstream_tests::media::{at, ffmpeg, fixture, frame, token, upload, Fixture};
 use clipstream_tests::{json, Api};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// Preview size: 512×288 at 15 fps; segments are 2 s (the default).
@@ -189,6 +190,30 @@ fn a_second_token_renders_only_its_personalised_seconds_and_is_the_file_it_gives
         "reused segments give the same bytes ({} and {} bytes)",
         reused.len(),
         fresh.len()
+    );
+
+    // `parallel: 2`: segments rendered two at a time, the same bytes.
+    let parallel = with_video(&moving);
+    let parallel_api = parallel.env.client();
+    assert_eq!(
+        parallel_api
+            .put(&format!("/v1/sdl/{}/m", parallel.uid), movie().to_string())
+            .status(),
+        201
+    );
+    let (code, body) = json(
+        parallel_api
+            .request(Method::POST, &format!("/v2/render/{}", parallel.uid))
+            .json(&json!({ "movie": "m", "params": { "NAME": "Bob" }, "parallel": 2 }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let two_at_a_time = video(&parallel_api, body["token"].as_str().unwrap());
+    assert_eq!(segments(&parallel_api, "rendered"), 4);
+    assert!(
+        two_at_a_time == fresh,
+        "parallel 2 gives the bytes of parallel 1"
     );
 
     let path = save(scratch.path(), "bob.mp4", &reused);

@@ -46,6 +46,9 @@ pub struct Prepared {
     /// The content digest each project asset had when the key was made:
     /// the render must read exactly these (see `resolver`).
     pub assets: HashMap<String, String>,
+    /// The request's `parallel`: segments rendered at once. Not part of
+    /// the key: the bytes are the same.
+    pub parallel: u32,
 }
 
 /// The name of an output in URLs, `/status?ext=` and job records.
@@ -166,6 +169,7 @@ pub fn prepare(
         },
         plan,
         assets,
+        parallel: request.parallel,
     })
 }
 

@@ -439,7 +439,7 @@ impl Renders {
             fragments: self.config.fragments(),
             fetch_concurrency: self.config.fetch_concurrency(),
             fetch_retry: self.config.fetch_retry(),
-            segments: self.config.segmenting(&scope),
+            segments: self.config.segmenting(&scope, prepared.parallel),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
