@@ -110,7 +110,7 @@ pub struct Render {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Segments {
-    /// A segment's length in seconds; 0 renders every MP4 in one piece.
+    /// A segment's length in seconds (0.5–10): also an HLS segment's.
     pub secs: f64,
     /// Memory for encoded segments, shared by the renders of an account.
     pub cache_bytes: u64,
@@ -325,9 +325,7 @@ impl Config {
         }
     }
 
-    /// How a render of `scope` (its account) is cut into segments; `None`
-    /// when `segments.secs` is 0. Shorter than half a second would be
-    /// mostly keyframes, longer than ten would reuse little.
+    /// How a render of `scope` (its account) is cut into segments.
     /// `parallel` is the render request's, at most `segments.max_parallel`
     /// (0: one per core).
     pub fn segmenting(
@@ -339,11 +337,21 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        (self.segments.secs > 0.0).then(|| clipstream_actors::segments::Segmenting {
-            secs: self.segments.secs.clamp(0.5, 10.0),
+        Some(clipstream_actors::segments::Segmenting {
+            secs: self.segment_secs(),
             scope: scope.to_owned(),
             workers: (parallel.max(1) as usize).min(most.max(1)),
         })
+    }
+
+    /// A segment's length: shorter than half a second would be mostly
+    /// keyframes, longer than ten would reuse little and seek slowly.
+    pub fn segment_secs(&self) -> f64 {
+        if self.segments.secs.is_finite() {
+            self.segments.secs.clamp(0.5, 10.0)
+        } else {
+            2.0
+        }
     }
 
     /// How a render's fetcher retries a source that fails transiently.

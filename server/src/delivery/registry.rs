@@ -233,6 +233,20 @@ impl Renders {
         Some(live)
     }
 
+    /// The segments of `token`'s MP4 as its plan cuts them, known before
+    /// anything is rendered (HLS lists them at once), and its frame rate.
+    pub fn mp4_segments(
+        &self,
+        token: &str,
+    ) -> Result<(Vec<clipstream_actors::segments::Segment>, f64), DeliveryError> {
+        use clipstream_actors::engine::edit::Format;
+        use clipstream_actors::segments;
+        let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        let plan = &prepared.plan;
+        let per = segments::frames_per_segment(plan, self.config.segment_secs());
+        Ok((segments::split(plan, per), plan.rate.as_f64()))
+    }
+
     fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, DeliveryError> {
         let request: RenderRequest = self.store.render_request(token)?;
         content_key::prepare(&self.store, &self.config, &request, what)

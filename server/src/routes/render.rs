@@ -117,7 +117,7 @@ async fn serve(
     file: String,
 ) -> Result<HttpResponse, ApiError> {
     let (token, what) = match split(&file)? {
-        (token, Asked::Playlist) => return super::hls::playlist(&state, &renders, token).await,
+        (token, Asked::Playlist) => return super::hls::playlist(&renders, token).await,
         (token, Asked::Render(what)) => (token, what),
     };
     let format = format_of(what);
