@@ -718,12 +718,33 @@ impl SegmentWork {
                     "segment {i} is neither cached nor in a run"
                 )));
             };
-            let mut compositor = match opened {
-                Some(c) => c,
-                None => open_run(plan, sources, limits, &self.list[from..end])?,
-            };
+            let mut compositor = opened;
             for j in from..end {
                 let segment = self.list[j];
+                // Rendered meanwhile, out of order (an HLS player seeking
+                // ahead): reused like any cached segment, and the pictures
+                // after it composed from a seek past it.
+                if let Some(cached) = self.keys[j].and_then(|k| segments::shared().get(&k)) {
+                    compositor = None;
+                    if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
+                        return Ok(());
+                    }
+                    for index in segment.first..segment.first + segment.frames {
+                        if let Some(e) = stopped() {
+                            return Err(e);
+                        }
+                        let samples = self.mix(index)?;
+                        if !encoder.send(ToEncoder::Audio { index, samples }) {
+                            return Ok(());
+                        }
+                    }
+                    progress(segment.first + segment.frames);
+                    continue;
+                }
+                let compositor = match compositor.as_mut() {
+                    Some(c) => c,
+                    None => compositor.insert(open_run(plan, sources, limits, &self.list[j..end])?),
+                };
                 if !encoder.send(ToEncoder::Begin(segment, self.keys[j])) {
                     return Ok(());
                 }
@@ -1001,4 +1022,128 @@ fn open_run(
             .map_err(media)?
             .without_mix(),
     )
+}
+
+/// Renders segment `n` of an MP4 plan on its own, out of order (a player
+/// seeking into an HLS stream before the render got there): its bytes
+/// are exactly the whole file's for that segment, since a fragment there
+/// depends only on the segment's video (rendered here, or taken from the
+/// segment cache, and kept there for the render that follows) and on the
+/// sound's packets in its window (the whole timeline's sound, mixed and
+/// encoded from the start up to the window's end, or taken from the sound
+/// cache).
+pub fn segment_alone(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    fragments: output::Fragments,
+    segmenting: &Segmenting,
+    n: usize,
+) -> Result<bytes::Bytes, RenderError> {
+    let internal = |e: &dyn std::fmt::Display| RenderError::Internal(e.to_string());
+    let per = segments::frames_per_segment(plan, segmenting.secs);
+    let list = segments::split(plan, per);
+    let segment = *list
+        .get(n)
+        .ok_or_else(|| RenderError::Internal(format!("the render has no segment {n}")))?;
+    let last = n + 1 == list.len();
+    let fps = plan.rate.as_f64();
+    let forced_key = fragments.forced_key(fps).filter(|k| *k < per);
+    let secs = segment.frames as f64 / fps;
+    let key = segments::key(
+        plan,
+        sources,
+        &mut segments::Digests::default(),
+        segment,
+        forced_key,
+        &segmenting.scope,
+    );
+    let never = AtomicBool::new(false);
+    let video = match key.and_then(|k| segments::shared().get(&k)) {
+        Some(cached) => {
+            segments::shared().count(true, secs);
+            cached.as_ref().clone()
+        }
+        None => {
+            let packets = render_one(plan, sources, limits, segment, forced_key, &never)?;
+            if let Some(k) = key {
+                segments::shared().put(k, packets.clone());
+            }
+            segments::shared().count(false, secs);
+            packets
+        }
+    };
+    let mut encoder = output::encoder(plan).map_err(media)?;
+    let streams = encoder.streams();
+    let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
+    let video = video
+        .into_iter()
+        .map(|mut p| {
+            p.pts += segment.first * ticks;
+            p.dts += segment.first * ticks;
+            p
+        })
+        .collect();
+    let audio = sound_until(plan, sources, encoder.as_mut(), segment, last)?;
+    let mut packager = output::mp4::Fmp4Packager::new(fragments).with_segments(Some(per));
+    use output::Package;
+    packager.start(&streams).map_err(|e| internal(&e))?;
+    let pieces = packager
+        .segment_alone(n, segment.first, segment.frames, last, video, &audio)
+        .map_err(|e| internal(&e))?;
+    let mut out = Vec::new();
+    for piece in pieces {
+        if let output::Piece::Fragment(bytes, _) = piece {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    Ok(out.into())
+}
+
+/// The sound's packets from the first to past the end of `segment` (to
+/// the very end for the `last`): the encoded sound from the cache, or the
+/// whole timeline's mix encoded from its start.
+fn sound_until(
+    plan: &Plan,
+    sources: &Sources,
+    encoder: &mut dyn output::Encode,
+    segment: Segment,
+    last: bool,
+) -> Result<Vec<output::Encoded>, RenderError> {
+    if let Sound::Cached { packets, .. } = Sound::for_plan(plan, sources) {
+        return Ok(packets.iter().map(|r| r.packet.clone()).collect());
+    }
+    let end = segment.first + segment.frames;
+    let mut mixer = Compositor::sound_only(plan, sources).map_err(media)?;
+    let mut out: Vec<output::Encoded> = Vec::new();
+    let mut origin = None;
+    // Past the segment's end once a packet starts at or after it: the
+    // encoder hands packets out in order.
+    let past = |out: &[output::Encoded], origin: Option<i64>| {
+        let end_samples = (end as f64 / plan.rate.as_f64()
+            * f64::from(crate::engine::media::SAMPLE_RATE))
+        .round() as i64;
+        match (out.last(), origin) {
+            (Some(p), Some(o)) => p.dts - o >= end_samples,
+            _ => false,
+        }
+    };
+    while let Some(c) = mixer.next(None).map_err(media)? {
+        let packets = encoder.audio(&c.audio).map_err(media)?;
+        out.extend(packets.into_iter().map(|(_, p)| p));
+        if origin.is_none() {
+            origin = out.first().map(|p| p.dts);
+        }
+        if !last && past(&out, origin) {
+            return Ok(out);
+        }
+    }
+    let flushed = encoder.finish().map_err(media)?;
+    out.extend(
+        flushed
+            .into_iter()
+            .filter(|(s, _)| *s == Stream::Audio)
+            .map(|(_, p)| p),
+    );
+    Ok(out)
 }

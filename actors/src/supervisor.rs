@@ -214,7 +214,11 @@ impl SupervisorState {
             .map_err(|e| internal(&e))?;
         self.muxer = Some(muxer.get_cell());
         let args = CompositorArgs {
-            forced_key: job.fragments.forced_key(job.plan.rate.as_f64()),
+            // A short first fragment longer than a segment is not cut.
+            forced_key: job
+                .fragments
+                .forced_key(job.plan.rate.as_f64())
+                .filter(|k| segment_frames.is_none_or(|f| *k < f)),
             segments,
             plan: job.plan,
             sources,

@@ -20,6 +20,11 @@ const SECONDS: f64 = 8.0;
 /// over the whole length (crossing every splice), the red picture fading
 /// in across the splice at 4 s and out again, and the tone as soundtrack.
 fn movie() -> Value {
+    movie_of(SECONDS)
+}
+
+/// [`movie`], `length` seconds long (the video holds its last frame).
+fn movie_of(length: f64) -> Value {
     json!({
         "timeline": {
             "background": "#0000ff",
@@ -32,7 +37,7 @@ fn movie() -> Value {
                                "start": 3.5, "length": 2, "fit": "none", "position": "topRight",
                                "transition": { "in": "fade", "out": "fade" } } ] },
                 { "clips": [ { "asset": { "type": "video", "src": "moving.mp4" },
-                               "start": 0, "length": SECONDS, "scale": 0.4,
+                               "start": 0, "length": length, "scale": 0.4,
                                "position": "bottomLeft" } ] }
             ]
         },
@@ -265,4 +270,57 @@ fn a_changed_asset_renders_again_only_the_segments_that_show_it() {
     let middle = at(&frame(&path, 4.6), W - 80, 45, W);
     assert!(middle[1] > 90 && middle[0] < 40, "{middle:?}");
     decodes_cleanly(&path);
+}
+
+#[test]
+fn an_hls_segment_far_ahead_of_a_cold_render_is_served_first_and_the_render_reuses_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let f = with_video(&moving(scratch.path()));
+    let api = f.env.client();
+    // 48 s: 24 segments; segment 20 is 40–42 s.
+    let cold = token(&f, &movie_of(48.0), json!({ "NAME": "Seeker" }));
+    let anonymous = api.anonymous();
+    let playlist = anonymous
+        .get(&format!("/render/{cold}.m3u8"))
+        .text()
+        .unwrap();
+    assert_eq!(playlist.matches(".m4s").count(), 24, "{playlist}");
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+
+    let r = anonymous.get(&format!("/render/{cold}/20.m4s"));
+    assert_eq!(r.status(), 200);
+    let early = r.bytes().unwrap().to_vec();
+    let now = status(&api, &cold);
+    assert!(
+        now["state"] != "done" && now["progress"].as_u64().unwrap() < 80,
+        "served before the render reached 40 s: {now}"
+    );
+
+    // ffmpeg reads the whole playlist without an error.
+    let url = anonymous.url(&format!("/render/{cold}.m3u8"));
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i", &url, "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    api.wait_done(&cold, "mp4", 60);
+    assert!(
+        segments(&api, "reused") >= 1,
+        "the render took segment 20 as it was"
+    );
+    // The segment served early is the finished file's segment 20.
+    let r = anonymous.get(&format!("/render/{cold}/20.m4s"));
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().unwrap().to_vec() == early,
+        "the same bytes, early or late"
+    );
+    let path = save(scratch.path(), "seeker.mp4", &video(&api, &cold));
+    decodes_cleanly(&path);
+    continuous(&packet_times(&path, "v:0"), "video");
+    continuous(&packet_times(&path, "a:0"), "audio");
 }

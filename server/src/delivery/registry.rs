@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clipstream_actors::engine::plan::Deliverable;
-use clipstream_actors::{Publish, RenderError, State};
+use clipstream_actors::{Publish, RenderError, Resolve, State};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -245,6 +245,71 @@ impl Renders {
         let plan = &prepared.plan;
         let per = segments::frames_per_segment(plan, self.config.segment_secs());
         Ok((segments::split(plan, per), plan.rate.as_f64()))
+    }
+
+    /// Renders segment `n` of `token`'s MP4 on its own, now, whatever the
+    /// token's render is doing: the bytes its HLS segment has in the whole
+    /// file (see [`clipstream_actors::segment_alone`]). Its sources are
+    /// resolved as a render's, tried once each.
+    pub async fn mp4_segment_alone(
+        &self,
+        token: &str,
+        n: usize,
+    ) -> Result<Result<bytes::Bytes, RenderError>, DeliveryError> {
+        use clipstream_actors::engine::edit::Format;
+        let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        let downloads = match tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(self.store.render_spool_dir())
+        {
+            Ok(dir) => dir,
+            Err(e) => {
+                return Ok(Err(RenderError::Internal(format!(
+                    "no directory for downloads: {e}"
+                ))))
+            }
+        };
+        let scope = match self.store.project_any(&prepared.output.project) {
+            Ok(project) => format!("account {}", project.account),
+            Err(_) => format!("project {}", prepared.output.project),
+        };
+        let resolver = ProjectSources {
+            store: self.store.clone(),
+            project: prepared.output.project.clone(),
+            assets: prepared.assets,
+            urls: self.urls.clone(),
+            downloads,
+        };
+        let mut sources = clipstream_actors::engine::timeline::Sources::new();
+        for src in clipstream_actors::sources_of(&prepared.plan) {
+            match resolver.resolve(&src).await {
+                Ok(path) => {
+                    sources.insert(src, path);
+                }
+                Err(e) => return Ok(Err(RenderError::Fetch(e.to_string()))),
+            }
+        }
+        let Some(segmenting) = self.config.segmenting(&scope, 1) else {
+            return Ok(Err(RenderError::Internal(
+                "MP4s are not cut into segments".into(),
+            )));
+        };
+        let (plan, limits, fragments) = (
+            prepared.plan,
+            self.config.source_limits(),
+            self.config.fragments(),
+        );
+        let rendered = tokio::task::spawn_blocking(move || {
+            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
+        })
+        .await;
+        // The downloads are read until the segment is rendered.
+        drop(resolver);
+        Ok(rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the segment's render panicked: {e}"
+            )))
+        }))
     }
 
     fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, DeliveryError> {

@@ -65,6 +65,7 @@ pub async fn playlist(renders: &Arc<Renders>, token: &str) -> Result<HttpRespons
 }
 
 /// What a name under the token asks for.
+#[derive(Clone, Copy)]
 enum Piece {
     Init,
     Segment(usize),
@@ -141,6 +142,33 @@ pub async fn segment(
         }
         Lookup::Live(live, _viewer) => {
             let wait = Duration::from_secs(state.config.render.range_wait_secs);
+            // A segment more than one ahead of the render is rendered on
+            // its own now (and kept in the segment cache, where the render
+            // finds it): a player seeking far gets its picture after about
+            // one segment's render time.
+            if let Some((segment, fps)) = wanted {
+                let now = live.snapshot();
+                let reached: f64 = now.segments.iter().skip(1).map(|s| s.seconds).sum();
+                let reached = (reached * fps).round() as i64;
+                let far = reached + segment.frames < segment.first;
+                if far && locate(&now.segments, now.published).is_none() {
+                    let Piece::Segment(n) = asked else {
+                        return Err(not_found());
+                    };
+                    let bytes = tokio::time::timeout(wait, renders.mp4_segment_alone(token, n))
+                        .await
+                        .map_err(|_| ApiError::RangeTimeout)??
+                        .map_err(ApiError::Render)?;
+                    let meta = Meta {
+                        len: bytes.len() as u64,
+                        etag: format!("{}-{tag}", output.digest),
+                        modified: clipstream_storage::unix_now(),
+                        content_type: content_type.into(),
+                        cache_control: renders.cache_control,
+                    };
+                    return Ok(entity::respond_bytes(req, &meta, &bytes));
+                }
+            }
             let snap = tokio::time::timeout(
                 wait,
                 live.wait_for(|s| locate(&s.segments, s.published).is_some()),

@@ -120,10 +120,62 @@ impl Fmp4Packager {
         }
     }
 
-    /// Fragments also end where every segment of `frames` frames starts.
+    /// Fragments end where every segment of `frames` frames starts, and
+    /// only there (and at the forced keyframe of the short first one).
     pub fn with_segments(mut self, frames: Option<i64>) -> Fmp4Packager {
         self.segment_frames = frames.filter(|f| *f > 0);
         self
+    }
+
+    /// The sequence number of segment `n`'s fragment (its first, for
+    /// segment 0) in the whole file.
+    pub fn sequence_of(&self, n: usize) -> u32 {
+        let short_first = u32::from(self.first_key.is_some());
+        if n == 0 {
+            1
+        } else {
+            n as u32 + 1 + short_first
+        }
+    }
+
+    /// Writes segment `n` alone, as the whole file has it: `video` its
+    /// packets, `audio` the sound's packets from the first (whose time is
+    /// the sound's origin) to at least the segment's end. Call after
+    /// `start`.
+    pub fn segment_alone(
+        &mut self,
+        n: usize,
+        first_frame: i64,
+        frames: i64,
+        last: bool,
+        video: Vec<super::Encoded>,
+        audio: &[super::Encoded],
+    ) -> Result<Vec<Piece>, MuxError> {
+        let sequence = self.sequence_of(n);
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(MuxError::Write("a segment before the init segment".into()));
+        };
+        writer.set_next_sequence(sequence);
+        if n > 0 {
+            self.decided = 1;
+        }
+        let origin = audio.first().map_or(0, |p| p.dts);
+        self.audio_origin = Some(origin);
+        let from = first_frame * self.frame_ticks;
+        let to = (first_frame + frames) * self.frame_ticks;
+        let window: Vec<super::Encoded> = audio
+            .iter()
+            .filter(|p| {
+                let at = (p.dts - origin).max(0) as u64;
+                !self.audio_before(at, from) && (last || self.audio_before(at, to))
+            })
+            .cloned()
+            .collect();
+        let mut packets: Packets = video.into_iter().map(|p| (Stream::Video, p)).collect();
+        packets.extend(window.into_iter().map(|p| (Stream::Audio, p)));
+        let mut out = self.packets(packets)?;
+        out.extend(self.finish()?);
+        Ok(out)
     }
 
     /// Whether audio time `a` (its ticks) is before video time `v`.
@@ -194,7 +246,11 @@ impl Fmp4Packager {
             .segment_frames
             .is_some_and(|f| p.dts > 0 && p.dts % (f * self.frame_ticks) == 0);
         let pending = self.video.back().is_some_and(|s| s.dts as i64 >= start);
-        if p.keyframe && pending && (p.dts - start >= fragment_ticks || segment_start) {
+        // In segments, a fragment is a whole segment (the first may be cut
+        // at the forced keyframe): so a segment's fragment depends on that
+        // segment alone, and can be written out of order.
+        let long_enough = self.segment_frames.is_none() && p.dts - start >= fragment_ticks;
+        if p.keyframe && pending && (long_enough || segment_start) {
             self.decide(p.dts);
             self.fragment_start = Some(p.dts);
         }
@@ -238,7 +294,10 @@ impl Package for Fmp4Packager {
         self.audio_timescale = (a.sample_rate as u32).max(1);
         self.frame_ticks = video.frame_ticks;
         let fps = f64::from(self.video_timescale) / self.frame_ticks.max(1) as f64;
-        self.first_key = self.fragments.forced_key(fps);
+        self.first_key = self
+            .fragments
+            .forced_key(fps)
+            .filter(|k| self.segment_frames.is_none_or(|f| *k < f));
         let writer = Fmp4Writer::new(vec![
             TrackConfig::Video {
                 width: v.width as u32,
