@@ -216,6 +216,37 @@ impl Clipstream {
         Ok(self.data_dir.join("renders").join(format!("{etag}.mp4")))
     }
 
+    /// Waits until the server has finished with `token` (cached), so that
+    /// its CPU count includes the render's last work.
+    pub fn settle(&self, token: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !self.is_cached(token)? {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{token} never reached the cache").into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Stores `body` as the project's asset `name`.
+    pub fn upload(&self, name: &str, body: Vec<u8>) -> Result<()> {
+        let path = format!("/v1/data/{}/{name}", self.project);
+        self.send(self.authed(reqwest::Method::PUT, &path).body(body))
+            .map(drop)
+    }
+
+    /// Stores `edit` as the project's movie `name`.
+    pub fn put_movie(&self, name: &str, edit: &Value) -> Result<()> {
+        let path = format!("/v1/sdl/{}/{name}", self.project);
+        self.send(
+            self.authed(reqwest::Method::PUT, &path)
+                .header("content-type", "application/json")
+                .body(edit.to_string()),
+        )
+        .map(drop)
+    }
+
     /// A counter from `/metrics` (summed over its labels).
     pub fn metric(&self, name: &str) -> Result<f64> {
         let text = self
