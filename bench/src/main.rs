@@ -39,6 +39,8 @@ struct Options {
     warm_only: bool,
     /// Only the "personalised 60 s" scenario (segments), printed.
     personalised_only: bool,
+    /// The `parallel` of its render requests.
+    parallel: u32,
 }
 
 fn options() -> Result<Options> {
@@ -51,6 +53,7 @@ fn options() -> Result<Options> {
         capacity_only: false,
         warm_only: false,
         personalised_only: false,
+        parallel: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,8 +67,9 @@ fn options() -> Result<Options> {
             "--capacity-only" => o.capacity_only = true,
             "--warm-only" => o.warm_only = true,
             "--personalised-only" => o.personalised_only = true,
+            "--parallel" => o.parallel = value()?.parse()?,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only] [--personalised-only]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only] [--personalised-only [--parallel N]]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -157,7 +161,14 @@ fn run() -> Result<()> {
                 began,
                 &format!("personalised {} s, {}", personalised::SECS, size.name),
             );
-            let p = personalised::run(&server, &fixtures_dir, size, o.reps, &mut templates)?;
+            let p = personalised::run(
+                &server,
+                &fixtures_dir,
+                size,
+                o.reps,
+                o.parallel,
+                &mut templates,
+            )?;
             personalised::print(size, &p);
         }
         return Ok(());

@@ -133,6 +133,7 @@ pub fn run(
     fixtures_dir: &Path,
     size: Size,
     reps: usize,
+    parallel: u32,
     templates: &mut u64,
 ) -> Result<Personalised> {
     let client = Client::builder()
@@ -143,25 +144,26 @@ pub fn run(
     for rep in 0..reps {
         *templates += 1;
         let movie = new_template(server, fixtures_dir, size, *templates)?;
-        let first = server.token(&movie, &server.fresh_name())?;
+        let first = server.token_parallel(&movie, &server.fresh_name(), parallel)?;
         let (wall, cpu) = measured(server, &client, &server.video_url(&first), &first)?;
         p.first_wall.push(wall);
         p.first_cpu.push(cpu);
-        let second = server.token(&movie, &server.fresh_name())?;
+        let second = server.token_parallel(&movie, &server.fresh_name(), parallel)?;
         let (wall, cpu) = measured(server, &client, &server.video_url(&second), &second)?;
         p.second_wall.push(wall);
         p.second_cpu.push(cpu);
 
         *templates += 1;
         let cold = new_template(server, fixtures_dir, size, *templates)?;
-        let token = server.token(&cold, &server.fresh_name())?;
+        let token = server.token_parallel(&cold, &server.fresh_name(), parallel)?;
         let url = format!("{}/render/{token}/{SEEK_SEGMENT}.m4s", server.url);
         let asked = Instant::now();
         runs::get(&client, &url)?;
         p.seek_wall.push(asked.elapsed().as_secs_f64());
-        // The render the seek started runs on: let it end before the next
+        // The render the seek started runs on until it is done or, with
+        // no viewer left, cancelled: let it end before the next
         // measurement.
-        server.settle(&token)?;
+        server.idle()?;
 
         let Render {
             arrival, cpu_secs, ..

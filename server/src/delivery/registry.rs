@@ -70,6 +70,10 @@ pub struct Renders {
     idle: Arc<IdleTrim>,
     /// `Cache-Control` of token URLs: short, so that a changed movie shows.
     pub cache_control: &'static str,
+    /// Segments rendered out of order for HLS players seeking ahead, at
+    /// once at most: as many as render workers, so that a client asking
+    /// for many far segments cannot take every core.
+    seeks: Arc<tokio::sync::Semaphore>,
 }
 
 /// A GET's answer: bytes in the cache, or a render to follow.
@@ -108,6 +112,7 @@ impl Renders {
             )
             .into_boxed_str(),
         );
+        let seeks = Arc::new(tokio::sync::Semaphore::new(config.render_workers().max(1)));
         Ok(Renders {
             metrics,
             urls,
@@ -118,6 +123,7 @@ impl Renders {
             memo: Mutex::new(HashMap::new()),
             idle,
             cache_control,
+            seeks,
         })
     }
 
@@ -247,6 +253,13 @@ impl Renders {
         Ok((segments::split(plan, per), plan.rate.as_f64()))
     }
 
+    /// Whether `what` of `token` is neither cached nor being rendered.
+    pub fn is_cold(&self, token: &str, what: Deliverable) -> Result<bool, DeliveryError> {
+        let (output, _) = self.resolve(token, what)?;
+        Ok(self.store.cached_render(&output.key)?.is_none()
+            && !lock(&self.live).contains_key(&output.key))
+    }
+
     /// Renders segment `n` of `token`'s MP4 on its own, now, whatever the
     /// token's render is doing: the bytes its HLS segment has in the whole
     /// file (see [`clipstream_actors::segment_alone`]). Its sources are
@@ -258,6 +271,9 @@ impl Renders {
     ) -> Result<Result<bytes::Bytes, RenderError>, DeliveryError> {
         use clipstream_actors::engine::edit::Format;
         let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        // Waits its turn; a closed semaphore (never closed here) would
+        // mean no limit is left to keep.
+        let _slot = self.seeks.clone().acquire_owned().await.ok();
         let downloads = match tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())

@@ -130,6 +130,27 @@ pub async fn segment(
             Some((segment, fps)) => span(pieces, fps, segment, complete),
         }
     };
+    // A far segment of a token not rendering yet: rendered alone first,
+    // the whole render started after it, so that the two do not share the
+    // cores while the player waits for its picture.
+    if let (Piece::Segment(n), Some(_)) = (asked, wanted) {
+        if n >= 2 && renders.is_cold(token, EXT)? {
+            let wait = Duration::from_secs(state.config.render.range_wait_secs);
+            let bytes = tokio::time::timeout(wait, renders.mp4_segment_alone(token, n))
+                .await
+                .map_err(|_| ApiError::RangeTimeout)??
+                .map_err(ApiError::Render)?;
+            let (output, _) = renders.lookup(token, EXT).await?;
+            let meta = Meta {
+                len: bytes.len() as u64,
+                etag: format!("{}-{tag}", output.digest),
+                modified: clipstream_storage::unix_now(),
+                content_type: content_type.into(),
+                cache_control: renders.cache_control,
+            };
+            return Ok(entity::respond_bytes(req, &meta, &bytes));
+        }
+    }
     let (output, found) = renders.lookup(token, EXT).await?;
     let (bytes, modified) = match found {
         Lookup::Cached(open) => {
