@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
-# ffmpeg (the CLI) probes outputs in the tests; chromium plays them.
-need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium python3
+# ffmpeg (the CLI) probes outputs in the tests; chromium plays them, and
+# chromium-driver drives it through the studio (tests/tests/studio.rs).
+need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium chromium-driver python3
 # openssl makes the throwaway certificates of the FTPS tests.
 need_packages openssl
 # The upload tests' peers come from PyPI and npm (scripts/peers.sh).
 python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
 command -v npm >/dev/null 2>&1 || need_packages nodejs npm
+# The studio's bundle (web/dist), embedded by the build below, and the
+# unit tests of its helpers.
+scripts/web.sh
+scripts/web.sh --test
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The crates' layout: no module uses another in a circle.

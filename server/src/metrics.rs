@@ -26,6 +26,10 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub cache_bytes: Counter,
     pub fetch_errors: Counter,
+    /// The render cache's size in bytes and entries, read at each scrape
+    /// (the studio's dashboard shows them).
+    pub cache_size: Gauge,
+    pub cache_entries: Gauge,
     /// Upload attempts, by destination type and outcome (done, retry,
     /// failed).
     pub upload_attempts: Family<Labels, Counter>,
@@ -55,6 +59,8 @@ impl Metrics {
             cache_misses: Counter::default(),
             cache_bytes: Counter::default(),
             fetch_errors: Counter::default(),
+            cache_size: Gauge::default(),
+            cache_entries: Gauge::default(),
             upload_attempts: Family::default(),
             callbacks: Family::default(),
             sound_hits: Counter::default(),
@@ -113,6 +119,16 @@ impl Metrics {
             "cache_bytes_served",
             "Bytes sent from the render cache",
             m.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_size_bytes",
+            "Bytes of the renders in the render cache",
+            m.cache_size.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Renders in the render cache",
+            m.cache_entries.clone(),
         );
         registry.register(
             "fetch_errors",

@@ -51,13 +51,13 @@ pub use callbacks::PendingCallback;
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
 pub use hosted::{HostedFile, HostedStatus};
-pub use ids::{unix_now, unix_now_ms};
+pub use ids::{hex, unix_now, unix_now_ms};
 pub use jobs::{Job, JobError, JobState};
 pub use keys::{AccountId, KeyInfo, NewKey};
 pub use movies::Movie;
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
-pub use renders::{MovieChoice, RenderRequest};
+pub use renders::{MovieChoice, RenderPage, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
 pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
 pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, Swept, UploadGrant};
@@ -134,6 +134,10 @@ impl Store {
             generations: Arc::default(),
             options,
         };
+        let indexed = store.index_tokens_by_time()?;
+        if indexed > 0 {
+            tracing::info!(tokens = indexed, "indexed the tokens by time");
+        }
         store.sweep()?;
         Ok(store)
     }
@@ -208,6 +212,7 @@ impl Store {
             Collection::Assets,
             Collection::Movies,
             Collection::ProjectTokens,
+            Collection::ProjectTokensByTime,
             Collection::ShotstackTemplates,
         ] {
             for key in self.record_keys(collection, "")? {

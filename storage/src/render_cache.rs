@@ -266,6 +266,12 @@ impl Store {
         Ok(removed)
     }
 
+    /// The render cache's total bytes and number of entries.
+    pub fn render_cache_size(&self) -> Result<(u64, u64)> {
+        let entries: Vec<CachedRender> = self.records(Collection::RenderCache, "")?;
+        Ok((entries.iter().map(|e| e.size).sum(), entries.len() as u64))
+    }
+
     async fn evict_renders(&self, capacity: u64) -> Result<()> {
         let mut entries: Vec<CachedRender> = self.records(Collection::RenderCache, "")?;
         let mut total: u64 = entries.iter().map(|e| e.size).sum();

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{child_key, child_prefix, ids, Collection, Error, Result, Store};
+use crate::{child_key, child_prefix, ids, BatchOutcome, Collection, Error, Result, Step, Store};
 
 /// Which movie renders: one for every format, or one per file extension
 /// with `*` for the rest (ImpossibleFX's multi-movie requests).
@@ -63,6 +63,40 @@ pub struct RenderRequest {
     pub uploads: Vec<String>,
     pub created: u64,
 }
+
+/// One page of a project's render requests, newest first.
+#[derive(Debug)]
+pub struct RenderPage {
+    pub requests: Vec<RenderRequest>,
+    /// Where the next page starts (see [`is_cursor_shaped`]), when there
+    /// is one.
+    pub next: Option<String>,
+}
+
+/// The key of a token in the time-ordered index: the complement of its
+/// creation time, zero-padded, sorts the newest first; ties by token.
+fn by_time_key(uid: &str, created: u64, token: &str) -> String {
+    format!("{uid}/{}", by_time_cursor(created, token))
+}
+
+fn by_time_cursor(created: u64, token: &str) -> String {
+    format!("{:020}/{token}", u64::MAX - created)
+}
+
+/// Whether `s` has the shape of a page cursor (`<20 digits>/<token>`),
+/// checked before it is used as a key.
+pub fn is_cursor_shaped(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((time, token)) => {
+            time.len() == 20 && time.bytes().all(|b| b.is_ascii_digit()) && is_token_shaped(token)
+        }
+        None => false,
+    }
+}
+
+/// Meta key marking that the time-ordered index covers every token
+/// (tokens issued before it existed are indexed once, at open).
+const BY_TIME_INDEXED: &str = "project_tokens_by_time_indexed";
 
 /// Length of a token: 128 bits in URL-safe base64.
 pub const TOKEN_LEN: usize = 22;
@@ -115,10 +149,26 @@ impl Store {
             uploads,
             created,
         };
-        // The index entry ties the token to its project, so deleting the
-        // project finds it; both in one transaction with the project check.
-        self.insert_child(Collection::ProjectTokens, project, &token, Vec::new())
-            .await?;
+        // The index entries tie the token to its project (so deleting the
+        // project finds it) and place it in time (so the studio pages
+        // through a project's tokens); both in one batch with the project
+        // check.
+        let steps = [
+            Step::require_present(Collection::Projects, project),
+            Step::insert(
+                Collection::ProjectTokens,
+                child_key(project, &token),
+                Vec::new(),
+            ),
+            Step::insert(
+                Collection::ProjectTokensByTime,
+                by_time_key(project, created, &token),
+                Vec::new(),
+            ),
+        ];
+        if let BatchOutcome::Unmet(_) = self.repo.batch(&steps)? {
+            return Err(Error::ProjectNotFound(project.to_owned()));
+        }
         self.put_record(Collection::Tokens, &token, &request)?;
         self.flush().await?;
         Ok(request)
@@ -143,16 +193,100 @@ impl Store {
         Ok(request)
     }
 
+    /// At most `limit` render requests of project `uid` (the caller
+    /// checked who owns it), newest first, from `cursor` (a page's `next`)
+    /// on: what the studio's renders page lists. Only the page is read.
+    pub fn render_requests_page(
+        &self,
+        uid: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RenderPage> {
+        let prefix = child_prefix(uid);
+        let after = cursor.map(|c| format!("{prefix}{c}"));
+        // One more than asked says whether there is a next page.
+        let mut keys = self.repo.scan_page(
+            Collection::ProjectTokensByTime,
+            &prefix,
+            after.as_deref(),
+            limit.saturating_add(1),
+        )?;
+        let next = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last()
+                .and_then(|(k, _)| k.get(prefix.len()..))
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let mut requests = Vec::with_capacity(keys.len());
+        for (key, _) in keys {
+            let Some((_, token)) = key.rsplit_once('/') else {
+                continue;
+            };
+            // An index entry whose record went (a removal cut short) is
+            // no request.
+            if let Some(request) = self.record::<RenderRequest>(Collection::Tokens, token)? {
+                requests.push(request);
+            }
+        }
+        Ok(RenderPage { requests, next })
+    }
+
+    /// How many tokens project `uid` has issued.
+    pub fn render_request_count(&self, uid: &str) -> Result<usize> {
+        Ok(self.tokens_of(uid)?.count())
+    }
+
+    /// The tokens of project `uid`, each with its key in
+    /// `ProjectTokens`.
+    fn tokens_of(&self, uid: &str) -> Result<impl Iterator<Item = (String, String)>> {
+        let start = uid.len() + 1;
+        Ok(self
+            .record_keys(Collection::ProjectTokens, &child_prefix(uid))?
+            .into_iter()
+            .filter_map(move |key| {
+                let token = key.get(start..)?.to_owned();
+                Some((key, token))
+            }))
+    }
+
     /// Removes the tokens of a deleted project, and its cached renders.
     pub(crate) async fn remove_tokens_of(&self, uid: &str) -> Result<()> {
-        for key in self.record_keys(Collection::ProjectTokens, &child_prefix(uid))? {
-            if let Some(token) = key.get(uid.len() + 1..) {
-                self.repo.remove(Collection::Tokens, token)?;
-                self.remove_upload_tasks_of(token)?;
-            }
+        for (key, token) in self.tokens_of(uid)? {
+            self.repo.remove(Collection::Tokens, &token)?;
+            self.remove_upload_tasks_of(&token)?;
             self.repo.remove(Collection::ProjectTokens, &key)?;
         }
+        for key in self.record_keys(Collection::ProjectTokensByTime, &child_prefix(uid))? {
+            self.repo.remove(Collection::ProjectTokensByTime, &key)?;
+        }
         self.forget_project_renders(uid).await
+    }
+
+    /// Indexes by time the tokens issued before that index existed; once
+    /// per data directory (the mark in `Meta` says it was done).
+    pub(crate) fn index_tokens_by_time(&self) -> Result<usize> {
+        if self.repo.contains(Collection::Meta, BY_TIME_INDEXED)? {
+            return Ok(0);
+        }
+        let mut indexed = 0;
+        for key in self.record_keys(Collection::ProjectTokens, "")? {
+            let Some((uid, token)) = key.split_once('/') else {
+                continue;
+            };
+            if let Some(request) = self.record::<RenderRequest>(Collection::Tokens, token)? {
+                self.repo.insert(
+                    Collection::ProjectTokensByTime,
+                    &by_time_key(uid, request.created, token),
+                    Vec::new(),
+                )?;
+                indexed += 1;
+            }
+        }
+        self.repo
+            .insert(Collection::Meta, BY_TIME_INDEXED, Vec::new())?;
+        Ok(indexed)
     }
 }
 
@@ -204,6 +338,167 @@ mod tests {
 
     fn params(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_projects_requests_are_listed_without_another_projects() {
+        let (_dir, store) = store();
+        let account = AccountId("a".into());
+        let p = store.create_project(&account, "p").await.unwrap();
+        let q = store.create_project(&account, "q").await.unwrap();
+        let one = MovieChoice::One("m".into());
+        for name in ["Ann", "Bob"] {
+            store
+                .put_render_request(
+                    &p.uid,
+                    one.clone(),
+                    params(json!({ "NAME": name })),
+                    1,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .put_render_request(
+                &q.uid,
+                one.clone(),
+                params(json!({ "NAME": "Cy" })),
+                1,
+                None,
+            )
+            .await
+            .unwrap();
+        let listed = store
+            .render_requests_page(&p.uid, None, 50)
+            .unwrap()
+            .requests;
+        let mut names: Vec<String> = listed
+            .iter()
+            .map(|r| r.params["NAME"].to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["\"Ann\"", "\"Bob\""]);
+        assert!(listed.iter().all(|r| r.project == p.uid));
+        assert_eq!(
+            store
+                .render_requests_page(&q.uid, None, 50)
+                .unwrap()
+                .requests
+                .len(),
+            1
+        );
+        assert_eq!(store.render_request_count(&p.uid).unwrap(), 2);
+    }
+
+    async fn request(store: &Store, uid: &str, n: usize, created: u64) -> String {
+        let r = store
+            .put_render_request(
+                uid,
+                MovieChoice::One("m".into()),
+                params(json!({ "N": n })),
+                1,
+                None,
+            )
+            .await
+            .unwrap();
+        // Stamped by hand: requests made within one second would tie.
+        let mut stored = r.clone();
+        stored.created = created;
+        store
+            .put_record(Collection::Tokens, &r.token, &stored)
+            .unwrap();
+        store
+            .repo
+            .remove(
+                Collection::ProjectTokensByTime,
+                &by_time_key(uid, r.created, &r.token),
+            )
+            .unwrap();
+        store
+            .repo
+            .insert(
+                Collection::ProjectTokensByTime,
+                &by_time_key(uid, created, &r.token),
+                Vec::new(),
+            )
+            .unwrap();
+        r.token
+    }
+
+    #[tokio::test]
+    async fn requests_are_paged_newest_first_and_every_one_once() {
+        let (_dir, store) = store();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let mut tokens = Vec::new();
+        for n in 0..7 {
+            tokens.push(request(&store, &p.uid, n, 1_000 + n as u64).await);
+        }
+        tokens.reverse();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let page = store
+                .render_requests_page(&p.uid, cursor.as_deref(), 3)
+                .unwrap();
+            assert!(page.requests.len() <= 3);
+            seen.extend(page.requests.iter().map(|r| r.token.clone()));
+            match page.next {
+                Some(next) => {
+                    assert!(is_cursor_shaped(&next), "{next}");
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, tokens, "newest first, each once");
+        assert_eq!(store.render_request_count(&p.uid).unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn tokens_issued_before_the_time_index_are_indexed_at_open() {
+        let (dir, store) = store();
+        let p = store
+            .create_project(&AccountId("a".into()), "p")
+            .await
+            .unwrap();
+        let token = request(&store, &p.uid, 1, 5).await;
+        // As a data directory from before the index: no entries, no mark.
+        for key in store
+            .record_keys(Collection::ProjectTokensByTime, "")
+            .unwrap()
+        {
+            store
+                .repo
+                .remove(Collection::ProjectTokensByTime, &key)
+                .unwrap();
+        }
+        store
+            .repo
+            .remove(Collection::Meta, BY_TIME_INDEXED)
+            .unwrap();
+        store.flush_blocking().unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path(), crate::test_support::options()).unwrap();
+        let page = reopened.render_requests_page(&p.uid, None, 10).unwrap();
+        assert_eq!(page.requests.len(), 1);
+        assert_eq!(page.requests[0].token, token);
+    }
+
+    #[tokio::test]
+    async fn deleting_the_project_empties_its_time_index() {
+        let (_dir, store) = store();
+        let account = AccountId("a".into());
+        let p = store.create_project(&account, "p").await.unwrap();
+        request(&store, &p.uid, 1, 5).await;
+        store.delete_project(&account, &p.uid).await.unwrap();
+        assert!(store
+            .record_keys(Collection::ProjectTokensByTime, "")
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 pub mod media;
 pub mod peers;
 pub mod sdk;
+pub mod webdriver;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;

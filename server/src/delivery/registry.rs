@@ -89,6 +89,30 @@ pub struct Status {
     pub error: Option<JobError>,
     /// Seconds of video rendered and reused from the segment cache.
     pub seconds: (f64, f64),
+    /// The output's size once cached.
+    pub size: Option<u64>,
+    /// Its job's times (Unix seconds) and render seconds, when a job made
+    /// or makes it: the studio shows them beside the preview.
+    pub timings: Option<Timings>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timings {
+    pub created: u64,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub render_secs: Option<f64>,
+}
+
+impl Timings {
+    fn of(job: &clipstream_storage::Job) -> Timings {
+        Timings {
+            created: job.created,
+            started: job.started,
+            finished: job.finished,
+            render_secs: job.render_secs,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -581,13 +605,17 @@ impl Renders {
         let (output, _) = self.resolve(token, what)?;
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
-        if self.store.cached_render(&output.key)?.is_some() {
+        if let Some((cached, _)) = self.store.cached_render(&output.key)? {
             let job = self.store.job(&output.key)?;
             return Ok(Status {
                 state: JobState::Done,
                 progress: 1.0,
                 error: None,
-                seconds: job.map_or((0.0, 0.0), |j| (j.seconds_rendered, j.seconds_reused)),
+                seconds: job
+                    .as_ref()
+                    .map_or((0.0, 0.0), |j| (j.seconds_rendered, j.seconds_reused)),
+                size: Some(cached.size),
+                timings: job.as_ref().map(Timings::of),
             });
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -595,16 +623,20 @@ impl Renders {
             return Ok(Status {
                 state: job.state,
                 progress: live.snapshot().progress,
+                timings: Some(Timings::of(&job)),
                 error: job.error,
                 seconds: (job.seconds_rendered, job.seconds_reused),
+                size: None,
             });
         }
         Ok(match self.store.job(&output.key)? {
             Some(job) => Status {
                 state: job.state,
                 progress: job.progress,
+                timings: Some(Timings::of(&job)),
                 error: job.error,
                 seconds: (job.seconds_rendered, job.seconds_reused),
+                size: None,
             },
             // Never asked for: it renders on the first GET.
             None => Status {
@@ -612,6 +644,8 @@ impl Renders {
                 progress: 0.0,
                 error: None,
                 seconds: (0.0, 0.0),
+                size: None,
+                timings: None,
             },
         })
     }

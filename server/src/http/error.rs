@@ -22,6 +22,11 @@ pub enum ApiError {
     Fill(#[from] FillError),
     #[error("{message}")]
     Unauthorized { message: &'static str },
+    /// A refused credential answered without `WWW-Authenticate`, for a
+    /// client that asks itself (the studio): a browser shows its own
+    /// password dialog on a Basic challenge, even to a script's request.
+    #[error(transparent)]
+    Unchallenged(Box<ApiError>),
     #[error("too many wrong keys or secrets from this address; try again in {retry_after_secs} s")]
     TooManyFailures { retry_after_secs: u64 },
     /// A query or path parameter that is missing or malformed.
@@ -70,6 +75,7 @@ impl ApiError {
     /// The stable code clients can match on.
     pub fn code(&self) -> &'static str {
         match self {
+            ApiError::Unchallenged(inner) => inner.code(),
             ApiError::Store(e) => store_code(e),
             ApiError::Edit(e) => match e.kind {
                 EditErrorKind::Syntax => "invalid_json",
@@ -101,6 +107,7 @@ impl ApiError {
     /// answered without their details.
     pub fn public_message(&self) -> String {
         match self {
+            ApiError::Unchallenged(inner) => inner.public_message(),
             ApiError::Store(
                 StoreError::Io(_)
                 | StoreError::Db(_)
@@ -185,6 +192,7 @@ impl From<crate::delivery::DeliveryError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::Unchallenged(inner) => inner.status_code(),
             ApiError::Store(e) => store_status(e),
             ApiError::Fill(FillError::Template(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Edit(_)
@@ -210,6 +218,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Unchallenged(inner) = self {
+            let mut response = inner.error_response();
+            response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            return response;
+        }
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");

@@ -20,6 +20,11 @@ use crate::http::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/chunked/videos/{uid}", "POST").route(web::post().to(initiate)))
+        // Which chunks arrived: a client resuming after a reload sends
+        // only the others.
+        .service(
+            resource("/chunked/videos/{uid}/{upload_id}", "GET").route(web::get().to(progress)),
+        )
         .service(
             resource("/chunked/videos/{uid}/{upload_id}/chunks", "POST")
                 .route(web::post().to(chunk)),
@@ -90,6 +95,17 @@ async fn initiate(
         .await?;
     tracing::info!(uid = %uid, upload = %upload.id, name = %upload.name, chunk_count, chunk_size, "chunked upload started");
     Ok(HttpResponse::Created().json(UploadView::from(&upload)))
+}
+
+async fn progress(
+    state: web::Data<AppState>,
+    account: Account,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (uid, upload_id) = path.into_inner();
+    owned_project(&state, &account, &uid)?;
+    let upload = state.store.upload(&uid, &upload_id)?;
+    Ok(HttpResponse::Ok().json(UploadView::from(&upload)))
 }
 
 async fn chunk(

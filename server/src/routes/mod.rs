@@ -10,6 +10,7 @@ mod movies;
 mod projects;
 mod render;
 mod renders;
+mod studio;
 
 use actix_web::web;
 
@@ -31,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     renders::configure(cfg);
     metrics::configure(cfg);
     hosted::configure(cfg);
+    // The studio's page at `/` and its files under `/studio/`.
+    studio::configure(cfg);
 }
 
 /// The project `uid` if `account` owns it: 404 when missing, 403 when

@@ -292,6 +292,8 @@ async fn status(
             "error": status.error,
             "seconds_rendered": status.seconds.0,
             "seconds_reused": status.seconds.1,
+            "size": status.size,
+            "timings": status.timings,
             "uploads": uploads.statuses(&token)?,
         })))
 }

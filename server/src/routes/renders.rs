@@ -34,7 +34,74 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(super::render::get))
             .route(web::head().to(super::render::get))
             .route(web::delete().to(delete)),
-    );
+    )
+    // The studio's renders page: the tokens a project has issued.
+    .service(resource("/v1/list/render/{uid}", "GET").route(web::get().to(list)));
+}
+
+/// A page of the renders list unless the client asks for another size.
+const LIST_LIMIT: usize = 50;
+/// The largest page: a page is read whole, so its size is bounded.
+const LIST_MAX: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A project's render requests, newest first, as they were asked, a page
+/// at a time (`?limit=`, `?cursor=` the `next` of the page before), with
+/// how many there are in all.
+async fn list(
+    state: web::Data<AppState>,
+    account: Account,
+    uid: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    owned_project(&state, &account, &uid)?;
+    let limit = match query.limit.as_deref() {
+        None => LIST_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_param(
+                    "limit",
+                    format!("limit={raw:?} is not a number from 1 to {LIST_MAX}"),
+                )
+            })?,
+    };
+    let cursor = query.cursor.as_deref();
+    if let Some(c) = cursor {
+        if !clipstream_storage::renders::is_cursor_shaped(c) {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "cursor is not the `next` of an earlier page",
+            ));
+        }
+    }
+    let page = state.store.render_requests_page(&uid, cursor, limit)?;
+    let renders: Vec<Value> = page
+        .requests
+        .into_iter()
+        .map(|r| {
+            json!({
+                "token": r.token,
+                "movie": r.movie,
+                "params": r.params,
+                "created": r.created,
+                "uploads": r.uploads.len(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "renders": renders,
+        "count": state.store.render_request_count(&uid)?,
+        "next": page.next,
+    })))
 }
 
 #[derive(Deserialize)]

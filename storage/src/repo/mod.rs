@@ -75,10 +75,13 @@ pub enum Collection {
     AccountSources,
     /// Callback id → a callback not yet delivered (`callbacks`).
     PendingCallbacks,
+    /// `uid/<newest-first time>/token` → empty: a project's tokens in
+    /// the order the studio pages through them (`renders`).
+    ProjectTokensByTime,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 20] = [
+    pub const ALL: [Collection; 21] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -99,6 +102,7 @@ impl Collection {
         Collection::Sources,
         Collection::AccountSources,
         Collection::PendingCallbacks,
+        Collection::ProjectTokensByTime,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -124,6 +128,7 @@ impl Collection {
             Collection::Sources => "sources",
             Collection::AccountSources => "account_sources",
             Collection::PendingCallbacks => "pending_callbacks",
+            Collection::ProjectTokensByTime => "project_tokens_by_time",
         }
     }
 }
@@ -216,6 +221,22 @@ pub trait Repo: Send + Sync {
     /// Every record whose key starts with `prefix` (all of them for `""`),
     /// in byte order of the keys.
     fn scan_prefix(&self, collection: Collection, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// At most `limit` records whose key starts with `prefix` and sorts
+    /// after `after` (from the first when `None`), in byte order of the
+    /// keys: one page of a listing, read without the rest.
+    fn scan_page(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut all = self.scan_prefix(collection, prefix)?;
+        all.retain(|(k, _)| after.is_none_or(|a| k.as_str() > a));
+        all.truncate(limit);
+        Ok(all)
+    }
 
     /// How many records the collection holds.
     fn count(&self, collection: Collection) -> Result<usize>;

@@ -86,6 +86,32 @@ impl Repo for SledRepo {
             .collect()
     }
 
+    fn scan_page(
+        &self,
+        collection: Collection,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.as_bytes().to_vec()),
+            _ => Bound::Included(prefix.as_bytes().to_vec()),
+        };
+        let mut page = Vec::new();
+        for entry in self
+            .tree(collection)
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (k, v) = entry?;
+            if page.len() == limit || !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            page.push((utf8_key(k)?, v.to_vec()));
+        }
+        Ok(page)
+    }
+
     fn count(&self, collection: Collection) -> Result<usize> {
         Ok(self.tree(collection).len())
     }

@@ -32,16 +32,8 @@ pub fn is_source_id(id: &str) -> bool {
         })
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
+/// Lowercase hex of `bytes` (the store's, shared by every crate).
+pub use clipstream_storage::hex;
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
     let digits = text.as_bytes();
