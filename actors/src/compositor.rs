@@ -10,8 +10,9 @@
 //! settles (a cancellation, a failure elsewhere) or when this actor ends,
 //! however it ends. Both threads are joined before the loop's thread ends.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
@@ -24,6 +25,7 @@ use crate::engine::timeline::{Composed, Compositor, SourceLimits, Sources};
 use crate::faults::{Fault, Stage};
 use crate::muxer::MuxMsg;
 use crate::render::{Publish, RenderError};
+use crate::segments::{self, Segment, Segmenting};
 use crate::sound_cache::{self, Key, Released, Sound as CachedSound};
 
 /// Composed frames waiting for the encoder.
@@ -37,6 +39,8 @@ pub struct CompositorArgs {
     pub plan: Plan,
     /// A frame to encode as a keyframe: where the first fragment ends.
     pub forced_key: Option<i64>,
+    /// Rendered in segments (MP4 only), reusing cached ones.
+    pub segments: Option<Segmenting>,
     pub sources: Sources,
     pub limits: SourceLimits,
     pub muxer: ActorRef<MuxMsg>,
@@ -82,14 +86,20 @@ impl Actor for CompositorActor {
         let publish = args.publish.clone();
         let stop = args.stop.clone();
         let worker = tokio::task::spawn_blocking(move || -> Result<(), RenderError> {
+            let run = match &args.segments {
+                Some(segmenting) => Run::Segments(segmenting),
+                None => Run::Whole,
+            };
             compose_and_encode(
                 args.plan,
                 &args.sources,
                 args.limits,
                 args.forced_key,
+                run,
                 Control {
                     tx: &tx,
                     publish: publish.as_ref(),
+                    publish_arc: &publish,
                     stop: &stop,
                     fault: args.fault,
                 },
@@ -122,6 +132,17 @@ fn media(e: MediaError) -> RenderError {
 
 enum ToEncoder {
     Frame(Composed),
+    /// The frames that follow are segment `.0`'s, kept under `.1`.
+    Begin(Segment, Option<segments::Key>),
+    /// A segment's video encoded already: from the cache, or by a worker
+    /// of this render (`true`); the sound of its frames follows as
+    /// [`ToEncoder::Audio`].
+    Reused(Segment, segments::Packets, bool),
+    /// The sound of frame `index`, whose picture is not encoded here.
+    Audio {
+        index: i64,
+        samples: Vec<f32>,
+    },
     /// Every frame was composed: flush and end the stream. A queue that
     /// closes without it means the render failed, and nothing is ended.
     End,
@@ -225,6 +246,8 @@ impl Sound {
 pub(crate) struct Control<'a> {
     pub tx: &'a mpsc::Sender<MuxMsg>,
     pub publish: &'a dyn Publish,
+    /// The same publisher, for the encoding thread.
+    pub publish_arc: &'a Arc<dyn Publish>,
     pub stop: &'a AtomicBool,
     pub fault: Fault,
 }
@@ -262,11 +285,93 @@ impl Drop for EncoderThread {
     }
 }
 
+/// How a render's pictures are made.
+pub(crate) enum Run<'a> {
+    /// Composed and encoded in one piece.
+    Whole,
+    /// In segments, each from a fresh encoder, cached ones reused.
+    Segments(&'a Segmenting),
+}
+
+/// The segment of the encoder thread whose frames it is encoding.
+struct Open {
+    segment: Segment,
+    key: Option<segments::Key>,
+    /// Its video packets so far, to keep in the cache.
+    video: Vec<output::Encoded>,
+}
+
+/// What the encoder thread keeps of segments and reports of them.
+struct SegmentLog<'a> {
+    open: Option<Open>,
+    frame_ticks: i64,
+    fps: f64,
+    publish: &'a dyn Publish,
+}
+
+impl SegmentLog<'_> {
+    /// Notes the video packets of `packets` as the open segment's.
+    fn note(&mut self, packets: &Packets) {
+        if let Some(open) = self.open.as_mut() {
+            open.video.extend(
+                packets
+                    .iter()
+                    .filter(|(s, _)| *s == Stream::Video)
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+    }
+
+    /// Closes the open segment, whose last packets are `last`: keeps it
+    /// in the cache with times counted from its first frame.
+    fn close(&mut self, last: &Packets) {
+        self.note(last);
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let secs = open.segment.frames as f64 / self.fps;
+        if let Some(key) = open.key {
+            let origin = open.segment.first * self.frame_ticks;
+            let relative = open
+                .video
+                .into_iter()
+                .map(|mut p| {
+                    p.pts -= origin;
+                    p.dts -= origin;
+                    p
+                })
+                .collect();
+            segments::shared().put(key, relative);
+        }
+        segments::shared().count(false, secs);
+        self.publish.segment(false, secs);
+    }
+
+    /// An encoded segment's packets (cached, or `rendered` by a worker),
+    /// re-timed to where it sits here.
+    fn reused(&self, segment: Segment, packets: &[output::Encoded], rendered: bool) -> Packets {
+        let origin = segment.first * self.frame_ticks;
+        let secs = segment.frames as f64 / self.fps;
+        segments::shared().count(!rendered, secs);
+        self.publish.segment(!rendered, secs);
+        packets
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p.pts += origin;
+                p.dts += origin;
+                (Stream::Video, p)
+            })
+            .collect()
+    }
+}
+
 pub(crate) fn compose_and_encode(
     plan: Plan,
     sources: &Sources,
     limits: SourceLimits,
     forced_key: Option<i64>,
+    run: Run<'_>,
     control: Control<'_>,
 ) -> Result<(), RenderError> {
     let mut sound = Sound::for_plan(&plan, sources);
@@ -274,15 +379,32 @@ pub(crate) fn compose_and_encode(
     // The injected compositor fault waits for about a second of frames, or
     // the last frame of a shorter movie, so that viewers have bytes by then.
     let fault_frame = (fps.round() as i64).min((plan.duration * fps).ceil() as i64 - 1);
+    let sound_cached = matches!(sound, Sound::Cached { .. });
+    // Sources are opened before the encoder starts (and publishes the
+    // header), so that one that cannot be decoded is an error before the
+    // response starts.
+    let work = match run {
+        Run::Whole => {
+            let mut compositor = Compositor::new(plan.clone(), sources, limits).map_err(media)?;
+            if sound_cached {
+                compositor = compositor.without_mix();
+            }
+            Work::Whole(compositor)
+        }
+        Run::Segments(segmenting) => Work::Segments(SegmentWork::prepare(
+            &plan,
+            sources,
+            limits,
+            forced_key,
+            segmenting,
+            sound_cached,
+        )?),
+    };
     // The encoders are opened on the thread that uses them, so that an
     // encoder restarted there (at the forced keyframe) reuses the memory of
     // the one before: with two threads, each kept its own in its malloc
     // arena, 26 MiB more per 720p render.
     let encoder_plan = plan.clone();
-    let mut compositor = Compositor::new(plan, sources, limits).map_err(media)?;
-    if matches!(sound, Sound::Cached { .. }) {
-        compositor = compositor.without_mix();
-    }
     let send = |tx: &mpsc::Sender<MuxMsg>, msg| {
         tx.blocking_send(msg)
             .map_err(|_| RenderError::Internal("the muxer went away".into()))
@@ -290,32 +412,73 @@ pub(crate) fn compose_and_encode(
     let (frames, queue) = std::sync::mpsc::sync_channel::<ToEncoder>(FRAME_QUEUE);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
     let encoder_tx = control.tx.clone();
+    // The thread reports segments through the render's publisher, which
+    // outlives it (both are joined before this returns).
+    let publish: Arc<dyn Publish> = control.publish_arc.clone();
     let thread = std::thread::Builder::new()
         .name("clipstream-encode".into())
         .spawn(move || -> Result<(), RenderError> {
             let mut encoder = output::encoder(&encoder_plan).map_err(media)?;
-            send(&encoder_tx, MuxMsg::Start(encoder.streams()))?;
+            let streams = encoder.streams();
+            let mut log = SegmentLog {
+                open: None,
+                frame_ticks: streams.video.as_ref().map_or(1, |v| v.frame_ticks),
+                fps: encoder_plan.rate.as_f64(),
+                publish: publish.as_ref(),
+            };
+            send(&encoder_tx, MuxMsg::Start(streams))?;
             while let Ok(msg) = queue.recv() {
-                let composed = match msg {
-                    ToEncoder::Frame(c) => c,
+                let packets = match msg {
+                    ToEncoder::Frame(composed) => {
+                        let key = forced_key == Some(composed.index);
+                        let mut packets = encoder
+                            .video(composed.frame, composed.index, key, &spares)
+                            .map_err(media)?;
+                        log.note(&packets);
+                        // The sound up to the end of this frame.
+                        sound.packets(
+                            encoder.as_mut(),
+                            &composed.audio,
+                            composed.index,
+                            &mut packets,
+                        )?;
+                        packets
+                    }
+                    ToEncoder::Audio { index, samples } => {
+                        let mut packets = Vec::new();
+                        sound.packets(encoder.as_mut(), &samples, index, &mut packets)?;
+                        packets
+                    }
+                    ToEncoder::Begin(segment, key) => {
+                        let mut packets = Vec::new();
+                        if log.open.is_some() {
+                            packets = encoder.cut().map_err(media)?;
+                            log.close(&packets);
+                        }
+                        log.open = Some(Open {
+                            segment,
+                            key,
+                            video: Vec::new(),
+                        });
+                        packets
+                    }
+                    ToEncoder::Reused(segment, cached, by_worker) => {
+                        let mut packets = Vec::new();
+                        if log.open.is_some() {
+                            packets = encoder.cut().map_err(media)?;
+                            log.close(&packets);
+                        }
+                        packets.extend(log.reused(segment, &cached, by_worker));
+                        packets
+                    }
                     ToEncoder::End => {
                         let mut packets = encoder.finish().map_err(media)?;
+                        log.close(&packets);
                         sound.finish(&mut packets);
                         send(&encoder_tx, MuxMsg::Packets(packets))?;
                         return send(&encoder_tx, MuxMsg::End);
                     }
                 };
-                let key = forced_key == Some(composed.index);
-                let mut packets = encoder
-                    .video(composed.frame, composed.index, key, &spares)
-                    .map_err(media)?;
-                // The sound up to the end of this frame.
-                sound.packets(
-                    encoder.as_mut(),
-                    &composed.audio,
-                    composed.index,
-                    &mut packets,
-                )?;
                 if !packets.is_empty() {
                     send(&encoder_tx, MuxMsg::Packets(packets))?;
                 }
@@ -329,10 +492,36 @@ pub(crate) fn compose_and_encode(
         frames: Some(frames),
         thread: Some(thread),
     };
+    let composed = match work {
+        Work::Whole(compositor) => {
+            compose_whole(compositor, fault_frame, &encoder, &spare_frames, &control)
+        }
+        Work::Segments(work) => work.run(
+            &plan,
+            sources,
+            limits,
+            fault_frame,
+            &encoder,
+            &spare_frames,
+            &control,
+        ),
+    };
+    let encoded = encoder.join();
+    composed.and(encoded)
+}
+
+/// Composes every frame of the plan in one piece.
+fn compose_whole(
+    mut compositor: Compositor,
+    fault_frame: i64,
+    encoder: &EncoderThread,
+    spare_frames: &std::sync::mpsc::Receiver<Frame>,
+    control: &Control<'_>,
+) -> Result<(), RenderError> {
     let mut last = 0.0;
-    let composed = loop {
+    loop {
         if control.stop.load(Ordering::Acquire) {
-            break Err(RenderError::Internal("the render was stopped".into()));
+            return Err(RenderError::Internal("the render was stopped".into()));
         }
         let spare = spare_frames.try_recv().ok();
         match compositor.next(spare) {
@@ -347,16 +536,614 @@ pub(crate) fn compose_and_encode(
                 }
                 if !encoder.send(ToEncoder::Frame(c)) {
                     // The encoder failed: its error is the render's.
-                    break Ok(());
+                    return Ok(());
                 }
             }
             Ok(None) => {
                 encoder.send(ToEncoder::End);
-                break Ok(());
+                return Ok(());
             }
-            Err(e) => break Err(media(e)),
+            Err(e) => return Err(media(e)),
+        }
+    }
+}
+
+/// What the compositing thread composes, opened before any byte leaves.
+enum Work {
+    Whole(Compositor),
+    Segments(SegmentWork),
+}
+
+/// Runs of segments to render opened before the render starts, at most:
+/// enough for a template's personalised windows; later runs open when
+/// they are reached.
+const OPENED_RUNS: usize = 4;
+
+/// A render in segments: which are cached, and compositors for the runs
+/// of those that are not.
+struct SegmentWork {
+    list: Vec<Segment>,
+    keys: Vec<Option<segments::Key>>,
+    /// Taken from the cache at the start and held: a segment the cache
+    /// drops meanwhile is still reused by this render.
+    found: Vec<Option<segments::Packets>>,
+    /// The sound is mixed over the whole timeline by a compositor of its
+    /// own, whatever segments are reused, so it is the same mix (and the
+    /// same packets) either way. `None` when the encoded sound is cached.
+    mixer: Option<Compositor>,
+    /// Each run of segments to render: its first and past-the-end
+    /// segment, and its compositor if opened already.
+    runs: Vec<(usize, usize, Option<Compositor>)>,
+    forced_key: Option<i64>,
+    /// Segments rendered at once by workers; 1: by this thread, in order.
+    workers: usize,
+}
+
+impl SegmentWork {
+    fn prepare(
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        forced_key: Option<i64>,
+        segmenting: &Segmenting,
+        sound_cached: bool,
+    ) -> Result<SegmentWork, RenderError> {
+        let list = segments::split(plan, segments::frames_per_segment(plan, segmenting.secs));
+        let mut digests = segments::Digests::default();
+        let keys: Vec<Option<segments::Key>> = list
+            .iter()
+            .map(|s| {
+                segments::key(
+                    plan,
+                    sources,
+                    &mut digests,
+                    *s,
+                    forced_key,
+                    &segmenting.scope,
+                )
+            })
+            .collect();
+        let found: Vec<Option<segments::Packets>> = keys
+            .iter()
+            .map(|k| k.and_then(|k| segments::shared().get(&k)))
+            .collect();
+        let mixer = if sound_cached {
+            None
+        } else {
+            Some(Compositor::sound_only(plan, sources).map_err(media)?)
+        };
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < list.len() {
+            if found[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let end = (i..list.len())
+                .find(|&j| found[j].is_some())
+                .unwrap_or(list.len());
+            // With workers, each opens its own; the first run is opened
+            // here anyway, only to check its sources before any byte.
+            let compositor = if segmenting.workers > 1 {
+                if runs.is_empty() {
+                    open_run(plan, sources, limits, &list[i..end])?;
+                }
+                None
+            } else if runs.len() < OPENED_RUNS {
+                Some(open_run(plan, sources, limits, &list[i..end])?)
+            } else {
+                None
+            };
+            runs.push((i, end, compositor));
+            i = end;
+        }
+        Ok(SegmentWork {
+            list,
+            keys,
+            found,
+            mixer,
+            runs,
+            forced_key,
+            workers: segmenting.workers.max(1),
+        })
+    }
+
+    /// The sound of frame `index` (nothing when the encoded sound is
+    /// cached).
+    fn mix(&mut self, index: i64) -> Result<Vec<f32>, RenderError> {
+        let Some(mixer) = self.mixer.as_mut() else {
+            return Ok(Vec::new());
+        };
+        match mixer.next(None).map_err(media)? {
+            Some(c) if c.index == index => Ok(c.audio),
+            _ => Err(RenderError::Internal(format!(
+                "the sound of frame {index} was not mixed in order"
+            ))),
+        }
+    }
+
+    /// Composes the plan segment by segment: a cached segment is not
+    /// composed (only its sound is mixed), each run of the others is
+    /// composed from a seek to its start.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        mut self,
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        fault_frame: i64,
+        encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
+        control: &Control<'_>,
+    ) -> Result<(), RenderError> {
+        let fps = plan.rate.as_f64();
+        let total = plan.duration.max(f64::EPSILON);
+        let progress = |frame: i64| {
+            control
+                .publish
+                .progress((frame as f64 / fps / total).min(1.0))
+        };
+        let stopped = || {
+            control
+                .stop
+                .load(Ordering::Acquire)
+                .then(|| RenderError::Internal("the render was stopped".into()))
+        };
+        if self.workers > 1 && self.found.iter().any(Option::is_none) {
+            return self.run_parallel(plan, sources, limits, encoder, control);
+        }
+        let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
+        let mut i = 0;
+        while i < self.list.len() {
+            if let Some(cached) = self.found[i].clone() {
+                let segment = self.list[i];
+                if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
+                    return Ok(());
+                }
+                for index in segment.first..segment.first + segment.frames {
+                    if let Some(e) = stopped() {
+                        return Err(e);
+                    }
+                    let samples = self.mix(index)?;
+                    if !encoder.send(ToEncoder::Audio { index, samples }) {
+                        return Ok(());
+                    }
+                }
+                progress(segment.first + segment.frames);
+                i += 1;
+                continue;
+            }
+            let Some((from, end, opened)) = runs.next().filter(|(from, _, _)| *from == i) else {
+                return Err(RenderError::Internal(format!(
+                    "segment {i} is neither cached nor in a run"
+                )));
+            };
+            let mut compositor = opened;
+            for j in from..end {
+                let segment = self.list[j];
+                // Rendered meanwhile, out of order (an HLS player seeking
+                // ahead): reused like any cached segment, and the pictures
+                // after it composed from a seek past it.
+                if let Some(cached) = self.keys[j].and_then(|k| segments::shared().get(&k)) {
+                    compositor = None;
+                    if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
+                        return Ok(());
+                    }
+                    for index in segment.first..segment.first + segment.frames {
+                        if let Some(e) = stopped() {
+                            return Err(e);
+                        }
+                        let samples = self.mix(index)?;
+                        if !encoder.send(ToEncoder::Audio { index, samples }) {
+                            return Ok(());
+                        }
+                    }
+                    progress(segment.first + segment.frames);
+                    continue;
+                }
+                let compositor = match compositor.as_mut() {
+                    Some(c) => c,
+                    None => compositor.insert(open_run(plan, sources, limits, &self.list[j..end])?),
+                };
+                if !encoder.send(ToEncoder::Begin(segment, self.keys[j])) {
+                    return Ok(());
+                }
+                for index in segment.first..segment.first + segment.frames {
+                    if let Some(e) = stopped() {
+                        return Err(e);
+                    }
+                    let spare = spare_frames.try_recv().ok();
+                    let Some(mut c) = compositor.next(spare).map_err(media)? else {
+                        return Err(RenderError::Internal(format!(
+                            "frame {index} of segment {} was not composed",
+                            segment.index
+                        )));
+                    };
+                    if c.index >= fault_frame {
+                        control.fault.panic_at(Stage::Compositor);
+                    }
+                    c.audio = self.mix(c.index)?;
+                    if !encoder.send(ToEncoder::Frame(c)) {
+                        // The encoder failed: its error is the render's.
+                        return Ok(());
+                    }
+                }
+                progress(segment.first + segment.frames);
+            }
+            i = end;
+        }
+        encoder.send(ToEncoder::End);
+        Ok(())
+    }
+}
+
+/// Segments a worker may run ahead of the one the render waits for, per
+/// worker: bounds the encoded segments held.
+const AHEAD_PER_WORKER: usize = 2;
+
+/// The segments workers render, and what they rendered.
+struct Pool {
+    /// Segments to render, in order.
+    todo: Vec<usize>,
+    state: Mutex<PoolState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// The next of `todo` to hand out.
+    next: usize,
+    /// The segment the render waits for; workers stay close to it.
+    needed: usize,
+    done: HashMap<usize, Result<segments::Packets, RenderError>>,
+    /// The render ended (done, failed or stopped): workers stop.
+    over: bool,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next segment for a worker, when it is near enough the one
+    /// waited for; `None` when there is nothing left or the render ended.
+    fn claim(&self, ahead: usize, stop: &AtomicBool) -> Option<usize> {
+        let mut state = self.lock();
+        loop {
+            if state.over || stop.load(Ordering::Acquire) || state.next >= self.todo.len() {
+                return None;
+            }
+            let segment = self.todo[state.next];
+            if segment < state.needed + ahead {
+                state.next += 1;
+                return Some(segment);
+            }
+            // Woken when the render moves on; the timeout only rechecks
+            // the stop flag, which nothing signals here.
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(100))
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn put(&self, segment: usize, result: Result<segments::Packets, RenderError>) {
+        self.lock().done.insert(segment, result);
+        self.changed.notify_all();
+    }
+
+    /// Waits for segment `i` (or the stop flag).
+    fn take(&self, i: usize, stop: &AtomicBool) -> Result<segments::Packets, RenderError> {
+        let mut state = self.lock();
+        state.needed = i;
+        self.changed.notify_all();
+        loop {
+            if let Some(result) = state.done.remove(&i) {
+                return result;
+            }
+            if stop.load(Ordering::Acquire) {
+                return Err(RenderError::Internal("the render was stopped".into()));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(100))
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn end(&self) {
+        self.lock().over = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Ends the pool however the render's loop ends, so that its workers
+/// stop and the scope joining them returns.
+struct EndPool<'a>(&'a Pool);
+
+impl Drop for EndPool<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+impl SegmentWork {
+    /// [`SegmentWork::run`] with workers: each renders whole segments on
+    /// its own (a compositor from a seek to the segment, a fresh encoder),
+    /// and this thread hands them to the encoder thread in order, with
+    /// the sound, exactly as cached ones.
+    fn run_parallel(
+        mut self,
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        encoder: &EncoderThread,
+        control: &Control<'_>,
+    ) -> Result<(), RenderError> {
+        let fps = plan.rate.as_f64();
+        let total = plan.duration.max(f64::EPSILON);
+        let pool = Pool {
+            todo: (0..self.list.len())
+                .filter(|&i| self.found[i].is_none())
+                .collect(),
+            state: Mutex::new(PoolState::default()),
+            changed: Condvar::new(),
+        };
+        let ahead = self.workers * AHEAD_PER_WORKER;
+        let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
+        std::thread::scope(|scope| -> Result<(), RenderError> {
+            let pool = &pool;
+            let _end = EndPool(pool);
+            for n in 0..self.workers.min(pool.todo.len()) {
+                std::thread::Builder::new()
+                    .name(format!("clipstream-segment-{n}"))
+                    .spawn_scoped(scope, move || {
+                        while let Some(i) = pool.claim(ahead, control.stop) {
+                            let rendered =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    render_one(
+                                        plan,
+                                        sources,
+                                        limits,
+                                        list[i],
+                                        forced_key,
+                                        control.stop,
+                                    )
+                                }))
+                                .unwrap_or_else(|_| {
+                                    Err(RenderError::Internal(format!(
+                                        "the worker of segment {i} panicked"
+                                    )))
+                                })
+                                .map(|packets| {
+                                    if let Some(key) = keys[i] {
+                                        segments::shared().put(key, packets.clone());
+                                    }
+                                    Arc::new(packets)
+                                });
+                            pool.put(i, rendered);
+                        }
+                    })
+                    .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
+            }
+            for (i, &segment) in list.iter().enumerate() {
+                let (packets, by_worker) = match self.found[i].clone() {
+                    Some(cached) => (cached, false),
+                    None => (pool.take(i, control.stop)?, true),
+                };
+                if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
+                    return Ok(());
+                }
+                for index in segment.first..segment.first + segment.frames {
+                    if control.stop.load(Ordering::Acquire) {
+                        return Err(RenderError::Internal("the render was stopped".into()));
+                    }
+                    let samples = self.mix(index)?;
+                    if !encoder.send(ToEncoder::Audio { index, samples }) {
+                        return Ok(());
+                    }
+                }
+                control
+                    .publish
+                    .progress(((segment.first + segment.frames) as f64 / fps / total).min(1.0));
+            }
+            encoder.send(ToEncoder::End);
+            Ok(())
+        })
+    }
+}
+
+/// Composes and encodes one segment on its own, as the render's encoder
+/// thread would (a fresh encoder, a restart at the forced keyframe, the
+/// flush at the end): its video packets, timed from its first frame.
+fn render_one(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    segment: Segment,
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+) -> Result<Vec<output::Encoded>, RenderError> {
+    let mut compositor = open_run(plan, sources, limits, &[segment])?;
+    let mut encoder = output::encoder(plan).map_err(media)?;
+    let ticks = encoder.streams().video.map_or(1, |v| v.frame_ticks);
+    let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
+    let mut video = Vec::new();
+    let mut keep = |packets: Packets| {
+        video.extend(
+            packets
+                .into_iter()
+                .filter(|(s, _)| *s == Stream::Video)
+                .map(|(_, p)| p),
+        );
+    };
+    for index in segment.first..segment.first + segment.frames {
+        if stop.load(Ordering::Acquire) {
+            return Err(RenderError::Internal("the render was stopped".into()));
+        }
+        let Some(c) = compositor
+            .next(spare_frames.try_recv().ok())
+            .map_err(media)?
+        else {
+            return Err(RenderError::Internal(format!(
+                "frame {index} of segment {} was not composed",
+                segment.index
+            )));
+        };
+        let key = forced_key == Some(c.index);
+        keep(
+            encoder
+                .video(c.frame, c.index, key, &spares)
+                .map_err(media)?,
+        );
+    }
+    keep(encoder.finish().map_err(media)?);
+    let origin = segment.first * ticks;
+    for p in &mut video {
+        p.pts -= origin;
+        p.dts -= origin;
+    }
+    Ok(video)
+}
+
+/// A compositor of the pictures of `run` (consecutive segments).
+fn open_run(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    run: &[Segment],
+) -> Result<Compositor, RenderError> {
+    let first = run.first().map_or(0, |s| s.first);
+    let count = run.iter().map(|s| s.frames).sum();
+    Ok(
+        Compositor::window(plan.clone(), sources, limits, first, Some(count))
+            .map_err(media)?
+            .without_mix(),
+    )
+}
+
+/// Renders segment `n` of an MP4 plan on its own, out of order (a player
+/// seeking into an HLS stream before the render got there): its bytes
+/// are exactly the whole file's for that segment, since a fragment there
+/// depends only on the segment's video (rendered here, or taken from the
+/// segment cache, and kept there for the render that follows) and on the
+/// sound's packets in its window (the whole timeline's sound, mixed and
+/// encoded from the start up to the window's end, or taken from the sound
+/// cache).
+pub fn segment_alone(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    fragments: output::Fragments,
+    segmenting: &Segmenting,
+    n: usize,
+) -> Result<bytes::Bytes, RenderError> {
+    let internal = |e: &dyn std::fmt::Display| RenderError::Internal(e.to_string());
+    let per = segments::frames_per_segment(plan, segmenting.secs);
+    let list = segments::split(plan, per);
+    let segment = *list
+        .get(n)
+        .ok_or_else(|| RenderError::Internal(format!("the render has no segment {n}")))?;
+    let last = n + 1 == list.len();
+    let fps = plan.rate.as_f64();
+    let forced_key = fragments.forced_key(fps).filter(|k| *k < per);
+    let secs = segment.frames as f64 / fps;
+    let key = segments::key(
+        plan,
+        sources,
+        &mut segments::Digests::default(),
+        segment,
+        forced_key,
+        &segmenting.scope,
+    );
+    let never = AtomicBool::new(false);
+    let video = match key.and_then(|k| segments::shared().get(&k)) {
+        Some(cached) => {
+            segments::shared().count(true, secs);
+            cached.as_ref().clone()
+        }
+        None => {
+            let packets = render_one(plan, sources, limits, segment, forced_key, &never)?;
+            if let Some(k) = key {
+                segments::shared().put(k, packets.clone());
+            }
+            segments::shared().count(false, secs);
+            packets
         }
     };
-    let encoded = encoder.join();
-    composed.and(encoded)
+    let mut encoder = output::encoder(plan).map_err(media)?;
+    let streams = encoder.streams();
+    let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
+    let video = video
+        .into_iter()
+        .map(|mut p| {
+            p.pts += segment.first * ticks;
+            p.dts += segment.first * ticks;
+            p
+        })
+        .collect();
+    let audio = sound_until(plan, sources, encoder.as_mut(), segment, last)?;
+    let mut packager = output::mp4::Fmp4Packager::new(fragments).with_segments(Some(per));
+    use output::Package;
+    packager.start(&streams).map_err(|e| internal(&e))?;
+    let pieces = packager
+        .segment_alone(n, segment.first, segment.frames, last, video, &audio)
+        .map_err(|e| internal(&e))?;
+    let mut out = Vec::new();
+    for piece in pieces {
+        if let output::Piece::Fragment(bytes, _) = piece {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    Ok(out.into())
+}
+
+/// The sound's packets from the first to past the end of `segment` (to
+/// the very end for the `last`): the encoded sound from the cache, or the
+/// whole timeline's mix encoded from its start.
+fn sound_until(
+    plan: &Plan,
+    sources: &Sources,
+    encoder: &mut dyn output::Encode,
+    segment: Segment,
+    last: bool,
+) -> Result<Vec<output::Encoded>, RenderError> {
+    if let Sound::Cached { packets, .. } = Sound::for_plan(plan, sources) {
+        return Ok(packets.iter().map(|r| r.packet.clone()).collect());
+    }
+    let end = segment.first + segment.frames;
+    let mut mixer = Compositor::sound_only(plan, sources).map_err(media)?;
+    let mut out: Vec<output::Encoded> = Vec::new();
+    let mut origin = None;
+    // Past the segment's end once a packet starts at or after it: the
+    // encoder hands packets out in order.
+    let past = |out: &[output::Encoded], origin: Option<i64>| {
+        let end_samples = (end as f64 / plan.rate.as_f64()
+            * f64::from(crate::engine::media::SAMPLE_RATE))
+        .round() as i64;
+        match (out.last(), origin) {
+            (Some(p), Some(o)) => p.dts - o >= end_samples,
+            _ => false,
+        }
+    };
+    while let Some(c) = mixer.next(None).map_err(media)? {
+        let packets = encoder.audio(&c.audio).map_err(media)?;
+        out.extend(packets.into_iter().map(|(_, p)| p));
+        if origin.is_none() {
+            origin = out.first().map(|p| p.dts);
+        }
+        if !last && past(&out, origin) {
+            return Ok(out);
+        }
+    }
+    let flushed = encoder.finish().map_err(media)?;
+    out.extend(
+        flushed
+            .into_iter()
+            .filter(|(s, _)| *s == Stream::Audio)
+            .map(|(_, p)| p),
+    );
+    Ok(out)
 }

@@ -28,11 +28,13 @@ mod faults;
 mod fetcher;
 mod muxer;
 mod render;
+pub mod segments;
 pub mod sound_cache;
 mod supervisor;
 
 pub mod engine;
 
+pub use compositor::segment_alone;
 pub use fetcher::sources_of;
 pub use render::{FetchError, Job, Publish, RenderError, Resolve, Resolved, Retry, State};
 pub use supervisor::{start, Render};

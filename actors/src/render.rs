@@ -75,6 +75,11 @@ pub trait Publish: Send + Sync + 'static {
     /// published: a muxer seeking back at the end (WebM cues and
     /// duration, MP3's Xing frame). The finished file holds them.
     fn patch(&self, offset: u64, bytes: Bytes);
+    /// A segment of `seconds` was rendered, or reused from the segment
+    /// cache.
+    fn segment(&self, reused: bool, seconds: f64) {
+        let _ = (reused, seconds);
+    }
     /// Everything was published.
     fn finish(&self);
     fn fail(&self, error: RenderError);
@@ -93,6 +98,9 @@ pub struct Job {
     pub fetch_concurrency: usize,
     /// How a source that fails transiently is tried again.
     pub fetch_retry: Retry,
+    /// An MP4 is rendered in segments, each reused from the segment cache
+    /// when it was rendered before; `None` renders it in one piece.
+    pub segments: Option<crate::segments::Segmenting>,
 }
 
 /// Tries of a source whose failure is transient: `attempts` in all (0

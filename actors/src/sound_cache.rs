@@ -153,7 +153,7 @@ pub fn key(plan: &Plan, sources: &Sources) -> Option<Key> {
     Some(*h.finalize().as_bytes())
 }
 
-fn identify(h: &mut blake3::Hasher, path: &Path) -> std::io::Result<()> {
+pub(crate) fn identify(h: &mut blake3::Hasher, path: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     h.update(&meta.len().to_le_bytes());
     if meta.len() <= HASHED_FILE_LIMIT {

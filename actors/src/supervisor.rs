@@ -195,8 +195,15 @@ impl SupervisorState {
         };
         job.publish.state(State::Rendering);
         let internal = |e: &dyn std::fmt::Display| RenderError::Internal(e.to_string());
-        let packager =
-            crate::engine::output::packager(&job.plan, job.fragments).map_err(|e| internal(&e))?;
+        let segments = job
+            .segments
+            .clone()
+            .filter(|_| job.plan.output.format == crate::engine::edit::Format::Mp4);
+        let segment_frames = segments
+            .as_ref()
+            .map(|s| crate::segments::frames_per_segment(&job.plan, s.secs));
+        let packager = crate::engine::output::packager(&job.plan, job.fragments, segment_frames)
+            .map_err(|e| internal(&e))?;
         let mux_args = MuxArgs {
             publish: job.publish.clone(),
             packager,
@@ -207,7 +214,12 @@ impl SupervisorState {
             .map_err(|e| internal(&e))?;
         self.muxer = Some(muxer.get_cell());
         let args = CompositorArgs {
-            forced_key: job.fragments.forced_key(job.plan.rate.as_f64()),
+            // A short first fragment longer than a segment is not cut.
+            forced_key: job
+                .fragments
+                .forced_key(job.plan.rate.as_f64())
+                .filter(|k| segment_frames.is_none_or(|f| *k < f)),
+            segments,
             plan: job.plan,
             sources,
             limits: job.limits,

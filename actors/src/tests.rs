@@ -225,8 +225,17 @@ pub(super) fn job_for(
             attempts: 3,
             backoff: Duration::from_millis(10),
         },
+        // As the server renders: in segments; each job in a scope of its
+        // own, so that no test's render is another's cached segments.
+        segments: Some(crate::segments::Segmenting {
+            secs: 2.0,
+            scope: format!("test {}", SCOPES.fetch_add(1, Ordering::Relaxed)),
+            workers: 1,
+        }),
     }
 }
+
+static SCOPES: AtomicUsize = AtomicUsize::new(0);
 
 fn job(resolver: Arc<dyn Resolve>, publish: Arc<dyn Publish>) -> Job {
     job_of(&["p.png"], 1, resolver, publish)
@@ -397,14 +406,17 @@ async fn the_compositing_loop_stops_between_two_frames_when_told() {
     let worker = tokio::task::spawn_blocking({
         let (stop, publish) = (stop.clone(), recorder.clone());
         move || {
+            let publish: Arc<dyn Publish> = publish;
             compose_and_encode(
                 job.plan,
                 &sources,
                 job.limits,
                 None,
+                crate::compositor::Run::Whole,
                 Control {
                     tx: &tx,
                     publish: publish.as_ref(),
+                    publish_arc: &publish,
                     stop: &stop,
                     fault: Fault::default(),
                 },

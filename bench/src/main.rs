@@ -4,6 +4,7 @@
 //! binaries and runs this from the repository's root.
 
 mod fixtures;
+mod personalised;
 mod procfs;
 mod report;
 mod runs;
@@ -36,6 +37,10 @@ struct Options {
     /// Only the warm cache beside nginx, printed: for trying a change to
     /// serving.
     warm_only: bool,
+    /// Only the "personalised 60 s" scenario (segments), printed.
+    personalised_only: bool,
+    /// The `parallel` of its render requests.
+    parallel: u32,
 }
 
 fn options() -> Result<Options> {
@@ -47,6 +52,8 @@ fn options() -> Result<Options> {
         cold_only: false,
         capacity_only: false,
         warm_only: false,
+        personalised_only: false,
+        parallel: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -59,8 +66,10 @@ fn options() -> Result<Options> {
             "--cold-only" => o.cold_only = true,
             "--capacity-only" => o.capacity_only = true,
             "--warm-only" => o.warm_only = true,
+            "--personalised-only" => o.personalised_only = true,
+            "--parallel" => o.parallel = value()?.parse()?,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only] [--personalised-only [--parallel N]]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -136,6 +145,31 @@ fn run() -> Result<()> {
                 report::worst_last_byte(&r),
                 r[0].peak_rss_mib
             );
+        }
+        return Ok(());
+    }
+    if o.personalised_only {
+        let server = servers::Clipstream::start(
+            &o.work.join("data-personalised"),
+            &fixtures_dir,
+            &[],
+            &server_env,
+        )?;
+        let mut templates = 0;
+        for size in COLD {
+            say(
+                began,
+                &format!("personalised {} s, {}", personalised::SECS, size.name),
+            );
+            let p = personalised::run(
+                &server,
+                &fixtures_dir,
+                size,
+                o.reps,
+                o.parallel,
+                &mut templates,
+            )?;
+            personalised::print(size, &p);
         }
         return Ok(());
     }

@@ -55,17 +55,8 @@ pub fn get(client: &Client, url: &str) -> Result<Arrival> {
     timing::watch(asked, resp)
 }
 
-/// Waits until the server has finished with `token` (cached), so that its
-/// CPU count includes the render's last work.
 fn settle(server: &Clipstream, token: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.is_cached(token)? {
-        if Instant::now() > deadline {
-            return Err(format!("{token} never reached the cache").into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
+    server.settle(token)
 }
 
 /// `n` cold renders of the standard template at once, each a fresh token
@@ -128,7 +119,7 @@ pub fn peer(
     })
 }
 
-fn run_piped(cmd: &mut Command) -> Result<Render> {
+pub fn run_piped(cmd: &mut Command) -> Result<Render> {
     let asked = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())

@@ -177,8 +177,15 @@ impl Clipstream {
 
     /// A token for `movie` with NAME = `name`.
     pub fn token(&self, movie: &str, name: &str) -> Result<String> {
+        self.token_parallel(movie, name, 1)
+    }
+
+    /// A token for `movie` with NAME = `name` whose MP4 renders `parallel`
+    /// segments at once.
+    pub fn token_parallel(&self, movie: &str, name: &str, parallel: u32) -> Result<String> {
         let path = format!("/v2/render/{}", self.project);
-        let body = json!({ "movie": movie, "params": { "NAME": name } }).to_string();
+        let body =
+            json!({ "movie": movie, "params": { "NAME": name }, "parallel": parallel }).to_string();
         self.api_json(
             self.authed(reqwest::Method::POST, &path)
                 .header("content-type", "application/json")
@@ -214,6 +221,50 @@ impl Clipstream {
             .trim_matches('"')
             .to_owned();
         Ok(self.data_dir.join("renders").join(format!("{etag}.mp4")))
+    }
+
+    /// Waits until the server has finished with `token` (cached), so that
+    /// its CPU count includes the render's last work.
+    pub fn settle(&self, token: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while !self.is_cached(token)? {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{token} never reached the cache").into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Waits until no render is in progress (`clipstream_renders`, by
+    /// state, all 0).
+    pub fn idle(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while self.metric("clipstream_renders").unwrap_or(0.0) > 0.0 {
+            if std::time::Instant::now() > deadline {
+                return Err("renders still running after 300 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Stores `body` as the project's asset `name`.
+    pub fn upload(&self, name: &str, body: Vec<u8>) -> Result<()> {
+        let path = format!("/v1/data/{}/{name}", self.project);
+        self.send(self.authed(reqwest::Method::PUT, &path).body(body))
+            .map(drop)
+    }
+
+    /// Stores `edit` as the project's movie `name`.
+    pub fn put_movie(&self, name: &str, edit: &Value) -> Result<()> {
+        let path = format!("/v1/sdl/{}/{name}", self.project);
+        self.send(
+            self.authed(reqwest::Method::PUT, &path)
+                .header("content-type", "application/json")
+                .body(edit.to_string()),
+        )
+        .map(drop)
     }
 
     /// A counter from `/metrics` (summed over its labels).

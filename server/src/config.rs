@@ -21,6 +21,7 @@ const SECTIONS: &[&str] = &[
     "storage",
     "limits",
     "render",
+    "segments",
     "fetch",
     "shotstack",
     "uploads",
@@ -37,6 +38,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub render: Render,
+    pub segments: Segments,
     pub fetch: Fetch,
     pub shotstack: Shotstack,
     pub uploads: Uploads,
@@ -104,6 +106,18 @@ pub struct Render {
     pub abandon_grace_secs: u64,
     /// `Retry-After` of a 503 when the queue is full.
     pub busy_retry_secs: u64,
+}
+
+/// How MP4 renders are cut into segments and how many are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segments {
+    /// A segment's length in seconds (0.5–10): also an HLS segment's.
+    pub secs: f64,
+    /// Memory for encoded segments, shared by the renders of an account.
+    pub cache_bytes: u64,
+    /// The most workers a render's `parallel` may have; 0: one per core.
+    pub max_parallel: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -318,6 +332,35 @@ impl Config {
                 self.render.first_fragment_secs.clamp(0.2, rest),
             ),
             rest: std::time::Duration::from_secs_f64(rest),
+        }
+    }
+
+    /// How a render of `scope` (its account) is cut into segments.
+    /// `parallel` is the render request's, at most `segments.max_parallel`
+    /// (0: one per core).
+    pub fn segmenting(
+        &self,
+        scope: &str,
+        parallel: u32,
+    ) -> Option<clipstream_actors::segments::Segmenting> {
+        let most = match self.segments.max_parallel {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Some(clipstream_actors::segments::Segmenting {
+            secs: self.segment_secs(),
+            scope: scope.to_owned(),
+            workers: (parallel.max(1) as usize).min(most.max(1)),
+        })
+    }
+
+    /// A segment's length: shorter than half a second would be mostly
+    /// keyframes, longer than ten would reuse little and seek slowly.
+    pub fn segment_secs(&self) -> f64 {
+        if self.segments.secs.is_finite() {
+            self.segments.secs.clamp(0.5, 10.0)
+        } else {
+            2.0
         }
     }
 

@@ -40,6 +40,10 @@ pub struct Metrics {
     sound_misses: Counter,
     /// One scrape at a time brings the mirrors up to date.
     sound_sync: std::sync::Mutex<()>,
+    /// Mirrors of the segment cache's counts: segments and their seconds,
+    /// by outcome (rendered, reused).
+    segments: Family<Labels, Counter>,
+    segment_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
@@ -62,6 +66,8 @@ impl Metrics {
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
+            segments: Family::default(),
+            segment_seconds: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -139,6 +145,16 @@ impl Metrics {
             "Renders that mixed and encoded their sound",
             m.sound_misses.clone(),
         );
+        registry.register(
+            "segments",
+            "Segments of MP4 renders, by outcome (rendered, reused from the segment cache)",
+            m.segments.clone(),
+        );
+        registry.register(
+            "segment_seconds",
+            "Seconds of video in segments, by outcome (rendered, reused)",
+            m.segment_seconds.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -147,6 +163,20 @@ impl Metrics {
         let (hits, misses) = clipstream_actors::sound_cache::shared().counts();
         for (counter, now) in [(&self.sound_hits, hits), (&self.sound_misses, misses)] {
             counter.inc_by(now.saturating_sub(counter.get()));
+        }
+        let tally = clipstream_actors::segments::shared().counts();
+        for (outcome, count, secs) in [
+            ("rendered", tally.rendered, tally.rendered_secs),
+            ("reused", tally.reused, tally.reused_secs),
+        ] {
+            let labels = vec![("outcome", outcome)];
+            let counter = self.segments.get_or_create(&labels);
+            counter.inc_by(count.saturating_sub(counter.get()));
+            let seconds = self.segment_seconds.get_or_create(&labels);
+            let more = secs - seconds.get();
+            if more > 0.0 {
+                seconds.inc_by(more);
+            }
         }
         let mut out = String::new();
         // Encoding into a String cannot fail.

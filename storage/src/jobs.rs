@@ -58,6 +58,12 @@ pub struct Job {
     pub finished: Option<u64>,
     pub render_secs: Option<f64>,
     pub error: Option<JobError>,
+    /// Seconds of video whose segments this job rendered, and those it
+    /// reused from the segment cache (records older than segments: 0).
+    #[serde(default)]
+    pub seconds_rendered: f64,
+    #[serde(default)]
+    pub seconds_reused: f64,
 }
 
 impl Job {
@@ -75,6 +81,8 @@ impl Job {
             finished: None,
             render_secs: None,
             error: None,
+            seconds_rendered: 0.0,
+            seconds_reused: 0.0,
         }
     }
 }

@@ -62,9 +62,9 @@ fn a_token_renders_to_fragmented_mp4_with_the_right_content() {
     let boxes = top_level_boxes(&bytes);
     assert_eq!(&boxes[..2], ["ftyp", "moov"], "{boxes:?}");
     let moofs = boxes.iter().filter(|b| *b == "moof").count();
-    assert!(
-        (5..=7).contains(&moofs),
-        "about one fragment per second: {boxes:?}"
+    assert_eq!(
+        moofs, 4,
+        "one fragment per 2 s segment, the first cut short: {boxes:?}"
     );
 
     let probe = ffprobe(&file);
@@ -484,7 +484,7 @@ fn a_video_clip_is_trimmed_and_fades_in() {
 }
 
 #[test]
-fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
+fn hls_lists_every_segment_at_once_and_ffmpeg_reads_it_while_it_renders() {
     let f = fixture();
     let token = token(&f, &movie(30.0, false), json!({ "NAME": "iPhone" }));
     let api = f.env.client().anonymous();
@@ -493,27 +493,28 @@ fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
     assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
     let first = r.text().unwrap();
     assert!(first.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{first}");
-    assert!(first.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{first}");
+    assert!(first.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{first}");
     assert!(
         first.contains(&format!("#EXT-X-MAP:URI=\"{token}/init.mp4\"")),
         "{first}"
     );
+    // Every 2 s segment, with its exact length, before it is rendered.
     assert!(
-        !first.contains("#EXT-X-ENDLIST"),
-        "still rendering: {first}"
+        first.ends_with("#EXT-X-ENDLIST\n"),
+        "from the start: {first}"
     );
-
+    assert_eq!(first.matches(".m4s").count(), 15, "{first}");
+    assert_eq!(first.matches("#EXTINF:2.00000,").count(), 15, "{first}");
     assert!(
         first.contains("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"),
-        "players start at the beginning, not the live edge: {first}"
+        "players start at the beginning: {first}"
     );
 
-    // ffmpeg reads the playlist over HTTP while it grows, until it ends;
-    // from its first segment (its own default is three from the live edge,
-    // which would skip what a slow start let pile up).
+    // ffmpeg reads the playlist over HTTP while the render runs; each
+    // segment is answered once the render has it.
     let out = f.dir.path().join("hls.mp4");
     let url = api.url(&format!("/render/{token}.m3u8"));
-    ffmpeg(&["-live_start_index", "0", "-i", &url, "-c", "copy"], &out);
+    ffmpeg(&["-i", &url, "-c", "copy"], &out);
     let probe = ffprobe(&out);
     let video = probe["streams"]
         .as_array()
@@ -525,25 +526,21 @@ fn hls_serves_the_same_fragments_and_ffmpeg_follows_it_while_rendering() {
     assert_eq!(video["nb_read_frames"], "750", "all 30 s at 25 fps");
 
     let done = api.get(&format!("/render/{token}.m3u8")).text().unwrap();
-    assert!(done.ends_with("#EXT-X-ENDLIST\n"), "{done}");
+    assert_eq!(done, first, "the playlist never changes");
     let mp4 = api.get(&format!("/render/{token}.mp4")).bytes().unwrap();
-    let fragments = top_level_boxes(&mp4)
-        .iter()
-        .filter(|b| *b == "moof")
-        .count();
-    assert_eq!(
-        done.matches(".m4s").count(),
-        fragments,
-        "one segment per fragment"
-    );
-    // A segment is the very bytes of the MP4's fragment.
+    // The segments are the very bytes of the MP4's fragments, in order.
     let init = api
         .get(&format!("/render/{token}/init.mp4"))
         .bytes()
         .unwrap();
-    let zero = api.get(&format!("/render/{token}/0.m4s")).bytes().unwrap();
-    assert_eq!(&mp4[..init.len()], init.as_ref());
-    assert_eq!(&mp4[init.len()..init.len() + zero.len()], zero.as_ref());
+    let mut joined = init.to_vec();
+    for n in 0..15 {
+        let r = api.get(&format!("/render/{token}/{n}.m4s"));
+        assert_eq!(r.status(), 200);
+        joined.extend_from_slice(&r.bytes().unwrap());
+    }
+    assert!(joined == mp4.as_ref(), "init and segments make the MP4");
+    assert_eq!(api.get(&format!("/render/{token}/15.m4s")).status(), 404);
     assert_eq!(api.get(&format!("/render/{token}/9999.m4s")).status(), 404);
 }
 

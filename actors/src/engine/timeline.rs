@@ -137,7 +137,24 @@ impl Compositor {
         sources: &Sources,
         limits: SourceLimits,
     ) -> Result<Compositor, MediaError> {
+        Compositor::window(plan, sources, limits, 0, None)
+    }
+
+    /// A compositor of output frames `first..first + count` only (to the
+    /// end without a count): a segment, or a run of them. Frame n shows
+    /// the timeline at the same time as in a compositor of the whole
+    /// plan, and video sources are read from a seek to the window's start,
+    /// which lands on the frames a whole render decodes to.
+    pub fn window(
+        plan: Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        first: i64,
+        count: Option<i64>,
+    ) -> Result<Compositor, MediaError> {
         let (w, h) = (plan.width, plan.height);
+        let first = first.max(0);
+        let opening = plan.start + first as f64 / plan.rate.as_f64();
         let mut text = Typesetter::new();
         for src in &plan.fonts {
             text.load_font(src, path_of(sources, src)?)?;
@@ -175,7 +192,7 @@ impl Compositor {
                     check_size(src, reader.size(), limits.max_video)?;
                     // A clip already playing where the output starts
                     // (`range`, a still's capture time) starts there.
-                    let first = *trim + (plan.start - layer.start).max(0.0) * *speed;
+                    let first = *trim + (opening - layer.start).max(0.0) * *speed;
                     reader.seek(first)?;
                     let (sw, sh) = cropped(reader.size().0, reader.size().1, layer.crop);
                     let (fw, fh) = fitted_size(sw, sh, w, h, layer.fit, layer.scale);
@@ -247,8 +264,9 @@ impl Compositor {
                 });
             }
         }
-        let frames = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
-        let samples = (plan.start * f64::from(SAMPLE_RATE)).round() as u64;
+        let all = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
+        let frames = count.map_or(all, |n| (first + n.max(0)).min(all));
+        let samples = (opening * f64::from(SAMPLE_RATE)).round() as u64;
         Ok(Compositor {
             canvas: Canvas::new(w, h),
             plan,
@@ -256,11 +274,27 @@ impl Compositor {
             sounds,
             mattes: HashMap::new(),
             columns: Vec::new(),
-            frame: 0,
+            frame: first,
             frames,
             samples,
             mixing: true,
         })
+    }
+
+    /// A compositor that only mixes the plan's sound, for a render whose
+    /// pictures are composed by windows (or not at all: reused segments):
+    /// no layer is opened and the frames it returns are a token 2×2.
+    pub fn sound_only(plan: &Plan, sources: &Sources) -> Result<Compositor, MediaError> {
+        let mut quiet = plan.clone();
+        quiet.layers.clear();
+        quiet.fonts.clear();
+        quiet.width = 2;
+        quiet.height = 2;
+        let limits = SourceLimits {
+            max_video: (0, 0),
+            max_image: (0, 0),
+        };
+        Compositor::new(quiet, sources, limits)
     }
 
     /// Composes pictures only: the sound's encoded packets come from

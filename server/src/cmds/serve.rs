@@ -24,6 +24,9 @@ pub fn run(config: Config) -> CmdResult {
     clipstream_actors::sound_cache::set_capacity(
         usize::try_from(config.render.sound_cache_bytes).unwrap_or(usize::MAX),
     );
+    clipstream_actors::segments::set_capacity(
+        usize::try_from(config.segments.cache_bytes).unwrap_or(usize::MAX),
+    );
     let store = open_store(&config)?;
     // Before the first-start hint: the command it suggests needs the socket.
     let mut admin = match AdminSocket::bind(config.data_dir()) {

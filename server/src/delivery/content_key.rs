@@ -46,6 +46,9 @@ pub struct Prepared {
     /// The content digest each project asset had when the key was made:
     /// the render must read exactly these (see `resolver`).
     pub assets: HashMap<String, String>,
+    /// The request's `parallel`: segments rendered at once. Not part of
+    /// the key: the bytes are the same.
+    pub parallel: u32,
 }
 
 /// The name of an output in URLs, `/status?ext=` and job records.
@@ -157,6 +160,7 @@ pub fn prepare(
         edit: &canonical_json(&edit_json),
         sources: &sources,
         fragments: config.fragments(),
+        segment_secs: config.segment_secs(),
     });
     Ok(Prepared {
         output: OutputKey {
@@ -166,6 +170,7 @@ pub fn prepare(
         },
         plan,
         assets,
+        parallel: request.parallel,
     })
 }
 
@@ -177,6 +182,8 @@ struct Inputs<'a> {
     /// One line per source, in a stable order.
     sources: &'a [String],
     fragments: Fragments,
+    /// An MP4's segment length: its fragments and HLS segments.
+    segment_secs: f64,
 }
 
 /// 128 bits of BLAKE3 in hex: unique enough for a cache, short enough
@@ -197,6 +204,7 @@ fn digest(inputs: &Inputs<'_>) -> String {
     }
     field(&inputs.fragments.first.as_nanos().to_le_bytes());
     field(&inputs.fragments.rest.as_nanos().to_le_bytes());
+    field(&inputs.segment_secs.to_le_bytes());
     let hash = h.finalize();
     hash.to_hex()[..32].to_owned()
 }
@@ -217,6 +225,7 @@ mod tests {
                 first: Duration::from_millis(400),
                 rest: Duration::from_secs(1),
             },
+            segment_secs: 2.0,
         }
     }
 
@@ -238,6 +247,9 @@ mod tests {
         assert_ne!(base, digest(&other));
         let mut other = inputs("{}", &sources);
         other.fragments.first = Duration::from_millis(500);
+        assert_ne!(base, digest(&other));
+        let mut other = inputs("{}", &sources);
+        other.segment_secs = 1.0;
         assert_ne!(base, digest(&other));
     }
 

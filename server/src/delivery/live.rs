@@ -462,6 +462,15 @@ impl Publish for LiveRender {
         self.bump(&mut inner);
     }
 
+    fn segment(&self, reused: bool, seconds: f64) {
+        let mut inner = self.lock();
+        if reused {
+            inner.job.seconds_reused += seconds;
+        } else {
+            inner.job.seconds_rendered += seconds;
+        }
+    }
+
     fn init(&self, bytes: Bytes) {
         self.append(&bytes, 0.0);
     }

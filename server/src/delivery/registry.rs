@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clipstream_actors::engine::plan::Deliverable;
-use clipstream_actors::{Publish, RenderError, State};
+use clipstream_actors::{Publish, RenderError, Resolve, State};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -70,6 +70,10 @@ pub struct Renders {
     idle: Arc<IdleTrim>,
     /// `Cache-Control` of token URLs: short, so that a changed movie shows.
     pub cache_control: &'static str,
+    /// Segments rendered out of order for HLS players seeking ahead, at
+    /// once at most: as many as render workers, so that a client asking
+    /// for many far segments cannot take every core.
+    seeks: Arc<tokio::sync::Semaphore>,
 }
 
 /// A GET's answer: bytes in the cache, or a render to follow.
@@ -83,6 +87,8 @@ pub struct Status {
     pub state: JobState,
     pub progress: f64,
     pub error: Option<JobError>,
+    /// Seconds of video rendered and reused from the segment cache.
+    pub seconds: (f64, f64),
     /// The output's size once cached.
     pub size: Option<u64>,
     /// Its job's times (Unix seconds) and render seconds, when a job made
@@ -130,6 +136,7 @@ impl Renders {
             )
             .into_boxed_str(),
         );
+        let seeks = Arc::new(tokio::sync::Semaphore::new(config.render_workers().max(1)));
         Ok(Renders {
             metrics,
             urls,
@@ -140,6 +147,7 @@ impl Renders {
             memo: Mutex::new(HashMap::new()),
             idle,
             cache_control,
+            seeks,
         })
     }
 
@@ -261,6 +269,95 @@ impl Renders {
         let live = lock(&self.live).get(key).cloned()?;
         self.queue.promote(key);
         Some(live)
+    }
+
+    /// The segments of `token`'s MP4 as its plan cuts them, known before
+    /// anything is rendered (HLS lists them at once), and its frame rate.
+    pub fn mp4_segments(
+        &self,
+        token: &str,
+    ) -> Result<(Vec<clipstream_actors::segments::Segment>, f64), DeliveryError> {
+        use clipstream_actors::engine::edit::Format;
+        use clipstream_actors::segments;
+        let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        let plan = &prepared.plan;
+        let per = segments::frames_per_segment(plan, self.config.segment_secs());
+        Ok((segments::split(plan, per), plan.rate.as_f64()))
+    }
+
+    /// Whether `what` of `token` is neither cached nor being rendered.
+    pub fn is_cold(&self, token: &str, what: Deliverable) -> Result<bool, DeliveryError> {
+        let (output, _) = self.resolve(token, what)?;
+        Ok(self.store.cached_render(&output.key)?.is_none()
+            && !lock(&self.live).contains_key(&output.key))
+    }
+
+    /// Renders segment `n` of `token`'s MP4 on its own, now, whatever the
+    /// token's render is doing: the bytes its HLS segment has in the whole
+    /// file (see [`clipstream_actors::segment_alone`]). Its sources are
+    /// resolved as a render's, tried once each.
+    pub async fn mp4_segment_alone(
+        &self,
+        token: &str,
+        n: usize,
+    ) -> Result<Result<bytes::Bytes, RenderError>, DeliveryError> {
+        use clipstream_actors::engine::edit::Format;
+        let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        // Waits its turn; a closed semaphore (never closed here) would
+        // mean no limit is left to keep.
+        let _slot = self.seeks.clone().acquire_owned().await.ok();
+        let downloads = match tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(self.store.render_spool_dir())
+        {
+            Ok(dir) => dir,
+            Err(e) => {
+                return Ok(Err(RenderError::Internal(format!(
+                    "no directory for downloads: {e}"
+                ))))
+            }
+        };
+        let scope = match self.store.project_any(&prepared.output.project) {
+            Ok(project) => format!("account {}", project.account),
+            Err(_) => format!("project {}", prepared.output.project),
+        };
+        let resolver = ProjectSources {
+            store: self.store.clone(),
+            project: prepared.output.project.clone(),
+            assets: prepared.assets,
+            urls: self.urls.clone(),
+            downloads,
+        };
+        let mut sources = clipstream_actors::engine::timeline::Sources::new();
+        for src in clipstream_actors::sources_of(&prepared.plan) {
+            match resolver.resolve(&src).await {
+                Ok(path) => {
+                    sources.insert(src, path);
+                }
+                Err(e) => return Ok(Err(RenderError::Fetch(e.to_string()))),
+            }
+        }
+        let Some(segmenting) = self.config.segmenting(&scope, 1) else {
+            return Ok(Err(RenderError::Internal(
+                "MP4s are not cut into segments".into(),
+            )));
+        };
+        let (plan, limits, fragments) = (
+            prepared.plan,
+            self.config.source_limits(),
+            self.config.fragments(),
+        );
+        let rendered = tokio::task::spawn_blocking(move || {
+            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
+        })
+        .await;
+        // The downloads are read until the segment is rendered.
+        drop(resolver);
+        Ok(rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the segment's render panicked: {e}"
+            )))
+        }))
     }
 
     fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, DeliveryError> {
@@ -448,6 +545,12 @@ impl Renders {
                 return Outcome::Failed;
             }
         };
+        // Segments are shared within the project's account; a project that
+        // cannot be read (deleted meanwhile) shares with nobody.
+        let scope = match self.store.project_any(&live.output.project) {
+            Ok(project) => format!("account {}", project.account),
+            Err(_) => format!("project {}", live.output.project),
+        };
         let job = clipstream_actors::Job {
             name: key.clone(),
             plan: prepared.plan,
@@ -463,6 +566,7 @@ impl Renders {
             fragments: self.config.fragments(),
             fetch_concurrency: self.config.fetch_concurrency(),
             fetch_retry: self.config.fetch_retry(),
+            segments: self.config.segmenting(&scope, prepared.parallel),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
@@ -510,12 +614,16 @@ impl Renders {
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
         if let Some((cached, _)) = self.store.cached_render(&output.key)? {
+            let job = self.store.job(&output.key)?;
             return Ok(Status {
                 state: JobState::Done,
                 progress: 1.0,
                 error: None,
+                seconds: job
+                    .as_ref()
+                    .map_or((0.0, 0.0), |j| (j.seconds_rendered, j.seconds_reused)),
                 size: Some(cached.size),
-                timings: self.store.job(&output.key)?.as_ref().map(Timings::of),
+                timings: job.as_ref().map(Timings::of),
             });
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -525,6 +633,7 @@ impl Renders {
                 progress: live.snapshot().progress,
                 timings: Some(Timings::of(&job)),
                 error: job.error,
+                seconds: (job.seconds_rendered, job.seconds_reused),
                 size: None,
             });
         }
@@ -534,6 +643,7 @@ impl Renders {
                 progress: job.progress,
                 timings: Some(Timings::of(&job)),
                 error: job.error,
+                seconds: (job.seconds_rendered, job.seconds_reused),
                 size: None,
             },
             // Never asked for: it renders on the first GET.
@@ -541,6 +651,7 @@ impl Renders {
                 state: JobState::Queued,
                 progress: 0.0,
                 error: None,
+                seconds: (0.0, 0.0),
                 size: None,
                 timings: None,
             },

@@ -117,7 +117,7 @@ async fn serve(
     file: String,
 ) -> Result<HttpResponse, ApiError> {
     let (token, what) = match split(&file)? {
-        (token, Asked::Playlist) => return super::hls::playlist(&state, &renders, token).await,
+        (token, Asked::Playlist) => return super::hls::playlist(&renders, token).await,
         (token, Asked::Render(what)) => (token, what),
     };
     let format = format_of(what);
@@ -290,6 +290,8 @@ async fn status(
             "state": status.state,
             "progress": (status.progress * 100.0).round() as u32,
             "error": status.error,
+            "seconds_rendered": status.seconds.0,
+            "seconds_reused": status.seconds.1,
             "size": status.size,
             "timings": status.timings,
             "uploads": uploads.statuses(&token)?,

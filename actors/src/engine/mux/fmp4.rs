@@ -232,6 +232,13 @@ impl Fmp4Writer {
 
     /// One `moof` + `mdat` with `samples`, grouped by track in the order
     /// given (each track's samples in decode order).
+    /// The next fragment's sequence number will be `next`: a fragment
+    /// written on its own (an HLS segment rendered out of order) has the
+    /// number it has in the whole file.
+    pub fn set_next_sequence(&mut self, next: u32) {
+        self.sequence = next.saturating_sub(1);
+    }
+
     pub fn fragment(&mut self, samples: &[Sample]) -> Result<Bytes, MuxError> {
         if samples.is_empty() {
             return Err(MuxError::Write("an empty fragment".into()));

@@ -239,27 +239,14 @@ impl VideoCodec {
         spares: &Spares,
     ) -> Result<Vec<Encoded>, MediaError> {
         let mut out = Vec::new();
-        if key {
-            if let Some(settings) = self.restart.take() {
-                // The encoder holds frames back (x264: its frame threads and
-                // look-ahead, about 16 frames). Ending it here hands out every
-                // frame before the forced keyframe at once, so the short
-                // first fragment leaves as soon as its frames are composed;
-                // a fresh encoder with the same settings starts at the
-                // keyframe, which is a clean start (an IDR frame) anyway.
-                out = self.finish()?;
-                let headers = extradata(opened(&mut self.encoder)?).to_vec();
-                // The old encoder is closed before the fresh one opens, so
-                // that the fresh one's buffers can take the old one's memory
-                // rather than both being held at once.
-                self.encoder = None;
-                let fresh = self.encoder.insert(open_video(&settings)?);
-                if extradata(fresh) != headers.as_slice() {
-                    return Err(MediaError::Encode(
-                        "the restarted encoder's stream headers differ".into(),
-                    ));
-                }
-            }
+        if key && self.restart.is_some() {
+            // The encoder holds frames back (x264: its frame threads and
+            // look-ahead, about 16 frames). Ending it here hands out every
+            // frame before the forced keyframe at once, so the short
+            // first fragment leaves as soon as its frames are composed;
+            // a fresh encoder with the same settings starts at the
+            // keyframe, which is a clean start (an IDR frame) anyway.
+            out = self.restart()?;
         }
         let mut picture = self.convert.convert(frame, spares)?;
         picture.set_pts(Some(index * self.frame_ticks));
@@ -273,6 +260,32 @@ impl VideoCodec {
         let encoder = opened(&mut self.encoder)?;
         encoder.send_frame(&picture).map_err(enc_error)?;
         drain(encoder, &mut out)?;
+        Ok(out)
+    }
+
+    /// Ends the stream so far (its last packets are returned) and opens a
+    /// fresh encoder with the same settings, whose first frame is an IDR
+    /// frame: what follows depends on nothing before, so a segment encoded
+    /// this way is the same bytes wherever it is encoded. Only an encoder
+    /// opened with `restart_at_forced_key` can.
+    pub fn restart(&mut self) -> Result<Vec<Encoded>, MediaError> {
+        let Some(settings) = self.restart.clone() else {
+            return Err(MediaError::Encode(
+                "this encoder cannot be restarted".into(),
+            ));
+        };
+        let out = self.finish()?;
+        let headers = extradata(opened(&mut self.encoder)?).to_vec();
+        // The old encoder is closed before the fresh one opens, so
+        // that the fresh one's buffers can take the old one's memory
+        // rather than both being held at once.
+        self.encoder = None;
+        let fresh = self.encoder.insert(open_video(&settings)?);
+        if extradata(fresh) != headers.as_slice() {
+            return Err(MediaError::Encode(
+                "the restarted encoder's stream headers differ".into(),
+            ));
+        }
         Ok(out)
     }
 

@@ -45,7 +45,7 @@ pub use convert::Spares;
 /// are never served as the new one's. The golden test (`golden.rs`
 /// beside the actors, `a_fixed_edit_renders_to_its_golden_bytes`) fails
 /// until it is bumped.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 pub use crate::engine::compose::Frame;
 
@@ -119,6 +119,14 @@ pub trait Encode: Send {
     fn audio(&mut self, samples: &[f32]) -> Result<Packets, MediaError>;
     /// Flushes the encoders.
     fn finish(&mut self) -> Result<Packets, MediaError>;
+    /// Ends a segment: the video encoder hands out what it holds and a
+    /// fresh one takes the frames that follow (see [`codec::VideoCodec::restart`]).
+    /// Formats that are not cut into segments refuse.
+    fn cut(&mut self) -> Result<Packets, MediaError> {
+        Err(MediaError::Encode(
+            "this format is not cut into segments".into(),
+        ))
+    }
 }
 
 /// Bytes for the publisher, in order.
@@ -160,10 +168,14 @@ pub fn encoder(plan: &Plan) -> Result<Box<dyn Encode>, MediaError> {
 }
 
 /// The packager of a plan's output format; MP4 is cut as `fragments`
-/// says.
-pub fn packager(plan: &Plan, fragments: Fragments) -> Result<Box<dyn Package>, MuxError> {
+/// says, and never across the start of a segment of `segment_frames`.
+pub fn packager(
+    plan: &Plan,
+    fragments: Fragments,
+    segment_frames: Option<i64>,
+) -> Result<Box<dyn Package>, MuxError> {
     Ok(match plan.output.format {
-        Format::Mp4 => Box::new(mp4::Fmp4Packager::new(fragments)),
+        Format::Mp4 => Box::new(mp4::Fmp4Packager::new(fragments).with_segments(segment_frames)),
         Format::Webm => Box::new(webm::packager()?),
         Format::Mp3 => Box::new(mp3::packager()?),
         Format::Gif | Format::Jpg | Format::Png | Format::Bmp => Box::new(Passthrough::default()),
@@ -206,6 +218,13 @@ impl Encode for Codecs {
     fn audio(&mut self, samples: &[f32]) -> Result<Packets, MediaError> {
         match self.audio.as_mut() {
             Some(a) => Ok(tagged(Stream::Audio, a.push(samples)?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn cut(&mut self) -> Result<Packets, MediaError> {
+        match self.video.as_mut() {
+            Some(v) => Ok(tagged(Stream::Video, v.restart()?)),
             None => Ok(Vec::new()),
         }
     }

@@ -2,6 +2,8 @@
 //! into fragments of about the configured length, each starting on a
 //! video keyframe; the init segment first.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
@@ -65,18 +67,35 @@ fn raw(desc: &StreamDesc) -> &ffi::AVCodecParameters {
     unsafe { &*desc.params.as_ptr() }
 }
 
+/// Cuts the packet stream into fragments. Where a fragment ends is decided
+/// by the video alone (a keyframe at least a fragment's length after the
+/// fragment's start, a segment's start, or the end of the short first
+/// fragment), and which audio samples it holds by their timestamps alone
+/// (those starting before its end): so the bytes do not depend on how
+/// the encoders interleaved their packets, and a render whose sound or
+/// segments came from a cache is the same file as one that encoded them.
 pub struct Fmp4Packager {
     fragments: Fragments,
-    /// Fragments published so far: the first may be shorter.
-    published: usize,
+    /// Frames per segment: a fragment never spans two.
+    segment_frames: Option<i64>,
+    /// Fragment ends decided so far: the first fragment may be shorter.
+    decided: usize,
     writer: Option<Fmp4Writer>,
     video_timescale: u32,
+    audio_timescale: u32,
     frame_ticks: i64,
     /// The frame where the short first fragment ends, if there is one.
     first_key: Option<i64>,
-    pending: Vec<Sample>,
-    /// Video decode time where the pending fragment starts, in ticks.
+    video: VecDeque<Sample>,
+    audio: VecDeque<Sample>,
+    /// Video decode time where the next undecided fragment starts.
     fragment_start: Option<i64>,
+    /// Decided fragment ends (video ticks) not flushed yet, waiting for
+    /// the sound to reach them.
+    ends: VecDeque<i64>,
+    /// Where the audio has reached: the end of its last sample, in ticks
+    /// of its own timescale.
+    audio_end: u64,
     /// First audio timestamp: AAC's priming makes it negative.
     audio_origin: Option<i64>,
 }
@@ -85,37 +104,181 @@ impl Fmp4Packager {
     pub fn new(fragments: Fragments) -> Fmp4Packager {
         Fmp4Packager {
             fragments,
-            published: 0,
+            segment_frames: None,
+            decided: 0,
             writer: None,
             video_timescale: 1,
+            audio_timescale: 1,
             frame_ticks: 1,
             first_key: None,
-            pending: Vec::new(),
+            video: VecDeque::new(),
+            audio: VecDeque::new(),
             fragment_start: None,
+            ends: VecDeque::new(),
+            audio_end: 0,
             audio_origin: None,
         }
     }
 
-    fn flush(&mut self) -> Result<Vec<Piece>, MuxError> {
-        if self.pending.is_empty() {
+    /// Fragments end where every segment of `frames` frames starts, and
+    /// only there (and at the forced keyframe of the short first one).
+    pub fn with_segments(mut self, frames: Option<i64>) -> Fmp4Packager {
+        self.segment_frames = frames.filter(|f| *f > 0);
+        self
+    }
+
+    /// The sequence number of segment `n`'s fragment (its first, for
+    /// segment 0) in the whole file.
+    pub fn sequence_of(&self, n: usize) -> u32 {
+        let short_first = u32::from(self.first_key.is_some());
+        if n == 0 {
+            1
+        } else {
+            n as u32 + 1 + short_first
+        }
+    }
+
+    /// Writes segment `n` alone, as the whole file has it: `video` its
+    /// packets, `audio` the sound's packets from the first (whose time is
+    /// the sound's origin) to at least the segment's end. Call after
+    /// `start`.
+    pub fn segment_alone(
+        &mut self,
+        n: usize,
+        first_frame: i64,
+        frames: i64,
+        last: bool,
+        video: Vec<super::Encoded>,
+        audio: &[super::Encoded],
+    ) -> Result<Vec<Piece>, MuxError> {
+        let sequence = self.sequence_of(n);
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(MuxError::Write("a segment before the init segment".into()));
+        };
+        writer.set_next_sequence(sequence);
+        if n > 0 {
+            self.decided = 1;
+        }
+        let origin = audio.first().map_or(0, |p| p.dts);
+        self.audio_origin = Some(origin);
+        let from = first_frame * self.frame_ticks;
+        let to = (first_frame + frames) * self.frame_ticks;
+        let window: Vec<super::Encoded> = audio
+            .iter()
+            .filter(|p| {
+                let at = (p.dts - origin).max(0) as u64;
+                !self.audio_before(at, from) && (last || self.audio_before(at, to))
+            })
+            .cloned()
+            .collect();
+        let mut packets: Packets = video.into_iter().map(|p| (Stream::Video, p)).collect();
+        packets.extend(window.into_iter().map(|p| (Stream::Audio, p)));
+        let mut out = self.packets(packets)?;
+        out.extend(self.finish()?);
+        Ok(out)
+    }
+
+    /// Whether audio time `a` (its ticks) is before video time `v`.
+    fn audio_before(&self, a: u64, v: i64) -> bool {
+        u128::from(a) * u128::from(self.video_timescale)
+            < (v.max(0) as u128) * u128::from(self.audio_timescale)
+    }
+
+    /// Writes the fragment of the samples before video time `end` (every
+    /// sample left when `None`).
+    fn flush(&mut self, end: Option<i64>) -> Result<Vec<Piece>, MuxError> {
+        let mut samples = Vec::new();
+        while let Some(s) = self.video.front() {
+            if end.is_some_and(|e| s.dts as i64 >= e) {
+                break;
+            }
+            samples.extend(self.video.pop_front());
+        }
+        while let Some(s) = self.audio.front() {
+            if end.is_some_and(|e| !self.audio_before(s.dts, e)) {
+                break;
+            }
+            samples.extend(self.audio.pop_front());
+        }
+        if samples.is_empty() {
             return Ok(Vec::new());
         }
         let Some(writer) = self.writer.as_mut() else {
             return Err(MuxError::Write("packets before the init segment".into()));
         };
-        let seconds = self
-            .pending
+        let seconds = samples
             .iter()
             .filter(|s| s.track == VIDEO)
             .map(|s| f64::from(s.duration))
             .sum::<f64>()
             / f64::from(self.video_timescale);
-        // Samples go in track order: all video, then all audio.
-        self.pending.sort_by_key(|s| s.track);
-        let bytes: Bytes = writer.fragment(&self.pending)?;
-        self.pending.clear();
-        self.published += 1;
+        let bytes: Bytes = writer.fragment(&samples)?;
         Ok(vec![Piece::Fragment(bytes, seconds)])
+    }
+
+    /// Writes every decided fragment whose sound is complete.
+    fn ready(&mut self) -> Result<Vec<Piece>, MuxError> {
+        let mut out = Vec::new();
+        while let Some(&end) = self.ends.front() {
+            if self.audio_before(self.audio_end, end) {
+                break;
+            }
+            self.ends.pop_front();
+            out.extend(self.flush(Some(end))?);
+        }
+        Ok(out)
+    }
+
+    fn decide(&mut self, end: i64) {
+        self.ends.push_back(end);
+        self.decided += 1;
+    }
+
+    fn video_packet(&mut self, p: super::Encoded) {
+        let target = if self.decided == 0 {
+            self.fragments.first
+        } else {
+            self.fragments.rest
+        };
+        let fragment_ticks = (target.as_secs_f64() * f64::from(self.video_timescale)) as i64;
+        let start = *self.fragment_start.get_or_insert(p.dts);
+        let segment_start = self
+            .segment_frames
+            .is_some_and(|f| p.dts > 0 && p.dts % (f * self.frame_ticks) == 0);
+        let pending = self.video.back().is_some_and(|s| s.dts as i64 >= start);
+        // In segments, a fragment is a whole segment (the first may be cut
+        // at the forced keyframe): so a segment's fragment depends on that
+        // segment alone, and can be written out of order.
+        let long_enough = self.segment_frames.is_none() && p.dts - start >= fragment_ticks;
+        if p.keyframe && pending && (long_enough || segment_start) {
+            self.decide(p.dts);
+            self.fragment_start = Some(p.dts);
+        }
+        let duration = if p.duration > 0 {
+            p.duration
+        } else {
+            self.frame_ticks
+        };
+        let end = p.dts + duration;
+        self.video.push_back(Sample {
+            track: VIDEO,
+            dts: p.dts.max(0) as u64,
+            cts_offset: (p.pts - p.dts) as i32,
+            duration: duration as u32,
+            keyframe: p.keyframe,
+            data: p.data,
+        });
+        // The short first fragment ends where a keyframe is forced: it is
+        // whole with its last frame, and leaves without waiting for the
+        // keyframe to be encoded.
+        if self.decided == 0
+            && self
+                .first_key
+                .is_some_and(|k| end - start >= k * self.frame_ticks)
+        {
+            self.decide(end);
+            self.fragment_start = None;
+        }
     }
 }
 
@@ -128,9 +291,13 @@ impl Package for Fmp4Packager {
         };
         let (v, a) = (raw(video), raw(audio));
         self.video_timescale = video.time_base.denominator() as u32;
+        self.audio_timescale = (a.sample_rate as u32).max(1);
         self.frame_ticks = video.frame_ticks;
         let fps = f64::from(self.video_timescale) / self.frame_ticks.max(1) as f64;
-        self.first_key = self.fragments.forced_key(fps);
+        self.first_key = self
+            .fragments
+            .forced_key(fps)
+            .filter(|k| self.segment_frames.is_none_or(|f| *k < f));
         let writer = Fmp4Writer::new(vec![
             TrackConfig::Video {
                 width: v.width as u32,
@@ -151,72 +318,38 @@ impl Package for Fmp4Packager {
     }
 
     fn packets(&mut self, packets: Packets) -> Result<Vec<Piece>, MuxError> {
-        let mut out = Vec::new();
         for (stream, p) in packets {
             match stream {
-                Stream::Video => {
-                    let target = if self.published == 0 {
-                        self.fragments.first
-                    } else {
-                        self.fragments.rest
-                    };
-                    let fragment_ticks =
-                        (target.as_secs_f64() * f64::from(self.video_timescale)) as i64;
-                    let start = *self.fragment_start.get_or_insert(p.dts);
-                    if p.keyframe
-                        && p.dts - start >= fragment_ticks
-                        && self.pending.iter().any(|s| s.track == VIDEO)
-                    {
-                        out.extend(self.flush()?);
-                        self.fragment_start = Some(p.dts);
-                    }
-                    let duration = if p.duration > 0 {
-                        p.duration
-                    } else {
-                        self.frame_ticks
-                    };
-                    let end = p.dts + duration;
-                    self.pending.push(Sample {
-                        track: VIDEO,
-                        dts: p.dts.max(0) as u64,
-                        cts_offset: (p.pts - p.dts) as i32,
-                        duration: duration as u32,
-                        keyframe: p.keyframe,
-                        data: p.data,
-                    });
-                    // The short first fragment ends where a keyframe is
-                    // forced: it is whole with its last frame, and leaves
-                    // without waiting for the keyframe to be encoded.
-                    if self.published == 0
-                        && self
-                            .first_key
-                            .is_some_and(|k| end - start >= k * self.frame_ticks)
-                    {
-                        out.extend(self.flush()?);
-                        self.fragment_start = None;
-                    }
-                }
+                Stream::Video => self.video_packet(p),
                 Stream::Audio => {
                     let origin = *self.audio_origin.get_or_insert(p.dts);
-                    self.pending.push(Sample {
+                    let dts = (p.dts - origin).max(0) as u64;
+                    let duration = if p.duration > 0 {
+                        p.duration as u32
+                    } else {
+                        1024
+                    };
+                    self.audio_end = self.audio_end.max(dts + u64::from(duration));
+                    self.audio.push_back(Sample {
                         track: AUDIO,
-                        dts: (p.dts - origin).max(0) as u64,
+                        dts,
                         cts_offset: 0,
-                        duration: if p.duration > 0 {
-                            p.duration as u32
-                        } else {
-                            1024
-                        },
+                        duration,
                         keyframe: true,
                         data: p.data,
                     });
                 }
             }
         }
-        Ok(out)
+        self.ready()
     }
 
     fn finish(&mut self) -> Result<Vec<Piece>, MuxError> {
-        self.flush()
+        let mut out = Vec::new();
+        while let Some(end) = self.ends.pop_front() {
+            out.extend(self.flush(Some(end))?);
+        }
+        out.extend(self.flush(None)?);
+        Ok(out)
     }
 }

@@ -49,7 +49,7 @@ fn render(plan: &Plan) -> Vec<u8> {
         first: Duration::from_millis(500),
         rest: Duration::from_secs(1),
     };
-    let mut pkg = packager(plan, fragments).expect("packager");
+    let mut pkg = packager(plan, fragments, None).expect("packager");
     let mut file = Vec::new();
     let mut apply = |pieces: Vec<Piece>| {
         for piece in pieces {
