@@ -795,7 +795,9 @@ struct PoolState {
     next: usize,
     /// The segment the render waits for; workers stay close to it.
     needed: usize,
-    done: HashMap<usize, Result<segments::Packets, RenderError>>,
+    /// Each segment's packets, and whether a worker rendered them
+    /// (false: found in the cache when its turn came).
+    done: HashMap<usize, Result<(segments::Packets, bool), RenderError>>,
     /// The render ended (done, failed or stopped): workers stop.
     over: bool,
 }
@@ -828,13 +830,13 @@ impl Pool {
         }
     }
 
-    fn put(&self, segment: usize, result: Result<segments::Packets, RenderError>) {
+    fn put(&self, segment: usize, result: Result<(segments::Packets, bool), RenderError>) {
         self.lock().done.insert(segment, result);
         self.changed.notify_all();
     }
 
     /// Waits for segment `i` (or the stop flag).
-    fn take(&self, i: usize, stop: &AtomicBool) -> Result<segments::Packets, RenderError> {
+    fn take(&self, i: usize, stop: &AtomicBool) -> Result<(segments::Packets, bool), RenderError> {
         let mut state = self.lock();
         state.needed = i;
         self.changed.notify_all();
@@ -901,6 +903,12 @@ impl SegmentWork {
                     .name(format!("clipstream-segment-{n}"))
                     .spawn_scoped(scope, move || {
                         while let Some(i) = pool.claim(ahead, control.stop) {
+                            // Rendered meanwhile, out of order (an HLS
+                            // player seeking ahead): reused as it is.
+                            if let Some(cached) = keys[i].and_then(|k| segments::shared().get(&k)) {
+                                pool.put(i, Ok((cached, false)));
+                                continue;
+                            }
                             let rendered =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                     render_one(
@@ -921,7 +929,7 @@ impl SegmentWork {
                                     if let Some(key) = keys[i] {
                                         segments::shared().put(key, packets.clone());
                                     }
-                                    Arc::new(packets)
+                                    (Arc::new(packets), true)
                                 });
                             pool.put(i, rendered);
                         }
@@ -931,7 +939,7 @@ impl SegmentWork {
             for (i, &segment) in list.iter().enumerate() {
                 let (packets, by_worker) = match self.found[i].clone() {
                     Some(cached) => (cached, false),
-                    None => (pool.take(i, control.stop)?, true),
+                    None => pool.take(i, control.stop)?,
                 };
                 if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
                     return Ok(());
@@ -1059,23 +1067,40 @@ pub fn segment_alone(
         &segmenting.scope,
     );
     let never = AtomicBool::new(false);
-    let video = match key.and_then(|k| segments::shared().get(&k)) {
-        Some(cached) => {
-            segments::shared().count(true, secs);
-            cached.as_ref().clone()
-        }
-        None => {
-            let packets = render_one(plan, sources, limits, segment, forced_key, &never)?;
-            if let Some(k) = key {
-                segments::shared().put(k, packets.clone());
-            }
-            segments::shared().count(false, secs);
-            packets
-        }
-    };
     let mut encoder = output::encoder(plan).map_err(media)?;
     let streams = encoder.streams();
     let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
+    // The pictures (one encoder thread) and the sound up to them are
+    // independent: made on two threads, the player waits for the longer.
+    let (video, audio) = std::thread::scope(|scope| {
+        let sound = std::thread::Builder::new()
+            .name("clipstream-sound".into())
+            .spawn_scoped(scope, || {
+                sound_until(plan, sources, encoder.as_mut(), segment, last)
+            })
+            .map_err(|e| RenderError::Internal(format!("no sound thread: {e}")));
+        let video = match key.and_then(|k| segments::shared().get(&k)) {
+            Some(cached) => {
+                segments::shared().count(true, secs);
+                Ok(cached.as_ref().clone())
+            }
+            None => {
+                render_one(plan, sources, limits, segment, forced_key, &never).inspect(|packets| {
+                    if let Some(k) = key {
+                        segments::shared().put(k, packets.clone());
+                    }
+                    segments::shared().count(false, secs);
+                })
+            }
+        };
+        let audio = sound.and_then(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(RenderError::Internal("the sound thread panicked".into())))
+        });
+        (video, audio)
+    });
+    let (video, audio) = (video?, audio?);
     let video = video
         .into_iter()
         .map(|mut p| {
@@ -1084,7 +1109,6 @@ pub fn segment_alone(
             p
         })
         .collect();
-    let audio = sound_until(plan, sources, encoder.as_mut(), segment, last)?;
     let mut packager = output::mp4::Fmp4Packager::new(fragments).with_segments(Some(per));
     use output::Package;
     packager.start(&streams).map_err(|e| internal(&e))?;

@@ -39,7 +39,7 @@ struct Options {
     warm_only: bool,
     /// Only the "personalised 60 s" scenario (segments), printed.
     personalised_only: bool,
-    /// The `parallel` of its render requests.
+    /// The `parallel` of its render requests (0: not given).
     parallel: u32,
 }
 
@@ -53,7 +53,7 @@ fn options() -> Result<Options> {
         capacity_only: false,
         warm_only: false,
         personalised_only: false,
-        parallel: 1,
+        parallel: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

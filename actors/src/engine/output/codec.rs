@@ -67,6 +67,10 @@ pub struct VideoSettings {
     pub options: Vec<(&'static str, String)>,
     /// Frame threads (throughput) rather than slice threads (no delay).
     pub frame_threads: bool,
+    /// One thread, whatever the cores: the bytes do not depend on the
+    /// machine, and nothing is held back for other threads (parallelism
+    /// comes from encoding several segments at once instead).
+    pub one_thread: bool,
     /// A forced keyframe starts a fresh encoder (see [`VideoCodec::encode`]).
     pub restart_at_forced_key: bool,
 }
@@ -87,6 +91,7 @@ impl VideoSettings {
             bit_rate: None,
             options: Vec::new(),
             frame_threads: false,
+            one_thread: false,
             restart_at_forced_key: false,
         }
     }
@@ -189,7 +194,9 @@ fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
         } else {
             ffi::FF_THREAD_SLICE
         };
-        if s.frame_threads {
+        if s.one_thread {
+            (*ctx).thread_count = 1;
+        } else if s.frame_threads {
             // A frame thread per core, not x264's 1.5 per core: each holds
             // a frame's buffers (9 MiB a 720p render on two cores), and the
             // extra one adds nothing while the compositor shares the cores.
