@@ -777,9 +777,11 @@ impl SegmentWork {
     }
 }
 
-/// Segments a worker may run ahead of the one the render waits for, per
-/// worker: bounds the encoded segments held.
-const AHEAD_PER_WORKER: usize = 2;
+/// Seconds of consecutive segments a worker claims at once, composed by
+/// one compositor: each claim opens its sources from a seek, which decodes
+/// from the keyframe before it (seconds of a source's pictures thrown
+/// away), so a claim per 2 s segment cost a third more CPU.
+const CLAIM_SECS: f64 = 10.0;
 
 /// The segments workers render, and what they rendered.
 struct Pool {
@@ -807,18 +809,30 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next segment for a worker, when it is near enough the one
-    /// waited for; `None` when there is nothing left or the render ended.
-    fn claim(&self, ahead: usize, stop: &AtomicBool) -> Option<usize> {
+    /// The next consecutive segments for a worker (at most `most`), when
+    /// fewer than `ahead` segments to render lie between the one waited
+    /// for and them (which bounds the encoded segments held); `None` when
+    /// there is nothing left or the render ended.
+    fn claim(&self, most: usize, ahead: usize, stop: &AtomicBool) -> Option<Vec<usize>> {
         let mut state = self.lock();
         loop {
             if state.over || stop.load(Ordering::Acquire) || state.next >= self.todo.len() {
                 return None;
             }
-            let segment = self.todo[state.next];
-            if segment < state.needed + ahead {
-                state.next += 1;
-                return Some(segment);
+            let needed = state.needed;
+            let waited = self.todo.partition_point(|&s| s < needed);
+            if state.next < waited + ahead {
+                let first = self.todo[state.next];
+                let run: Vec<usize> = self.todo[state.next..]
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .take_while(|&(n, s)| s == first + n)
+                    .map(|(_, s)| s)
+                    .take(most.max(1))
+                    .collect();
+                state.next += run.len();
+                return Some(run);
             }
             // Woken when the render moves on; the timeout only rechecks
             // the stop flag, which nothing signals here.
@@ -893,7 +907,12 @@ impl SegmentWork {
             state: Mutex::new(PoolState::default()),
             changed: Condvar::new(),
         };
-        let ahead = self.workers * AHEAD_PER_WORKER;
+        // Claims of about CLAIM_SECS, but small enough that every worker
+        // has some of a short render.
+        let per = self.list.first().map_or(1, |s| s.frames.max(1));
+        let most = ((CLAIM_SECS * fps / per as f64).round() as usize)
+            .clamp(1, pool.todo.len().div_ceil(self.workers).max(1));
+        let ahead = self.workers * most;
         let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
         std::thread::scope(|scope| -> Result<(), RenderError> {
             let pool = &pool;
@@ -902,36 +921,37 @@ impl SegmentWork {
                 std::thread::Builder::new()
                     .name(format!("clipstream-segment-{n}"))
                     .spawn_scoped(scope, move || {
-                        while let Some(i) = pool.claim(ahead, control.stop) {
-                            // Rendered meanwhile, out of order (an HLS
-                            // player seeking ahead): reused as it is.
-                            if let Some(cached) = keys[i].and_then(|k| segments::shared().get(&k)) {
-                                pool.put(i, Ok((cached, false)));
+                        while let Some(run) = pool.claim(most, ahead, control.stop) {
+                            let Some(&first) = run.first() else {
                                 continue;
-                            }
+                            };
+                            let mut done = first;
                             let rendered =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    render_one(
+                                    render_run(
                                         plan,
                                         sources,
                                         limits,
-                                        list[i],
+                                        &list[first..first + run.len()],
+                                        &keys[first..first + run.len()],
                                         forced_key,
                                         control.stop,
+                                        &mut |n, packets, by_worker| {
+                                            done = first + n + 1;
+                                            pool.put(first + n, Ok((packets, by_worker)));
+                                        },
                                     )
                                 }))
                                 .unwrap_or_else(|_| {
                                     Err(RenderError::Internal(format!(
-                                        "the worker of segment {i} panicked"
+                                        "the worker of segment {done} panicked"
                                     )))
-                                })
-                                .map(|packets| {
-                                    if let Some(key) = keys[i] {
-                                        segments::shared().put(key, packets.clone());
-                                    }
-                                    (Arc::new(packets), true)
                                 });
-                            pool.put(i, rendered);
+                            if let Err(e) = rendered {
+                                // The render stops at the first segment
+                                // it lacks.
+                                pool.put(done, Err(e));
+                            }
                         }
                     })
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
@@ -963,6 +983,43 @@ impl SegmentWork {
     }
 }
 
+/// Composes the consecutive segments of `run` with one compositor and
+/// encodes each with a fresh encoder (as [`render_one`]), handing each to
+/// `done` with its index in `run` (and whether it was rendered: one
+/// rendered meanwhile, out of order, is taken from the cache).
+#[allow(clippy::too_many_arguments)]
+fn render_run(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    run: &[Segment],
+    keys: &[Option<segments::Key>],
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+    done: &mut dyn FnMut(usize, segments::Packets, bool),
+) -> Result<(), RenderError> {
+    let mut compositor: Option<Compositor> = None;
+    for (n, &segment) in run.iter().enumerate() {
+        let key = keys.get(n).copied().flatten();
+        if let Some(cached) = key.and_then(|k| segments::shared().get(&k)) {
+            // The pictures after it are composed from a seek past it.
+            compositor = None;
+            done(n, cached, false);
+            continue;
+        }
+        let compositor = match compositor.as_mut() {
+            Some(c) => c,
+            None => compositor.insert(open_run(plan, sources, limits, &run[n..])?),
+        };
+        let packets = encode_segment(compositor, plan, segment, forced_key, stop)?;
+        if let Some(k) = key {
+            segments::shared().put(k, packets.clone());
+        }
+        done(n, Arc::new(packets), true);
+    }
+    Ok(())
+}
+
 /// Composes and encodes one segment on its own, as the render's encoder
 /// thread would (a fresh encoder, a restart at the forced keyframe, the
 /// flush at the end): its video packets, timed from its first frame.
@@ -975,6 +1032,19 @@ fn render_one(
     stop: &AtomicBool,
 ) -> Result<Vec<output::Encoded>, RenderError> {
     let mut compositor = open_run(plan, sources, limits, &[segment])?;
+    encode_segment(&mut compositor, plan, segment, forced_key, stop)
+}
+
+/// Encodes `segment` with a fresh encoder, its pictures composed by
+/// `compositor` (at the segment's first frame): its video packets, timed
+/// from its first frame.
+fn encode_segment(
+    compositor: &mut Compositor,
+    plan: &Plan,
+    segment: Segment,
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+) -> Result<Vec<output::Encoded>, RenderError> {
     let mut encoder = output::encoder(plan).map_err(media)?;
     let ticks = encoder.streams().video.map_or(1, |v| v.frame_ticks);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
