@@ -202,12 +202,25 @@ pub(crate) fn next_packet(
     stream: usize,
     src: &str,
 ) -> Result<Option<ffmpeg::Packet>, MediaError> {
+    while let Some(packet) = next_any_packet(input, src)? {
+        if packet.stream() == stream {
+            return Ok(Some(packet));
+        }
+    }
+    Ok(None)
+}
+
+/// The next packet of any stream, or `None` at the end of the input, with
+/// the bound on corrupt packets in a row of [`next_packet`].
+pub(crate) fn next_any_packet(
+    input: &mut ffmpeg::format::context::Input,
+    src: &str,
+) -> Result<Option<ffmpeg::Packet>, MediaError> {
     let mut corrupt = 0;
     loop {
         let mut packet = ffmpeg::Packet::empty();
         match packet.read(input) {
-            Ok(()) if packet.stream() == stream => return Ok(Some(packet)),
-            Ok(()) => corrupt = 0,
+            Ok(()) => return Ok(Some(packet)),
             Err(ffmpeg::Error::Eof) => return Ok(None),
             Err(ffmpeg::Error::InvalidData) => {
                 corrupt += 1;

@@ -155,8 +155,11 @@ pub fn ingest(
     let time_base = stream.time_base();
     let avg = stream.avg_frame_rate();
     let parameters = stream.parameters();
-    let decoder = ffmpeg::codec::context::Context::from_parameters(parameters.clone())
-        .and_then(|c| c.decoder().video())
+    // The bounded context: a stream declaring more pixels than a decoder
+    // may allocate is refused, not decoded.
+    let decoder = super::decoder_context(parameters.clone(), src)?
+        .decoder()
+        .video()
         .map_err(|e| decode_error(src, e))?;
     let id = parameters.id();
     // SAFETY: plain fields of the parameters the input owns.
@@ -177,8 +180,10 @@ pub fn ingest(
     // stream's size are exact, and reading is the ingestion's progress.
     let (mut frames, mut stream_bytes, mut last_pts) = (0u64, 0u64, None::<i64>);
     let mut reported = 0u64;
-    for (s, packet) in input.packets() {
-        if s.index() == index {
+    // Not `input.packets()`: it retries corrupt packets for ever, and a
+    // 38-byte upload (fuzz/regressions/media/) spun ingestion at 100% CPU.
+    while let Some(packet) = super::next_any_packet(&mut input, src)? {
+        if packet.stream() == index {
             frames += 1;
             stream_bytes += packet.size() as u64;
             if let Some(pts) = packet.pts() {
@@ -272,8 +277,7 @@ impl Pipeline {
         let index = stream.index();
         let time_base = stream.time_base();
         let rate = stream.avg_frame_rate();
-        let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(|e| decode_error(src, e))?;
+        let mut context = super::decoder_context(stream.parameters(), src)?;
         // Two threads at most: the machine is shared with renders.
         context.set_threading(ffmpeg::threading::Config {
             kind: ffmpeg::threading::Type::Frame,
@@ -348,14 +352,15 @@ impl Pipeline {
         // before the decoder and graph are used.
         loop {
             packets.clear();
-            for (s, packet) in self.input.packets() {
-                if s.index() == index {
+            // Bounded on corrupt packets, unlike `input.packets()`.
+            while let Some(packet) = super::next_any_packet(&mut self.input, src)? {
+                if packet.stream() == index {
                     packets.push(packet);
                     if packets.len() >= 8 {
                         break;
                     }
                 } else {
-                    others.push((s.index(), packet));
+                    others.push((packet.stream(), packet));
                 }
             }
             // The other streams' packets (sound to copy) go first: they
