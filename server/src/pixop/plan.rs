@@ -623,9 +623,18 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
                 "hd_1080p" => (1920, 1080),
                 "uhd_4k" => (3840, 2160),
                 "uhd_8k" => (7680, 4320),
-                "2x" => (source.width * 2, source.height * 2),
-                "3x" => (source.width * 3, source.height * 3),
-                _ => (source.width * 4, source.height * 4),
+                "2x" => (
+                    source.width.saturating_mul(2),
+                    source.height.saturating_mul(2),
+                ),
+                "3x" => (
+                    source.width.saturating_mul(3),
+                    source.height.saturating_mul(3),
+                ),
+                _ => (
+                    source.width.saturating_mul(4),
+                    source.height.saturating_mul(4),
+                ),
             };
         } else {
             if r.width.is_none() && r.height.is_none() {
@@ -680,6 +689,17 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
                 (None, None) => (width, height),
             };
         }
+        // The output, whichever way it was reached (a multiple of the
+        // source, or a side computed from an aspect ratio), stays within
+        // what the encoders are set up for: 8K at most.
+        if !(16..=7680).contains(&width) || !(16..=4320).contains(&height) {
+            return Err(Refusal::bad_field(
+                "resolution",
+                format!(
+                    "the output would be {width}x{height}: it must be from 16 to 7680 wide and from 16 to 4320 high"
+                ),
+            ));
+        }
     } else if scaler == Some("scale") {
         return Err(Refusal::bad_field(
             "scaler",
@@ -691,6 +711,15 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
             "scale".into(),
             format!("scale={width}:{height}:flags=bicubic"),
         ));
+    }
+    // A size reached through an aspect ratio is that shape on screen:
+    // square pixels, whatever the source's were.
+    if req
+        .resolution
+        .as_ref()
+        .is_some_and(|r| r.aspect_ratio_tag.is_some())
+    {
+        filters.push(("setsar".into(), "setsar=1".into()));
     }
 
     // Frame rate.

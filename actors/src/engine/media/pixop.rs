@@ -450,7 +450,12 @@ impl Pipeline {
     }
 
     /// The sink's time base, frame rate and size, once the graph is set.
-    fn sink_format(&mut self) -> Result<(Rational, Rational, u32, u32, Pixel), MediaError> {
+    /// The buffersink's time base, frame rate, size, pixel format and
+    /// sample aspect ratio: what the graph makes, not what was decoded.
+    #[allow(clippy::type_complexity)]
+    fn sink_format(
+        &mut self,
+    ) -> Result<(Rational, Rational, u32, u32, Pixel, Rational), MediaError> {
         let out = self
             .graph
             .get("out")
@@ -464,12 +469,14 @@ impl Pipeline {
             let h = ffmpeg::ffi::av_buffersink_get_h(ctx);
             let f = ffmpeg::ffi::av_buffersink_get_format(ctx);
             let format = Pixel::from(std::mem::transmute::<i32, ffmpeg::ffi::AVPixelFormat>(f));
+            let sar = ffmpeg::ffi::av_buffersink_get_sample_aspect_ratio(ctx);
             Ok((
                 Rational::from(tb),
                 Rational::from(fr),
                 u32::try_from(w).unwrap_or(0),
                 u32::try_from(h).unwrap_or(0),
                 format,
+                Rational::from(sar),
             ))
         }
     }
@@ -569,7 +576,7 @@ pub fn process(
             .map_err(|e| decode_error(src, e))?;
         pipeline.decoder.flush();
     }
-    let (sink_tb, sink_rate, width, height, format) = pipeline.sink_format()?;
+    let (sink_tb, sink_rate, width, height, format, sar) = pipeline.sink_format()?;
     let rate = job
         .frame_rate
         .or_else(|| (sink_rate.numerator() > 0).then_some(sink_rate))
@@ -600,7 +607,9 @@ pub fn process(
     encoder.set_format(format);
     encoder.set_time_base(time_base);
     encoder.set_frame_rate(Some(rate));
-    encoder.set_aspect_ratio(pipeline.decoder.aspect_ratio());
+    // The graph's, not the decoder's: scaling an anamorphic source to a
+    // square-pixel size changes the sample aspect ratio.
+    encoder.set_aspect_ratio(sar);
     if let Some(bits) = job.bit_rate {
         encoder.set_bit_rate(usize::try_from(bits).unwrap_or(0));
         if job.constant_rate {
