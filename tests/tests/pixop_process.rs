@@ -833,20 +833,30 @@ fn broadcast_formats_xdcam_and_dnxhd_are_made_at_their_fixed_sizes() {
         "mediaContainerCodec": { "container": "mxf", "codec": "dnxhd" }, "dnxhdHrProfile": "dnxhd_sq",
         "resolution": { "tag": "hd_1080p" },
     }));
-    let (s, _) = probe(&path);
+    let (s, fmt) = probe(&path);
     assert_eq!(
         (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
         (Some("dnxhd"), Some("yuv422p")),
         "{s}"
     );
-    let rate: f64 = s["bit_rate"]
-        .as_str()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(0.0);
+    // The rate from what was written: bytes over the frames' duration.
+    let number = |v: &Value| v.as_str().and_then(|b| b.parse::<f64>().ok());
+    let frames = number(&s["nb_read_frames"]).expect("frame count");
+    let size = number(&fmt["size"]).expect("size");
+    let rate = size * 8.0 / (frames / 25.0);
     assert!(
-        rate == 0.0 || (100e6..140e6).contains(&rate),
+        (100e6..150e6).contains(&rate),
         "DNxHD SQ at 25 fps is 120 Mb/s, not {rate}"
     );
+    // 23.976 is 24000/1001 exactly: DNxHD has a bitrate for that rate
+    // (a rate rounded to 2997/125 had none and was refused).
+    let (_, path) = f.process(&source, json!({
+        "mediaContainerCodec": { "container": "mxf", "codec": "dnxhd" }, "dnxhdHrProfile": "dnxhd_sq",
+        "resolution": { "tag": "hd_1080p" }, "frameRate": { "fps": 23.976 },
+        "range": { "endPositionMilliseconds": 200 },
+    }));
+    let (s, _) = probe(&path);
+    assert_eq!(s["r_frame_rate"], "24000/1001", "{s}");
 }
 
 /// An anamorphic PAL source (720×576 shown 16:9, sample aspect 64:45)
@@ -891,4 +901,82 @@ fn an_anamorphic_source_keeps_its_shape_when_scaled() {
         (Some(320), Some(240))
     );
     assert!(square(&s), "not square pixels: {s}");
+}
+
+/// MPEG-TS starts its clock at about 1.4 s: a range counts from the
+/// video's own start, and the sound stays with the pictures.
+#[test]
+fn a_range_counts_from_the_input_s_own_start() {
+    let f = fixture();
+    let source = f.source(
+        "late.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            // A broadcast-like GOP: MPEG-TS seeks by timestamps, not to
+            // key frames, so the decoder needs one soon after.
+            "-g",
+            "12",
+            "-c:a",
+            "libmp3lame",
+            "-shortest",
+        ],
+    );
+    let (_, path) = f.process(
+        &source,
+        json!({
+            "mediaContainerCodec": { "container": "mp4", "codec": "h264" },
+            "range": { "startPositionMilliseconds": 500, "endPositionMilliseconds": 1500 },
+        }),
+    );
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,start_time,duration,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let of = |kind: &str| {
+        streams
+            .iter()
+            .find(|s| s["codec_type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} stream: {v}"))
+    };
+    let number = |v: &Value| {
+        v.as_str()
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    let (video, audio) = (of("video"), of("audio"));
+    let frames = number(&video["nb_read_frames"]);
+    assert!(
+        (23.0..=27.0).contains(&frames),
+        "a 1 s range at 25 fps: {video}"
+    );
+    let seconds = number(&audio["duration"]);
+    assert!(
+        (0.8..1.3).contains(&seconds),
+        "the sound lasts {seconds} s: {audio}"
+    );
+    let apart = (number(&video["start_time"]) - number(&audio["start_time"])).abs();
+    assert!(apart < 0.1, "sound and pictures {apart} s apart: {v}");
 }

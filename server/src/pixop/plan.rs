@@ -329,13 +329,22 @@ const RATE_TAGS: [&str; 8] = [
     "video_hd_fast",
 ];
 
+/// The rational of a rate in frames per second: whole rates as n/1,
+/// NTSC-style rates (within 0.001 of n·1000/1001, such as 23.976 or
+/// 29.97, or a measured 23.976023…) as exactly n·1000/1001, which
+/// DNxHD's bitrate table and MXF require, and other rates to the
+/// thousandth.
 fn rate_of(fps: f64) -> Rational {
-    let milli = (fps * 1000.0).round() as i32;
-    if milli % 1000 == 0 {
-        Rational::new(milli / 1000, 1)
-    } else {
-        Rational::new(milli, 1000).reduce()
+    let whole = fps.round();
+    if whole >= 1.0 && (fps - whole).abs() < 0.0005 {
+        return Rational::new(whole as i32, 1);
     }
+    let n = (fps * 1.001).round();
+    if n >= 1.0 && (fps - n * 1000.0 / 1001.0).abs() < 0.001 {
+        return Rational::new((n as i32).saturating_mul(1000), 1001);
+    }
+    let milli = (fps * 1000.0).round() as i32;
+    Rational::new(milli, 1000).reduce()
 }
 
 fn even(n: u32) -> u32 {

@@ -568,8 +568,20 @@ pub fn process(
         let whole = if d > 0 { d as f64 / 1_000_000.0 } else { 0.0 };
         end.unwrap_or(whole) - start
     };
-    if start > 0.0 {
-        let at = (start * 1_000_000.0) as i64;
+    // The input's own start (MPEG-TS starts at about 1.4 s): the range
+    // counts from it, and sound and pictures are shifted by the same
+    // origin so that they stay together.
+    // SAFETY: a plain field of the opened input's context.
+    let origin = match unsafe { (*pipeline.input.as_ptr()).start_time } {
+        t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0.0,
+        t => t as f64 / 1_000_000.0,
+    };
+    // Demuxers without an index (MPEG-TS) seek by timestamps and may land
+    // after the key frame the range needs: the seek goes a few seconds
+    // earlier, and the frames before the range are decoded and skipped.
+    const SEEK_MARGIN_S: f64 = 3.0;
+    if start > SEEK_MARGIN_S {
+        let at = ((start - SEEK_MARGIN_S + origin) * 1_000_000.0) as i64;
         pipeline
             .input
             .seek(at, ..at)
@@ -589,6 +601,9 @@ pub fn process(
     } else {
         time_base
     };
+    // The output's 0, in the sink's time base: the range's start on the
+    // input's clock.
+    let zero = ((start + origin) / f64::from(sink_tb)).round() as i64;
     let mut last_pts: Option<i64> = None;
 
     let codec = ffmpeg::encoder::find_by_name(&job.encoder)
@@ -702,7 +717,6 @@ pub fn process(
         .ok_or_else(|| MediaError::Encode("the output lost its stream".into()))?;
 
     let octx = std::cell::RefCell::new(octx);
-    let mut first_pts: Option<i64> = None;
     let mut cancelled = false;
     let mut reported = 0u32;
     let mut write_packets = |encoder: &mut ffmpeg::encoder::Video,
@@ -733,6 +747,7 @@ pub fn process(
     pipeline.run(
         src,
         &mut |at| {
+            let at = at - origin;
             if at + 1e-6 < start {
                 Keep::Skip
             } else if end.is_some_and(|e| at >= e - 1e-6) {
@@ -744,10 +759,10 @@ pub fn process(
         &mut |frame| {
             use ffmpeg::Rescale as _;
             let pts = frame.pts().unwrap_or(0);
-            let first = *first_pts.get_or_insert(pts);
-            // In frames; two frames that round to one slot (a variable
-            // rate source) go to consecutive ones.
-            let mut at = (pts - first).rescale(sink_tb, time_base);
+            // In frames from the range's start, as the sound is; two
+            // frames that round to one slot (a variable rate source) go
+            // to consecutive ones.
+            let mut at = (pts - zero).rescale(sink_tb, time_base).max(0);
             if let Some(last) = last_pts {
                 at = at.max(last + 1);
             }
@@ -769,12 +784,12 @@ pub fn process(
             if index != *audio_index {
                 return Ok(());
             }
-            let at = packet.pts().unwrap_or(0) as f64 * f64::from(*in_tb);
+            let at = packet.pts().unwrap_or(0) as f64 * f64::from(*in_tb) - origin;
             if at + 1e-6 < start || end.is_some_and(|e| at >= e) {
                 return Ok(());
             }
             // The range's start is the output's 0, as for the pictures.
-            let offset = (start / f64::from(*in_tb)).round() as i64;
+            let offset = ((start + origin) / f64::from(*in_tb)).round() as i64;
             packet.set_pts(packet.pts().map(|p| p - offset));
             packet.set_dts(packet.dts().map(|d| d - offset));
             packet.rescale_ts(*in_tb, out_tb);
