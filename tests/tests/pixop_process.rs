@@ -980,3 +980,96 @@ fn a_range_counts_from_the_input_s_own_start() {
     let apart = (number(&video["start_time"]) - number(&audio["start_time"])).abs();
     assert!(apart < 0.1, "sound and pictures {apart} s apart: {v}");
 }
+
+/// An upload's name near the file system's 255 bytes still processes: the
+/// job's temporary file is not named after it.
+#[test]
+fn a_long_upload_name_processes() {
+    let f = fixture();
+    let name = format!("{}.mp4", "a".repeat(250));
+    let source = f.source(&name, PROGRESSIVE);
+    let (answer, path) = f.process(
+        &source,
+        json!({ "range": { "endPositionMilliseconds": 200 } }),
+    );
+    let (s, _) = probe(&path);
+    assert_eq!(s["codec_type"], "video", "{answer}: {s}");
+}
+
+/// Deleting the source stops the job processing it: its temporary files
+/// go at once, long before the job would have ended.
+#[test]
+fn deleting_the_source_stops_its_running_job() {
+    let f = fixture();
+    let source = f.source(
+        "long.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=20",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    // Motion-compensated interpolation to 50 fps: tens of seconds of work.
+    let (status, v) = f.px.json(
+        Method::POST,
+        &format!("/videos/v1/process-video/{source}"),
+        &f.token,
+        Some(json!({ "frameRateConverter": "mcinterpolate", "frameRate": { "tag": "video_pal_fast" } })),
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["processedVideoId"]
+        .as_str()
+        .expect("processedVideoId")
+        .to_owned();
+    let tmp = f._env.data_dir().join("tmp");
+    let jobs = || {
+        std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("pixop-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, v) = f.px.json(
+            Method::GET,
+            &format!("/videos/v1/check-process-video-progress/{id}"),
+            &f.token,
+            None,
+        );
+        let percent = v["processingState"]["processingProgressPercent"]
+            .as_f64()
+            .or_else(|| v["processing"]["processingState"]["processingProgressPercent"].as_f64())
+            .unwrap_or(0.0);
+        if percent > 0.0 && jobs() > 0 {
+            assert!(percent < 50.0, "the job is too quick to test: {v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never started: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, v) = f.px.json(
+        Method::DELETE,
+        &format!("/videos/v1/video/{source}"),
+        &f.token,
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while jobs() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job ran on after its source was deleted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

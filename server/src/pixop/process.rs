@@ -10,8 +10,9 @@
 //! saying so. The README's Pixop section lists every option with its
 //! filter.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_actors::engine::media::pixop::{self as media, Job, Scanning};
@@ -24,6 +25,57 @@ use super::media::{ingested, with_progress};
 use super::plan::{parse_request, plan, Plan, Source};
 use super::videos::{base, team_video};
 use crate::delivery::Renders;
+
+/// The cancel flags of queued and running jobs, by processed video id.
+/// A job checks its flag at every packet it encodes.
+static CANCELS: LazyLock<Mutex<HashMap<String, Arc<AtomicBool>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn cancels() -> std::sync::MutexGuard<'static, HashMap<String, Arc<AtomicBool>>> {
+    // A poisoned map is still a map of flags.
+    CANCELS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A job's flag, registered while the job lives.
+struct Cancel {
+    id: String,
+    flag: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    fn register(id: &str) -> Cancel {
+        let flag = Arc::new(AtomicBool::new(false));
+        cancels().insert(id.to_owned(), flag.clone());
+        Cancel {
+            id: id.to_owned(),
+            flag,
+        }
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        cancels().remove(&self.id);
+    }
+}
+
+/// Stops the jobs making the videos `ids` (deleted, with their source):
+/// they end at their next packet and leave nothing behind.
+pub fn cancel(ids: &[String]) {
+    let map = cancels();
+    for id in ids {
+        if let Some(flag) = map.get(id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Stops every job, at shutdown: the restart fails them saying so.
+pub fn cancel_all() {
+    for flag in cancels().values() {
+        flag.store(true, Ordering::Relaxed);
+    }
+}
 
 fn processing(
     at_ms: u64,
@@ -126,6 +178,7 @@ pub async fn process_video(
     state.store.create_pixop_video(&processed).await?;
     let store = state.store.clone();
     let job_id = processed.id.clone();
+    let cancel = Cancel::register(&processed.id);
     let file_name = {
         let stem = media
             .file_name
@@ -154,9 +207,11 @@ pub async fn process_video(
             &parameters,
             file_name,
             content_type,
+            cancel.flag.clone(),
         )
         .await;
         finish(&store, &job_id, result, &parameters).await;
+        drop(cancel);
     });
     let base = base(&req)?;
     Ok(ok(json!({
@@ -171,6 +226,7 @@ pub async fn process_video(
 }
 
 /// Runs the job; the processed media on success.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     store: &Store,
     id: &str,
@@ -179,6 +235,7 @@ async fn run(
     parameters: &Value,
     file_name: String,
     content_type: &str,
+    cancelled: Arc<AtomicBool>,
 ) -> Result<PixopMedia, String> {
     let input = store
         .pixop_blob_path(&source.blob)
@@ -188,7 +245,10 @@ async fn run(
         .prefix("pixop-")
         .tempdir_in(store.data_dir().join("tmp"))
         .map_err(|e| e.to_string())?;
-    let output = dir.path().join(&file_name);
+    // Not the display name: a long upload name plus "-processed" passes
+    // the file system's 255 bytes.
+    let extension = file_name.rsplit_once('.').map_or("out", |(_, e)| e);
+    let output = dir.path().join(format!("out.{extension}"));
     let started = {
         let now = clipstream_storage::unix_now_ms();
         let params = parameters.clone();
@@ -210,7 +270,7 @@ async fn run(
         move |percent| {
             media::process(&input, &out, &job, &mut |share| {
                 percent.store((share * 100.0) as u32, Ordering::Relaxed);
-                true
+                !cancelled.load(Ordering::Relaxed)
             })
         },
         move |v, p| {
@@ -273,7 +333,19 @@ async fn finish(store: &Store, id: &str, result: Result<PixopMedia, String>, par
                 v.processing = Some(processing(now, "DONE", 100.0, Some(parameters), None));
             }
             Err(e) => {
-                v.processing = Some(processing(now, "FAILED", 100.0, Some(parameters), Some(e)));
+                // The percentage reached stays: a failure is not 100% done.
+                let reached = v
+                    .processing
+                    .as_ref()
+                    .and_then(|p| p["processingState"]["processingProgressPercent"].as_f64())
+                    .unwrap_or(0.0);
+                v.processing = Some(processing(
+                    now,
+                    "FAILED",
+                    reached,
+                    Some(parameters),
+                    Some(e),
+                ));
             }
         })
         .await;

@@ -718,7 +718,7 @@ pub fn process(
 
     let octx = std::cell::RefCell::new(octx);
     let mut cancelled = false;
-    let mut reported = 0u32;
+    let mut reached = 0.0f64;
     let mut write_packets = |encoder: &mut ffmpeg::encoder::Video,
                              octx: &std::cell::RefCell<ffmpeg::format::context::Output>,
                              cancelled: &mut bool|
@@ -731,15 +731,13 @@ pub fn process(
             packet
                 .write_interleaved(&mut octx.borrow_mut())
                 .map_err(encode_error)?;
+            // Told at every packet, so that a cancel is heard at once.
+            // Packets come in decoding order: the share never goes back.
             if total > 0.0 {
-                let share = (done / total).clamp(0.0, 0.99);
-                let percent = (share * 100.0) as u32;
-                if percent > reported {
-                    reported = percent;
-                    if !progress(share) {
-                        *cancelled = true;
-                    }
-                }
+                reached = reached.max((done / total).clamp(0.0, 0.99));
+            }
+            if !progress(reached) {
+                *cancelled = true;
             }
         }
         Ok(())
