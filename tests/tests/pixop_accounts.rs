@@ -247,6 +247,23 @@ fn claims_the_server_never_issues_are_refused() {
         json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now }),
     );
     assert_exception(account(&px, &eternal), 401, "EternalJWTTokenException");
+    // A day's lifetime is not what the server issues (15 minutes).
+    let long = test_token(
+        &env,
+        &user.email,
+        json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now, "exp": now + 86_400 }),
+    );
+    assert_exception(account(&px, &long), 401, "EternalJWTTokenException");
+    let from_the_future = test_token(
+        &env,
+        &user.email,
+        json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now + 3600, "exp": now + 600 }),
+    );
+    assert_exception(
+        account(&px, &from_the_future),
+        401,
+        "InvalidJWTTokenFoundException",
+    );
     let foreign_team = test_token(
         &env,
         &user.email,

@@ -717,6 +717,11 @@ fn a_job_cut_off_by_a_restart_is_failed_saying_so() {
     let (status, p) = px.json(Method::GET, &progress, &token, None);
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["processingState"]["processingStatus"], "FAILED", "{p}");
+    // Failed where it was cut off, not at 100%.
+    let percent = p["processingState"]["processingProgressPercent"]
+        .as_f64()
+        .unwrap_or(-1.0);
+    assert!((0.0..100.0).contains(&percent), "{p}");
     let (_, v) = px.json(Method::GET, &format!("/videos/v1/video/{id}"), &token, None);
     assert!(
         v["video"]["processing"]["error"]

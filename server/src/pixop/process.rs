@@ -70,8 +70,13 @@ pub fn cancel(ids: &[String]) {
     }
 }
 
+/// Set at shutdown: a job it stops is left PROCESSING in its record, for
+/// the restart to fail saying why.
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
 /// Stops every job, at shutdown: the restart fails them saying so.
 pub fn cancel_all() {
+    SHUTTING_DOWN.store(true, Ordering::Relaxed);
     for flag in cancels().values() {
         flag.store(true, Ordering::Relaxed);
     }
@@ -210,6 +215,9 @@ pub async fn process_video(
             cancel.flag.clone(),
         )
         .await;
+        if result.is_err() && SHUTTING_DOWN.load(Ordering::Relaxed) {
+            return;
+        }
         finish(&store, &job_id, result, &parameters).await;
         drop(cancel);
     });
