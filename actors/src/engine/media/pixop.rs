@@ -16,7 +16,7 @@ use ffmpeg::media::Type;
 use ffmpeg::{Dictionary, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::{init, open_input, MediaError};
+use super::{init, open_uploaded_input as open_input, MediaError};
 
 /// Field order, as metadata states it or `idet` measures it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
