@@ -242,6 +242,29 @@ fn scaling_frame_rates_and_ranges_do_what_they_say() {
         (Some(640), Some(480)),
         "{s}"
     );
+    // The result is ingested too: its own facts, when it is DONE.
+    let (answer, _) = f.process(
+        &source,
+        json!({ "resolution": { "tag": "2x" }, "range": { "endPositionMilliseconds": 200 } }),
+    );
+    let id = answer["processedVideoId"]
+        .as_str()
+        .expect("processedVideoId");
+    let (_, v) = f.px.json(
+        Method::GET,
+        &format!("/videos/v1/video/{id}"),
+        &f.token,
+        None,
+    );
+    let ingestion = &v["video"]["ingestion"];
+    assert_eq!(
+        ingestion["ingestionState"]["ingestionStatus"], "INGESTED",
+        "{v}"
+    );
+    assert!(
+        ingestion["metadata"].to_string().contains("640"),
+        "{ingestion}"
+    );
 
     for (converter, tag, rate, frames) in [
         ("fps", "film", "24/1", 48),

@@ -346,7 +346,7 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
 }
 
 /// Reads the uploaded media's facts into the video's ingestion.
-async fn ingest(store: Store, id: String, blob: String, light: bool) {
+pub(super) async fn ingest(store: Store, id: String, blob: String, light: bool) {
     let path: PathBuf = match store.pixop_blob_path(&blob).await {
         Ok(path) => path,
         Err(e) => {

@@ -215,6 +215,11 @@ pub async fn process_video(
             cancel.flag.clone(),
         )
         .await;
+        // The result's own facts, read like an upload's (light: no idet),
+        // so that it is ingested when it is DONE.
+        if let Ok(made) = &result {
+            super::media::ingest(store.clone(), job_id.clone(), made.blob.clone(), true).await;
+        }
         if result.is_err() && SHUTTING_DOWN.load(Ordering::Relaxed) {
             return;
         }
