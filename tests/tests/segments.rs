@@ -273,6 +273,39 @@ fn a_changed_asset_renders_again_only_the_segments_that_show_it() {
 }
 
 #[test]
+fn segments_outlive_a_restart_and_the_next_token_reuses_them_to_the_byte() {
+    let scratch = tempfile::tempdir().unwrap();
+    let moving = moving(scratch.path());
+    let mut f = with_video(&moving);
+    let ann = token(&f, &movie(), json!({ "NAME": "Ann" }));
+    let bob = token(&f, &movie(), json!({ "NAME": "Bob" }));
+    let api = f.env.client();
+    video(&api, &ann);
+    assert_eq!(segments(&api, "rendered"), 4);
+
+    // Killed, not stopped: a segment is durable once its render has it.
+    f.env.restart();
+    let api = f.env.client();
+    assert_eq!(segments(&api, "rendered"), 0, "a new process");
+    let reused = video(&api, &bob);
+    assert_eq!(segments(&api, "rendered"), 1, "only the name's segment");
+    assert_eq!(segments(&api, "reused"), 3, "from the data directory");
+    let second = status(&api, &bob);
+    assert_eq!(second["seconds_reused"], 6.0, "{second}");
+
+    let alone = with_video(&moving);
+    let bob_alone = token(&alone, &movie(), json!({ "NAME": "Bob" }));
+    let fresh = video(&alone.env.client(), &bob_alone);
+    assert!(
+        reused == fresh,
+        "segments read back from storage give the same bytes ({} and {} bytes)",
+        reused.len(),
+        fresh.len()
+    );
+    decodes_cleanly(&save(scratch.path(), "bob.mp4", &reused));
+}
+
+#[test]
 fn an_hls_segment_far_ahead_of_a_cold_render_is_served_first_and_the_render_reuses_it() {
     let scratch = tempfile::tempdir().unwrap();
     let f = with_video(&moving(scratch.path()));
