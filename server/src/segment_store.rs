@@ -2,23 +2,41 @@
 //! the store's blobs and records (`clipstream_storage::segment_cache`).
 //!
 //! Segments are read and written by render threads, which are not async:
-//! the store's async calls run on a small runtime of their own, so that a
-//! render waits for its segment's write (a segment is durable once its
-//! render has it) without needing, or blocking, the server's runtime. The
-//! caller waits on a channel rather than `block_on`, which would panic if
-//! it were ever called from async code.
+//! the store's async calls run on a small runtime of their own, without
+//! needing, or blocking, the server's runtime. A read waits on a channel
+//! (not `block_on`, which would panic if it were ever called from async
+//! code). A write goes on in the background, so an encoder never waits for
+//! the store's fsyncs; at most [`PENDING`] writes are under way, and a
+//! render that makes segments faster than the disk takes them waits for
+//! room (memory stays bounded). A write cut off by a crash loses only
+//! that segment (rendered again next time; the sweep removes its body).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use clipstream_actors::segment_store::SegmentStore;
 use clipstream_actors::segments::Key;
 use clipstream_storage::Store;
+
+/// Segment writes under way at once.
+const PENDING: usize = 8;
+
+/// Segments written to the store since start (`/metrics`).
+static STORED: AtomicU64 = AtomicU64::new(0);
+
+pub fn stored() -> u64 {
+    STORED.load(Ordering::Relaxed)
+}
 
 pub struct StoredSegments {
     store: Store,
     /// Bytes of segments kept (`segments.cache_bytes`).
     capacity: u64,
     runtime: tokio::runtime::Runtime,
+    pending: Arc<Semaphore>,
 }
 
 impl StoredSegments {
@@ -32,6 +50,7 @@ impl StoredSegments {
             store,
             capacity,
             runtime,
+            pending: Arc::new(Semaphore::new(PENDING)),
         })
     }
 
@@ -70,11 +89,22 @@ impl SegmentStore for StoredSegments {
         if self.capacity == 0 {
             return;
         }
+        let pending = self.pending.clone();
+        // Never closed: an error is only a runtime shutting down.
+        let Some(Ok(room)) = self.wait(async move { pending.acquire_owned().await }) else {
+            return;
+        };
         let (store, key, capacity) = (self.store.clone(), hex(key), self.capacity);
-        let put = self.wait(async move { store.put_segment(&key, &body, capacity).await });
-        if let Some(Err(e)) = put {
-            // The render goes on: the segment is rendered again next time.
-            tracing::warn!(error = %e, "a segment could not be cached");
-        }
+        self.runtime.spawn(async move {
+            match store.put_segment(&key, &body, capacity).await {
+                Ok(true) => {
+                    STORED.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                // The render went on: the segment is rendered again next time.
+                Err(e) => tracing::warn!(error = %e, "a segment could not be cached"),
+            }
+            drop(room);
+        });
     }
 }

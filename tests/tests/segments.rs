@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use clipstream_tests::media::{at, ffmpeg, fixture, frame, token, upload, Fixture};
 use clipstream_tests::{json, Api};
@@ -282,8 +283,14 @@ fn segments_outlive_a_restart_and_the_next_token_reuses_them_to_the_byte() {
     let api = f.env.client();
     video(&api, &ann);
     assert_eq!(segments(&api, "rendered"), 4);
+    // Written in the background: a segment is durable once counted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.metric("clipstream_segments_stored_total") < 4 {
+        assert!(Instant::now() < deadline, "4 segments not stored in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
-    // Killed, not stopped: a segment is durable once its render has it.
+    // Killed, not stopped.
     f.env.restart();
     let api = f.env.client();
     assert_eq!(segments(&api, "rendered"), 0, "a new process");
