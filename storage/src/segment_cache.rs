@@ -131,12 +131,16 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Drops `entry`, unless its key was written again meanwhile (then
+    /// the record names another body, which stays).
     async fn drop_segment(&self, entry: &CachedSegment) -> Result<()> {
         let mut total = self.segments.0.lock().await;
-        if self
-            .repo
-            .remove(Collection::Segments, &entry.key)?
-            .is_some()
+        let current = self.record::<CachedSegment>(Collection::Segments, &entry.key)?;
+        if current.is_some_and(|c| c.blob == entry.blob)
+            && self
+                .repo
+                .remove(Collection::Segments, &entry.key)?
+                .is_some()
         {
             if let Some(bytes) = total.as_mut() {
                 *bytes = bytes.saturating_sub(entry.size);
@@ -233,6 +237,21 @@ mod tests {
         assert_eq!(store.segment_cache_size().unwrap(), (15, 1));
         let blobs = walk(&dir.path().join("blobs"));
         assert_eq!(blobs, 1, "the orphan body was swept, the segment's kept");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_lost_an_old_body_leaves_the_new_one() {
+        let (_dir, store) = store();
+        store.put_segment("k", b"first", u64::MAX).await.unwrap();
+        let old: CachedSegment = store.record(Collection::Segments, "k").unwrap().unwrap();
+        // Written again (two renders at once): the old body goes.
+        store.put_segment("k", b"second", u64::MAX).await.unwrap();
+        store.drop_segment(&old).await.unwrap();
+        assert_eq!(
+            store.cached_segment("k").await.unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(store.segment_cache_size().unwrap(), (6, 1));
     }
 
     fn walk(dir: &std::path::Path) -> usize {
