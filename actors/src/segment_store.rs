@@ -14,7 +14,11 @@
 use bytes::Bytes;
 
 use crate::engine::output::Encoded;
-use crate::segments::Key;
+
+/// A segment's content key (a digest of what its window shows; see
+/// `segments::key`). It lives here, where segments are stored by it, so the
+/// store needs nothing from the module that computes it.
+pub type Key = [u8; 32];
 
 const MAGIC: &[u8; 4] = b"CSEG";
 

@@ -31,7 +31,8 @@ pub const SEGMENT_VERSION: u32 = 1;
 /// otherwise.
 pub const DEFAULT_CAPACITY: usize = 64 * 1024 * 1024;
 
-pub type Key = [u8; 32];
+/// A segment's content key: the store names segments by it.
+pub use crate::segment_store::Key;
 
 /// How a render is cut into segments, and whose cache it shares.
 #[derive(Debug, Clone, PartialEq)]
