@@ -182,7 +182,7 @@ pub fn run(config: Config) -> CmdResult {
         }
         // Pixop processing jobs stop at their next packet rather than
         // hold the exit (the restart fails them, saying so).
-        crate::pixop::process::cancel_all();
+        crate::pixop::cancel::cancel_all();
         store.flush().await?;
         // A clean exit takes its socket away; a killed server's is
         // replaced at the next start.

@@ -10,9 +10,8 @@
 //! saying so. The README's Pixop section lists every option with its
 //! filter.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use clipstream_actors::engine::media::pixop::{self as media, Job, Scanning};
@@ -20,67 +19,12 @@ use clipstream_storage::{PixopMedia, PixopVideo, Store};
 use serde_json::{json, Value};
 
 use super::auth::{self, Bearer};
+use super::cancel::{shutting_down, Cancel};
 use super::envelope::{date, ok, Exception};
 use super::media::{ingested, with_progress};
 use super::plan::{parse_request, plan, Plan, Source};
 use super::videos::{base, team_video};
 use crate::delivery::Renders;
-
-/// The cancel flags of queued and running jobs, by processed video id.
-/// A job checks its flag at every packet it encodes.
-static CANCELS: LazyLock<Mutex<HashMap<String, Arc<AtomicBool>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn cancels() -> std::sync::MutexGuard<'static, HashMap<String, Arc<AtomicBool>>> {
-    // A poisoned map is still a map of flags.
-    CANCELS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A job's flag, registered while the job lives.
-struct Cancel {
-    id: String,
-    flag: Arc<AtomicBool>,
-}
-
-impl Cancel {
-    fn register(id: &str) -> Cancel {
-        let flag = Arc::new(AtomicBool::new(false));
-        cancels().insert(id.to_owned(), flag.clone());
-        Cancel {
-            id: id.to_owned(),
-            flag,
-        }
-    }
-}
-
-impl Drop for Cancel {
-    fn drop(&mut self) {
-        cancels().remove(&self.id);
-    }
-}
-
-/// Stops the jobs making the videos `ids` (deleted, with their source):
-/// they end at their next packet and leave nothing behind.
-pub fn cancel(ids: &[String]) {
-    let map = cancels();
-    for id in ids {
-        if let Some(flag) = map.get(id) {
-            flag.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Set at shutdown: a job it stops is left PROCESSING in its record, for
-/// the restart to fail saying why.
-static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
-
-/// Stops every job, at shutdown: the restart fails them saying so.
-pub fn cancel_all() {
-    SHUTTING_DOWN.store(true, Ordering::Relaxed);
-    for flag in cancels().values() {
-        flag.store(true, Ordering::Relaxed);
-    }
-}
 
 fn processing(
     at_ms: u64,
@@ -220,7 +164,7 @@ pub async fn process_video(
         if let Ok(made) = &result {
             super::media::ingest(store.clone(), job_id.clone(), made.blob.clone(), true).await;
         }
-        if result.is_err() && SHUTTING_DOWN.load(Ordering::Relaxed) {
+        if result.is_err() && shutting_down() {
             return;
         }
         finish(&store, &job_id, result, &parameters).await;

@@ -352,7 +352,7 @@ async fn delete_video(
     let state = auth::state(&req)?;
     let deleted = state.store.delete_pixop_video(&id).await?;
     // Jobs making a deleted video stop rather than run on for nothing.
-    super::process::cancel(&deleted);
+    super::cancel::cancel(&deleted);
     let deleted: Vec<Value> = deleted
         .into_iter()
         .map(|id| json!({ "videoId": id }))
