@@ -16,7 +16,8 @@
 # Authorization header and JWT checks), pixop_process (the Pixop
 # process-video body and its filter chain), media
 # (opening and decoding sources; its seeds are small MP4, WebM, PNG and MP3
-# files made here, truncated and bit-flipped).
+# files made here, truncated and bit-flipped), segment (the segment
+# cache's stored form of encoded packets).
 #
 # First every input in fuzz/regressions/<target>/ (the findings, kept) is
 # replayed; then each target runs for the given seconds with a 10 s limit
@@ -31,7 +32,7 @@ need_packages "${BUILD_PACKAGES[@]}" ffmpeg g++
 SECONDS_EACH=${1:-15}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url ingest_source pixop_token pixop_process media)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(edit fill range token chunked admin upload_task shotstack_input ingest_upload_url ingest_source pixop_token pixop_process media segment)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags (sanitizers, coverage); the toolchain here is
@@ -108,6 +109,9 @@ seed_text() {
   dir=$(corpus pixop_process)
   printf '\x00{"mediaContainerCodec":{"container":"mov","codec":"prores"},"appleProresProfile":"hq","deinterlacer":"yadif","resolution":{"width":640,"aspectRatioTag":"4:3"},"frameRate":{"tag":"video_pal_fast"},"frameRateConverter":"fblend","denoiser":"hqdn3d"}' >"$dir/prores"
   printf '\x01{"scanning":{"tag":"interlaced_bff"},"chromaSubsampling":{"yuv":"4:2:2","bits":10},"range":{"startPositionMilliseconds":500,"endPositionMilliseconds":1500}}' >"$dir/interlaced"
+  dir=$(corpus segment)
+  # One keyframe packet "abc": pts 0, dts -512, duration 512.
+  printf 'CSEG\x01\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\xfe\xff\xff\xff\xff\xff\xff\0\x02\0\0\0\0\0\0\x01\x03\0\0\0abc' >"$dir/one"
 }
 
 seed_media

@@ -28,6 +28,7 @@ mod faults;
 mod fetcher;
 mod muxer;
 mod render;
+pub mod segment_store;
 pub mod segments;
 pub mod sound_cache;
 mod supervisor;

@@ -4,6 +4,8 @@
 //! time window. A segment whose key was encoded before, by any render of
 //! the same account, is not composed or encoded again: its packets come
 //! from the [`SegmentCache`] and are re-timed to where the segment sits.
+//! The cache is a small in-memory layer over the durable
+//! [`SegmentStore`] the server sets at start ([`set_store`]).
 //!
 //! The key comes from the plan (the resolved Edit), not from knowing
 //! which fields held placeholders: two tokens, movies or projects whose
@@ -12,20 +14,25 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
+
+use bytes::Bytes;
 
 use crate::engine::output::{Encoded, FORMAT_VERSION};
 use crate::engine::plan::{Layer, Plan, Visual};
 use crate::engine::timeline::Sources;
+use crate::segment_store::{self, SegmentStore};
 
 /// The version of how a segment is cut and encoded; part of every key,
 /// beside the output's [`FORMAT_VERSION`].
 pub const SEGMENT_VERSION: u32 = 1;
 
-/// Bytes of encoded segments kept unless [`set_capacity`] says otherwise.
-pub const DEFAULT_CAPACITY: usize = 256 * 1024 * 1024;
+/// Bytes of encoded segments kept in memory unless [`set_capacity`] says
+/// otherwise.
+pub const DEFAULT_CAPACITY: usize = 64 * 1024 * 1024;
 
-pub type Key = [u8; 32];
+/// A segment's content key: the store names segments by it.
+pub use crate::segment_store::Key;
 
 /// How a render is cut into segments, and whose cache it shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,17 +179,25 @@ pub fn shared() -> &'static SegmentCache {
 
 static CACHE: LazyLock<SegmentCache> = LazyLock::new(|| SegmentCache::new(DEFAULT_CAPACITY));
 
-/// Bytes the process's cache may keep (`render.segment_cache_bytes`); 0
-/// keeps nothing, and every segment is rendered.
+/// Bytes the process's cache may keep in memory
+/// (`segments.memory_bytes`); 0 keeps nothing in memory.
 pub fn set_capacity(bytes: usize) {
     CACHE.capacity.store(bytes, Ordering::Relaxed);
 }
 
+/// Where the process's cache keeps segments beyond memory and across
+/// restarts; until it is set, segments live in memory only.
+pub fn set_store(store: Arc<dyn SegmentStore>) {
+    CACHE.set_store(store);
+}
+
 /// Encoded segments, least recently used dropped first, with counts of
-/// segments (and their seconds) rendered and reused.
+/// segments (and their seconds) rendered and reused: in memory, over the
+/// durable store if one is set.
 pub struct SegmentCache {
     capacity: AtomicUsize,
     inner: Mutex<Entries>,
+    store: RwLock<Option<Arc<dyn SegmentStore>>>,
     counts: Counts,
 }
 
@@ -221,22 +236,58 @@ impl SegmentCache {
         SegmentCache {
             capacity: AtomicUsize::new(capacity),
             inner: Mutex::new(Entries::default()),
+            store: RwLock::new(None),
             counts: Counts::default(),
         }
     }
 
-    pub fn get(&self, key: &Key) -> Option<Packets> {
-        let mut e = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let packets = e.segments.get(key).cloned()?;
-        e.order.retain(|k| k != key);
-        e.order.push_back(*key);
-        Some(packets)
+    pub fn set_store(&self, store: Arc<dyn SegmentStore>) {
+        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
-    /// Keeps `packets` under `key`, dropping the least recently used to
-    /// make room; a segment larger than a sixteenth of the cache is not
-    /// kept.
+    fn store(&self) -> Option<Arc<dyn SegmentStore>> {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Segment `key` from memory, else from the store (then kept in
+    /// memory too).
+    pub fn get(&self, key: &Key) -> Option<Packets> {
+        {
+            let mut e = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(packets) = e.segments.get(key).cloned() {
+                e.order.retain(|k| k != key);
+                e.order.push_back(*key);
+                return Some(packets);
+            }
+        }
+        let body = self.store()?.get(key)?;
+        match segment_store::decode(Bytes::from(body)) {
+            Ok(packets) => {
+                let packets = Arc::new(packets);
+                self.remember(*key, packets.clone());
+                Some(packets)
+            }
+            Err(e) => {
+                // Rendered again, and the new packets replace these.
+                tracing::warn!(error = %e, "a stored segment could not be read");
+                None
+            }
+        }
+    }
+
+    /// Keeps `packets` under `key`: in the store, and in memory, dropping
+    /// the least recently used to make room there.
     pub fn put(&self, key: Key, packets: Vec<Encoded>) {
+        if let Some(store) = self.store() {
+            store.put(&key, segment_store::encode(&packets));
+        }
+        self.remember(key, Arc::new(packets));
+    }
+
+    /// Keeps `packets` in memory, dropping the least recently used to
+    /// make room; a segment larger than a sixteenth of the memory is not
+    /// kept there.
+    fn remember(&self, key: Key, packets: Packets) {
         let size = size_of(&packets);
         let capacity = self.capacity.load(Ordering::Relaxed);
         if size > capacity / 16 {
@@ -257,7 +308,7 @@ impl SegmentCache {
         }
         e.bytes += size;
         e.order.push_back(key);
-        e.segments.insert(key, Arc::new(packets));
+        e.segments.insert(key, packets);
     }
 
     /// Counts a segment of `secs` seconds, rendered or reused.

@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 "{p:?}"
             );
             assert!(
-                (16..=30720).contains(&p.width) && (16..=17280).contains(&p.height),
+                (16..=7680).contains(&p.width) && (16..=4320).contains(&p.height),
                 "{p:?}"
             );
             let (cw, ch) = match p.yuv.as_str() {

@@ -114,8 +114,11 @@ pub struct Render {
 pub struct Segments {
     /// A segment's length in seconds (0.5–10): also an HLS segment's.
     pub secs: f64,
-    /// Memory for encoded segments, shared by the renders of an account.
+    /// Bytes of encoded segments kept in the store (blobs), shared by
+    /// the renders of an account; least recently used evicted first.
     pub cache_bytes: u64,
+    /// Memory for the most recently used of them.
+    pub memory_bytes: u64,
     /// The most workers a render's `parallel` may have; 0: one per core.
     pub max_parallel: usize,
 }

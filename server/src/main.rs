@@ -10,6 +10,7 @@ mod metrics;
 mod net;
 mod pixop;
 mod routes;
+mod segment_store;
 mod shotstack;
 mod telemetry;
 mod upload;

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// by outcome (rendered, reused).
     segments: Family<Labels, Counter>,
     segment_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    /// Mirror of the segments written to the store (the durable cache).
+    segments_stored: Counter,
 }
 
 impl Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             sound_sync: std::sync::Mutex::new(()),
             segments: Family::default(),
             segment_seconds: Family::default(),
+            segments_stored: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -155,6 +158,11 @@ impl Metrics {
             "Seconds of video in segments, by outcome (rendered, reused)",
             m.segment_seconds.clone(),
         );
+        registry.register(
+            "segments_stored",
+            "Segments written to the durable segment cache in the data directory",
+            m.segments_stored.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -178,6 +186,9 @@ impl Metrics {
                 seconds.inc_by(more);
             }
         }
+        let stored = crate::segment_store::stored();
+        self.segments_stored
+            .inc_by(stored.saturating_sub(self.segments_stored.get()));
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -15,6 +15,8 @@ pub enum Error {
     KeyNotFound(String),
     #[error("project {0} does not exist")]
     ProjectNotFound(String),
+    #[error("video {0} does not exist")]
+    PixopVideoNotFound(String),
     #[error("project {0} belongs to another account")]
     ProjectForbidden(String),
     #[error("a project named {0:?} already exists")]

@@ -18,6 +18,8 @@
 //! - `blobs/`    asset bodies, named by random id
 //! - `uploads/`  received chunks of unfinished chunked uploads
 //! - `renders/`  finished renders (the render cache, see `render_cache`)
+//!
+//! Encoded segments (`segment_cache`) are blobs, indexed by content key.
 //! - `tmp/`      files being written; emptied at every open
 
 pub mod blob;
@@ -39,6 +41,7 @@ pub mod pixop_videos;
 pub mod projects;
 pub mod render_cache;
 pub mod renders;
+pub mod segment_cache;
 pub mod shotstack_renders;
 pub mod sources;
 pub mod upload_tasks;
@@ -63,6 +66,7 @@ pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderPage, RenderRequest};
 pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
+pub use segment_cache::CachedSegment;
 pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
 pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, Swept, UploadGrant};
 pub use upload_tasks::{UploadState, UploadTask};
@@ -101,6 +105,7 @@ pub struct Store {
     /// the backends.
     root: PathBuf,
     open_renders: Arc<render_cache::OpenRenders>,
+    segments: Arc<segment_cache::SegmentIndex>,
     generations: Arc<generations::Generations>,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
@@ -135,6 +140,7 @@ impl Store {
             blobs,
             root: dir.to_path_buf(),
             open_renders: Arc::default(),
+            segments: Arc::default(),
             generations: Arc::default(),
             options,
         };
@@ -186,6 +192,7 @@ impl Store {
             assets.iter().map(|a| a.blob_id().to_owned()).collect();
         // Pixop videos' media are bodies of no asset.
         referenced.extend(self.pixop_blobs()?);
+        referenced.extend(self.segment_blobs()?);
         let uploads = self
             .record_keys(Collection::Uploads, "")?
             .into_iter()

@@ -74,6 +74,17 @@ impl Store {
         &self,
         new: NewPixopUser<'_>,
     ) -> Result<Result<(PixopUser, PixopTeam), EmailTaken>> {
+        // A taken email is refused before the team (and its account) is
+        // made: a duplicate must not leave a stray team behind. The batch
+        // below still decides between two requests for one email at once.
+        let email = email_key(new.email);
+        if self
+            .repo
+            .get(Collection::PixopEmails, email.as_str())?
+            .is_some()
+        {
+            return Ok(Err(EmailTaken(new.email.trim().to_owned())));
+        }
         let team = self.pixop_team_named(new.team)?;
         let now = ids::unix_now_ms();
         let user = PixopUser {
@@ -90,7 +101,6 @@ impl Store {
             created: now,
             updated: now,
         };
-        let email = email_key(new.email);
         let steps = [
             Step::require_absent(Collection::PixopEmails, email.as_str()),
             Step::insert(
@@ -305,6 +315,12 @@ mod tests {
             .await
             .unwrap()
             .is_err());
+        // The refused user's team was not made.
+        assert!(store
+            .repo
+            .get(crate::Collection::PixopTeamNames, "u")
+            .unwrap()
+            .is_none());
         assert_eq!(
             store.pixop_user_by_email("a@x.org").unwrap().unwrap().id,
             a.id

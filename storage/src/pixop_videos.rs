@@ -26,6 +26,10 @@ pub struct PixopVideo {
     /// The media file: the upload of an original, the result of a
     /// processed video.
     pub media: Option<PixopMedia>,
+    /// The upload asked for light ingestion (no `idet`): kept so that an
+    /// ingestion a restart cut off runs again the same way.
+    #[serde(default)]
+    pub light: bool,
     /// Unix milliseconds.
     pub created: u64,
     pub updated: u64,
@@ -41,6 +45,7 @@ impl PixopVideo {
             project: project.to_owned(),
             team,
             user: user.to_owned(),
+            light: false,
             parent: None,
             upload: None,
             ingestion: None,
@@ -73,7 +78,7 @@ impl Store {
     /// Stores a new video, in one batch with the check that its project
     /// still exists.
     pub async fn create_pixop_video(&self, video: &PixopVideo) -> Result<()> {
-        let steps = [
+        let mut steps = vec![
             Step::require_present(Collection::Projects, video.project.as_str()),
             Step::insert(
                 Collection::PixopVideos,
@@ -86,8 +91,21 @@ impl Store {
                 Vec::new(),
             ),
         ];
-        if let BatchOutcome::Unmet(_) = self.repo.batch(&steps)? {
-            return Err(Error::ProjectNotFound(video.project.clone()));
+        // A processed video's source deleted meanwhile: no orphan child.
+        if let Some(parent) = &video.parent {
+            steps.push(Step::require_present(
+                Collection::PixopVideos,
+                parent.as_str(),
+            ));
+        }
+        match self.repo.batch(&steps)? {
+            BatchOutcome::Unmet(0) => return Err(Error::ProjectNotFound(video.project.clone())),
+            BatchOutcome::Unmet(_) => {
+                return Err(Error::PixopVideoNotFound(
+                    video.parent.clone().unwrap_or_default(),
+                ))
+            }
+            BatchOutcome::Applied(_) => {}
         }
         self.flush().await
     }
@@ -245,6 +263,13 @@ mod tests {
         assert!(
             store.create_pixop_video(&again).await.is_err(),
             "no video in a deleted project"
+        );
+        let p = store.create_project(&team, "q").await.unwrap();
+        let mut orphan = PixopVideo::new(team.clone(), &p.uid, "u", "d");
+        orphan.parent = Some("gone".into());
+        assert!(
+            store.create_pixop_video(&orphan).await.is_err(),
+            "no child of a deleted source"
         );
     }
 }

@@ -200,9 +200,21 @@ fn forged_tampered_and_unsigned_tokens_are_invalid() {
     ] {
         assert_exception(account(&px, &forged), 401, "InvalidJWTTokenFoundException");
     }
-    // HS256 with the public key as the secret (the classic confusion).
+    // HS256 signed with the public key's PEM as the HMAC secret (the
+    // classic confusion): a valid HMAC, still refused.
+    let (_, me) = account(&px, &token);
+    let pem = me["user"]["authSignaturePublicKey"]
+        .as_str()
+        .expect("authSignaturePublicKey")
+        .to_owned();
     let hs = b64(&json!({ "alg": "HS256", "typ": "JWT" }));
-    let confused = format!("{hs}.{}.{}", parts[1], parts[2]);
+    let input = format!("{hs}.{}", parts[1]);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pem.as_bytes());
+    let mac = ring::hmac::sign(&key, input.as_bytes());
+    let confused = format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.as_ref())
+    );
     assert_exception(
         account(&px, &confused),
         401,
@@ -247,6 +259,23 @@ fn claims_the_server_never_issues_are_refused() {
         json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now }),
     );
     assert_exception(account(&px, &eternal), 401, "EternalJWTTokenException");
+    // A day's lifetime is not what the server issues (15 minutes).
+    let long = test_token(
+        &env,
+        &user.email,
+        json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now, "exp": now + 86_400 }),
+    );
+    assert_exception(account(&px, &long), 401, "EternalJWTTokenException");
+    let from_the_future = test_token(
+        &env,
+        &user.email,
+        json!({ "sub": user.id, "team": user.team_id, "pwv": 0, "iat": now + 3600, "exp": now + 600 }),
+    );
+    assert_exception(
+        account(&px, &from_the_future),
+        401,
+        "InvalidJWTTokenFoundException",
+    );
     let foreign_team = test_token(
         &env,
         &user.email,
@@ -477,11 +506,20 @@ fn a_user_of_two_teams_picks_one_with_team_id() {
     assert_eq!(v["team"]["name"], "second");
     assert_eq!(v["otherTeams"][0]["id"], user.team_id.as_str(), "{v}");
     // What the second team makes, the first does not see.
-    px.json(
+    let (status, made) = px.json(
         Method::PUT,
         "/videos/v1/project",
         token,
         Some(json!({ "name": "theirs" })),
+    );
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(
+        (
+            made["project"]["name"].as_str(),
+            made["project"]["teamId"].as_str()
+        ),
+        (Some("theirs"), Some(second.as_str())),
+        "{made}"
     );
     let first = px.token(&user);
     let (_, listed) = px.json(Method::GET, "/videos/v1/projects", &first, None);

@@ -384,3 +384,28 @@ fn downloads_honour_range_etag_and_head() {
     let anonymous = px.http.get(px.url(&path)).send().expect("GET");
     assert_exception(json(anonymous), 401, "NoJWTTokenFoundException");
 }
+
+/// The 38 bytes fuzzing found (fuzz/regressions/media/) make a demuxer
+/// answer "invalid data" for ever: ingestion gives up on them and fails
+/// instead of spinning a core.
+#[test]
+fn a_demuxer_that_never_moves_on_fails_ingestion() {
+    let (_env, px, token) = setup();
+    let (_, made) = px.json(Method::PUT, "/videos/v1/video", &token, Some(json!({})));
+    let id = made["videoId"].as_str().expect("videoId").to_owned();
+    let bytes = include_bytes!("../../fuzz/regressions/media/spinning-demuxer-38-bytes").to_vec();
+    let len = bytes.len() as u64;
+    let (status, v) = px.upload(
+        &token,
+        &id,
+        false,
+        file_part(std::io::Cursor::new(bytes), len, "spin.mp4", "video/mp4"),
+    );
+    assert_eq!(status, 200, "{v}");
+    let video = px.wait_ingested(&token, &id, 60);
+    let ingestion = &video["ingestion"];
+    assert_eq!(
+        ingestion["ingestionState"]["ingestionStatus"], "FAILED",
+        "{ingestion}"
+    );
+}

@@ -123,6 +123,22 @@ fn projects_are_made_listed_in_pages_renamed_and_deleted() {
         400,
         "BadRequestException",
     );
+    // A misspelt parameter is named, not ignored for the default.
+    for path in [
+        "/videos/v1/projects?pagesize=2",
+        "/videos/v1/videos?projectId=x",
+    ] {
+        let v = assert_exception(
+            px.json(Method::GET, path, &token, None),
+            400,
+            "BadRequestException",
+        );
+        let name = path
+            .split_once('?')
+            .and_then(|(_, q)| q.split_once('='))
+            .map(|(n, _)| n);
+        assert_eq!(v["field"].as_str(), name, "{path}: {v}");
+    }
 
     // A project with a video is not deleted; without, it is.
     let (_, video) = px.json(

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use clipstream_tests::media::{at, ffmpeg, fixture, frame, token, upload, Fixture};
 use clipstream_tests::{json, Api};
@@ -270,6 +271,45 @@ fn a_changed_asset_renders_again_only_the_segments_that_show_it() {
     let middle = at(&frame(&path, 4.6), W - 80, 45, W);
     assert!(middle[1] > 90 && middle[0] < 40, "{middle:?}");
     decodes_cleanly(&path);
+}
+
+#[test]
+fn segments_outlive_a_restart_and_the_next_token_reuses_them_to_the_byte() {
+    let scratch = tempfile::tempdir().unwrap();
+    let moving = moving(scratch.path());
+    let mut f = with_video(&moving);
+    let ann = token(&f, &movie(), json!({ "NAME": "Ann" }));
+    let bob = token(&f, &movie(), json!({ "NAME": "Bob" }));
+    let api = f.env.client();
+    video(&api, &ann);
+    assert_eq!(segments(&api, "rendered"), 4);
+    // Written in the background: a segment is durable once counted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.metric("clipstream_segments_stored_total") < 4 {
+        assert!(Instant::now() < deadline, "4 segments not stored in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Killed, not stopped.
+    f.env.restart();
+    let api = f.env.client();
+    assert_eq!(segments(&api, "rendered"), 0, "a new process");
+    let reused = video(&api, &bob);
+    assert_eq!(segments(&api, "rendered"), 1, "only the name's segment");
+    assert_eq!(segments(&api, "reused"), 3, "from the data directory");
+    let second = status(&api, &bob);
+    assert_eq!(second["seconds_reused"], 6.0, "{second}");
+
+    let alone = with_video(&moving);
+    let bob_alone = token(&alone, &movie(), json!({ "NAME": "Bob" }));
+    let fresh = video(&alone.env.client(), &bob_alone);
+    assert!(
+        reused == fresh,
+        "segments read back from storage give the same bytes ({} and {} bytes)",
+        reused.len(),
+        fresh.len()
+    );
+    decodes_cleanly(&save(scratch.path(), "bob.mp4", &reused));
 }
 
 #[test]

@@ -25,9 +25,13 @@ pub fn run(config: Config) -> CmdResult {
         usize::try_from(config.render.sound_cache_bytes).unwrap_or(usize::MAX),
     );
     clipstream_actors::segments::set_capacity(
-        usize::try_from(config.segments.cache_bytes).unwrap_or(usize::MAX),
+        usize::try_from(config.segments.memory_bytes).unwrap_or(usize::MAX),
     );
     let store = open_store(&config)?;
+    clipstream_actors::segments::set_store(Arc::new(crate::segment_store::StoredSegments::new(
+        store.clone(),
+        config.segments.cache_bytes,
+    )?));
     // Before the first-start hint: the command it suggests needs the socket.
     let mut admin = match AdminSocket::bind(config.data_dir()) {
         Ok(admin) => Some(admin),
@@ -176,6 +180,9 @@ pub fn run(config: Config) -> CmdResult {
             Some(ended) => ended?,
             None => running.await?,
         }
+        // Pixop processing jobs stop at their next packet rather than
+        // hold the exit (the restart fails them, saying so).
+        crate::pixop::cancel::cancel_all();
         store.flush().await?;
         // A clean exit takes its socket away; a killed server's is
         // replaced at the next start.

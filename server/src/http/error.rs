@@ -141,7 +141,7 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::MovieNotFound(_) => "movie_not_found",
         StoreError::UploadNotFound(_) => "upload_not_found",
         StoreError::TokenNotFound => "token_not_found",
-        StoreError::HostedNotFound(_) => "not_found",
+        StoreError::HostedNotFound(_) | StoreError::PixopVideoNotFound(_) => "not_found",
         StoreError::KeyNotFound(_) => "key_not_found",
         StoreError::Upload(UploadError::MissingChunks { .. }) => "upload_incomplete",
         StoreError::Upload(UploadError::AlreadyFinishing) => "upload_finishing",
@@ -166,6 +166,7 @@ fn store_status(e: &StoreError) -> StatusCode {
         | StoreError::UploadNotFound(_)
         | StoreError::TokenNotFound
         | StoreError::HostedNotFound(_)
+        | StoreError::PixopVideoNotFound(_)
         | StoreError::KeyNotFound(_) => StatusCode::NOT_FOUND,
         StoreError::ProjectExists(_) => StatusCode::CONFLICT,
         StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -149,14 +149,20 @@ pub async fn login(
         .map_err(service_failure)?;
     // An unknown email is checked against a stand-in hash, so that it
     // costs what a wrong password costs.
-    let hash = match &user {
-        Some(u) => u.password_hash.clone(),
-        None => unknown_user_hash()?,
-    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
     let offered = password.to_owned();
-    let matches = web::block(move || check_password(&offered, &hash))
-        .await
-        .map_err(service_failure)?;
+    // On the blocking pool, stand-in hash included: the first unknown
+    // email makes it (an Argon2id hash), which must not stall a worker.
+    let matches = web::block(move || {
+        let hash = match stored {
+            Some(hash) => hash,
+            None => unknown_user_hash()?,
+        };
+        Ok::<bool, String>(check_password(&offered, &hash))
+    })
+    .await
+    .map_err(service_failure)?
+    .map_err(service_failure)?;
     let user = match user {
         Some(user) if matches => user,
         _ => {
@@ -203,13 +209,13 @@ fn banned(reason: &str) -> Exception {
 
 /// An Argon2id hash (the same parameters as users') of a random password
 /// nobody knows, made once per process.
-fn unknown_user_hash() -> Result<String, Exception> {
+fn unknown_user_hash() -> Result<String, String> {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(hash) = HASH.get() {
         return Ok(hash.clone());
     }
     let password = uuid::Uuid::new_v4().to_string();
-    let hash = hash_password(&password).map_err(service_failure)?;
+    let hash = hash_password(&password)?;
     Ok(HASH.get_or_init(|| hash).clone())
 }
 

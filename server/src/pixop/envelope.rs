@@ -79,6 +79,7 @@ impl From<StoreError> for Exception {
             StoreError::ProjectNotFound(id) | StoreError::ProjectForbidden(id) => {
                 Exception::not_found("project", &id)
             }
+            StoreError::PixopVideoNotFound(id) => Exception::not_found("video", &id),
             StoreError::ProjectExists(name) => {
                 Exception::conflict(format!("a project named {name:?} already exists"))
             }

@@ -175,6 +175,7 @@ async fn upload(
             taken = v.media.is_some();
             if !taken {
                 v.media = Some(media.clone());
+                v.light = light;
                 v.upload = Some(upload.clone());
                 v.ingestion = Some(ingestion(now, "INGESTING", 0.0, None, None));
             }
@@ -312,7 +313,7 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
                     store.clone(),
                     video.id.clone(),
                     media.blob.clone(),
-                    false,
+                    video.light,
                 ));
                 touched += 1;
             }
@@ -323,10 +324,14 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
             store
                 .update_pixop_video(&video.id, |v| {
                     if let Some(p) = v.processing.as_mut() {
+                        // The percentage reached stays: not 100% done.
+                        let reached = p["processingState"]["processingProgressPercent"]
+                            .as_f64()
+                            .unwrap_or(0.0);
                         p["processingState"] = json!({
                             "updatedAt": date(now),
                             "processingStatus": "FAILED",
-                            "processingProgressPercent": 100.0,
+                            "processingProgressPercent": reached,
                         });
                         p["error"] = json!(
                             "the server restarted during the job; ask for the processing again"
@@ -341,7 +346,7 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
 }
 
 /// Reads the uploaded media's facts into the video's ingestion.
-async fn ingest(store: Store, id: String, blob: String, light: bool) {
+pub(super) async fn ingest(store: Store, id: String, blob: String, light: bool) {
     let path: PathBuf = match store.pixop_blob_path(&blob).await {
         Ok(path) => path,
         Err(e) => {
@@ -383,7 +388,15 @@ async fn finish_ingest(store: &Store, id: &str, result: Result<Facts, String>) {
                     }
                     ingestion(now, "INGESTED", 100.0, Some(metadata_json(facts)), None)
                 }
-                Err(e) => ingestion(now, "FAILED", 100.0, None, Some(e.clone())),
+                Err(e) => {
+                    // The percentage reached stays: not 100% done.
+                    let reached = v
+                        .ingestion
+                        .as_ref()
+                        .and_then(|i| i["ingestionState"]["processingProgressPercent"].as_f64())
+                        .unwrap_or(0.0);
+                    ingestion(now, "FAILED", reached, None, Some(e.clone()))
+                }
             });
         })
         .await;

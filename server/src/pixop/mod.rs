@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cancel;
 pub mod clock;
 pub mod envelope;
 pub mod media;

@@ -329,13 +329,22 @@ const RATE_TAGS: [&str; 8] = [
     "video_hd_fast",
 ];
 
+/// The rational of a rate in frames per second: whole rates as n/1,
+/// NTSC-style rates (within 0.001 of n·1000/1001, such as 23.976 or
+/// 29.97, or a measured 23.976023…) as exactly n·1000/1001, which
+/// DNxHD's bitrate table and MXF require, and other rates to the
+/// thousandth.
 fn rate_of(fps: f64) -> Rational {
-    let milli = (fps * 1000.0).round() as i32;
-    if milli % 1000 == 0 {
-        Rational::new(milli / 1000, 1)
-    } else {
-        Rational::new(milli, 1000).reduce()
+    let whole = fps.round();
+    if whole >= 1.0 && (fps - whole).abs() < 0.0005 {
+        return Rational::new(whole as i32, 1);
     }
+    let n = (fps * 1.001).round();
+    if n >= 1.0 && (fps - n * 1000.0 / 1001.0).abs() < 0.001 {
+        return Rational::new((n as i32).saturating_mul(1000), 1001);
+    }
+    let milli = (fps * 1000.0).round() as i32;
+    Rational::new(milli, 1000).reduce()
 }
 
 fn even(n: u32) -> u32 {
@@ -623,9 +632,18 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
                 "hd_1080p" => (1920, 1080),
                 "uhd_4k" => (3840, 2160),
                 "uhd_8k" => (7680, 4320),
-                "2x" => (source.width * 2, source.height * 2),
-                "3x" => (source.width * 3, source.height * 3),
-                _ => (source.width * 4, source.height * 4),
+                "2x" => (
+                    source.width.saturating_mul(2),
+                    source.height.saturating_mul(2),
+                ),
+                "3x" => (
+                    source.width.saturating_mul(3),
+                    source.height.saturating_mul(3),
+                ),
+                _ => (
+                    source.width.saturating_mul(4),
+                    source.height.saturating_mul(4),
+                ),
             };
         } else {
             if r.width.is_none() && r.height.is_none() {
@@ -680,6 +698,17 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
                 (None, None) => (width, height),
             };
         }
+        // The output, whichever way it was reached (a multiple of the
+        // source, or a side computed from an aspect ratio), stays within
+        // what the encoders are set up for: 8K at most.
+        if !(16..=7680).contains(&width) || !(16..=4320).contains(&height) {
+            return Err(Refusal::bad_field(
+                "resolution",
+                format!(
+                    "the output would be {width}x{height}: it must be from 16 to 7680 wide and from 16 to 4320 high"
+                ),
+            ));
+        }
     } else if scaler == Some("scale") {
         return Err(Refusal::bad_field(
             "scaler",
@@ -691,6 +720,15 @@ pub fn plan(req: &ProcessRequest, source: &Source) -> Result<Plan, Refusal> {
             "scale".into(),
             format!("scale={width}:{height}:flags=bicubic"),
         ));
+    }
+    // A size reached through an aspect ratio is that shape on screen:
+    // square pixels, whatever the source's were.
+    if req
+        .resolution
+        .as_ref()
+        .is_some_and(|r| r.aspect_ratio_tag.is_some())
+    {
+        filters.push(("setsar".into(), "setsar=1".into()));
     }
 
     // Frame rate.

@@ -10,7 +10,7 @@
 //! saying so. The README's Pixop section lists every option with its
 //! filter.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -19,6 +19,7 @@ use clipstream_storage::{PixopMedia, PixopVideo, Store};
 use serde_json::{json, Value};
 
 use super::auth::{self, Bearer};
+use super::cancel::{shutting_down, Cancel};
 use super::envelope::{date, ok, Exception};
 use super::media::{ingested, with_progress};
 use super::plan::{parse_request, plan, Plan, Source};
@@ -126,6 +127,7 @@ pub async fn process_video(
     state.store.create_pixop_video(&processed).await?;
     let store = state.store.clone();
     let job_id = processed.id.clone();
+    let cancel = Cancel::register(&processed.id);
     let file_name = {
         let stem = media
             .file_name
@@ -154,9 +156,19 @@ pub async fn process_video(
             &parameters,
             file_name,
             content_type,
+            cancel.flag.clone(),
         )
         .await;
+        // The result's own facts, read like an upload's (light: no idet),
+        // so that it is ingested when it is DONE.
+        if let Ok(made) = &result {
+            super::media::ingest(store.clone(), job_id.clone(), made.blob.clone(), true).await;
+        }
+        if result.is_err() && shutting_down() {
+            return;
+        }
         finish(&store, &job_id, result, &parameters).await;
+        drop(cancel);
     });
     let base = base(&req)?;
     Ok(ok(json!({
@@ -171,6 +183,7 @@ pub async fn process_video(
 }
 
 /// Runs the job; the processed media on success.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     store: &Store,
     id: &str,
@@ -179,6 +192,7 @@ async fn run(
     parameters: &Value,
     file_name: String,
     content_type: &str,
+    cancelled: Arc<AtomicBool>,
 ) -> Result<PixopMedia, String> {
     let input = store
         .pixop_blob_path(&source.blob)
@@ -188,7 +202,10 @@ async fn run(
         .prefix("pixop-")
         .tempdir_in(store.data_dir().join("tmp"))
         .map_err(|e| e.to_string())?;
-    let output = dir.path().join(&file_name);
+    // Not the display name: a long upload name plus "-processed" passes
+    // the file system's 255 bytes.
+    let extension = file_name.rsplit_once('.').map_or("out", |(_, e)| e);
+    let output = dir.path().join(format!("out.{extension}"));
     let started = {
         let now = clipstream_storage::unix_now_ms();
         let params = parameters.clone();
@@ -210,7 +227,7 @@ async fn run(
         move |percent| {
             media::process(&input, &out, &job, &mut |share| {
                 percent.store((share * 100.0) as u32, Ordering::Relaxed);
-                true
+                !cancelled.load(Ordering::Relaxed)
             })
         },
         move |v, p| {
@@ -273,7 +290,19 @@ async fn finish(store: &Store, id: &str, result: Result<PixopMedia, String>, par
                 v.processing = Some(processing(now, "DONE", 100.0, Some(parameters), None));
             }
             Err(e) => {
-                v.processing = Some(processing(now, "FAILED", 100.0, Some(parameters), Some(e)));
+                // The percentage reached stays: a failure is not 100% done.
+                let reached = v
+                    .processing
+                    .as_ref()
+                    .and_then(|p| p["processingState"]["processingProgressPercent"].as_f64())
+                    .unwrap_or(0.0);
+                v.processing = Some(processing(
+                    now,
+                    "FAILED",
+                    reached,
+                    Some(parameters),
+                    Some(e),
+                ));
             }
         })
         .await;

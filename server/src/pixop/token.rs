@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// How long a token is valid, as the seed says: 15 minutes.
 pub const TOKEN_SECS: i64 = 15 * 60;
+/// How far apart two clocks may be.
+const CLOCK_SKEW_SECS: i64 = 60;
 pub const ALGORITHM_NAME: &str = "EdDSA";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +195,29 @@ pub fn check(token: &str, holder: &Holder<'_>, now: i64) -> Result<(Claims, Stri
             "the token has no expiry (`exp`); tokens without one are refused",
         )
     })?;
+    // The server issues tokens for TOKEN_SECS: one that lives longer, or
+    // says it was issued in the future, was not made by this server's
+    // rules (a leaked key, a forged clock) and is refused.
+    // (A token not valid yet counts from its `nbf`, and is refused as
+    // premature below.)
+    let valid_from = claims.nbf.map_or(now, |nbf| nbf.max(now));
+    if exp.saturating_sub(valid_from) > TOKEN_SECS + CLOCK_SKEW_SECS {
+        return Err(refused(
+            "EternalJWTTokenException",
+            format!(
+                "the token lives {} s, longer than the {TOKEN_SECS} s tokens are issued for",
+                exp.saturating_sub(valid_from)
+            ),
+        ));
+    }
+    if claims
+        .iat
+        .is_some_and(|iat| iat > valid_from + CLOCK_SKEW_SECS || iat > exp)
+    {
+        return Err(invalid(
+            "the token's `iat` is in the future or after its `exp`",
+        ));
+    }
     if now >= exp {
         return Err(refused(
             "ExpiredJWTTokenException",

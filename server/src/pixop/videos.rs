@@ -59,14 +59,26 @@ fn team_project(req: &HttpRequest, caller: &Bearer, id: &str) -> Result<Project,
     Ok(state.store.project(&caller.0.team.id, id)?)
 }
 
-fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Exception> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+/// The query's pairs; a name not in `known` is a 400 naming it (a typo
+/// such as `pagesize` must not silently give the default).
+fn query_pairs(req: &HttpRequest, known: &[&str]) -> Result<Vec<(String, String)>, Exception> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
-        .map_err(|e| Exception::bad_request(format!("the query string is malformed: {e}")))
+        .map_err(|e| Exception::bad_request(format!("the query string is malformed: {e}")))?;
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(Exception::bad_field(
+            name,
+            format!(
+                "unknown query parameter; this list takes {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(pairs)
 }
 
 async fn list_projects(req: HttpRequest, caller: Bearer) -> Result<HttpResponse, Exception> {
-    let query = query_pairs(&req)?;
+    let query = query_pairs(&req, &["page", "page-size"])?;
     let paging = Paging::of(&query)?;
     let state = auth::state(&req)?;
     let mut projects = state.store.projects(&caller.0.team.id)?;
@@ -221,7 +233,7 @@ pub fn video_json(v: &PixopVideo) -> Value {
 }
 
 async fn list_videos(req: HttpRequest, caller: Bearer) -> Result<HttpResponse, Exception> {
-    let query = query_pairs(&req)?;
+    let query = query_pairs(&req, &["page", "page-size", "project-id", "parent-id"])?;
     let paging = Paging::of(&query)?;
     let param = |name: &str| {
         query
@@ -339,6 +351,8 @@ async fn delete_video(
     team_video(&req, &caller, &id)?;
     let state = auth::state(&req)?;
     let deleted = state.store.delete_pixop_video(&id).await?;
+    // Jobs making a deleted video stop rather than run on for nothing.
+    super::cancel::cancel(&deleted);
     let deleted: Vec<Value> = deleted
         .into_iter()
         .map(|id| json!({ "videoId": id }))

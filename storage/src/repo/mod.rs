@@ -92,10 +92,12 @@ pub enum Collection {
     PixopVideos,
     /// `project uid/video id` → empty: a project's Pixop videos.
     PixopProjectVideos,
+    /// Segment content key (hex) → cached segment (`segment_cache`).
+    Segments,
 }
 
 impl Collection {
-    pub const ALL: [Collection; 28] = [
+    pub const ALL: [Collection; 29] = [
         Collection::Keys,
         Collection::Accounts,
         Collection::Projects,
@@ -124,6 +126,7 @@ impl Collection {
         Collection::PixopProjectTimes,
         Collection::PixopVideos,
         Collection::PixopProjectVideos,
+        Collection::Segments,
     ];
 
     /// A stable name: a sled tree's, a table's.
@@ -157,6 +160,7 @@ impl Collection {
             Collection::PixopProjectTimes => "pixop_project_times",
             Collection::PixopVideos => "pixop_videos",
             Collection::PixopProjectVideos => "pixop_project_videos",
+            Collection::Segments => "segments",
         }
     }
 }

@@ -95,6 +95,25 @@ pub(crate) fn open_input(
     path: &Path,
     src: &str,
 ) -> Result<ffmpeg::format::context::Input, MediaError> {
+    open_input_with(path, src, false)
+}
+
+/// [`open_input`] for a file a client uploaded: only the file protocol,
+/// so that a playlist or reference inside it (HLS, concat, a QuickTime
+/// reference) cannot make the server fetch URLs or read other files
+/// through other protocols, whatever FFmpeg's defaults.
+pub(crate) fn open_uploaded_input(
+    path: &Path,
+    src: &str,
+) -> Result<ffmpeg::format::context::Input, MediaError> {
+    open_input_with(path, src, true)
+}
+
+fn open_input_with(
+    path: &Path,
+    src: &str,
+    file_only: bool,
+) -> Result<ffmpeg::format::context::Input, MediaError> {
     init();
     let failed = |reason: String| MediaError::Open {
         src: src.to_owned(),
@@ -122,12 +141,26 @@ pub(crate) fn open_input(
     // closed on failure and owned by `Input` on success.
     unsafe {
         let mut ctx = std::ptr::null_mut();
+        let mut open_options: *mut ffmpeg::ffi::AVDictionary = std::ptr::null_mut();
+        if file_only {
+            ffmpeg::ffi::av_dict_set(
+                &mut open_options,
+                c"protocol_whitelist".as_ptr(),
+                c"file".as_ptr(),
+                0,
+            );
+        }
         let r = ffmpeg::ffi::avformat_open_input(
             &mut ctx,
             c_path.as_ptr(),
             std::ptr::null(),
-            std::ptr::null_mut(),
+            if file_only {
+                &mut open_options
+            } else {
+                std::ptr::null_mut()
+            },
         );
+        ffmpeg::ffi::av_dict_free(&mut open_options);
         if r < 0 {
             return Err(failed(ffmpeg::Error::from(r).to_string()));
         }
@@ -202,12 +235,25 @@ pub(crate) fn next_packet(
     stream: usize,
     src: &str,
 ) -> Result<Option<ffmpeg::Packet>, MediaError> {
+    while let Some(packet) = next_any_packet(input, src)? {
+        if packet.stream() == stream {
+            return Ok(Some(packet));
+        }
+    }
+    Ok(None)
+}
+
+/// The next packet of any stream, or `None` at the end of the input, with
+/// the bound on corrupt packets in a row of [`next_packet`].
+pub(crate) fn next_any_packet(
+    input: &mut ffmpeg::format::context::Input,
+    src: &str,
+) -> Result<Option<ffmpeg::Packet>, MediaError> {
     let mut corrupt = 0;
     loop {
         let mut packet = ffmpeg::Packet::empty();
         match packet.read(input) {
-            Ok(()) if packet.stream() == stream => return Ok(Some(packet)),
-            Ok(()) => corrupt = 0,
+            Ok(()) => return Ok(Some(packet)),
             Err(ffmpeg::Error::Eof) => return Ok(None),
             Err(ffmpeg::Error::InvalidData) => {
                 corrupt += 1;

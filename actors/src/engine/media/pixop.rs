@@ -16,7 +16,7 @@ use ffmpeg::media::Type;
 use ffmpeg::{Dictionary, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::{init, open_input, MediaError};
+use super::{init, open_uploaded_input as open_input, MediaError};
 
 /// Field order, as metadata states it or `idet` measures it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +155,11 @@ pub fn ingest(
     let time_base = stream.time_base();
     let avg = stream.avg_frame_rate();
     let parameters = stream.parameters();
-    let decoder = ffmpeg::codec::context::Context::from_parameters(parameters.clone())
-        .and_then(|c| c.decoder().video())
+    // The bounded context: a stream declaring more pixels than a decoder
+    // may allocate is refused, not decoded.
+    let decoder = super::decoder_context(parameters.clone(), src)?
+        .decoder()
+        .video()
         .map_err(|e| decode_error(src, e))?;
     let id = parameters.id();
     // SAFETY: plain fields of the parameters the input owns.
@@ -177,8 +180,10 @@ pub fn ingest(
     // stream's size are exact, and reading is the ingestion's progress.
     let (mut frames, mut stream_bytes, mut last_pts) = (0u64, 0u64, None::<i64>);
     let mut reported = 0u64;
-    for (s, packet) in input.packets() {
-        if s.index() == index {
+    // Not `input.packets()`: it retries corrupt packets for ever, and a
+    // 38-byte upload (fuzz/regressions/media/) spun ingestion at 100% CPU.
+    while let Some(packet) = super::next_any_packet(&mut input, src)? {
+        if packet.stream() == index {
             frames += 1;
             stream_bytes += packet.size() as u64;
             if let Some(pts) = packet.pts() {
@@ -272,8 +277,7 @@ impl Pipeline {
         let index = stream.index();
         let time_base = stream.time_base();
         let rate = stream.avg_frame_rate();
-        let mut context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(|e| decode_error(src, e))?;
+        let mut context = super::decoder_context(stream.parameters(), src)?;
         // Two threads at most: the machine is shared with renders.
         context.set_threading(ffmpeg::threading::Config {
             kind: ffmpeg::threading::Type::Frame,
@@ -348,14 +352,15 @@ impl Pipeline {
         // before the decoder and graph are used.
         loop {
             packets.clear();
-            for (s, packet) in self.input.packets() {
-                if s.index() == index {
+            // Bounded on corrupt packets, unlike `input.packets()`.
+            while let Some(packet) = super::next_any_packet(&mut self.input, src)? {
+                if packet.stream() == index {
                     packets.push(packet);
                     if packets.len() >= 8 {
                         break;
                     }
                 } else {
-                    others.push((s.index(), packet));
+                    others.push((packet.stream(), packet));
                 }
             }
             // The other streams' packets (sound to copy) go first: they
@@ -445,7 +450,12 @@ impl Pipeline {
     }
 
     /// The sink's time base, frame rate and size, once the graph is set.
-    fn sink_format(&mut self) -> Result<(Rational, Rational, u32, u32, Pixel), MediaError> {
+    /// The buffersink's time base, frame rate, size, pixel format and
+    /// sample aspect ratio: what the graph makes, not what was decoded.
+    #[allow(clippy::type_complexity)]
+    fn sink_format(
+        &mut self,
+    ) -> Result<(Rational, Rational, u32, u32, Pixel, Rational), MediaError> {
         let out = self
             .graph
             .get("out")
@@ -459,12 +469,14 @@ impl Pipeline {
             let h = ffmpeg::ffi::av_buffersink_get_h(ctx);
             let f = ffmpeg::ffi::av_buffersink_get_format(ctx);
             let format = Pixel::from(std::mem::transmute::<i32, ffmpeg::ffi::AVPixelFormat>(f));
+            let sar = ffmpeg::ffi::av_buffersink_get_sample_aspect_ratio(ctx);
             Ok((
                 Rational::from(tb),
                 Rational::from(fr),
                 u32::try_from(w).unwrap_or(0),
                 u32::try_from(h).unwrap_or(0),
                 format,
+                Rational::from(sar),
             ))
         }
     }
@@ -556,15 +568,27 @@ pub fn process(
         let whole = if d > 0 { d as f64 / 1_000_000.0 } else { 0.0 };
         end.unwrap_or(whole) - start
     };
-    if start > 0.0 {
-        let at = (start * 1_000_000.0) as i64;
+    // The input's own start (MPEG-TS starts at about 1.4 s): the range
+    // counts from it, and sound and pictures are shifted by the same
+    // origin so that they stay together.
+    // SAFETY: a plain field of the opened input's context.
+    let origin = match unsafe { (*pipeline.input.as_ptr()).start_time } {
+        t if t == ffmpeg::ffi::AV_NOPTS_VALUE => 0.0,
+        t => t as f64 / 1_000_000.0,
+    };
+    // Demuxers without an index (MPEG-TS) seek by timestamps and may land
+    // after the key frame the range needs: the seek goes a few seconds
+    // earlier, and the frames before the range are decoded and skipped.
+    const SEEK_MARGIN_S: f64 = 3.0;
+    if start > SEEK_MARGIN_S {
+        let at = ((start - SEEK_MARGIN_S + origin) * 1_000_000.0) as i64;
         pipeline
             .input
             .seek(at, ..at)
             .map_err(|e| decode_error(src, e))?;
         pipeline.decoder.flush();
     }
-    let (sink_tb, sink_rate, width, height, format) = pipeline.sink_format()?;
+    let (sink_tb, sink_rate, width, height, format, sar) = pipeline.sink_format()?;
     let rate = job
         .frame_rate
         .or_else(|| (sink_rate.numerator() > 0).then_some(sink_rate))
@@ -577,6 +601,9 @@ pub fn process(
     } else {
         time_base
     };
+    // The output's 0, in the sink's time base: the range's start on the
+    // input's clock.
+    let zero = ((start + origin) / f64::from(sink_tb)).round() as i64;
     let mut last_pts: Option<i64> = None;
 
     let codec = ffmpeg::encoder::find_by_name(&job.encoder)
@@ -595,7 +622,9 @@ pub fn process(
     encoder.set_format(format);
     encoder.set_time_base(time_base);
     encoder.set_frame_rate(Some(rate));
-    encoder.set_aspect_ratio(pipeline.decoder.aspect_ratio());
+    // The graph's, not the decoder's: scaling an anamorphic source to a
+    // square-pixel size changes the sample aspect ratio.
+    encoder.set_aspect_ratio(sar);
     if let Some(bits) = job.bit_rate {
         encoder.set_bit_rate(usize::try_from(bits).unwrap_or(0));
         if job.constant_rate {
@@ -688,9 +717,8 @@ pub fn process(
         .ok_or_else(|| MediaError::Encode("the output lost its stream".into()))?;
 
     let octx = std::cell::RefCell::new(octx);
-    let mut first_pts: Option<i64> = None;
     let mut cancelled = false;
-    let mut reported = 0u32;
+    let mut reached = 0.0f64;
     let mut write_packets = |encoder: &mut ffmpeg::encoder::Video,
                              octx: &std::cell::RefCell<ffmpeg::format::context::Output>,
                              cancelled: &mut bool|
@@ -703,15 +731,13 @@ pub fn process(
             packet
                 .write_interleaved(&mut octx.borrow_mut())
                 .map_err(encode_error)?;
+            // Told at every packet, so that a cancel is heard at once.
+            // Packets come in decoding order: the share never goes back.
             if total > 0.0 {
-                let share = (done / total).clamp(0.0, 0.99);
-                let percent = (share * 100.0) as u32;
-                if percent > reported {
-                    reported = percent;
-                    if !progress(share) {
-                        *cancelled = true;
-                    }
-                }
+                reached = reached.max((done / total).clamp(0.0, 0.99));
+            }
+            if !progress(reached) {
+                *cancelled = true;
             }
         }
         Ok(())
@@ -719,6 +745,7 @@ pub fn process(
     pipeline.run(
         src,
         &mut |at| {
+            let at = at - origin;
             if at + 1e-6 < start {
                 Keep::Skip
             } else if end.is_some_and(|e| at >= e - 1e-6) {
@@ -730,10 +757,10 @@ pub fn process(
         &mut |frame| {
             use ffmpeg::Rescale as _;
             let pts = frame.pts().unwrap_or(0);
-            let first = *first_pts.get_or_insert(pts);
-            // In frames; two frames that round to one slot (a variable
-            // rate source) go to consecutive ones.
-            let mut at = (pts - first).rescale(sink_tb, time_base);
+            // In frames from the range's start, as the sound is; two
+            // frames that round to one slot (a variable rate source) go
+            // to consecutive ones.
+            let mut at = (pts - zero).rescale(sink_tb, time_base).max(0);
             if let Some(last) = last_pts {
                 at = at.max(last + 1);
             }
@@ -755,12 +782,12 @@ pub fn process(
             if index != *audio_index {
                 return Ok(());
             }
-            let at = packet.pts().unwrap_or(0) as f64 * f64::from(*in_tb);
+            let at = packet.pts().unwrap_or(0) as f64 * f64::from(*in_tb) - origin;
             if at + 1e-6 < start || end.is_some_and(|e| at >= e) {
                 return Ok(());
             }
             // The range's start is the output's 0, as for the pictures.
-            let offset = (start / f64::from(*in_tb)).round() as i64;
+            let offset = ((start + origin) / f64::from(*in_tb)).round() as i64;
             packet.set_pts(packet.pts().map(|p| p - offset));
             packet.set_dts(packet.dts().map(|d| d - offset));
             packet.rescale_ts(*in_tb, out_tb);
