@@ -622,12 +622,8 @@ impl SegmentWork {
             let end = (i..list.len())
                 .find(|&j| found[j].is_some())
                 .unwrap_or(list.len());
-            // With workers, each opens its own; the first run is opened
-            // here anyway, only to check its sources before any byte.
+            // With workers, each opens its own.
             let compositor = if segmenting.workers > 1 {
-                if runs.is_empty() {
-                    open_run(plan, sources, limits, &list[i..end])?;
-                }
                 None
             } else if runs.len() < OPENED_RUNS {
                 Some(open_run(plan, sources, limits, &list[i..end])?)
@@ -636,6 +632,15 @@ impl SegmentWork {
             };
             runs.push((i, end, compositor));
             i = end;
+        }
+        // A window opens only the layers it shows, so the sources of runs
+        // not opened yet are checked here, before any byte: one window from
+        // the first segment to render to the last (each layer's first
+        // picture; a clip already playing there from a seek).
+        if runs.iter().any(|(_, _, c)| c.is_none()) {
+            if let (Some(&(from, _, _)), Some(&(_, to, _))) = (runs.first(), runs.last()) {
+                open_run(plan, sources, limits, &list[from..to])?;
+            }
         }
         Ok(SegmentWork {
             list,
