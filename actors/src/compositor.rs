@@ -143,6 +143,8 @@ enum ToEncoder {
         index: i64,
         samples: Vec<f32>,
     },
+    /// Run once the packets of everything sent before are with the muxer.
+    Then(Box<dyn FnOnce() + Send>),
     /// Every frame was composed: flush and end the stream. A queue that
     /// closes without it means the render failed, and nothing is ended.
     End,
@@ -471,6 +473,10 @@ pub(crate) fn compose_and_encode(
                         packets.extend(log.reused(segment, &cached, by_worker));
                         packets
                     }
+                    ToEncoder::Then(then) => {
+                        then();
+                        Vec::new()
+                    }
                     ToEncoder::End => {
                         let mut packets = encoder.finish().map_err(media)?;
                         log.close(&packets);
@@ -695,7 +701,7 @@ impl SegmentWork {
                 .then(|| RenderError::Internal("the render was stopped".into()))
         };
         if self.workers > 1 && self.found.iter().any(Option::is_none) {
-            return self.run_parallel(plan, sources, limits, encoder, control);
+            return self.run_parallel(plan, sources, limits, encoder, spare_frames, control);
         }
         let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
         let mut i = 0;
@@ -807,6 +813,10 @@ struct PoolState {
     done: HashMap<usize, Result<(segments::Packets, bool), RenderError>>,
     /// The render ended (done, failed or stopped): workers stop.
     over: bool,
+    /// Workers wait while this thread composes the first pictures of the
+    /// lead segment: the first fragment reaches the viewer sooner without
+    /// them on the cores.
+    held: bool,
 }
 
 impl Pool {
@@ -825,6 +835,14 @@ impl Pool {
                 return None;
             }
             let needed = state.needed;
+            if state.held {
+                state = self
+                    .changed
+                    .wait_timeout(state, std::time::Duration::from_millis(100))
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|p| p.into_inner().0);
+                continue;
+            }
             let waited = self.todo.partition_point(|&s| s < needed);
             if state.next < waited + ahead {
                 let first = self.todo[state.next];
@@ -874,8 +892,20 @@ impl Pool {
         }
     }
 
+    /// Lets the workers start.
+    fn release(&self) {
+        let mut state = self.lock();
+        if state.held {
+            state.held = false;
+            self.changed.notify_all();
+        }
+    }
+
     fn end(&self) {
-        self.lock().over = true;
+        let mut state = self.lock();
+        state.over = true;
+        state.held = false;
+        drop(state);
         self.changed.notify_all();
     }
 }
@@ -891,26 +921,100 @@ impl Drop for EndPool<'_> {
 }
 
 impl SegmentWork {
+    /// Composes `segment` here and hands its pictures to the encoder
+    /// thread, which encodes it as [`SegmentWork::run`] does (and keeps it
+    /// under `key`); the encoder thread calls `opened` once the render's
+    /// short first fragment is with the muxer (at once if `segment` is not
+    /// the render's first). `false`: the encoder thread has failed (its
+    /// error is the render's).
+    #[allow(clippy::too_many_arguments)]
+    fn compose_lead(
+        &mut self,
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        segment: Segment,
+        key: Option<segments::Key>,
+        encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
+        control: &Control<'_>,
+        opened: Box<dyn FnOnce() + Send>,
+    ) -> Result<bool, RenderError> {
+        let mut compositor = open_run(plan, sources, limits, &[segment])?;
+        if !encoder.send(ToEncoder::Begin(segment, key)) {
+            return Ok(false);
+        }
+        // The encoder flushes the first fragment when the frame of the
+        // forced keyframe reaches it.
+        let mut opened = Some(opened);
+        let flushed_at = match self
+            .forced_key
+            .filter(|&k| segment.first == 0 && k < segment.frames)
+        {
+            Some(k) => k,
+            None => {
+                opened.take().map(|f| f());
+                -1
+            }
+        };
+        for index in segment.first..segment.first + segment.frames {
+            if control.stop.load(Ordering::Acquire) {
+                return Err(RenderError::Internal("the render was stopped".into()));
+            }
+            let spare = spare_frames.try_recv().ok();
+            let Some(mut c) = compositor.next(spare).map_err(media)? else {
+                return Err(RenderError::Internal(format!(
+                    "frame {index} of segment {} was not composed",
+                    segment.index
+                )));
+            };
+            c.audio = self.mix(c.index)?;
+            if !encoder.send(ToEncoder::Frame(c)) {
+                return Ok(false);
+            }
+            if index - segment.first == flushed_at {
+                if let Some(f) = opened.take() {
+                    if !encoder.send(ToEncoder::Then(f)) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// [`SegmentWork::run`] with workers: each renders whole segments on
     /// its own (a compositor from a seek to the segment, a fresh encoder),
     /// and this thread hands them to the encoder thread in order, with
-    /// the sound, exactly as cached ones.
+    /// the sound, exactly as cached ones. The first segment to render (the
+    /// lead) is composed here and encoded by the encoder thread as in
+    /// [`SegmentWork::run`], so its first fragment streams while it is
+    /// encoded rather than when a worker has finished the whole segment.
     fn run_parallel(
         mut self,
         plan: &Plan,
         sources: &Sources,
         limits: SourceLimits,
         encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
         control: &Control<'_>,
     ) -> Result<(), RenderError> {
         let fps = plan.rate.as_f64();
         let total = plan.duration.max(f64::EPSILON);
-        let pool = Pool {
+        let lead = self.found.iter().position(Option::is_none);
+        let pool = Arc::new(Pool {
             todo: (0..self.list.len())
-                .filter(|&i| self.found[i].is_none())
+                .filter(|&i| self.found[i].is_none() && Some(i) != lead)
                 .collect(),
-            state: Mutex::new(PoolState::default()),
+            state: Mutex::new(PoolState {
+                held: lead.is_some(),
+                ..PoolState::default()
+            }),
             changed: Condvar::new(),
+        });
+        let mut release = {
+            let pool = Arc::clone(&pool);
+            Some(Box::new(move || pool.release()) as Box<dyn FnOnce() + Send>)
         };
         // Claims of about CLAIM_SECS, but small enough that every worker
         // has some of a short render.
@@ -920,7 +1024,7 @@ impl SegmentWork {
         let ahead = self.workers * most;
         let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
         std::thread::scope(|scope| -> Result<(), RenderError> {
-            let pool = &pool;
+            let pool = &*pool;
             let _end = EndPool(pool);
             for n in 0..self.workers.min(pool.todo.len()) {
                 std::thread::Builder::new()
@@ -962,8 +1066,44 @@ impl SegmentWork {
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
             }
             for (i, &segment) in list.iter().enumerate() {
+                if Some(i) == lead {
+                    let fresh = keys[i].and_then(|k| segments::shared().get(&k)).is_none();
+                    if fresh {
+                        let go_on = self.compose_lead(
+                            plan,
+                            sources,
+                            limits,
+                            segment,
+                            keys[i],
+                            encoder,
+                            spare_frames,
+                            control,
+                            release.take().unwrap_or_else(|| Box::new(|| ())),
+                        )?;
+                        pool.release();
+                        if !go_on {
+                            return Ok(());
+                        }
+                        control.publish.progress(
+                            ((segment.first + segment.frames) as f64 / fps / total).min(1.0),
+                        );
+                        continue;
+                    }
+                    // Rendered meanwhile, out of order (an HLS seek).
+                    pool.release();
+                }
                 let (packets, by_worker) = match self.found[i].clone() {
                     Some(cached) => (cached, false),
+                    None if Some(i) == lead => {
+                        match keys[i].and_then(|k| segments::shared().get(&k)) {
+                            Some(cached) => (cached, false),
+                            None => {
+                                return Err(RenderError::Internal(format!(
+                                    "segment {i} left the cache"
+                                )))
+                            }
+                        }
+                    }
                     None => pool.take(i, control.stop)?,
                 };
                 if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
