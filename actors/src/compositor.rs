@@ -701,7 +701,15 @@ impl SegmentWork {
                 .then(|| RenderError::Internal("the render was stopped".into()))
         };
         if self.workers > 1 && self.found.iter().any(Option::is_none) {
-            return self.run_parallel(plan, sources, limits, encoder, spare_frames, control);
+            return self.run_parallel(
+                plan,
+                sources,
+                limits,
+                fault_frame,
+                encoder,
+                spare_frames,
+                control,
+            );
         }
         let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
         let mut i = 0;
@@ -938,6 +946,7 @@ impl SegmentWork {
         encoder: &EncoderThread,
         spare_frames: &std::sync::mpsc::Receiver<Frame>,
         control: &Control<'_>,
+        fault_frame: i64,
         opened: Box<dyn FnOnce() + Send>,
     ) -> Result<bool, RenderError> {
         let mut compositor = open_run(plan, sources, limits, &[segment])?;
@@ -968,6 +977,9 @@ impl SegmentWork {
                     segment.index
                 )));
             };
+            if c.index >= fault_frame {
+                control.fault.panic_at(Stage::Compositor);
+            }
             c.audio = self.mix(c.index)?;
             if !encoder.send(ToEncoder::Frame(c)) {
                 return Ok(false);
@@ -995,6 +1007,7 @@ impl SegmentWork {
         plan: &Plan,
         sources: &Sources,
         limits: SourceLimits,
+        fault_frame: i64,
         encoder: &EncoderThread,
         spare_frames: &std::sync::mpsc::Receiver<Frame>,
         control: &Control<'_>,
@@ -1078,6 +1091,7 @@ impl SegmentWork {
                             encoder,
                             spare_frames,
                             control,
+                            fault_frame,
                             release.take().unwrap_or_else(|| Box::new(|| ())),
                         )?;
                         pool.release();
