@@ -261,6 +261,33 @@ fn run() -> Result<()> {
     }
     report.cold = cold;
 
+    // Segments: a server of its own, so that the segments of the other
+    // scenarios' renders are not in its cache.
+    {
+        let server = servers::Clipstream::start(
+            &o.work.join("data-personalised"),
+            &fixtures_dir,
+            &[],
+            &server_env,
+        )?;
+        let mut templates = 0;
+        for size in COLD {
+            say(
+                began,
+                &format!("personalised {} s, {}", personalised::SECS, size.name),
+            );
+            let p = personalised::run(
+                &server,
+                &fixtures_dir,
+                size,
+                o.reps,
+                o.parallel,
+                &mut templates,
+            )?;
+            report.personalised.push((size, p));
+        }
+    }
+
     let mut scaling: Vec<Scaling> = SCALING.iter().map(|&(s, d)| Scaling::new(s, d)).collect();
     for rep in 0..o.reps {
         say(began, &format!("scaling, {}/{}", rep + 1, o.reps));
