@@ -143,6 +143,8 @@ enum ToEncoder {
         index: i64,
         samples: Vec<f32>,
     },
+    /// Run once the packets of everything sent before are with the muxer.
+    Then(Box<dyn FnOnce() + Send>),
     /// Every frame was composed: flush and end the stream. A queue that
     /// closes without it means the render failed, and nothing is ended.
     End,
@@ -471,6 +473,10 @@ pub(crate) fn compose_and_encode(
                         packets.extend(log.reused(segment, &cached, by_worker));
                         packets
                     }
+                    ToEncoder::Then(then) => {
+                        then();
+                        Vec::new()
+                    }
                     ToEncoder::End => {
                         let mut packets = encoder.finish().map_err(media)?;
                         log.close(&packets);
@@ -622,12 +628,8 @@ impl SegmentWork {
             let end = (i..list.len())
                 .find(|&j| found[j].is_some())
                 .unwrap_or(list.len());
-            // With workers, each opens its own; the first run is opened
-            // here anyway, only to check its sources before any byte.
+            // With workers, each opens its own.
             let compositor = if segmenting.workers > 1 {
-                if runs.is_empty() {
-                    open_run(plan, sources, limits, &list[i..end])?;
-                }
                 None
             } else if runs.len() < OPENED_RUNS {
                 Some(open_run(plan, sources, limits, &list[i..end])?)
@@ -636,6 +638,15 @@ impl SegmentWork {
             };
             runs.push((i, end, compositor));
             i = end;
+        }
+        // A window opens only the layers it shows, so the sources of runs
+        // not opened yet are checked here, before any byte: one window from
+        // the first segment to render to the last (each layer's first
+        // picture; a clip already playing there from a seek).
+        if runs.iter().any(|(_, _, c)| c.is_none()) {
+            if let (Some(&(from, _, _)), Some(&(_, to, _))) = (runs.first(), runs.last()) {
+                open_run(plan, sources, limits, &list[from..to])?;
+            }
         }
         Ok(SegmentWork {
             list,
@@ -690,7 +701,15 @@ impl SegmentWork {
                 .then(|| RenderError::Internal("the render was stopped".into()))
         };
         if self.workers > 1 && self.found.iter().any(Option::is_none) {
-            return self.run_parallel(plan, sources, limits, encoder, control);
+            return self.run_parallel(
+                plan,
+                sources,
+                limits,
+                fault_frame,
+                encoder,
+                spare_frames,
+                control,
+            );
         }
         let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
         let mut i = 0;
@@ -777,9 +796,11 @@ impl SegmentWork {
     }
 }
 
-/// Segments a worker may run ahead of the one the render waits for, per
-/// worker: bounds the encoded segments held.
-const AHEAD_PER_WORKER: usize = 2;
+/// Seconds of consecutive segments a worker claims at once, composed by
+/// one compositor: each claim opens its sources from a seek, which decodes
+/// from the keyframe before it (seconds of a source's pictures thrown
+/// away), so a claim per 2 s segment cost a third more CPU.
+const CLAIM_SECS: f64 = 10.0;
 
 /// The segments workers render, and what they rendered.
 struct Pool {
@@ -795,9 +816,15 @@ struct PoolState {
     next: usize,
     /// The segment the render waits for; workers stay close to it.
     needed: usize,
-    done: HashMap<usize, Result<segments::Packets, RenderError>>,
+    /// Each segment's packets, and whether a worker rendered them
+    /// (false: found in the cache when its turn came).
+    done: HashMap<usize, Result<(segments::Packets, bool), RenderError>>,
     /// The render ended (done, failed or stopped): workers stop.
     over: bool,
+    /// Workers wait while this thread composes the first pictures of the
+    /// lead segment: the first fragment reaches the viewer sooner without
+    /// them on the cores.
+    held: bool,
 }
 
 impl Pool {
@@ -805,18 +832,38 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next segment for a worker, when it is near enough the one
-    /// waited for; `None` when there is nothing left or the render ended.
-    fn claim(&self, ahead: usize, stop: &AtomicBool) -> Option<usize> {
+    /// The next consecutive segments for a worker (at most `most`), when
+    /// fewer than `ahead` segments to render lie between the one waited
+    /// for and them (which bounds the encoded segments held); `None` when
+    /// there is nothing left or the render ended.
+    fn claim(&self, most: usize, ahead: usize, stop: &AtomicBool) -> Option<Vec<usize>> {
         let mut state = self.lock();
         loop {
             if state.over || stop.load(Ordering::Acquire) || state.next >= self.todo.len() {
                 return None;
             }
-            let segment = self.todo[state.next];
-            if segment < state.needed + ahead {
-                state.next += 1;
-                return Some(segment);
+            let needed = state.needed;
+            if state.held {
+                state = self
+                    .changed
+                    .wait_timeout(state, std::time::Duration::from_millis(100))
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|p| p.into_inner().0);
+                continue;
+            }
+            let waited = self.todo.partition_point(|&s| s < needed);
+            if state.next < waited + ahead {
+                let first = self.todo[state.next];
+                let run: Vec<usize> = self.todo[state.next..]
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .take_while(|&(n, s)| s == first + n)
+                    .map(|(_, s)| s)
+                    .take(most.max(1))
+                    .collect();
+                state.next += run.len();
+                return Some(run);
             }
             // Woken when the render moves on; the timeout only rechecks
             // the stop flag, which nothing signals here.
@@ -828,13 +875,13 @@ impl Pool {
         }
     }
 
-    fn put(&self, segment: usize, result: Result<segments::Packets, RenderError>) {
+    fn put(&self, segment: usize, result: Result<(segments::Packets, bool), RenderError>) {
         self.lock().done.insert(segment, result);
         self.changed.notify_all();
     }
 
     /// Waits for segment `i` (or the stop flag).
-    fn take(&self, i: usize, stop: &AtomicBool) -> Result<segments::Packets, RenderError> {
+    fn take(&self, i: usize, stop: &AtomicBool) -> Result<(segments::Packets, bool), RenderError> {
         let mut state = self.lock();
         state.needed = i;
         self.changed.notify_all();
@@ -853,8 +900,20 @@ impl Pool {
         }
     }
 
+    /// Lets the workers start.
+    fn release(&self) {
+        let mut state = self.lock();
+        if state.held {
+            state.held = false;
+            self.changed.notify_all();
+        }
+    }
+
     fn end(&self) {
-        self.lock().over = true;
+        let mut state = self.lock();
+        state.over = true;
+        state.held = false;
+        drop(state);
         self.changed.notify_all();
     }
 }
@@ -870,68 +929,196 @@ impl Drop for EndPool<'_> {
 }
 
 impl SegmentWork {
+    /// Composes `segment` here and hands its pictures to the encoder
+    /// thread, which encodes it as [`SegmentWork::run`] does (and keeps it
+    /// under `key`); the encoder thread calls `opened` once the render's
+    /// short first fragment is with the muxer (at once if `segment` is not
+    /// the render's first). `false`: the encoder thread has failed (its
+    /// error is the render's).
+    #[allow(clippy::too_many_arguments)]
+    fn compose_lead(
+        &mut self,
+        plan: &Plan,
+        sources: &Sources,
+        limits: SourceLimits,
+        segment: Segment,
+        key: Option<segments::Key>,
+        encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
+        control: &Control<'_>,
+        fault_frame: i64,
+        opened: Box<dyn FnOnce() + Send>,
+    ) -> Result<bool, RenderError> {
+        let mut compositor = open_run(plan, sources, limits, &[segment])?;
+        if !encoder.send(ToEncoder::Begin(segment, key)) {
+            return Ok(false);
+        }
+        // The encoder flushes the first fragment when the frame of the
+        // forced keyframe reaches it.
+        let mut opened = Some(opened);
+        let flushed_at = match self
+            .forced_key
+            .filter(|&k| segment.first == 0 && k < segment.frames)
+        {
+            Some(k) => k,
+            None => {
+                opened.take().map(|f| f());
+                -1
+            }
+        };
+        for index in segment.first..segment.first + segment.frames {
+            if control.stop.load(Ordering::Acquire) {
+                return Err(RenderError::Internal("the render was stopped".into()));
+            }
+            let spare = spare_frames.try_recv().ok();
+            let Some(mut c) = compositor.next(spare).map_err(media)? else {
+                return Err(RenderError::Internal(format!(
+                    "frame {index} of segment {} was not composed",
+                    segment.index
+                )));
+            };
+            if c.index >= fault_frame {
+                control.fault.panic_at(Stage::Compositor);
+            }
+            c.audio = self.mix(c.index)?;
+            if !encoder.send(ToEncoder::Frame(c)) {
+                return Ok(false);
+            }
+            if index - segment.first == flushed_at {
+                if let Some(f) = opened.take() {
+                    if !encoder.send(ToEncoder::Then(f)) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// [`SegmentWork::run`] with workers: each renders whole segments on
     /// its own (a compositor from a seek to the segment, a fresh encoder),
     /// and this thread hands them to the encoder thread in order, with
-    /// the sound, exactly as cached ones.
+    /// the sound, exactly as cached ones. The first segment to render (the
+    /// lead) is composed here and encoded by the encoder thread as in
+    /// [`SegmentWork::run`], so its first fragment streams while it is
+    /// encoded rather than when a worker has finished the whole segment.
     fn run_parallel(
         mut self,
         plan: &Plan,
         sources: &Sources,
         limits: SourceLimits,
+        fault_frame: i64,
         encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
         control: &Control<'_>,
     ) -> Result<(), RenderError> {
         let fps = plan.rate.as_f64();
         let total = plan.duration.max(f64::EPSILON);
-        let pool = Pool {
+        let lead = self.found.iter().position(Option::is_none);
+        let pool = Arc::new(Pool {
             todo: (0..self.list.len())
-                .filter(|&i| self.found[i].is_none())
+                .filter(|&i| self.found[i].is_none() && Some(i) != lead)
                 .collect(),
-            state: Mutex::new(PoolState::default()),
+            state: Mutex::new(PoolState {
+                held: lead.is_some(),
+                ..PoolState::default()
+            }),
             changed: Condvar::new(),
+        });
+        let mut release = {
+            let pool = Arc::clone(&pool);
+            Some(Box::new(move || pool.release()) as Box<dyn FnOnce() + Send>)
         };
-        let ahead = self.workers * AHEAD_PER_WORKER;
+        // Claims of about CLAIM_SECS, but small enough that every worker
+        // has some of a short render.
+        let per = self.list.first().map_or(1, |s| s.frames.max(1));
+        let most = ((CLAIM_SECS * fps / per as f64).round() as usize)
+            .clamp(1, pool.todo.len().div_ceil(self.workers).max(1));
+        let ahead = self.workers * most;
         let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
         std::thread::scope(|scope| -> Result<(), RenderError> {
-            let pool = &pool;
+            let pool = &*pool;
             let _end = EndPool(pool);
             for n in 0..self.workers.min(pool.todo.len()) {
                 std::thread::Builder::new()
                     .name(format!("clipstream-segment-{n}"))
                     .spawn_scoped(scope, move || {
-                        while let Some(i) = pool.claim(ahead, control.stop) {
+                        while let Some(run) = pool.claim(most, ahead, control.stop) {
+                            let Some(&first) = run.first() else {
+                                continue;
+                            };
+                            let mut done = first;
                             let rendered =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    render_one(
+                                    render_run(
                                         plan,
                                         sources,
                                         limits,
-                                        list[i],
+                                        &list[first..first + run.len()],
+                                        &keys[first..first + run.len()],
                                         forced_key,
                                         control.stop,
+                                        &mut |n, packets, by_worker| {
+                                            done = first + n + 1;
+                                            pool.put(first + n, Ok((packets, by_worker)));
+                                        },
                                     )
                                 }))
                                 .unwrap_or_else(|_| {
                                     Err(RenderError::Internal(format!(
-                                        "the worker of segment {i} panicked"
+                                        "the worker of segment {done} panicked"
                                     )))
-                                })
-                                .map(|packets| {
-                                    if let Some(key) = keys[i] {
-                                        segments::shared().put(key, packets.clone());
-                                    }
-                                    Arc::new(packets)
                                 });
-                            pool.put(i, rendered);
+                            if let Err(e) = rendered {
+                                // The render stops at the first segment
+                                // it lacks.
+                                pool.put(done, Err(e));
+                            }
                         }
                     })
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
             }
             for (i, &segment) in list.iter().enumerate() {
+                if Some(i) == lead {
+                    let fresh = keys[i].and_then(|k| segments::shared().get(&k)).is_none();
+                    if fresh {
+                        let go_on = self.compose_lead(
+                            plan,
+                            sources,
+                            limits,
+                            segment,
+                            keys[i],
+                            encoder,
+                            spare_frames,
+                            control,
+                            fault_frame,
+                            release.take().unwrap_or_else(|| Box::new(|| ())),
+                        )?;
+                        pool.release();
+                        if !go_on {
+                            return Ok(());
+                        }
+                        control.publish.progress(
+                            ((segment.first + segment.frames) as f64 / fps / total).min(1.0),
+                        );
+                        continue;
+                    }
+                    // Rendered meanwhile, out of order (an HLS seek).
+                    pool.release();
+                }
                 let (packets, by_worker) = match self.found[i].clone() {
                     Some(cached) => (cached, false),
-                    None => (pool.take(i, control.stop)?, true),
+                    None if Some(i) == lead => {
+                        match keys[i].and_then(|k| segments::shared().get(&k)) {
+                            Some(cached) => (cached, false),
+                            None => {
+                                return Err(RenderError::Internal(format!(
+                                    "segment {i} left the cache"
+                                )))
+                            }
+                        }
+                    }
+                    None => pool.take(i, control.stop)?,
                 };
                 if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
                     return Ok(());
@@ -955,6 +1142,43 @@ impl SegmentWork {
     }
 }
 
+/// Composes the consecutive segments of `run` with one compositor and
+/// encodes each with a fresh encoder (as [`render_one`]), handing each to
+/// `done` with its index in `run` (and whether it was rendered: one
+/// rendered meanwhile, out of order, is taken from the cache).
+#[allow(clippy::too_many_arguments)]
+fn render_run(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    run: &[Segment],
+    keys: &[Option<segments::Key>],
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+    done: &mut dyn FnMut(usize, segments::Packets, bool),
+) -> Result<(), RenderError> {
+    let mut compositor: Option<Compositor> = None;
+    for (n, &segment) in run.iter().enumerate() {
+        let key = keys.get(n).copied().flatten();
+        if let Some(cached) = key.and_then(|k| segments::shared().get(&k)) {
+            // The pictures after it are composed from a seek past it.
+            compositor = None;
+            done(n, cached, false);
+            continue;
+        }
+        let compositor = match compositor.as_mut() {
+            Some(c) => c,
+            None => compositor.insert(open_run(plan, sources, limits, &run[n..])?),
+        };
+        let packets = encode_segment(compositor, plan, segment, forced_key, stop)?;
+        if let Some(k) = key {
+            segments::shared().put(k, packets.clone());
+        }
+        done(n, Arc::new(packets), true);
+    }
+    Ok(())
+}
+
 /// Composes and encodes one segment on its own, as the render's encoder
 /// thread would (a fresh encoder, a restart at the forced keyframe, the
 /// flush at the end): its video packets, timed from its first frame.
@@ -967,6 +1191,19 @@ fn render_one(
     stop: &AtomicBool,
 ) -> Result<Vec<output::Encoded>, RenderError> {
     let mut compositor = open_run(plan, sources, limits, &[segment])?;
+    encode_segment(&mut compositor, plan, segment, forced_key, stop)
+}
+
+/// Encodes `segment` with a fresh encoder, its pictures composed by
+/// `compositor` (at the segment's first frame): its video packets, timed
+/// from its first frame.
+fn encode_segment(
+    compositor: &mut Compositor,
+    plan: &Plan,
+    segment: Segment,
+    forced_key: Option<i64>,
+    stop: &AtomicBool,
+) -> Result<Vec<output::Encoded>, RenderError> {
     let mut encoder = output::encoder(plan).map_err(media)?;
     let ticks = encoder.streams().video.map_or(1, |v| v.frame_ticks);
     let (spares, spare_frames) = std::sync::mpsc::channel::<Frame>();
@@ -1059,23 +1296,40 @@ pub fn segment_alone(
         &segmenting.scope,
     );
     let never = AtomicBool::new(false);
-    let video = match key.and_then(|k| segments::shared().get(&k)) {
-        Some(cached) => {
-            segments::shared().count(true, secs);
-            cached.as_ref().clone()
-        }
-        None => {
-            let packets = render_one(plan, sources, limits, segment, forced_key, &never)?;
-            if let Some(k) = key {
-                segments::shared().put(k, packets.clone());
-            }
-            segments::shared().count(false, secs);
-            packets
-        }
-    };
     let mut encoder = output::encoder(plan).map_err(media)?;
     let streams = encoder.streams();
     let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
+    // The pictures (one encoder thread) and the sound up to them are
+    // independent: made on two threads, the player waits for the longer.
+    let (video, audio) = std::thread::scope(|scope| {
+        let sound = std::thread::Builder::new()
+            .name("clipstream-sound".into())
+            .spawn_scoped(scope, || {
+                sound_until(plan, sources, encoder.as_mut(), segment, last)
+            })
+            .map_err(|e| RenderError::Internal(format!("no sound thread: {e}")));
+        let video = match key.and_then(|k| segments::shared().get(&k)) {
+            Some(cached) => {
+                segments::shared().count(true, secs);
+                Ok(cached.as_ref().clone())
+            }
+            None => {
+                render_one(plan, sources, limits, segment, forced_key, &never).inspect(|packets| {
+                    if let Some(k) = key {
+                        segments::shared().put(k, packets.clone());
+                    }
+                    segments::shared().count(false, secs);
+                })
+            }
+        };
+        let audio = sound.and_then(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(RenderError::Internal("the sound thread panicked".into())))
+        });
+        (video, audio)
+    });
+    let (video, audio) = (video?, audio?);
     let video = video
         .into_iter()
         .map(|mut p| {
@@ -1084,7 +1338,6 @@ pub fn segment_alone(
             p
         })
         .collect();
-    let audio = sound_until(plan, sources, encoder.as_mut(), segment, last)?;
     let mut packager = output::mp4::Fmp4Packager::new(fragments).with_segments(Some(per));
     use output::Package;
     packager.start(&streams).map_err(|e| internal(&e))?;

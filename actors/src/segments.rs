@@ -42,8 +42,9 @@ pub struct Segmenting {
     /// Segments are shared only within a scope: the account.
     pub scope: String,
     /// Segments rendered at once, each by a worker of its own composing
-    /// and encoding it (`parallel` of the render request); 1 renders them
-    /// one after another. The bytes are the same either way.
+    /// and encoding it (`parallel` of the render request; one per core
+    /// when not given); 1 renders them one after another. The bytes are
+    /// the same either way.
     pub workers: usize,
 }
 

@@ -39,7 +39,7 @@ struct Options {
     warm_only: bool,
     /// Only the "personalised 60 s" scenario (segments), printed.
     personalised_only: bool,
-    /// The `parallel` of its render requests.
+    /// The `parallel` of its render requests (0: not given).
     parallel: u32,
 }
 
@@ -53,7 +53,7 @@ fn options() -> Result<Options> {
         capacity_only: false,
         warm_only: false,
         personalised_only: false,
-        parallel: 1,
+        parallel: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -260,6 +260,33 @@ fn run() -> Result<()> {
         return Ok(());
     }
     report.cold = cold;
+
+    // Segments: a server of its own, so that the segments of the other
+    // scenarios' renders are not in its cache.
+    {
+        let server = servers::Clipstream::start(
+            &o.work.join("data-personalised"),
+            &fixtures_dir,
+            &[],
+            &server_env,
+        )?;
+        let mut templates = 0;
+        for size in COLD {
+            say(
+                began,
+                &format!("personalised {} s, {}", personalised::SECS, size.name),
+            );
+            let p = personalised::run(
+                &server,
+                &fixtures_dir,
+                size,
+                o.reps,
+                o.parallel,
+                &mut templates,
+            )?;
+            report.personalised.push((size, p));
+        }
+    }
 
     let mut scaling: Vec<Scaling> = SCALING.iter().map(|&(s, d)| Scaling::new(s, d)).collect();
     for rep in 0..o.reps {

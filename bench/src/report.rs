@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::fixtures::{Size, CLIP_SECS, P720};
+use crate::personalised::{self, Personalised};
 use crate::runs::{Load, Render};
 use crate::stats::{linear_fit, Samples};
 use crate::timing::Arrival;
@@ -313,6 +314,8 @@ pub struct Report {
     pub versions: Vec<(String, String)>,
     /// The main server's RSS idle, and after `n` renders one at a time.
     pub rss_kept: Option<(f64, f64, usize)>,
+    /// The "personalised 60 s" scenario (segments), by size.
+    pub personalised: Vec<(Size, Personalised)>,
 }
 
 fn output_of(cmd: &str, args: &[&str]) -> String {
@@ -431,6 +434,7 @@ impl Report {
             warm: None,
             versions: Vec::new(),
             rss_kept: None,
+            personalised: Vec::new(),
         }
     }
 
@@ -888,6 +892,7 @@ impl Report {
                 if r2 >= 0.98 { "R² ≥ 0.98 — **met**" } else { "R² ≥ 0.98 — **not met**" }
             );
         }
+        self.personalised_section(&mut md, targets)?;
         Ok(md)
     }
 
@@ -961,6 +966,84 @@ unset multiplot
         Ok(())
     }
 
+    /// Section 7: the "personalised 60 s" scenario, and its targets.
+    fn personalised_section(&self, md: &mut String, targets: &mut String) -> Result<()> {
+        if self.personalised.is_empty() {
+            return Ok(());
+        }
+        writeln!(md, "\n## 7. Personalised 60 s (segments)\n")?;
+        writeln!(
+            md,
+            "A background video, a logo and a soundtrack for {secs} s; `Hello {{{{NAME}}}}` for \
+             0–5 s and a closing card with the name for 55–60 s. (a) the first token of a new \
+             template (a new copy of the background clip: other bytes, so no segment is \
+             cached), (b) a second token of it with another NAME (only the segments showing \
+             the name are rendered), (c) a token of another new template asked for its HLS \
+             segment at 40 s, to that segment's last byte. Peer: the ffmpeg CLI rendering the \
+             whole {secs} s. The floor of (a) is six times section 2's floor of the 10 s clip \
+             (the background is that clip six times), without the sound.\n",
+            secs = personalised::SECS
+        )?;
+        writeln!(
+            md,
+            "| Size | Peer wall s | Peer CPU s | (a) wall s | (a) CPU s | (b) wall s | (b) CPU s | (c) s |\n|---|---|---|---|---|---|---|---|"
+        )?;
+        for (size, p) in &self.personalised {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                size.name,
+                p.peer_wall.show(2),
+                p.peer_cpu.show(2),
+                p.first_wall.show(2),
+                p.first_cpu.show(2),
+                p.second_wall.show(2),
+                p.second_cpu.show(2),
+                p.seek_wall.show(2)
+            )?;
+        }
+        for (size, p) in &self.personalised {
+            let n = size.name;
+            let peer_wall = p.peer_wall.median();
+            let floor = self
+                .cold
+                .iter()
+                .find(|c| c.size.name == n)
+                .map_or(0.0, |c| {
+                    c.floor_wall() * f64::from(personalised::SECS / CLIP_SECS) / peer_wall
+                });
+            target_above_floor(
+                targets,
+                &format!("{n} personalised 60 s: (a) first token ≤ 0.85× peer"),
+                ratio(p.first_wall.median(), peer_wall),
+                0.85,
+                floor,
+            );
+            target(
+                targets,
+                &format!("{n} personalised 60 s: (b) second token's last byte ≤ 0.3× peer"),
+                ratio(p.second_wall.median(), peer_wall),
+                0.3,
+                true,
+            );
+            target(
+                targets,
+                &format!("{n} personalised 60 s: (b) second token's CPU ≤ 0.25× peer"),
+                ratio(p.second_cpu.median(), p.peer_cpu.median()),
+                0.25,
+                true,
+            );
+            target(
+                targets,
+                &format!("{n} personalised 60 s: (c) HLS segment at 40 s ≤ 0.1× peer's total"),
+                ratio(p.seek_wall.median(), peer_wall),
+                0.1,
+                true,
+            );
+        }
+        Ok(())
+    }
+
     fn to_json(&self) -> Value {
         let points: Vec<Value> = self
             .points()
@@ -1013,6 +1096,13 @@ unset multiplot
             })),
             "versions": self.versions,
             "rss_kept_mib": self.rss_kept,
+            "personalised_60s": self.personalised.iter().map(|(size, p)| json!({
+                "size": size.name,
+                "peer": { "wall_s": p.peer_wall.to_json(), "cpu_s": p.peer_cpu.to_json() },
+                "first_token": { "wall_s": p.first_wall.to_json(), "cpu_s": p.first_cpu.to_json() },
+                "second_token": { "wall_s": p.second_wall.to_json(), "cpu_s": p.second_cpu.to_json() },
+                "hls_segment_at_40s_wall_s": p.seek_wall.to_json(),
+            })).collect::<Vec<_>>(),
         })
     }
 }

@@ -177,15 +177,18 @@ impl Clipstream {
 
     /// A token for `movie` with NAME = `name`.
     pub fn token(&self, movie: &str, name: &str) -> Result<String> {
-        self.token_parallel(movie, name, 1)
+        self.token_parallel(movie, name, 0)
     }
 
     /// A token for `movie` with NAME = `name` whose MP4 renders `parallel`
-    /// segments at once.
+    /// segments at once (0: not given, the server's default).
     pub fn token_parallel(&self, movie: &str, name: &str, parallel: u32) -> Result<String> {
         let path = format!("/v2/render/{}", self.project);
-        let body =
-            json!({ "movie": movie, "params": { "NAME": name }, "parallel": parallel }).to_string();
+        let mut request = json!({ "movie": movie, "params": { "NAME": name } });
+        if parallel > 0 {
+            request["parallel"] = json!(parallel);
+        }
+        let body = request.to_string();
         self.api_json(
             self.authed(reqwest::Method::POST, &path)
                 .header("content-type", "application/json")

@@ -339,8 +339,8 @@ impl Config {
     }
 
     /// How a render of `scope` (its account) is cut into segments.
-    /// `parallel` is the render request's, at most `segments.max_parallel`
-    /// (0: one per core).
+    /// `parallel` is the render request's (0: not given, one worker per
+    /// core), at most `segments.max_parallel` (0: one per core).
     pub fn segmenting(
         &self,
         scope: &str,
@@ -353,7 +353,11 @@ impl Config {
         Some(clipstream_actors::segments::Segmenting {
             secs: self.segment_secs(),
             scope: scope.to_owned(),
-            workers: (parallel.max(1) as usize).min(most.max(1)),
+            workers: match parallel {
+                0 => most,
+                n => n as usize,
+            }
+            .clamp(1, most.max(1)),
         })
     }
 

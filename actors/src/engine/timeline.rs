@@ -159,8 +159,16 @@ impl Compositor {
         for src in &plan.fonts {
             text.load_font(src, path_of(sources, src)?)?;
         }
+        let all = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
+        let frames = count.map_or(all, |n| (first + n.max(0)).min(all));
+        // A window opens only the layers it shows: a clip that ended
+        // before it would be sought past its end (decoding up to a GOP
+        // for nothing), and one after it is never drawn here.
+        let at = |frame: i64| plan.start + frame as f64 / plan.rate.as_f64();
+        let (from, to) = (at(first), at(frames.max(first + 1) - 1));
+        let shown = |l: &Layer| count.is_none() || (l.start <= to && l.start + l.length > from);
         let mut layers = Vec::new();
-        for layer in &plan.layers {
+        for layer in plan.layers.iter().filter(|l| shown(l)) {
             let lut = || layer.filter.map(|f| Box::new(Lut::new(f)));
             let (source, rect) = match &layer.visual {
                 Visual::Image { src } => {
@@ -264,8 +272,6 @@ impl Compositor {
                 });
             }
         }
-        let all = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
-        let frames = count.map_or(all, |n| (first + n.max(0)).min(all));
         let samples = (opening * f64::from(SAMPLE_RATE)).round() as u64;
         Ok(Compositor {
             canvas: Canvas::new(w, h),

@@ -189,8 +189,9 @@ pub fn run(config: &Config, edit_path: &Path, params: &[String], out: &Path) -> 
             fetch_concurrency: config.fetch_concurrency(),
             fetch_retry: config.fetch_retry(),
             // One render: segments bring nothing to reuse, but cut the
-            // file as the server does, so both give the same bytes.
-            segments: config.segmenting("cli", 1),
+            // file as the server does, so both give the same bytes (and
+            // its segments encode one per core, as the server's).
+            segments: config.segmenting("cli", 0),
         };
         // Held until the render settles; its outcome comes through `rx`.
         let _render = clipstream_actors::start(job).await;

@@ -110,8 +110,9 @@ struct Request {
     movie: MovieChoice,
     #[serde(default)]
     params: Map<String, Value>,
-    #[serde(default = "one")]
-    parallel: u32,
+    /// Segments rendered at once; not given: one per core.
+    #[serde(default)]
+    parallel: Option<u32>,
     #[serde(default)]
     routingkey: Option<String>,
     #[serde(default)]
@@ -120,10 +121,6 @@ struct Request {
     /// background, rather than on the first GET.
     #[serde(default)]
     prerender: bool,
-}
-
-fn one() -> u32 {
-    1
 }
 
 async fn create(
@@ -142,7 +139,7 @@ async fn create(
         serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::BadBody {
             message: format!("{}: {}", e.path(), e.inner()),
         })?;
-    if request.parallel == 0 {
+    if request.parallel == Some(0) {
         return Err(ApiError::bad_param(
             "parallel",
             "parallel must be at least 1",
@@ -180,7 +177,8 @@ async fn create(
             &uid,
             request.movie,
             request.params,
-            request.parallel,
+            // 0: not given (the server's default).
+            request.parallel.unwrap_or(0),
             request.routingkey,
         )
         .await?;

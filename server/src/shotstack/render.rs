@@ -166,7 +166,8 @@ pub async fn queue(
             &project.uid,
             MovieChoice::One(movie.clone()),
             submission.params,
-            1,
+            // The server's default: segments one per core.
+            0,
             None,
         )
         .await

@@ -67,8 +67,17 @@ pub struct VideoSettings {
     pub options: Vec<(&'static str, String)>,
     /// Frame threads (throughput) rather than slice threads (no delay).
     pub frame_threads: bool,
+    /// One thread, whatever the cores: the bytes do not depend on the
+    /// machine, and nothing is held back for other threads (parallelism
+    /// comes from encoding several segments at once instead).
+    pub one_thread: bool,
     /// A forced keyframe starts a fresh encoder (see [`VideoCodec::encode`]).
     pub restart_at_forced_key: bool,
+    /// Frame threads for a stream's frame 0 up to the first restart (the
+    /// short first fragment, which a viewer waits for with nothing else
+    /// to encode yet), whatever the cores, so that those bytes too are the
+    /// same on every machine; later encoders keep `one_thread`.
+    pub opening_threads: Option<i32>,
 }
 
 impl VideoSettings {
@@ -87,7 +96,9 @@ impl VideoSettings {
             bit_rate: None,
             options: Vec::new(),
             frame_threads: false,
+            one_thread: false,
             restart_at_forced_key: false,
+            opening_threads: None,
         }
     }
 
@@ -104,6 +115,8 @@ pub struct VideoCodec {
     convert: Converter,
     frame_ticks: i64,
     time_base: Rational,
+    /// No frame was sent to this encoder yet.
+    fresh: bool,
     /// The settings to open a fresh encoder with at the forced keyframe.
     restart: Option<VideoSettings>,
 }
@@ -189,7 +202,12 @@ fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
         } else {
             ffi::FF_THREAD_SLICE
         };
-        if s.frame_threads {
+        if let Some(n) = s.opening_threads {
+            (*ctx).thread_type = ffi::FF_THREAD_FRAME;
+            (*ctx).thread_count = n;
+        } else if s.one_thread {
+            (*ctx).thread_count = 1;
+        } else if s.frame_threads {
             // A frame thread per core, not x264's 1.5 per core: each holds
             // a frame's buffers (9 MiB a 720p render on two cores), and the
             // extra one adds nothing while the compositor shares the cores.
@@ -207,13 +225,18 @@ fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
 impl VideoCodec {
     pub fn open(s: VideoSettings) -> Result<VideoCodec, MediaError> {
         let (time_base, frame_ticks) = timing(s.rate);
-        let encoder = open_video(&s)?;
+        // Opened at the stream's frame 0 with its own threads, if any.
+        let encoder = open_video(&VideoSettings {
+            opening_threads: None,
+            ..s.clone()
+        })?;
         let convert = Converter::new(s.compose.0, s.compose.1, s.pixel, s.size.0, s.size.1)?;
         Ok(VideoCodec {
             encoder: Some(encoder),
             convert,
             frame_ticks,
             time_base,
+            fresh: true,
             restart: s.restart_at_forced_key.then_some(s),
         })
     }
@@ -248,6 +271,17 @@ impl VideoCodec {
             // keyframe, which is a clean start (an IDR frame) anyway.
             out = self.restart()?;
         }
+        if std::mem::take(&mut self.fresh) && index == 0 {
+            if let Some(settings) = self
+                .restart
+                .as_ref()
+                .filter(|s| s.opening_threads.is_some())
+            {
+                // Where a stream starts, whoever encodes it.
+                self.encoder = None;
+                self.encoder = Some(open_video(settings)?);
+            }
+        }
         let mut picture = self.convert.convert(frame, spares)?;
         picture.set_pts(Some(index * self.frame_ticks));
         // libx264 starts a closed GOP (an IDR frame), libvpx a keyframe, at
@@ -273,6 +307,10 @@ impl VideoCodec {
             return Err(MediaError::Encode(
                 "this encoder cannot be restarted".into(),
             ));
+        };
+        let settings = VideoSettings {
+            opening_threads: None,
+            ..settings
         };
         let out = self.finish()?;
         let headers = extradata(opened(&mut self.encoder)?).to_vec();

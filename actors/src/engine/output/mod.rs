@@ -45,7 +45,7 @@ pub use convert::Spares;
 /// are never served as the new one's. The golden test (`golden.rs`
 /// beside the actors, `a_fixed_edit_renders_to_its_golden_bytes`) fails
 /// until it is bumped.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 4;
 
 pub use crate::engine::compose::Frame;
 

@@ -34,11 +34,18 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, crate::engine::media::MediaError> 
                 .into(),
             ),
         ],
-        // Frame threads: x264's slice threads leave a third of the two
-        // cores idle; the delay they add is taken back by restarting the
-        // encoder where the short first fragment ends.
-        frame_threads: true,
+        // One thread per encoder: a render's segments are encoded several
+        // at once (one per core), each by a fresh encoder, so frame
+        // threads would only add their drain at every segment's end; and
+        // x264's output depends on its thread count, so with one thread a
+        // segment's bytes are the same on every machine (a cluster shares
+        // them).
+        one_thread: true,
         restart_at_forced_key: true,
+        // The first fragment on two frame threads (it is flushed at the
+        // forced keyframe, so nothing is left to drain later), fixed at
+        // two so its bytes do not depend on the machine either.
+        opening_threads: Some(2),
         ..VideoSettings::new("libx264", ffmpeg::format::Pixel::YUV420P, plan)
             .keyframe_every_second()
     })?;

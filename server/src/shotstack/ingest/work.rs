@@ -566,7 +566,7 @@ impl Ctx {
         }
         let request = state
             .store
-            .put_render_request(&project.uid, MovieChoice::One(movie), Map::new(), 1, None)
+            .put_render_request(&project.uid, MovieChoice::One(movie), Map::new(), 0, None)
             .await
             .map_err(public)?;
         let engine_format = match format {
