@@ -962,7 +962,9 @@ impl SegmentWork {
         {
             Some(k) => k,
             None => {
-                opened.take().map(|f| f());
+                if let Some(f) = opened.take() {
+                    f();
+                }
                 -1
             }
         };
@@ -1002,6 +1004,7 @@ impl SegmentWork {
     /// lead) is composed here and encoded by the encoder thread as in
     /// [`SegmentWork::run`], so its first fragment streams while it is
     /// encoded rather than when a worker has finished the whole segment.
+    #[allow(clippy::too_many_arguments)]
     fn run_parallel(
         mut self,
         plan: &Plan,
@@ -1079,9 +1082,15 @@ impl SegmentWork {
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
             }
             for (i, &segment) in list.iter().enumerate() {
+                // The lead, unless an HLS seek rendered it meanwhile (then
+                // it is reused like any cached segment).
+                let meanwhile = if Some(i) == lead {
+                    keys[i].and_then(|k| segments::shared().get(&k))
+                } else {
+                    None
+                };
                 if Some(i) == lead {
-                    let fresh = keys[i].and_then(|k| segments::shared().get(&k)).is_none();
-                    if fresh {
+                    if meanwhile.is_none() {
                         let go_on = self.compose_lead(
                             plan,
                             sources,
@@ -1103,21 +1112,10 @@ impl SegmentWork {
                         );
                         continue;
                     }
-                    // Rendered meanwhile, out of order (an HLS seek).
                     pool.release();
                 }
-                let (packets, by_worker) = match self.found[i].clone() {
+                let (packets, by_worker) = match self.found[i].clone().or(meanwhile) {
                     Some(cached) => (cached, false),
-                    None if Some(i) == lead => {
-                        match keys[i].and_then(|k| segments::shared().get(&k)) {
-                            Some(cached) => (cached, false),
-                            None => {
-                                return Err(RenderError::Internal(format!(
-                                    "segment {i} left the cache"
-                                )))
-                            }
-                        }
-                    }
                     None => pool.take(i, control.stop)?,
                 };
                 if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
