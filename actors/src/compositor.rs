@@ -764,28 +764,20 @@ impl SegmentWork {
                     Some(c) => c,
                     None => compositor.insert(open_run(plan, sources, limits, &self.list[j..end])?),
                 };
-                if !encoder.send(ToEncoder::Begin(segment, self.keys[j])) {
+                let key = self.keys[j];
+                let sent = self.compose_segment(
+                    compositor,
+                    segment,
+                    key,
+                    encoder,
+                    spare_frames,
+                    control,
+                    fault_frame,
+                    None,
+                )?;
+                if !sent {
+                    // The encoder failed: its error is the render's.
                     return Ok(());
-                }
-                for index in segment.first..segment.first + segment.frames {
-                    if let Some(e) = stopped() {
-                        return Err(e);
-                    }
-                    let spare = spare_frames.try_recv().ok();
-                    let Some(mut c) = compositor.next(spare).map_err(media)? else {
-                        return Err(RenderError::Internal(format!(
-                            "frame {index} of segment {} was not composed",
-                            segment.index
-                        )));
-                    };
-                    if c.index >= fault_frame {
-                        control.fault.panic_at(Stage::Compositor);
-                    }
-                    c.audio = self.mix(c.index)?;
-                    if !encoder.send(ToEncoder::Frame(c)) {
-                        // The encoder failed: its error is the render's.
-                        return Ok(());
-                    }
                 }
                 progress(segment.first + segment.frames);
             }
@@ -950,24 +942,50 @@ impl SegmentWork {
         opened: Box<dyn FnOnce() + Send>,
     ) -> Result<bool, RenderError> {
         let mut compositor = open_run(plan, sources, limits, &[segment])?;
-        if !encoder.send(ToEncoder::Begin(segment, key)) {
-            return Ok(false);
-        }
         // The encoder flushes the first fragment when the frame of the
         // forced keyframe reaches it.
-        let mut opened = Some(opened);
-        let flushed_at = match self
+        let then = match self
             .forced_key
             .filter(|&k| segment.first == 0 && k < segment.frames)
         {
-            Some(k) => k,
+            Some(k) => Some((segment.first + k, opened)),
             None => {
-                if let Some(f) = opened.take() {
-                    f();
-                }
-                -1
+                opened();
+                None
             }
         };
+        self.compose_segment(
+            &mut compositor,
+            segment,
+            key,
+            encoder,
+            spare_frames,
+            control,
+            fault_frame,
+            then,
+        )
+    }
+
+    /// Composes `segment`'s frames with `compositor` (at its first frame)
+    /// and hands them with their sound to the encoder thread, which
+    /// encodes them with a fresh encoder and keeps them under `key`;
+    /// `then.1` is sent to the encoder thread after frame `then.0`.
+    /// `false`: the encoder thread has failed.
+    #[allow(clippy::too_many_arguments)]
+    fn compose_segment(
+        &mut self,
+        compositor: &mut Compositor,
+        segment: Segment,
+        key: Option<segments::Key>,
+        encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
+        control: &Control<'_>,
+        fault_frame: i64,
+        mut then: Option<(i64, Box<dyn FnOnce() + Send>)>,
+    ) -> Result<bool, RenderError> {
+        if !encoder.send(ToEncoder::Begin(segment, key)) {
+            return Ok(false);
+        }
         for index in segment.first..segment.first + segment.frames {
             if control.stop.load(Ordering::Acquire) {
                 return Err(RenderError::Internal("the render was stopped".into()));
@@ -986,8 +1004,8 @@ impl SegmentWork {
             if !encoder.send(ToEncoder::Frame(c)) {
                 return Ok(false);
             }
-            if index - segment.first == flushed_at {
-                if let Some(f) = opened.take() {
+            if then.as_ref().is_some_and(|(at, _)| *at == index) {
+                if let Some((_, f)) = then.take() {
                     if !encoder.send(ToEncoder::Then(f)) {
                         return Ok(false);
                     }
