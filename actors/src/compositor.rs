@@ -143,7 +143,8 @@ enum ToEncoder {
         index: i64,
         samples: Vec<f32>,
     },
-    /// Run once the packets of everything sent before are with the muxer.
+    /// Run once the packets of everything sent before are on their way to
+    /// the muxer (in its queue).
     Then(Box<dyn FnOnce() + Send>),
     /// Every frame was composed: flush and end the stream. A queue that
     /// closes without it means the render failed, and nothing is ended.
@@ -640,13 +641,11 @@ impl SegmentWork {
             i = end;
         }
         // A window opens only the layers it shows, so the sources of runs
-        // not opened yet are checked here, before any byte: one window from
-        // the first segment to render to the last (each layer's first
-        // picture; a clip already playing there from a seek).
-        if runs.iter().any(|(_, _, c)| c.is_none()) {
-            if let (Some(&(from, _, _)), Some(&(_, to, _))) = (runs.first(), runs.last()) {
-                open_run(plan, sources, limits, &list[from..to])?;
-            }
+        // not opened yet are checked here, before any byte: a window of
+        // each (each layer's first picture; a clip already playing there
+        // from a seek), closed again.
+        for (from, to, _) in runs.iter().filter(|(_, _, c)| c.is_none()) {
+            open_run(plan, sources, limits, &list[*from..*to])?;
         }
         Ok(SegmentWork {
             list,
@@ -794,12 +793,19 @@ impl SegmentWork {
 /// away), so a claim per 2 s segment cost a third more CPU.
 const CLAIM_SECS: f64 = 10.0;
 
+/// Encoded segments held ahead of the one being streamed, at most, however
+/// many workers (about a minute of video at 2 s segments).
+const MAX_AHEAD: usize = 32;
+
 /// The segments workers render, and what they rendered.
 struct Pool {
     /// Segments to render, in order.
     todo: Vec<usize>,
     state: Mutex<PoolState>,
     changed: Condvar,
+    /// The render ended: read at every frame a worker composes, so that a
+    /// failed render does not wait for the workers' claims to finish.
+    quit: AtomicBool,
 }
 
 #[derive(Default)]
@@ -813,9 +819,9 @@ struct PoolState {
     done: HashMap<usize, Result<(segments::Packets, bool), RenderError>>,
     /// The render ended (done, failed or stopped): workers stop.
     over: bool,
-    /// Workers wait while this thread composes the first pictures of the
-    /// lead segment: the first fragment reaches the viewer sooner without
-    /// them on the cores.
+    /// Workers wait while this thread composes the render's short first
+    /// fragment (the lead is segment 0): it reaches the viewer sooner
+    /// without them on the cores.
     held: bool,
 }
 
@@ -826,8 +832,9 @@ impl Pool {
 
     /// The next consecutive segments for a worker (at most `most`), when
     /// fewer than `ahead` segments to render lie between the one waited
-    /// for and them (which bounds the encoded segments held); `None` when
-    /// there is nothing left or the render ended.
+    /// for and the claim's first (so at most `ahead + most - 1` encoded
+    /// segments are held); `None` when there is nothing left or the
+    /// render ended.
     fn claim(&self, most: usize, ahead: usize, stop: &AtomicBool) -> Option<Vec<usize>> {
         let mut state = self.lock();
         loop {
@@ -902,6 +909,7 @@ impl Pool {
     }
 
     fn end(&self) {
+        self.quit.store(true, Ordering::Release);
         let mut state = self.lock();
         state.over = true;
         state.held = false;
@@ -923,10 +931,10 @@ impl Drop for EndPool<'_> {
 impl SegmentWork {
     /// Composes `segment` here and hands its pictures to the encoder
     /// thread, which encodes it as [`SegmentWork::run`] does (and keeps it
-    /// under `key`); the encoder thread calls `opened` once the render's
-    /// short first fragment is with the muxer (at once if `segment` is not
-    /// the render's first). `false`: the encoder thread has failed (its
-    /// error is the render's).
+    /// under `key`); `opened` goes to the encoder thread after the frame
+    /// that flushes the render's short first fragment, or is called here
+    /// at once if `segment` has none. `false`: the encoder thread has
+    /// failed (its error is the render's).
     #[allow(clippy::too_many_arguments)]
     fn compose_lead(
         &mut self,
@@ -1015,9 +1023,10 @@ impl SegmentWork {
         Ok(true)
     }
 
-    /// [`SegmentWork::run`] with workers: each renders whole segments on
-    /// its own (a compositor from a seek to the segment, a fresh encoder),
-    /// and this thread hands them to the encoder thread in order, with
+    /// [`SegmentWork::run`] with workers: each claims about [`CLAIM_SECS`]
+    /// of consecutive segments, composed by one compositor from a seek to
+    /// the first and each encoded by a fresh encoder, and this thread
+    /// hands them to the encoder thread in order, with
     /// the sound, exactly as cached ones. The first segment to render (the
     /// lead) is composed here and encoded by the encoder thread as in
     /// [`SegmentWork::run`], so its first fragment streams while it is
@@ -1036,15 +1045,21 @@ impl SegmentWork {
         let fps = plan.rate.as_f64();
         let total = plan.duration.max(f64::EPSILON);
         let lead = self.found.iter().position(Option::is_none);
+        // Only a render's short first fragment holds the workers back.
+        let first_fragment = lead == Some(0)
+            && self
+                .forced_key
+                .is_some_and(|k| k < self.list.first().map_or(0, |s| s.frames));
         let pool = Arc::new(Pool {
             todo: (0..self.list.len())
                 .filter(|&i| self.found[i].is_none() && Some(i) != lead)
                 .collect(),
             state: Mutex::new(PoolState {
-                held: lead.is_some(),
+                held: first_fragment,
                 ..PoolState::default()
             }),
             changed: Condvar::new(),
+            quit: AtomicBool::new(false),
         });
         let mut release = {
             let pool = Arc::clone(&pool);
@@ -1055,7 +1070,10 @@ impl SegmentWork {
         let per = self.list.first().map_or(1, |s| s.frames.max(1));
         let most = ((CLAIM_SECS * fps / per as f64).round() as usize)
             .clamp(1, pool.todo.len().div_ceil(self.workers).max(1));
-        let ahead = self.workers * most;
+        // Encoded segments held ahead of the one streamed, at most: a claim
+        // per worker, and never more than MAX_AHEAD (a slow viewer then
+        // holds the workers rather than memory).
+        let ahead = (self.workers * most).min(MAX_AHEAD.max(most));
         let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
         std::thread::scope(|scope| -> Result<(), RenderError> {
             let pool = &*pool;
@@ -1064,6 +1082,10 @@ impl SegmentWork {
                 std::thread::Builder::new()
                     .name(format!("clipstream-segment-{n}"))
                     .spawn_scoped(scope, move || {
+                        let stopped = || {
+                            control.stop.load(Ordering::Acquire)
+                                || pool.quit.load(Ordering::Acquire)
+                        };
                         while let Some(run) = pool.claim(most, ahead, control.stop) {
                             let Some(&first) = run.first() else {
                                 continue;
@@ -1078,7 +1100,7 @@ impl SegmentWork {
                                         &list[first..first + run.len()],
                                         &keys[first..first + run.len()],
                                         forced_key,
-                                        control.stop,
+                                        &stopped,
                                         &mut |n, packets, by_worker| {
                                             done = first + n + 1;
                                             pool.put(first + n, Ok((packets, by_worker)));
@@ -1121,10 +1143,10 @@ impl SegmentWork {
                             fault_frame,
                             release.take().unwrap_or_else(|| Box::new(|| ())),
                         )?;
-                        pool.release();
                         if !go_on {
                             return Ok(());
                         }
+                        pool.release();
                         control.publish.progress(
                             ((segment.first + segment.frames) as f64 / fps / total).min(1.0),
                         );
@@ -1170,7 +1192,7 @@ fn render_run(
     run: &[Segment],
     keys: &[Option<segments::Key>],
     forced_key: Option<i64>,
-    stop: &AtomicBool,
+    stopped: &dyn Fn() -> bool,
     done: &mut dyn FnMut(usize, segments::Packets, bool),
 ) -> Result<(), RenderError> {
     let mut compositor: Option<Compositor> = None;
@@ -1186,7 +1208,7 @@ fn render_run(
             Some(c) => c,
             None => compositor.insert(open_run(plan, sources, limits, &run[n..])?),
         };
-        let packets = encode_segment(compositor, plan, segment, forced_key, stop)?;
+        let packets = encode_segment(compositor, plan, segment, forced_key, stopped)?;
         if let Some(k) = key {
             segments::shared().put(k, packets.clone());
         }
@@ -1204,10 +1226,10 @@ fn render_one(
     limits: SourceLimits,
     segment: Segment,
     forced_key: Option<i64>,
-    stop: &AtomicBool,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<Vec<output::Encoded>, RenderError> {
     let mut compositor = open_run(plan, sources, limits, &[segment])?;
-    encode_segment(&mut compositor, plan, segment, forced_key, stop)
+    encode_segment(&mut compositor, plan, segment, forced_key, stopped)
 }
 
 /// Encodes `segment` with a fresh encoder, its pictures composed by
@@ -1218,7 +1240,7 @@ fn encode_segment(
     plan: &Plan,
     segment: Segment,
     forced_key: Option<i64>,
-    stop: &AtomicBool,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<Vec<output::Encoded>, RenderError> {
     let mut encoder = output::encoder(plan).map_err(media)?;
     let ticks = encoder.streams().video.map_or(1, |v| v.frame_ticks);
@@ -1233,7 +1255,7 @@ fn encode_segment(
         );
     };
     for index in segment.first..segment.first + segment.frames {
-        if stop.load(Ordering::Acquire) {
+        if stopped() {
             return Err(RenderError::Internal("the render was stopped".into()));
         }
         let Some(c) = compositor
@@ -1311,7 +1333,6 @@ pub fn segment_alone(
         forced_key,
         &segmenting.scope,
     );
-    let never = AtomicBool::new(false);
     let mut encoder = output::encoder(plan).map_err(media)?;
     let streams = encoder.streams();
     let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
@@ -1329,14 +1350,14 @@ pub fn segment_alone(
                 segments::shared().count(true, secs);
                 Ok(cached.as_ref().clone())
             }
-            None => {
-                render_one(plan, sources, limits, segment, forced_key, &never).inspect(|packets| {
+            None => render_one(plan, sources, limits, segment, forced_key, &|| false).inspect(
+                |packets| {
                     if let Some(k) = key {
                         segments::shared().put(k, packets.clone());
                     }
                     segments::shared().count(false, secs);
-                })
-            }
+                },
+            ),
         };
         let audio = sound.and_then(|thread| {
             thread

@@ -25,7 +25,7 @@ use crate::segment_store::{self, SegmentStore};
 
 /// The version of how a segment is cut and encoded; part of every key,
 /// beside the output's [`FORMAT_VERSION`].
-pub const SEGMENT_VERSION: u32 = 1;
+pub const SEGMENT_VERSION: u32 = 2;
 
 /// Bytes of encoded segments kept in memory unless [`set_capacity`] says
 /// otherwise.
@@ -113,7 +113,8 @@ fn digest(path: &Path) -> std::io::Result<[u8; 32]> {
 /// window — the layers that overlap it, in drawing order, with their times
 /// relative to the window's start, and the digests of the files they read —
 /// with the output's settings, the frames' count, the forced keyframe if
-/// it falls inside, the render-format versions and the scope. `None` when
+/// it falls inside, whether it opens the stream, the render-format
+/// versions and the scope. `None` when
 /// a file cannot be read (the segment is then rendered and not kept).
 pub fn key(
     plan: &Plan,
@@ -140,6 +141,9 @@ pub fn key(
         .filter(|k| (segment.first..segment.first + segment.frames).contains(k))
         .map(|k| k - segment.first);
     h.update(format!("forced {forced:?}\n").as_bytes());
+    // The stream's first frames are encoded on their own threads
+    // (`opening_threads`), so segment 0 never shares a key with another.
+    h.update(format!("opening {}\n", segment.first == 0).as_bytes());
     let mut html = false;
     for layer in &plan.layers {
         if layer.start >= to || layer.start + layer.length <= from {

@@ -82,6 +82,31 @@ pub struct Renders {
 /// A segment rendered out of order, once for everyone who asks meanwhile.
 type AloneSegment = tokio::sync::OnceCell<Result<bytes::Bytes, RenderError>>;
 
+/// A player's hold on an [`AloneSegment`]: the entry leaves the map once
+/// the segment is out (later players find it in the segment cache) or when
+/// the last player waiting for it has gone (however its request ended).
+struct AloneEntry<'a> {
+    map: &'a Mutex<HashMap<(String, usize), Arc<AloneSegment>>>,
+    key: (String, usize),
+    cell: Arc<AloneSegment>,
+}
+
+impl Drop for AloneEntry<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(self.map);
+        // Players take their hold under this lock: the map's and this one
+        // are the only holds left when the count is two.
+        let last = Arc::strong_count(&self.cell) <= 2;
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+            && (self.cell.initialized() || last)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// A GET's answer: bytes in the cache, or a render to follow.
 pub enum Lookup {
     Cached(Arc<OpenRender>),
@@ -312,6 +337,11 @@ impl Renders {
         let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
         let key = (prepared.output.key.clone(), n);
         let cell = lock(&self.alone).entry(key.clone()).or_default().clone();
+        let _entry = AloneEntry {
+            map: &self.alone,
+            key,
+            cell: cell.clone(),
+        };
         // A waiter whose request is dropped leaves the render to the next
         // one (OnceCell runs the next caller's initialiser).
         let mut rendered = false;
@@ -327,11 +357,6 @@ impl Renders {
             .hls_seeks
             .get_or_create(&vec![("outcome", outcome)])
             .inc();
-        let mut alone = lock(&self.alone);
-        if alone.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            // Later players find the segment in the segment cache.
-            alone.remove(&key);
-        }
         Ok(result)
     }
 
@@ -342,8 +367,10 @@ impl Renders {
         n: usize,
     ) -> Result<bytes::Bytes, RenderError> {
         // Waits its turn; a closed semaphore (never closed here) would
-        // mean no limit is left to keep.
-        let _slot = self.seeks.clone().acquire_owned().await.ok();
+        // mean no limit is left to keep. The permit (and the downloads)
+        // go with the blocking render, which runs on if every player
+        // leaves.
+        let slot = self.seeks.clone().acquire_owned().await.ok();
         let downloads = match tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())
@@ -386,11 +413,10 @@ impl Renders {
             self.config.fragments(),
         );
         let rendered = tokio::task::spawn_blocking(move || {
+            let _held = (slot, resolver);
             clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
         })
         .await;
-        // The downloads are read until the segment is rendered.
-        drop(resolver);
         rendered.unwrap_or_else(|e| {
             Err(RenderError::Internal(format!(
                 "the segment's render panicked: {e}"

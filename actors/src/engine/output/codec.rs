@@ -73,10 +73,12 @@ pub struct VideoSettings {
     pub one_thread: bool,
     /// A forced keyframe starts a fresh encoder (see [`VideoCodec::encode`]).
     pub restart_at_forced_key: bool,
-    /// Frame threads for a stream's frame 0 up to the first restart (the
-    /// short first fragment, which a viewer waits for with nothing else
-    /// to encode yet), whatever the cores, so that those bytes too are the
-    /// same on every machine; later encoders keep `one_thread`.
+    /// Frame threads for an encoder whose first frame is the stream's
+    /// frame 0, up to its first restart (the short first fragment, which a
+    /// viewer waits for with nothing else to encode yet; all of segment 0
+    /// when there is no forced keyframe), a fixed count whatever the
+    /// cores, so that those bytes too are the same on every machine; later
+    /// encoders keep `one_thread`.
     pub opening_threads: Option<i32>,
 }
 
@@ -225,7 +227,8 @@ fn open_video(s: &VideoSettings) -> Result<ffmpeg::encoder::Video, MediaError> {
 impl VideoCodec {
     pub fn open(s: VideoSettings) -> Result<VideoCodec, MediaError> {
         let (time_base, frame_ticks) = timing(s.rate);
-        // Opened at the stream's frame 0 with its own threads, if any.
+        // With one thread; reopened with `opening_threads` if its first
+        // frame is the stream's frame 0.
         let encoder = open_video(&VideoSettings {
             opening_threads: None,
             ..s.clone()
@@ -277,9 +280,16 @@ impl VideoCodec {
                 .as_ref()
                 .filter(|s| s.opening_threads.is_some())
             {
-                // Where a stream starts, whoever encodes it.
+                // Where a stream starts, whoever encodes it: the same
+                // stream headers, or the init segment would lie.
+                let headers = extradata(opened(&mut self.encoder)?).to_vec();
                 self.encoder = None;
-                self.encoder = Some(open_video(settings)?);
+                let opening = self.encoder.insert(open_video(settings)?);
+                if extradata(opening) != headers.as_slice() {
+                    return Err(MediaError::Encode(
+                        "the opening encoder's stream headers differ".into(),
+                    ));
+                }
             }
         }
         let mut picture = self.convert.convert(frame, spares)?;

@@ -42,9 +42,10 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, crate::engine::media::MediaError> 
         // them).
         one_thread: true,
         restart_at_forced_key: true,
-        // The first fragment on two frame threads (it is flushed at the
-        // forced keyframe, so nothing is left to drain later), fixed at
-        // two so its bytes do not depend on the machine either.
+        // The stream's first frames on two frame threads (flushed at the
+        // forced keyframe ending the short first fragment, or with segment
+        // 0 if there is none, so no drain idles a core later), fixed at
+        // two so their bytes do not depend on the machine either.
         opening_threads: Some(2),
         ..VideoSettings::new("libx264", ffmpeg::format::Pixel::YUV420P, plan)
             .keyframe_every_second()
