@@ -17,6 +17,7 @@
 //! and range) happens in one place, [`convert`].
 
 pub mod avmux;
+pub mod chunked_audio;
 pub mod codec;
 pub mod convert;
 pub mod gif;
