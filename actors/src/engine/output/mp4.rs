@@ -163,6 +163,7 @@ impl Fmp4Packager {
     /// Writes segment `n` alone, as the whole file has it: `video` its
     /// packets, `audio` sound packets that include the segment's (`origin`
     /// the timestamp of the sound's first packet). Call after `start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn segment_alone(
         &mut self,
         n: usize,
