@@ -784,28 +784,20 @@ impl SegmentWork {
                     Some(c) => c,
                     None => compositor.insert(open_run(plan, sources, limits, &self.list[j..end])?),
                 };
-                if !encoder.send(ToEncoder::Begin(segment, self.keys[j])) {
+                let key = self.keys[j];
+                let sent = self.compose_segment(
+                    compositor,
+                    segment,
+                    key,
+                    encoder,
+                    spare_frames,
+                    control,
+                    fault_frame,
+                    None,
+                )?;
+                if !sent {
+                    // The encoder failed: its error is the render's.
                     return Ok(());
-                }
-                for index in segment.first..segment.first + segment.frames {
-                    if let Some(e) = stopped() {
-                        return Err(e);
-                    }
-                    let spare = spare_frames.try_recv().ok();
-                    let Some(mut c) = compositor.next(spare).map_err(media)? else {
-                        return Err(RenderError::Internal(format!(
-                            "frame {index} of segment {} was not composed",
-                            segment.index
-                        )));
-                    };
-                    if c.index >= fault_frame {
-                        control.fault.panic_at(Stage::Compositor);
-                    }
-                    c.audio = self.mix(c.index)?;
-                    if !encoder.send(ToEncoder::Frame(c)) {
-                        // The encoder failed: its error is the render's.
-                        return Ok(());
-                    }
                 }
                 progress(segment.first + segment.frames);
             }
@@ -970,22 +962,50 @@ impl SegmentWork {
         opened: Box<dyn FnOnce() + Send>,
     ) -> Result<bool, RenderError> {
         let mut compositor = open_run(plan, sources, limits, &[segment])?;
-        if !encoder.send(ToEncoder::Begin(segment, key)) {
-            return Ok(false);
-        }
         // The encoder flushes the first fragment when the frame of the
         // forced keyframe reaches it.
-        let mut opened = Some(opened);
-        let flushed_at = match self
+        let then = match self
             .forced_key
             .filter(|&k| segment.first == 0 && k < segment.frames)
         {
-            Some(k) => k,
+            Some(k) => Some((segment.first + k, opened)),
             None => {
-                opened.take().map(|f| f());
-                -1
+                opened();
+                None
             }
         };
+        self.compose_segment(
+            &mut compositor,
+            segment,
+            key,
+            encoder,
+            spare_frames,
+            control,
+            fault_frame,
+            then,
+        )
+    }
+
+    /// Composes `segment`'s frames with `compositor` (at its first frame)
+    /// and hands them with their sound to the encoder thread, which
+    /// encodes them with a fresh encoder and keeps them under `key`;
+    /// `then.1` is sent to the encoder thread after frame `then.0`.
+    /// `false`: the encoder thread has failed.
+    #[allow(clippy::too_many_arguments)]
+    fn compose_segment(
+        &mut self,
+        compositor: &mut Compositor,
+        segment: Segment,
+        key: Option<segments::Key>,
+        encoder: &EncoderThread,
+        spare_frames: &std::sync::mpsc::Receiver<Frame>,
+        control: &Control<'_>,
+        fault_frame: i64,
+        mut then: Option<(i64, Box<dyn FnOnce() + Send>)>,
+    ) -> Result<bool, RenderError> {
+        if !encoder.send(ToEncoder::Begin(segment, key)) {
+            return Ok(false);
+        }
         for index in segment.first..segment.first + segment.frames {
             if control.stop.load(Ordering::Acquire) {
                 return Err(RenderError::Internal("the render was stopped".into()));
@@ -1004,8 +1024,8 @@ impl SegmentWork {
             if !encoder.send(ToEncoder::Frame(c)) {
                 return Ok(false);
             }
-            if index - segment.first == flushed_at {
-                if let Some(f) = opened.take() {
+            if then.as_ref().is_some_and(|(at, _)| *at == index) {
+                if let Some((_, f)) = then.take() {
                     if !encoder.send(ToEncoder::Then(f)) {
                         return Ok(false);
                     }
@@ -1022,6 +1042,7 @@ impl SegmentWork {
     /// lead) is composed here and encoded by the encoder thread as in
     /// [`SegmentWork::run`], so its first fragment streams while it is
     /// encoded rather than when a worker has finished the whole segment.
+    #[allow(clippy::too_many_arguments)]
     fn run_parallel(
         mut self,
         plan: &Plan,
@@ -1099,9 +1120,15 @@ impl SegmentWork {
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
             }
             for (i, &segment) in list.iter().enumerate() {
+                // The lead, unless an HLS seek rendered it meanwhile (then
+                // it is reused like any cached segment).
+                let meanwhile = if Some(i) == lead {
+                    keys[i].and_then(|k| segments::shared().get(&k))
+                } else {
+                    None
+                };
                 if Some(i) == lead {
-                    let fresh = keys[i].and_then(|k| segments::shared().get(&k)).is_none();
-                    if fresh {
+                    if meanwhile.is_none() {
                         let go_on = self.compose_lead(
                             plan,
                             sources,
@@ -1123,21 +1150,10 @@ impl SegmentWork {
                         );
                         continue;
                     }
-                    // Rendered meanwhile, out of order (an HLS seek).
                     pool.release();
                 }
-                let (packets, by_worker) = match self.found[i].clone() {
+                let (packets, by_worker) = match self.found[i].clone().or(meanwhile) {
                     Some(cached) => (cached, false),
-                    None if Some(i) == lead => {
-                        match keys[i].and_then(|k| segments::shared().get(&k)) {
-                            Some(cached) => (cached, false),
-                            None => {
-                                return Err(RenderError::Internal(format!(
-                                    "segment {i} left the cache"
-                                )))
-                            }
-                        }
-                    }
                     None => pool.take(i, control.stop)?,
                 };
                 if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {

@@ -111,6 +111,36 @@ fn capacity_server(
     )
 }
 
+/// The "personalised 60 s" scenario at each cold size, on a server of its
+/// own (so that no other scenario's segments are in its cache).
+fn personalised_runs(
+    o: &Options,
+    fixtures_dir: &Path,
+    env: &[(&str, &str)],
+    began: Instant,
+) -> Result<Vec<(Size, personalised::Personalised)>> {
+    let server =
+        servers::Clipstream::start(&o.work.join("data-personalised"), fixtures_dir, &[], env)?;
+    let mut templates = 0;
+    let mut out = Vec::new();
+    for size in COLD {
+        say(
+            began,
+            &format!("personalised {} s, {}", personalised::SECS, size.name),
+        );
+        let p = personalised::run(
+            &server,
+            fixtures_dir,
+            size,
+            o.reps,
+            o.parallel,
+            &mut templates,
+        )?;
+        out.push((size, p));
+    }
+    Ok(out)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("clipstream-bench: {e}");
@@ -149,26 +179,7 @@ fn run() -> Result<()> {
         return Ok(());
     }
     if o.personalised_only {
-        let server = servers::Clipstream::start(
-            &o.work.join("data-personalised"),
-            &fixtures_dir,
-            &[],
-            &server_env,
-        )?;
-        let mut templates = 0;
-        for size in COLD {
-            say(
-                began,
-                &format!("personalised {} s, {}", personalised::SECS, size.name),
-            );
-            let p = personalised::run(
-                &server,
-                &fixtures_dir,
-                size,
-                o.reps,
-                o.parallel,
-                &mut templates,
-            )?;
+        for (size, p) in personalised_runs(&o, &fixtures_dir, &server_env, began)? {
             personalised::print(size, &p);
         }
         return Ok(());
@@ -261,32 +272,7 @@ fn run() -> Result<()> {
     }
     report.cold = cold;
 
-    // Segments: a server of its own, so that the segments of the other
-    // scenarios' renders are not in its cache.
-    {
-        let server = servers::Clipstream::start(
-            &o.work.join("data-personalised"),
-            &fixtures_dir,
-            &[],
-            &server_env,
-        )?;
-        let mut templates = 0;
-        for size in COLD {
-            say(
-                began,
-                &format!("personalised {} s, {}", personalised::SECS, size.name),
-            );
-            let p = personalised::run(
-                &server,
-                &fixtures_dir,
-                size,
-                o.reps,
-                o.parallel,
-                &mut templates,
-            )?;
-            report.personalised.push((size, p));
-        }
-    }
+    report.personalised = personalised_runs(&o, &fixtures_dir, &server_env, began)?;
 
     let mut scaling: Vec<Scaling> = SCALING.iter().map(|&(s, d)| Scaling::new(s, d)).collect();
     for rep in 0..o.reps {

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub upload_attempts: Family<Labels, Counter>,
     /// Shotstack callbacks, by outcome (delivered, refused, failed).
     pub callbacks: Family<Labels, Counter>,
+    /// HLS segments asked for ahead of their render, by outcome: rendered
+    /// alone, or joined (the same segment was being rendered for another
+    /// player).
+    pub hls_seeks: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
     sound_misses: Counter,
@@ -65,6 +69,7 @@ impl Metrics {
             cache_entries: Gauge::default(),
             upload_attempts: Family::default(),
             callbacks: Family::default(),
+            hls_seeks: Family::default(),
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
@@ -92,6 +97,11 @@ impl Metrics {
             "callbacks",
             "Shotstack callbacks, by outcome (delivered, refused, failed)",
             m.callbacks.clone(),
+        );
+        registry.register(
+            "hls_seeks",
+            "HLS segments asked for ahead of their render, by outcome (rendered alone, joined one being rendered)",
+            m.hls_seeks.clone(),
         );
         registry.register(
             "renders_started",

@@ -364,3 +364,37 @@ fn an_hls_segment_far_ahead_of_a_cold_render_is_served_first_and_the_render_reus
     continuous(&packet_times(&path, "v:0"), "video");
     continuous(&packet_times(&path, "a:0"), "audio");
 }
+
+#[test]
+fn players_asking_for_the_same_far_segment_at_once_share_one_render_of_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let f = with_video(&moving(scratch.path()));
+    let api = f.env.client();
+    let cold = token(&f, &movie_of(48.0), json!({ "NAME": "Crowd" }));
+    let seeks = |outcome: &str| {
+        api.metric(&format!(
+            "clipstream_hls_seeks_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    let players = 4;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(players));
+    let bodies: Vec<Vec<u8>> = (0..players)
+        .map(|_| {
+            let (anonymous, start) = (api.anonymous(), start.clone());
+            let path = format!("/render/{cold}/20.m4s");
+            std::thread::spawn(move || {
+                start.wait();
+                let r = anonymous.get(&path);
+                assert_eq!(r.status(), 200);
+                r.bytes().unwrap().to_vec()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("a player"))
+        .collect();
+    assert!(bodies.iter().all(|b| b == &bodies[0] && !b.is_empty()));
+    assert_eq!(seeks("rendered"), 1, "one render of segment 20");
+    assert_eq!(seeks("joined"), players as u64 - 1);
+    api.wait_done(&cold, "mp4", 60);
+}

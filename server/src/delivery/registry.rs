@@ -74,7 +74,13 @@ pub struct Renders {
     /// once at most: as many as render workers, so that a client asking
     /// for many far segments cannot take every core.
     seeks: Arc<tokio::sync::Semaphore>,
+    /// Those segments being rendered, by output key and number: players
+    /// asking for the same far segment at once share one render of it.
+    alone: Mutex<HashMap<(String, usize), Arc<AloneSegment>>>,
 }
+
+/// A segment rendered out of order, once for everyone who asks meanwhile.
+type AloneSegment = tokio::sync::OnceCell<Result<bytes::Bytes, RenderError>>;
 
 /// A GET's answer: bytes in the cache, or a render to follow.
 pub enum Lookup {
@@ -148,6 +154,7 @@ impl Renders {
             idle,
             cache_control,
             seeks,
+            alone: Mutex::new(HashMap::new()),
         })
     }
 
@@ -303,6 +310,37 @@ impl Renders {
     ) -> Result<Result<bytes::Bytes, RenderError>, DeliveryError> {
         use clipstream_actors::engine::edit::Format;
         let prepared = self.prepare(token, Deliverable::Movie(Format::Mp4))?;
+        let key = (prepared.output.key.clone(), n);
+        let cell = lock(&self.alone).entry(key.clone()).or_default().clone();
+        // A waiter whose request is dropped leaves the render to the next
+        // one (OnceCell runs the next caller's initialiser).
+        let mut rendered = false;
+        let result = cell
+            .get_or_init(|| {
+                rendered = true;
+                self.render_alone(prepared, n)
+            })
+            .await
+            .clone();
+        let outcome = if rendered { "rendered" } else { "joined" };
+        self.metrics
+            .hls_seeks
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
+        let mut alone = lock(&self.alone);
+        if alone.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            // Later players find the segment in the segment cache.
+            alone.remove(&key);
+        }
+        Ok(result)
+    }
+
+    /// [`Renders::mp4_segment_alone`]'s render, done once per segment.
+    async fn render_alone(
+        &self,
+        prepared: Prepared,
+        n: usize,
+    ) -> Result<bytes::Bytes, RenderError> {
         // Waits its turn; a closed semaphore (never closed here) would
         // mean no limit is left to keep.
         let _slot = self.seeks.clone().acquire_owned().await.ok();
@@ -312,9 +350,9 @@ impl Renders {
         {
             Ok(dir) => dir,
             Err(e) => {
-                return Ok(Err(RenderError::Internal(format!(
+                return Err(RenderError::Internal(format!(
                     "no directory for downloads: {e}"
-                ))))
+                )))
             }
         };
         let scope = match self.store.project_any(&prepared.output.project) {
@@ -334,13 +372,13 @@ impl Renders {
                 Ok(path) => {
                     sources.insert(src, path);
                 }
-                Err(e) => return Ok(Err(RenderError::Fetch(e.to_string()))),
+                Err(e) => return Err(RenderError::Fetch(e.to_string())),
             }
         }
         let Some(segmenting) = self.config.segmenting(&scope, 1) else {
-            return Ok(Err(RenderError::Internal(
+            return Err(RenderError::Internal(
                 "MP4s are not cut into segments".into(),
-            )));
+            ));
         };
         let (plan, limits, fragments) = (
             prepared.plan,
@@ -353,11 +391,11 @@ impl Renders {
         .await;
         // The downloads are read until the segment is rendered.
         drop(resolver);
-        Ok(rendered.unwrap_or_else(|e| {
+        rendered.unwrap_or_else(|e| {
             Err(RenderError::Internal(format!(
                 "the segment's render panicked: {e}"
             )))
-        }))
+        })
     }
 
     fn prepare(&self, token: &str, what: Deliverable) -> Result<Prepared, DeliveryError> {
