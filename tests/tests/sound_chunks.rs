@@ -83,29 +83,23 @@ fn worst_error(samples: &[f64], first: usize) -> (f64, f64) {
     (worst, k[0].hypot(k[1]))
 }
 
-/// Gaussian elimination of a 3×3 system (the fit's matrix is well
-/// conditioned: 20 ms holds nine periods of the tone).
-fn solve(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> [f64; 3] {
-    for p in 0..3 {
-        let pivot = (p..3)
-            .max_by(|i, j| a[*i][p].abs().total_cmp(&a[*j][p].abs()))
-            .unwrap();
-        a.swap(p, pivot);
-        b.swap(p, pivot);
-        for r in p + 1..3 {
-            let f = a[r][p] / a[p][p];
-            for c in p..3 {
-                a[r][c] -= f * a[p][c];
-            }
-            b[r] -= f * b[p];
+/// A 3×3 system by Cramer's rule (the fit's matrix is well conditioned:
+/// 20 ms holds nine periods of the tone).
+fn solve(a: [[f64; 3]; 3], b: [f64; 3]) -> [f64; 3] {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    let with_b = |col: usize| {
+        let mut m = a;
+        for (row, v) in m.iter_mut().zip(b) {
+            row[col] = v;
         }
-    }
-    let mut x = [0.0; 3];
-    for r in (0..3).rev() {
-        let s: f64 = (r + 1..3).map(|c| a[r][c] * x[c]).sum();
-        x[r] = (b[r] - s) / a[r][r];
-    }
-    x
+        det(m) / d
+    };
+    [with_b(0), with_b(1), with_b(2)]
 }
 
 /// The worst error of 20 ms windows every 5 ms from `from` to `to`
