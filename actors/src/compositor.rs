@@ -1302,9 +1302,10 @@ fn open_run(
 /// are exactly the whole file's for that segment, since a fragment there
 /// depends only on the segment's video (rendered here, or taken from the
 /// segment cache, and kept there for the render that follows) and on the
-/// sound's packets in its window (the whole timeline's sound, mixed and
-/// encoded from the start up to the window's end, or taken from the sound
-/// cache).
+/// sound's packets in its window (the sound cache's, or the sound chunks
+/// of its fragments, each encoded by a fresh encoder from the timeline's
+/// mix, which is made from the start: see
+/// [`crate::engine::output::chunked_audio`]).
 pub fn segment_alone(
     plan: &Plan,
     sources: &Sources,
