@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::compose::Frame;
 use crate::engine::media::MediaError;
+use crate::engine::output::chunked_audio::{first_packet_at, ChunkedAudio, SoundChunks};
 use crate::engine::output::{self, Packets, Stream};
 use crate::engine::plan::Plan;
 use crate::engine::timeline::{Composed, Compositor, SourceLimits, Sources};
@@ -166,14 +167,24 @@ enum Sound {
 }
 
 impl Sound {
-    fn for_plan(plan: &Plan, sources: &Sources) -> Sound {
+    /// The sound of `plan` encoded in `chunks`: cut otherwise, it is other
+    /// packets, kept under another key.
+    fn for_plan(plan: &Plan, sources: &Sources, chunks: &SoundChunks) -> Sound {
         // Formats without sound (GIF, stills) have nothing to keep.
         let key = plan
             .output
             .format
             .has_audio()
             .then(|| sound_cache::key(plan, sources))
-            .flatten();
+            .flatten()
+            .map(|k| {
+                let mut h = blake3::Hasher::new();
+                h.update(&k);
+                for s in chunks.starts() {
+                    h.update(&s.to_le_bytes());
+                }
+                *h.finalize().as_bytes()
+            });
         match key.and_then(|k| sound_cache::shared().get(&k)) {
             Some(packets) => Sound::Cached { packets, next: 0 },
             None => Sound::Encoded {
@@ -377,7 +388,15 @@ pub(crate) fn compose_and_encode(
     run: Run<'_>,
     control: Control<'_>,
 ) -> Result<(), RenderError> {
-    let mut sound = Sound::for_plan(&plan, sources);
+    let chunks = output::sound_chunks(
+        &plan,
+        forced_key,
+        match run {
+            Run::Whole => None,
+            Run::Segments(s) => Some(segments::frames_per_segment(&plan, s.secs)),
+        },
+    );
+    let mut sound = Sound::for_plan(&plan, sources, &chunks);
     let fps = plan.rate.as_f64();
     // The injected compositor fault waits for about a second of frames, or
     // the last frame of a shorter movie, so that viewers have bytes by then.
@@ -422,6 +441,7 @@ pub(crate) fn compose_and_encode(
         .name("clipstream-encode".into())
         .spawn(move || -> Result<(), RenderError> {
             let mut encoder = output::encoder(&encoder_plan).map_err(media)?;
+            encoder.sound_in_chunks(chunks).map_err(media)?;
             let streams = encoder.streams();
             let mut log = SegmentLog {
                 open: None,
@@ -1304,9 +1324,10 @@ fn open_run(
 /// are exactly the whole file's for that segment, since a fragment there
 /// depends only on the segment's video (rendered here, or taken from the
 /// segment cache, and kept there for the render that follows) and on the
-/// sound's packets in its window (the whole timeline's sound, mixed and
-/// encoded from the start up to the window's end, or taken from the sound
-/// cache).
+/// sound's packets in its window (the sound cache's, or the sound chunks
+/// of its fragments, each encoded by a fresh encoder from the timeline's
+/// mix, which is made from the start: see
+/// [`crate::engine::output::chunked_audio`]).
 pub fn segment_alone(
     plan: &Plan,
     sources: &Sources,
@@ -1333,17 +1354,34 @@ pub fn segment_alone(
         forced_key,
         &segmenting.scope,
     );
-    let mut encoder = output::encoder(plan).map_err(media)?;
+    let encoder = output::encoder(plan).map_err(media)?;
     let streams = encoder.streams();
     let ticks = streams.video.as_ref().map_or(1, |v| v.frame_ticks);
+    // The sound's chunks in this segment's fragments: only those are
+    // encoded (the mix before them is still made, in order).
+    let chunks = output::sound_chunks(plan, forced_key, Some(per));
+    let scale = streams
+        .video
+        .as_ref()
+        .map_or(1, |v| i64::from(v.time_base.denominator()));
+    let packet_at = |frame: i64| {
+        first_packet_at(
+            frame * ticks,
+            scale,
+            i64::from(crate::engine::media::SAMPLE_RATE),
+            output::mp4::AAC_FRAME,
+        )
+    };
+    let wanted = chunks.within(
+        packet_at(segment.first),
+        (!last).then(|| packet_at(segment.first + segment.frames)),
+    );
     // The pictures (one encoder thread) and the sound up to them are
     // independent: made on two threads, the player waits for the longer.
     let (video, audio) = std::thread::scope(|scope| {
         let sound = std::thread::Builder::new()
             .name("clipstream-sound".into())
-            .spawn_scoped(scope, || {
-                sound_until(plan, sources, encoder.as_mut(), segment, last)
-            })
+            .spawn_scoped(scope, || sound_until(plan, sources, chunks, wanted))
             .map_err(|e| RenderError::Internal(format!("no sound thread: {e}")));
         let video = match key.and_then(|k| segments::shared().get(&k)) {
             Some(cached) => {
@@ -1366,7 +1404,7 @@ pub fn segment_alone(
         });
         (video, audio)
     });
-    let (video, audio) = (video?, audio?);
+    let (video, (audio, origin)) = (video?, audio?);
     let video = video
         .into_iter()
         .map(|mut p| {
@@ -1379,7 +1417,15 @@ pub fn segment_alone(
     use output::Package;
     packager.start(&streams).map_err(|e| internal(&e))?;
     let pieces = packager
-        .segment_alone(n, segment.first, segment.frames, last, video, &audio)
+        .segment_alone(
+            n,
+            segment.first,
+            segment.frames,
+            last,
+            video,
+            &audio,
+            origin,
+        )
         .map_err(|e| internal(&e))?;
     let mut out = Vec::new();
     for piece in pieces {
@@ -1390,50 +1436,31 @@ pub fn segment_alone(
     Ok(out.into())
 }
 
-/// The sound's packets from the first to past the end of `segment` (to
-/// the very end for the `last`): the encoded sound from the cache, or the
-/// whole timeline's mix encoded from its start.
+/// The sound's packets of chunks `wanted` (the sound's first packet's
+/// timestamp beside them): from the sound cache (every packet), or the
+/// whole timeline's mix made from its start up to the last of them, and
+/// only those chunks encoded.
 fn sound_until(
     plan: &Plan,
     sources: &Sources,
-    encoder: &mut dyn output::Encode,
-    segment: Segment,
-    last: bool,
-) -> Result<Vec<output::Encoded>, RenderError> {
-    if let Sound::Cached { packets, .. } = Sound::for_plan(plan, sources) {
-        return Ok(packets.iter().map(|r| r.packet.clone()).collect());
+    chunks: SoundChunks,
+    wanted: std::ops::Range<usize>,
+) -> Result<(Vec<output::Encoded>, i64), RenderError> {
+    if let Sound::Cached { packets, .. } = Sound::for_plan(plan, sources, &chunks) {
+        let origin = packets.first().map_or(0, |r| r.packet.dts);
+        return Ok((packets.iter().map(|r| r.packet.clone()).collect(), origin));
     }
-    let end = segment.first + segment.frames;
+    let mut encoder = ChunkedAudio::new(output::mp4::audio_settings(plan), chunks, Some(wanted))
+        .map_err(media)?;
+    let origin = encoder.origin();
     let mut mixer = Compositor::sound_only(plan, sources).map_err(media)?;
     let mut out: Vec<output::Encoded> = Vec::new();
-    let mut origin = None;
-    // Past the segment's end once a packet starts at or after it: the
-    // encoder hands packets out in order.
-    let past = |out: &[output::Encoded], origin: Option<i64>| {
-        let end_samples = (end as f64 / plan.rate.as_f64()
-            * f64::from(crate::engine::media::SAMPLE_RATE))
-        .round() as i64;
-        match (out.last(), origin) {
-            (Some(p), Some(o)) => p.dts - o >= end_samples,
-            _ => false,
-        }
-    };
     while let Some(c) = mixer.next(None).map_err(media)? {
-        let packets = encoder.audio(&c.audio).map_err(media)?;
-        out.extend(packets.into_iter().map(|(_, p)| p));
-        if origin.is_none() {
-            origin = out.first().map(|p| p.dts);
-        }
-        if !last && past(&out, origin) {
-            return Ok(out);
+        out.extend(encoder.push(&c.audio).map_err(media)?);
+        if encoder.done() {
+            return Ok((out, origin));
         }
     }
-    let flushed = encoder.finish().map_err(media)?;
-    out.extend(
-        flushed
-            .into_iter()
-            .filter(|(s, _)| *s == Stream::Audio)
-            .map(|(_, p)| p),
-    );
-    Ok(out)
+    out.extend(encoder.finish().map_err(media)?);
+    Ok((out, origin))
 }

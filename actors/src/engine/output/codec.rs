@@ -125,7 +125,7 @@ pub struct VideoCodec {
 
 /// A time base where one frame is a whole number of ticks: 12800 for 25
 /// fps (as FFmpeg's mp4 muxer), num for NTSC rates; and the ticks.
-fn timing(rate: Rate) -> (Rational, i64) {
+pub(crate) fn timing(rate: Rate) -> (Rational, i64) {
     if rate.den == 1 {
         (Rational::new(1, (rate.num * 512) as i32), 512)
     } else {
@@ -373,6 +373,18 @@ impl AudioCodec {
         bit_rate: usize,
         global_header: bool,
     ) -> Result<AudioCodec, MediaError> {
+        AudioCodec::open_at(codec, bit_rate, global_header, 0)
+    }
+
+    /// As [`AudioCodec::open`], for samples that start at sample `start`
+    /// of the stream: its packets carry the stream's timestamps, as an
+    /// encoder fed from sample 0 would number them.
+    pub fn open_at(
+        codec: &'static str,
+        bit_rate: usize,
+        global_header: bool,
+        start: i64,
+    ) -> Result<AudioCodec, MediaError> {
         let codec = find(codec)?;
         let formats: Vec<Sample> = codec
             .audio()
@@ -406,9 +418,21 @@ impl AudioCodec {
             frame,
             planar: format.is_planar(),
             pending: Vec::new(),
-            next_pts: 0,
+            next_pts: start,
             frame_size,
         })
+    }
+
+    /// Samples per channel in a packet.
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
+    }
+
+    /// Samples the encoder puts before the first input sample (AAC's
+    /// priming): its first packet's timestamp is minus this.
+    pub fn initial_padding(&self) -> i64 {
+        // SAFETY: a plain field of the opened context.
+        i64::from(unsafe { (*self.encoder.as_ptr()).initial_padding })
     }
 
     pub fn desc(&self) -> StreamDesc {

@@ -17,6 +17,7 @@
 //! and range) happens in one place, [`convert`].
 
 pub mod avmux;
+pub mod chunked_audio;
 pub mod codec;
 pub mod convert;
 pub mod gif;
@@ -34,6 +35,7 @@ use crate::engine::edit::{Format, Quality};
 use crate::engine::media::MediaError;
 use crate::engine::mux::MuxError;
 use crate::engine::plan::Plan;
+use chunked_audio::{AudioSettings, ChunkedAudio, SoundChunks};
 use codec::{tagged, AudioCodec, VideoCodec};
 
 pub use convert::Spares;
@@ -45,7 +47,7 @@ pub use convert::Spares;
 /// are never served as the new one's. The golden test (`golden.rs`
 /// beside the actors, `a_fixed_edit_renders_to_its_golden_bytes`) fails
 /// until it is bumped.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 pub use crate::engine::compose::Frame;
 
@@ -127,6 +129,42 @@ pub trait Encode: Send {
             "this format is not cut into segments".into(),
         ))
     }
+    /// Encodes the sound in `chunks` from here on (call before any
+    /// sound): see [`chunked_audio`]. Formats whose sound is not cut
+    /// (WebM, MP3) keep one encoder.
+    fn sound_in_chunks(&mut self, _chunks: SoundChunks) -> Result<(), MediaError> {
+        Ok(())
+    }
+}
+
+/// The sound chunks of a render of `plan` (see [`chunked_audio`]): for
+/// an MP4 in segments of `segment_frames`, one per fragment (the short
+/// first one to `forced_key`, then one per segment); the whole sound in
+/// one otherwise.
+pub fn sound_chunks(
+    plan: &Plan,
+    forced_key: Option<i64>,
+    segment_frames: Option<i64>,
+) -> SoundChunks {
+    let Some(per) = segment_frames.filter(|f| *f > 0) else {
+        return SoundChunks::whole();
+    };
+    if plan.output.format != Format::Mp4 {
+        return SoundChunks::whole();
+    }
+    let (time_base, ticks) = codec::timing(plan.rate);
+    let total = (plan.duration * plan.rate.as_f64()).round().max(1.0) as i64;
+    let starts = forced_key
+        .filter(|k| *k < per)
+        .into_iter()
+        .chain((per..total).step_by(per as usize))
+        .map(|frame| frame * ticks);
+    SoundChunks::at_fragments(
+        starts,
+        i64::from(time_base.denominator()),
+        i64::from(crate::engine::media::SAMPLE_RATE),
+        mp4::AAC_FRAME,
+    )
 }
 
 /// Bytes for the publisher, in order.
@@ -185,12 +223,30 @@ pub fn packager(
 /// FFmpeg encoders for a format's video and audio streams.
 pub struct Codecs {
     video: Option<VideoCodec>,
-    audio: Option<AudioCodec>,
+    audio: Option<Audio>,
+    /// How the sound's encoders are opened, if it may be cut in chunks.
+    chunkable: Option<AudioSettings>,
+}
+
+/// A format's sound encoder: one, or one per chunk.
+enum Audio {
+    One(AudioCodec),
+    Chunked(ChunkedAudio),
 }
 
 impl Codecs {
     fn new(video: Option<VideoCodec>, audio: Option<AudioCodec>) -> Codecs {
-        Codecs { video, audio }
+        Codecs {
+            video,
+            audio: audio.map(Audio::One),
+            chunkable: None,
+        }
+    }
+
+    /// The sound may be cut in chunks, each encoder opened as `settings`.
+    fn chunkable(mut self, settings: AudioSettings) -> Codecs {
+        self.chunkable = Some(settings);
+        self
     }
 }
 
@@ -198,7 +254,10 @@ impl Encode for Codecs {
     fn streams(&self) -> Streams {
         Streams {
             video: self.video.as_ref().map(VideoCodec::desc),
-            audio: self.audio.as_ref().map(AudioCodec::desc),
+            audio: self.audio.as_ref().map(|a| match a {
+                Audio::One(a) => a.desc(),
+                Audio::Chunked(a) => a.desc(),
+            }),
         }
     }
 
@@ -217,9 +276,17 @@ impl Encode for Codecs {
 
     fn audio(&mut self, samples: &[f32]) -> Result<Packets, MediaError> {
         match self.audio.as_mut() {
-            Some(a) => Ok(tagged(Stream::Audio, a.push(samples)?)),
+            Some(Audio::One(a)) => Ok(tagged(Stream::Audio, a.push(samples)?)),
+            Some(Audio::Chunked(a)) => Ok(tagged(Stream::Audio, a.push(samples)?)),
             None => Ok(Vec::new()),
         }
+    }
+
+    fn sound_in_chunks(&mut self, chunks: SoundChunks) -> Result<(), MediaError> {
+        if let (Some(settings), Some(audio)) = (self.chunkable, self.audio.as_mut()) {
+            *audio = Audio::Chunked(ChunkedAudio::new(settings, chunks, None)?);
+        }
+        Ok(())
     }
 
     fn cut(&mut self) -> Result<Packets, MediaError> {
@@ -234,8 +301,10 @@ impl Encode for Codecs {
         if let Some(v) = self.video.as_mut() {
             out.extend(tagged(Stream::Video, v.finish()?));
         }
-        if let Some(a) = self.audio.as_mut() {
-            out.extend(tagged(Stream::Audio, a.finish()?));
+        match self.audio.as_mut() {
+            Some(Audio::One(a)) => out.extend(tagged(Stream::Audio, a.finish()?)),
+            Some(Audio::Chunked(a)) => out.extend(tagged(Stream::Audio, a.finish()?)),
+            None => {}
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
 
+use super::chunked_audio::AudioSettings;
 use super::codec::{AudioCodec, VideoCodec, VideoSettings};
 use super::{Codecs, Package, Packets, Piece, Stream, StreamDesc, Streams};
 use crate::engine::edit::Quality;
@@ -17,6 +18,19 @@ use crate::engine::plan::Plan;
 
 const VIDEO: usize = 0;
 const AUDIO: usize = 1;
+
+/// Samples per channel in an AAC packet (FFmpeg's encoder: checked by
+/// `chunked_audio`'s tests).
+pub const AAC_FRAME: i64 = 1024;
+
+/// How the sound's AAC encoders are opened: one, or one per chunk.
+pub fn audio_settings(plan: &Plan) -> AudioSettings {
+    AudioSettings {
+        codec: "aac",
+        bit_rate: super::audio_bit_rate(plan.output.quality),
+        global_header: true,
+    }
+}
 
 pub fn encoder(plan: &Plan) -> Result<Codecs, crate::engine::media::MediaError> {
     let o = &plan.output;
@@ -52,8 +66,9 @@ pub fn encoder(plan: &Plan) -> Result<Codecs, crate::engine::media::MediaError> 
     })?;
     // An MP4 always has its audio track (silent when muted), so players
     // that expect one are never surprised.
-    let audio = AudioCodec::open("aac", super::audio_bit_rate(o.quality), true)?;
-    Ok(Codecs::new(Some(video), Some(audio)))
+    let s = audio_settings(plan);
+    let audio = AudioCodec::open(s.codec, s.bit_rate, s.global_header)?;
+    Ok(Codecs::new(Some(video), Some(audio)).chunkable(s))
 }
 
 /// `extradata` of a stream's parameters.
@@ -147,9 +162,9 @@ impl Fmp4Packager {
     }
 
     /// Writes segment `n` alone, as the whole file has it: `video` its
-    /// packets, `audio` the sound's packets from the first (whose time is
-    /// the sound's origin) to at least the segment's end. Call after
-    /// `start`.
+    /// packets, `audio` sound packets that include the segment's (`origin`
+    /// the timestamp of the sound's first packet). Call after `start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn segment_alone(
         &mut self,
         n: usize,
@@ -158,6 +173,7 @@ impl Fmp4Packager {
         last: bool,
         video: Vec<super::Encoded>,
         audio: &[super::Encoded],
+        origin: i64,
     ) -> Result<Vec<Piece>, MuxError> {
         let sequence = self.sequence_of(n);
         let Some(writer) = self.writer.as_mut() else {
@@ -167,7 +183,6 @@ impl Fmp4Packager {
         if n > 0 {
             self.decided = 1;
         }
-        let origin = audio.first().map_or(0, |p| p.dts);
         self.audio_origin = Some(origin);
         let from = first_frame * self.frame_ticks;
         let to = (first_frame + frames) * self.frame_ticks;
