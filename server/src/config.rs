@@ -346,6 +346,18 @@ impl Config {
         scope: &str,
         parallel: u32,
     ) -> Option<clipstream_actors::segments::Segmenting> {
+        self.segmenting_among(scope, parallel, 1)
+    }
+
+    /// [`Config::segmenting`] for one of `renders` running at once: not
+    /// given, `parallel` is this render's share of the cores (at least
+    /// one worker).
+    pub fn segmenting_among(
+        &self,
+        scope: &str,
+        parallel: u32,
+        renders: usize,
+    ) -> Option<clipstream_actors::segments::Segmenting> {
         let most = match self.segments.max_parallel {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -354,7 +366,7 @@ impl Config {
             secs: self.segment_secs(),
             scope: scope.to_owned(),
             workers: match parallel {
-                0 => most,
+                0 => most / renders.max(1),
                 n => n as usize,
             }
             .clamp(1, most.max(1)),

@@ -59,6 +59,7 @@ impl Lines {
 pub struct Queue {
     lines: Mutex<Lines>,
     max_waiting: usize,
+    workers: usize,
 }
 
 impl Queue {
@@ -70,7 +71,13 @@ impl Queue {
                 background: VecDeque::new(),
             }),
             max_waiting,
+            workers: workers.max(1),
         })
+    }
+
+    /// Renders holding a slot now.
+    pub fn running(&self) -> usize {
+        self.workers.saturating_sub(self.lock().free)
     }
 
     fn lock(&self) -> MutexGuard<'_, Lines> {

@@ -630,7 +630,16 @@ impl Renders {
             fragments: self.config.fragments(),
             fetch_concurrency: self.config.fetch_concurrency(),
             fetch_retry: self.config.fetch_retry(),
-            segments: self.config.segmenting(&scope, prepared.parallel),
+            // A render that shares the machine with others (this one
+            // holds a slot too) gets its share of the cores when the
+            // request did not ask: each worker holds a compositor and an
+            // encoder, so several renders with a worker per core each
+            // would hold that memory many times over for no more speed.
+            segments: self.config.segmenting_among(
+                &scope,
+                prepared.parallel,
+                self.queue.running().max(1),
+            ),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
