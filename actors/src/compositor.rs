@@ -713,12 +713,6 @@ impl SegmentWork {
                 .publish
                 .progress((frame as f64 / fps / total).min(1.0))
         };
-        let stopped = || {
-            control
-                .stop
-                .load(Ordering::Acquire)
-                .then(|| RenderError::Internal("the render was stopped".into()))
-        };
         if self.workers > 1 && self.found.iter().any(Option::is_none) {
             return self.run_parallel(
                 plan,
@@ -735,17 +729,8 @@ impl SegmentWork {
         while i < self.list.len() {
             if let Some(cached) = self.found[i].clone() {
                 let segment = self.list[i];
-                if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
+                if !self.hand_over(segment, cached, false, encoder, control)? {
                     return Ok(());
-                }
-                for index in segment.first..segment.first + segment.frames {
-                    if let Some(e) = stopped() {
-                        return Err(e);
-                    }
-                    let samples = self.mix(index)?;
-                    if !encoder.send(ToEncoder::Audio { index, samples }) {
-                        return Ok(());
-                    }
                 }
                 progress(segment.first + segment.frames);
                 i += 1;
@@ -764,17 +749,8 @@ impl SegmentWork {
                 // after it composed from a seek past it.
                 if let Some(cached) = self.keys[j].and_then(|k| segments::shared().get(&k)) {
                     compositor = None;
-                    if !encoder.send(ToEncoder::Reused(segment, cached, false)) {
+                    if !self.hand_over(segment, cached, false, encoder, control)? {
                         return Ok(());
-                    }
-                    for index in segment.first..segment.first + segment.frames {
-                        if let Some(e) = stopped() {
-                            return Err(e);
-                        }
-                        let samples = self.mix(index)?;
-                        if !encoder.send(ToEncoder::Audio { index, samples }) {
-                            return Ok(());
-                        }
                     }
                     progress(segment.first + segment.frames);
                     continue;
@@ -949,6 +925,32 @@ impl Drop for EndPool<'_> {
 }
 
 impl SegmentWork {
+    /// Hands a segment encoded already (cached, or by a worker: `by_worker`)
+    /// to the encoder thread, with the sound of its frames. `false`: the
+    /// encoder thread has failed (its error is the render's).
+    fn hand_over(
+        &mut self,
+        segment: Segment,
+        packets: segments::Packets,
+        by_worker: bool,
+        encoder: &EncoderThread,
+        control: &Control<'_>,
+    ) -> Result<bool, RenderError> {
+        if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
+            return Ok(false);
+        }
+        for index in segment.first..segment.first + segment.frames {
+            if control.stop.load(Ordering::Acquire) {
+                return Err(RenderError::Internal("the render was stopped".into()));
+            }
+            let samples = self.mix(index)?;
+            if !encoder.send(ToEncoder::Audio { index, samples }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Composes `segment` here and hands its pictures to the encoder
     /// thread, which encodes it as [`SegmentWork::run`] does (and keeps it
     /// under `key`); `opened` goes to the encoder thread after the frame
@@ -1178,17 +1180,8 @@ impl SegmentWork {
                     Some(cached) => (cached, false),
                     None => pool.take(i, control.stop)?,
                 };
-                if !encoder.send(ToEncoder::Reused(segment, packets, by_worker)) {
+                if !self.hand_over(segment, packets, by_worker, encoder, control)? {
                     return Ok(());
-                }
-                for index in segment.first..segment.first + segment.frames {
-                    if control.stop.load(Ordering::Acquire) {
-                        return Err(RenderError::Internal("the render was stopped".into()));
-                    }
-                    let samples = self.mix(index)?;
-                    if !encoder.send(ToEncoder::Audio { index, samples }) {
-                        return Ok(());
-                    }
                 }
                 control
                     .publish

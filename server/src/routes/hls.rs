@@ -136,18 +136,9 @@ pub async fn segment(
     if let (Piece::Segment(n), Some(_)) = (asked, wanted) {
         if n >= 2 && renders.is_cold(token, EXT)? {
             let wait = Duration::from_secs(state.config.render.range_wait_secs);
-            let bytes = tokio::time::timeout(wait, renders.mp4_segment_alone(token, n))
-                .await
-                .map_err(|_| ApiError::RangeTimeout)??
-                .map_err(ApiError::Render)?;
+            let bytes = alone(renders, token, n, wait).await?;
             let (output, _) = renders.lookup(token, EXT).await?;
-            let meta = Meta {
-                len: bytes.len() as u64,
-                etag: format!("{}-{tag}", output.digest),
-                modified: clipstream_storage::unix_now(),
-                content_type: content_type.into(),
-                cache_control: renders.cache_control,
-            };
+            let meta = alone_meta(renders, &output.digest, &tag, content_type, &bytes);
             return Ok(entity::respond_bytes(req, &meta, &bytes));
         }
     }
@@ -176,17 +167,8 @@ pub async fn segment(
                     let Piece::Segment(n) = asked else {
                         return Err(not_found());
                     };
-                    let bytes = tokio::time::timeout(wait, renders.mp4_segment_alone(token, n))
-                        .await
-                        .map_err(|_| ApiError::RangeTimeout)??
-                        .map_err(ApiError::Render)?;
-                    let meta = Meta {
-                        len: bytes.len() as u64,
-                        etag: format!("{}-{tag}", output.digest),
-                        modified: clipstream_storage::unix_now(),
-                        content_type: content_type.into(),
-                        cache_control: renders.cache_control,
-                    };
+                    let bytes = alone(renders, token, n, wait).await?;
+                    let meta = alone_meta(renders, &output.digest, &tag, content_type, &bytes);
                     return Ok(entity::respond_bytes(req, &meta, &bytes));
                 }
             }
@@ -219,4 +201,35 @@ pub async fn segment(
         cache_control: renders.cache_control,
     };
     Ok(entity::respond_bytes(req, &meta, &bytes))
+}
+
+/// Segment `n` of `token` rendered on its own now, within `wait`.
+async fn alone(
+    renders: &Renders,
+    token: &str,
+    n: usize,
+    wait: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    tokio::time::timeout(wait, renders.mp4_segment_alone(token, n))
+        .await
+        .map_err(|_| ApiError::RangeTimeout)??
+        .map_err(ApiError::Render)
+}
+
+/// The entity of a segment rendered on its own: tagged as the output's
+/// segment, made now.
+fn alone_meta(
+    renders: &Renders,
+    digest: &str,
+    tag: &str,
+    content_type: &'static str,
+    bytes: &[u8],
+) -> Meta {
+    Meta {
+        len: bytes.len() as u64,
+        etag: format!("{digest}-{tag}"),
+        modified: clipstream_storage::unix_now(),
+        content_type: content_type.into(),
+        cache_control: renders.cache_control,
+    }
 }
