@@ -3,7 +3,9 @@
 //! PostgreSQL in a throw-away cluster (issue 21). A repository that passes
 //! here can stand in for another behind the store.
 
-use clipstream_storage::repo::{BatchOutcome, Collection, PgRepo, Repo, SledRepo, Step};
+use clipstream_storage::repo::{
+    copy_records, BatchOutcome, Collection, PgRepo, Repo, SledRepo, Step,
+};
 use clipstream_tests::peers::postgres::Postgres;
 
 /// A repository and what must outlive it (fields drop in order: the
@@ -393,4 +395,70 @@ fn a_postgres_repository_that_cannot_connect_is_an_error() {
     let url = format!("host=127.0.0.1 port={port} user=postgres connect_timeout=2");
     assert!(PgRepo::open(&url, 1).is_err());
     assert!(PgRepo::open("not a connection string =", 1).is_err());
+}
+
+/// Fills `repo` with records in several collections, more than one page
+/// of them in one, binary values and the token key's kind of raw value.
+fn fill(repo: &dyn Repo) {
+    let steps: Vec<Step> = (0..2500)
+        .map(|i| {
+            Step::insert(
+                Collection::Tokens,
+                format!("t_{i:05}%"),
+                vec![(i % 251) as u8; 3],
+            )
+        })
+        .collect();
+    assert!(matches!(
+        repo.batch(&steps).unwrap(),
+        BatchOutcome::Applied(_)
+    ));
+    repo.insert(Collection::Meta, "token_key", vec![0, 0xff, 7, 0])
+        .unwrap();
+    repo.insert(Collection::Projects, "p", b"{}".to_vec())
+        .unwrap();
+    repo.insert(Collection::Assets, "p/é", Vec::new()).unwrap();
+}
+
+fn every_record(repo: &dyn Repo) -> Vec<(Collection, String, Vec<u8>)> {
+    Collection::ALL
+        .iter()
+        .flat_map(|c| {
+            repo.scan_prefix(*c, "")
+                .unwrap()
+                .into_iter()
+                .map(move |(k, v)| (*c, k, v))
+        })
+        .collect()
+}
+
+#[test]
+fn copying_records_between_repositories_keeps_every_one_and_can_run_again() {
+    let (sled, postgres) = (sled(), postgres());
+    fill(&*sled.repo);
+    let report = copy_records(&*sled.repo, &*postgres.repo, 1000).unwrap();
+    let tokens = report
+        .iter()
+        .find(|c| c.collection == Collection::Tokens)
+        .unwrap();
+    assert_eq!((tokens.records, tokens.bytes), (2500, 7500));
+    assert_eq!(every_record(&*postgres.repo), every_record(&*sled.repo));
+
+    // Stopped half way or not, a copy runs again over what it wrote.
+    copy_records(&*sled.repo, &*postgres.repo, 700).unwrap();
+    assert_eq!(every_record(&*postgres.repo), every_record(&*sled.repo));
+
+    // And back, into an empty sled.
+    let back = self::sled();
+    copy_records(&*postgres.repo, &*back.repo, 1000).unwrap();
+    assert_eq!(every_record(&*back.repo), every_record(&*sled.repo));
+
+    // A target holding records the source never had is named, not
+    // silently kept.
+    postgres
+        .repo
+        .insert(Collection::Movies, "stray/m", Vec::new())
+        .unwrap();
+    let e = copy_records(&*sled.repo, &*postgres.repo, 1000).unwrap_err();
+    assert!(e.to_string().contains("movies"), "{e}");
 }

@@ -21,6 +21,7 @@
 //! channel (`block_in_place` panics on actix's current-thread runtimes). Writes are durable once [`Repo::flush`] returns; a
 //! repository whose commits are durable makes it a no-op.
 
+mod copy;
 pub(crate) mod postgres;
 pub(crate) mod sled;
 
@@ -29,6 +30,7 @@ use std::pin::Pin;
 
 use crate::Result;
 
+pub use self::copy::{copy_records, Copied};
 pub use self::postgres::PgRepo;
 pub use self::sled::SledRepo;
 

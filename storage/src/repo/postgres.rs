@@ -40,6 +40,11 @@ const RETRIES: u32 = 30;
 /// (when the connection string does not say).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an operation waits for a free connection: past it, a stuck
+/// database is an error to the caller rather than a thread blocked for
+/// good.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
 type PgError = tokio_postgres::Error;
 
 pub struct PgRepo {
@@ -118,6 +123,7 @@ impl PgRepo {
             let _guard = runtime.enter();
             Pool::builder(manager)
                 .max_size(max_connections.max(1))
+                .wait_timeout(Some(POOL_WAIT_TIMEOUT))
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()
                 .map_err(|e| Error::Db(Box::new(e)))?
