@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 need_packages "${BUILD_PACKAGES[@]}" ffmpeg chromium chromium-driver python3
 # openssl makes the throwaway certificates of the FTPS tests.
 need_packages openssl
+# A throw-away PostgreSQL cluster backs the PostgreSQL repository's tests
+# (tests/src/peers/postgres.rs, issue 21).
+need_packages postgresql-15
 # The upload tests' peers come from PyPI and npm (scripts/peers.sh).
 python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
 command -v npm >/dev/null 2>&1 || need_packages nodejs npm

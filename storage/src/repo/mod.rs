@@ -7,8 +7,9 @@
 //! repository does it in one statement or one transaction:
 //! - a collection is a table, or `(collection, key)` the primary key of
 //!   one table; keys are text, values bytes;
-//! - [`Repo::scan_prefix`] is `key LIKE prefix || '%'` ordered by key in
-//!   byte order (`COLLATE "C"`);
+//! - [`Repo::scan_prefix`] is `key >= prefix AND key < successor(prefix)`
+//!   ordered by key in byte order (`COLLATE "C"`; keys hold `_` and `%`,
+//!   so not `LIKE`);
 //! - [`Repo::compare_and_swap`] is an `UPDATE … WHERE value = old` (or an
 //!   `INSERT … ON CONFLICT DO NOTHING`, or a `DELETE … WHERE value = old`);
 //! - [`Repo::batch`] is one transaction that reads its requirements
@@ -16,10 +17,12 @@
 //!
 //! The methods are synchronous because the store's facade is (its readers
 //! run in request handlers that expect an answer from memory); a network
-//! repository bridges with `block_in_place`, or the facade grows async
-//! readers first. Writes are durable once [`Repo::flush`] returns; a
+//! repository runs its client on a runtime of its own and waits on a
+//! channel (`block_in_place` panics on actix's current-thread runtimes). Writes are durable once [`Repo::flush`] returns; a
 //! repository whose commits are durable makes it a no-op.
 
+mod copy;
+pub(crate) mod postgres;
 pub(crate) mod sled;
 
 use std::future::Future;
@@ -27,6 +30,8 @@ use std::pin::Pin;
 
 use crate::Result;
 
+pub use self::copy::{copy_records, Copied};
+pub use self::postgres::PgRepo;
 pub use self::sled::SledRepo;
 
 /// A boxed future, for the async methods of trait objects.
