@@ -65,6 +65,51 @@ pub struct Storage {
     pub data_dir: PathBuf,
     pub cache_capacity_bytes: u64,
     pub min_free_bytes: u64,
+    /// Where records live: this node's sled, or a PostgreSQL database
+    /// every node of a cluster shares.
+    pub repository: RepositoryKind,
+    /// A libpq connection string or URL, for `repository = "postgres"`.
+    pub postgres_url: String,
+    pub postgres_max_connections: usize,
+    /// Where bodies live: files in the data directory, or an
+    /// S3-compatible bucket every node of a cluster shares.
+    pub blobs: BlobsKind,
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    /// Prepended to every object name, so that installations can share a
+    /// bucket.
+    pub s3_prefix: String,
+    /// Bytes of the bucket's objects this node keeps on its disk for
+    /// decoders and Range reads; the least recently used go first.
+    pub local_cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryKind {
+    Sled,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobsKind {
+    Files,
+    S3,
+}
+
+impl Storage {
+    /// The settings with their secrets shown as set or not.
+    pub fn masked(&self) -> Storage {
+        Storage {
+            postgres_url: mask_url_password(&self.postgres_url),
+            s3_secret_access_key: mask(&self.s3_secret_access_key),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,8 +273,77 @@ pub struct Pixop {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
+    /// The installation's name (publish's target names it).
     pub name: String,
     pub known: Vec<String>,
+    /// This node's name in the cluster; empty: the host name and the
+    /// listening port.
+    pub node_id: String,
+    /// The base URL other nodes reach this one at (viewers of a render
+    /// this node owns are proxied there); empty: `http://` and the
+    /// listening address.
+    pub advertise_url: String,
+    /// The `routingkey`s of jobs this node takes; a job without one runs
+    /// on any node.
+    pub routing_keys: Vec<String>,
+    /// A node that has not renewed its claims for this long is dead: its
+    /// renders and jobs go to others.
+    pub lease_secs: u64,
+    /// How often a node renews its claims.
+    pub heartbeat_secs: u64,
+    /// Other installations a project may be published to.
+    pub peers: Vec<Peer>,
+}
+
+/// A peer installation: `publish` copies projects there through its
+/// Project API, with this key and secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub name: String,
+    pub url: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl Cluster {
+    /// The settings with the peers' secrets shown as set or not.
+    pub fn masked(&self) -> Cluster {
+        Cluster {
+            peers: self
+                .peers
+                .iter()
+                .map(|p| Peer {
+                    secret: mask(&p.secret),
+                    ..p.clone()
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A secret as `"(set)"` or `""`, for printing.
+fn mask(secret: &str) -> String {
+    if secret.is_empty() {
+        String::new()
+    } else {
+        "(set)".to_owned()
+    }
+}
+
+/// A connection URL with its password, if any, as `(set)`.
+fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("(set)"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // A key=value connection string: it may hold a password anywhere.
+        Err(_) if url.contains("password") => "(set)".to_owned(),
+        Err(_) => url.to_owned(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -43,6 +43,9 @@ pub enum Error {
     Corrupt(String),
     #[error("i/o error: {0}")]
     Io(std::io::Error),
+    /// Settings that cannot work together, found when the store opens.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A failure of the metadata repository itself (see `repo`).
     #[error("database error: {0}")]
     Db(Box<dyn std::error::Error + Send + Sync>),

@@ -65,7 +65,7 @@ pub use pixop_videos::{PixopMedia, PixopVideo};
 pub use projects::{Project, Publication};
 pub use render_cache::{CachedRender, OpenRender, Segment};
 pub use renders::{MovieChoice, RenderPage, RenderRequest};
-pub use repo::{BatchOutcome, Collection, Repo, SledRepo, Step};
+pub use repo::{BatchOutcome, Collection, PgRepo, Repo, SledRepo, Step};
 pub use segment_cache::CachedSegment;
 pub use shotstack_renders::{RenderOutcome, ShotstackRender, TemplateName};
 pub use sources::{Claim, GrantState, Rendition, Source, SourceStatus, Swept, UploadGrant};

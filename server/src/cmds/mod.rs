@@ -5,6 +5,8 @@ pub mod render;
 pub mod serve;
 pub mod users;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
@@ -13,22 +15,54 @@ pub fn print_config(config: &Config) -> CmdResult {
     // Credentials in the settings are shown as set or not, never printed.
     let mut shown = config.clone();
     shown.upload = config.upload.masked();
+    shown.storage = config.storage.masked();
+    shown.cluster = config.cluster.masked();
     println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(())
 }
 
-/// Opens the store of `config`, explaining the one mistake people make.
+/// Opens the store of `config` on the backends it names, explaining the
+/// one mistake people make.
 pub fn open_store(
     config: &Config,
 ) -> Result<clipstream_storage::Store, Box<dyn std::error::Error>> {
-    clipstream_storage::Store::open(config.data_dir(), config.store_options()).map_err(
-        |e| match e {
-            clipstream_storage::Error::Locked(dir) => format!(
+    open_backends(config).map_err(|e| match e {
+        clipstream_storage::Error::Locked(dir) => format!(
             "the data directory {dir} is in use by another clipstream process (a running server?); \
              stop it first: one process at a time owns a data directory"
         )
-            .into(),
-            other => other.into(),
-        },
-    )
+        .into(),
+        other => other.into(),
+    })
+}
+
+fn open_backends(config: &Config) -> clipstream_storage::Result<clipstream_storage::Store> {
+    use crate::config::{BlobsKind, RepositoryKind};
+    use clipstream_storage::{FilesStore, PgRepo, Repo, SledRepo, Store};
+    let storage = &config.storage;
+    let dir = config.data_dir();
+    std::fs::create_dir_all(dir)?;
+    let repo: Arc<dyn Repo> = match storage.repository {
+        RepositoryKind::Sled => Arc::new(SledRepo::open(dir, storage.cache_capacity_bytes)?),
+        RepositoryKind::Postgres => {
+            if storage.postgres_url.is_empty() {
+                return Err(clipstream_storage::Error::Config(
+                    "storage.repository is \"postgres\" but storage.postgres_url is empty".into(),
+                ));
+            }
+            Arc::new(PgRepo::open(
+                &storage.postgres_url,
+                storage.postgres_max_connections.max(1),
+            )?)
+        }
+    };
+    let blobs: Arc<dyn clipstream_storage::BlobStore> = match storage.blobs {
+        BlobsKind::Files => Arc::new(FilesStore::open(dir, storage.min_free_bytes)?),
+        BlobsKind::S3 => {
+            return Err(clipstream_storage::Error::Config(
+                "storage.blobs = \"s3\" is not built yet".into(),
+            ))
+        }
+    };
+    Store::with_backends(dir, repo, blobs, config.store_options())
 }

@@ -148,9 +148,11 @@ fn store_code(e: &StoreError) -> &'static str {
         StoreError::Upload(_) => "invalid_chunk",
         StoreError::TooLarge { .. } => "body_too_large",
         StoreError::StorageFull => "insufficient_storage",
-        StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
-            "internal"
-        }
+        StoreError::Locked(_)
+        | StoreError::Corrupt(_)
+        | StoreError::Io(_)
+        | StoreError::Db(_)
+        | StoreError::Config(_) => "internal",
     }
 }
 
@@ -171,9 +173,11 @@ fn store_status(e: &StoreError) -> StatusCode {
         StoreError::ProjectExists(_) => StatusCode::CONFLICT,
         StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-        StoreError::Locked(_) | StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        StoreError::Locked(_)
+        | StoreError::Corrupt(_)
+        | StoreError::Io(_)
+        | StoreError::Db(_)
+        | StoreError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
