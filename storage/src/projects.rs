@@ -128,7 +128,7 @@ impl Store {
             return Err(Error::ProjectNotFound(uid.to_owned()));
         }
         self.flush().await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
 
         let assets: Vec<Asset> = self.records(Collection::Assets, &child_prefix(uid))?;
         for collection in [Collection::Assets, Collection::Movies] {
