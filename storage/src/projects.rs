@@ -270,10 +270,14 @@ impl Store {
             uid,
             || Error::ProjectNotFound(uid.to_owned()),
             |p: &mut Project| {
-                found = p.published.iter_mut().find(|x| x.cluster == cluster).map(|x| {
-                    change(x);
-                    x.clone()
-                });
+                found = p
+                    .published
+                    .iter_mut()
+                    .find(|x| x.cluster == cluster)
+                    .map(|x| {
+                        change(x);
+                        x.clone()
+                    });
                 Ok::<_, Error>(())
             },
         );

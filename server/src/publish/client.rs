@@ -251,16 +251,24 @@ impl PeerClient {
     /// Deletes an asset; one already gone is fine.
     pub async fn delete_asset(&self, uid: &str, name: &str) -> Result<(), PeerError> {
         let req = self.request(Method::DELETE, &["v1", "data", uid, name]);
-        self.send(&format!("DELETE asset {name:?}"), req, &[StatusCode::NOT_FOUND])
-            .await?;
+        self.send(
+            &format!("DELETE asset {name:?}"),
+            req,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await?;
         Ok(())
     }
 
     /// Deletes a dynamic movie; one already gone is fine.
     pub async fn delete_movie(&self, uid: &str, name: &str) -> Result<(), PeerError> {
         let req = self.request(Method::DELETE, &["v1", "sdl", uid, name]);
-        self.send(&format!("DELETE movie {name:?}"), req, &[StatusCode::NOT_FOUND])
-            .await?;
+        self.send(
+            &format!("DELETE movie {name:?}"),
+            req,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await?;
         Ok(())
     }
 }

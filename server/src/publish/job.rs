@@ -55,7 +55,10 @@ pub fn resume(store: &Store, config: &Arc<Config>) {
         }
     };
     if !pending.is_empty() {
-        tracing::info!(publishes = pending.len(), "interrupted publishes started again");
+        tracing::info!(
+            publishes = pending.len(),
+            "interrupted publishes started again"
+        );
     }
     for (uid, cluster) in pending {
         start(store.clone(), config.clone(), uid, cluster);
@@ -105,12 +108,7 @@ async fn run(store: Store, config: Arc<Config>, uid: String, cluster: String) {
 
 /// Copies until done, a refusal, or the attempts run out; the error says
 /// why it failed.
-async fn attempts(
-    store: &Store,
-    config: &Config,
-    uid: &str,
-    cluster: &str,
-) -> Result<(), String> {
+async fn attempts(store: &Store, config: &Config, uid: &str, cluster: &str) -> Result<(), String> {
     let Some(peer) = peer(config, cluster) else {
         return Err(format!(
             "cluster {cluster:?} is no longer a peer in [[cluster.peers]]"

@@ -126,7 +126,10 @@ async fn publish(
             known: known.join(", "),
         });
     }
-    let project = state.store.publish(&account.0, &uid, &cluster, copy).await?;
+    let project = state
+        .store
+        .publish(&account.0, &uid, &cluster, copy)
+        .await?;
     if copy {
         tracing::info!(%uid, %cluster, "publish to a peer queued");
         crate::publish::start(
