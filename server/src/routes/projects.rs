@@ -113,7 +113,8 @@ async fn publish(
     let (uid, cluster) = path.into_inner();
     owned_project(&state, &account, &uid)?;
     let config = &state.config.cluster;
-    let copy = crate::publish::peer(&state.config, &cluster).is_some();
+    // The own cluster only records, even if a peer is (mis)named after it.
+    let copy = cluster != config.name && crate::publish::peer(&state.config, &cluster).is_some();
     if !copy && cluster != config.name && !config.known.contains(&cluster) {
         let mut known: Vec<&str> = std::iter::once(config.name.as_str())
             .chain(config.known.iter().map(String::as_str))
