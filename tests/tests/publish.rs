@@ -276,6 +276,23 @@ fn a_project_is_copied_to_a_peer_and_later_only_what_changed() {
         1,
         "{projects}"
     );
+
+    // A changed movie is sent again, alone; a deleted one is deleted.
+    let changed = movie("red.png").to_string().replace("\"Hi\"", "\"Hello\"");
+    assert_eq!(
+        a.put(&format!("/v1/sdl/{uid}/m"), changed.clone()).status(),
+        201
+    );
+    publish(&a, &uid, "b");
+    assert_eq!(wait_finished(&a, &uid)["state"], "done");
+    assert_eq!(b.get(&format!("/v1/sdl/{on_b}/m")).text().unwrap(), changed);
+    assert_eq!(stored(&b_env, "dynamic movie stored", "m"), 2);
+    assert_eq!(stored(&b_env, "asset stored", "red.png"), 2);
+    assert_eq!(a.delete(&format!("/v1/sdl/{uid}/m")).status(), 200);
+    publish(&a, &uid, "b");
+    assert_eq!(wait_finished(&a, &uid)["state"], "done");
+    assert_eq!(b.get(&format!("/v1/sdl/{on_b}/m")).status(), 404);
+    assert_eq!(asset(&b, &on_b, "red.png").0, 200);
 }
 
 #[test]
