@@ -164,6 +164,7 @@ pub fn run(config: Config) -> CmdResult {
             Ok(n) => tracing::info!(videos = n, "interrupted Pixop jobs taken up"),
             Err(e) => tracing::error!(error = %e, "interrupted Pixop jobs could not be read"),
         }
+        crate::publish::resume(&store, &config);
         // Last, callbacks a stop cut off (those of the renders and sources
         // just taken up are sent when they end).
         match resumed_callbacks.resume() {
