@@ -1,6 +1,7 @@
 //! `clipstream`: the server and its command-line tools.
 
 mod admin;
+mod cluster;
 mod cmds;
 mod config;
 mod delivery;

@@ -100,6 +100,14 @@ pub fn run(config: Config) -> CmdResult {
     };
 
     let resumed_callbacks = callbacks.get_ref().clone();
+    let restarts = restarts(
+        &store,
+        &config,
+        &uploads,
+        &shotstack_renders,
+        &callbacks,
+        &ingest,
+    );
     let request_spans = crate::telemetry::request_spans();
     actix_web::rt::System::new().block_on(async move {
         let mut server = HttpServer::new(move || {
@@ -131,6 +139,7 @@ pub fn run(config: Config) -> CmdResult {
         if store.cluster().shared() {
             actix_web::rt::spawn(renders.clone().keep_leases());
             actix_web::rt::spawn(renders.clone().take_queued());
+            actix_web::rt::spawn(crate::cluster::take_over(store.clone(), restarts));
         }
         actix_web::rt::spawn(crate::shotstack::ingest::sweep_uploads(store.clone()));
         // Background jobs a crash interrupted run again; the queue holds
@@ -196,6 +205,60 @@ pub fn run(config: Config) -> CmdResult {
         drop(admin);
         Ok(())
     })
+}
+
+/// How each kind of job of a node that died starts again here.
+fn restarts(
+    store: &clipstream_storage::Store,
+    config: &Arc<Config>,
+    uploads: &Arc<crate::upload::Uploads>,
+    renders: &crate::shotstack::render::Services,
+    callbacks: &web::Data<Arc<crate::shotstack::callback::Callbacks>>,
+    ingest: &crate::shotstack::ingest::Ctx,
+) -> Vec<(&'static str, crate::cluster::Restart)> {
+    use crate::cluster::{
+        CALLBACK, PIXOP_INGEST, PIXOP_PROCESS, PUBLISH, SHOTSTACK_RENDER, SOURCE, UPLOAD,
+    };
+    let (store, config) = (store.clone(), config.clone());
+    let (uploads, renders) = (uploads.clone(), renders.clone());
+    let (callbacks, ingest) = (callbacks.get_ref().clone(), ingest.clone());
+    let pixop = store.clone();
+    vec![
+        (UPLOAD, Arc::new(move |key: String| uploads.take_over(&key))),
+        (
+            SHOTSTACK_RENDER,
+            Arc::new(move |id| crate::shotstack::render::take_over(&renders, id)),
+        ),
+        (
+            CALLBACK,
+            Arc::new(move |id: String| callbacks.take_over(&id)),
+        ),
+        (
+            PUBLISH,
+            Arc::new(move |key: String| crate::publish::take_over(&store, &config, &key)),
+        ),
+        (
+            SOURCE,
+            Arc::new(move |id| {
+                actix_web::rt::spawn(crate::shotstack::ingest::take_over(ingest.clone(), id));
+            }),
+        ),
+        (
+            PIXOP_INGEST,
+            Arc::new({
+                let store = pixop.clone();
+                move |id| {
+                    actix_web::rt::spawn(crate::pixop::media::take_over(store.clone(), id));
+                }
+            }),
+        ),
+        (
+            PIXOP_PROCESS,
+            Arc::new(move |id| {
+                actix_web::rt::spawn(crate::pixop::media::take_over(pixop.clone(), id));
+            }),
+        ),
+    ]
 }
 
 /// The store as a node of its cluster: alone on sled, or one of the

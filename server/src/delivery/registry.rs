@@ -343,7 +343,7 @@ impl Renders {
             }
             _ => {
                 self.cluster
-                    .claim(RENDER_WORK, &output.key, &payload)
+                    .claim(RENDER_WORK, &output.key, &payload, false)
                     .await?
             }
         };

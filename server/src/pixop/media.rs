@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::auth::{self, Bearer};
 use super::envelope::{date, ok, Exception};
 use super::videos::{base, team_video};
+use crate::cluster;
 use crate::http::entity::{self, Meta};
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
@@ -302,12 +303,48 @@ pub async fn with_progress<T: Send + 'static>(
 pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
     let mut touched = 0;
     for video in store.all_pixop_videos()? {
+        touched += resume_one(store, video, false).await?;
+    }
+    Ok(touched)
+}
+
+/// Takes up video `id` of a node that stopped: its ingestion runs again
+/// here, its processing job is failed (as after a restart).
+pub async fn take_over(store: Store, id: String) {
+    match store.pixop_video(&id) {
+        Ok(Some(video)) => {
+            if let Err(e) = resume_one(&store, video, true).await {
+                tracing::error!(video = %id, error = %e, "a Pixop job could not be taken over");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(video = %id, error = %e, "a Pixop job to take over could not be read")
+        }
+    }
+}
+
+/// What [`resume`] does for one video; `taken` when this node already
+/// holds its jobs (taken over), else jobs a live node holds are left.
+async fn resume_one(
+    store: &Store,
+    video: PixopVideo,
+    taken: bool,
+) -> Result<usize, clipstream_storage::Error> {
+    let mut touched = 0;
+    let elsewhere = |kind: &'static str| {
+        let id = video.id.clone();
+        async move { !taken && cluster::held_elsewhere(store, kind, &id).await }
+    };
+    {
         let status = |part: &Option<Value>, state: &str, key: &str| {
             part.as_ref()
                 .and_then(|p| p[state][key].as_str().map(str::to_owned))
                 .unwrap_or_default()
         };
-        if status(&video.ingestion, "ingestionState", "ingestionStatus") == "INGESTING" {
+        if status(&video.ingestion, "ingestionState", "ingestionStatus") == "INGESTING"
+            && !elsewhere(cluster::PIXOP_INGEST).await
+        {
             if let Some(media) = &video.media {
                 actix_web::rt::spawn(ingest(
                     store.clone(),
@@ -319,7 +356,9 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
             }
         }
         let processing = status(&video.processing, "processingState", "processingStatus");
-        if processing == "QUEUED" || processing == "PROCESSING" {
+        if (processing == "QUEUED" || processing == "PROCESSING")
+            && !elsewhere(cluster::PIXOP_PROCESS).await
+        {
             let now = clipstream_storage::unix_now_ms();
             store
                 .update_pixop_video(&video.id, |v| {
@@ -345,8 +384,16 @@ pub async fn resume(store: &Store) -> Result<usize, clipstream_storage::Error> {
     Ok(touched)
 }
 
-/// Reads the uploaded media's facts into the video's ingestion.
+/// Reads the uploaded media's facts into the video's ingestion, unless
+/// another node of the cluster does.
 pub(super) async fn ingest(store: Store, id: String, blob: String, light: bool) {
+    if cluster::hold(&store, cluster::PIXOP_INGEST, &id).await {
+        ingest_held(store.clone(), id.clone(), blob, light).await;
+        cluster::release(&store, cluster::PIXOP_INGEST, &id).await;
+    }
+}
+
+async fn ingest_held(store: Store, id: String, blob: String, light: bool) {
     let path: PathBuf = match store.pixop_blob_path(&blob).await {
         Ok(path) => path,
         Err(e) => {

@@ -24,6 +24,7 @@ use super::envelope::{date, ok, Exception};
 use super::media::{ingested, with_progress};
 use super::plan::{parse_request, plan, Plan, Source};
 use super::videos::{base, team_video};
+use crate::cluster;
 use crate::delivery::Renders;
 
 fn processing(
@@ -138,6 +139,10 @@ pub async fn process_video(
     let content_type = plan.content_type;
     let job = plan.job.clone();
     actix_web::rt::spawn(async move {
+        // A fresh id: no other node can hold it; held so that another
+        // node's restart leaves it alone and its death is noticed.
+        cluster::hold(&store, cluster::PIXOP_PROCESS, &job_id).await;
+        let _held = Held(store.clone(), job_id.clone());
         let Some(_slot) = ticket.wait().await else {
             finish(
                 &store,
@@ -180,6 +185,18 @@ pub async fn process_video(
         "openEquivalents": plan.equivalents,
         "filterGraph": plan.job.filters,
     })))
+}
+
+/// Gives up the job's hold in the cluster however the job ends.
+struct Held(Store, String);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let (store, id) = (self.0.clone(), std::mem::take(&mut self.1));
+        actix_web::rt::spawn(async move {
+            cluster::release(&store, cluster::PIXOP_PROCESS, &id).await;
+        });
+    }
 }
 
 /// Runs the job; the processed media on success.

@@ -42,7 +42,27 @@ pub fn start(store: Store, config: Arc<Config>, uid: String, cluster: String) {
         }
         running.insert((uid.clone(), cluster.clone()), false);
     }
-    tokio::spawn(run(store, config, uid, cluster));
+    tokio::spawn(async move {
+        let held = format!("{uid}/{cluster}");
+        if crate::cluster::hold(&store, crate::cluster::PUBLISH, &held).await {
+            run(store.clone(), config, uid, cluster).await;
+            crate::cluster::release(&store, crate::cluster::PUBLISH, &held).await;
+        } else {
+            running().remove(&(uid, cluster));
+        }
+    });
+}
+
+/// Copies again publication `key` (`uid/cluster`) of a node that stopped.
+pub fn take_over(store: &Store, config: &Arc<Config>, key: &str) {
+    if let Some((uid, cluster)) = key.split_once('/') {
+        start(
+            store.clone(),
+            config.clone(),
+            uid.to_owned(),
+            cluster.to_owned(),
+        );
+    }
 }
 
 /// At start: copies again every publication a stop cut off.

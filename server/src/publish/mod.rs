@@ -5,4 +5,4 @@
 mod client;
 mod job;
 
-pub use job::{peer, resume, start};
+pub use job::{peer, resume, start, take_over};

@@ -29,6 +29,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::net::guard::Guard;
@@ -149,10 +150,33 @@ impl Callbacks {
                     // Still worth sending now; only a restart would lose it.
                     tracing::error!(error = %e, "a callback could not be recorded");
                 }
-                this.run(&callback).await;
+                this.run_held(&callback).await;
             }
             .instrument(span),
         );
+    }
+
+    /// Delivers `callback` unless another node of the cluster does.
+    async fn run_held(&self, callback: &PendingCallback) {
+        if cluster::hold(&self.store, cluster::CALLBACK, &callback.id).await {
+            self.run(callback).await;
+            cluster::release(&self.store, cluster::CALLBACK, &callback.id).await;
+        }
+    }
+
+    /// Delivers again callback `id` of a node that stopped.
+    pub fn take_over(self: &Arc<Self>, id: &str) {
+        let callback = match self.store.pending_callback(id) {
+            Ok(Some(callback)) => callback,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(%id, error = %e, "a callback to take over could not be read");
+                return;
+            }
+        };
+        let this = self.clone();
+        let span = tracing::info_span!("callback", host = %host_of(&callback.url));
+        tokio::spawn(async move { this.run_held(&callback).await }.instrument(span));
     }
 
     /// Sends again every callback a stop left undelivered, each in the
@@ -169,7 +193,7 @@ impl Callbacks {
             );
             tokio::spawn(
                 async move {
-                    this.run(&callback).await;
+                    this.run_held(&callback).await;
                 }
                 .instrument(span),
             );

@@ -32,6 +32,7 @@ use super::callback::{Callbacks, Notice};
 use super::edit_input::{self, Checked};
 use super::envelope::{created, iso_date, ok, Failure};
 use super::hosting::{self, Hosting};
+use crate::cluster;
 use crate::delivery::Renders;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -538,16 +539,25 @@ fn spawn(services: Services, id: String) {
         return;
     }
     tokio::spawn(async move {
-        // Read again: a caller may hold a copy read before another task
-        // recorded the end (and let go of the id), and a render is
-        // delivered and called back once.
-        match services.state.store.shotstack_render(&id) {
-            Ok(Some(fresh)) if fresh.outcome.is_none() => finish(&services, fresh).await,
-            Ok(_) => {}
-            Err(e) => tracing::error!(render = %id, error = %e, "a render could not be read"),
+        let store = services.state.store.clone();
+        if cluster::hold(&store, cluster::SHOTSTACK_RENDER, &id).await {
+            // Read again: a caller may hold a copy read before another
+            // task recorded the end (and let go of the id), and a render
+            // is delivered and called back once.
+            match store.shotstack_render(&id) {
+                Ok(Some(fresh)) if fresh.outcome.is_none() => finish(&services, fresh).await,
+                Ok(_) => {}
+                Err(e) => tracing::error!(render = %id, error = %e, "a render could not be read"),
+            }
+            cluster::release(&store, cluster::SHOTSTACK_RENDER, &id).await;
         }
         running().remove(&id);
     });
+}
+
+/// Starts again render `id` of a node that stopped.
+pub fn take_over(services: &Services, id: String) {
+    spawn(services.clone(), id);
 }
 
 /// At start: the tasks of renders the last process did not finish (their

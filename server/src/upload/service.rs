@@ -23,6 +23,7 @@ use super::context::{Context, Payload};
 use super::send;
 use super::task::{self, Task};
 use super::UploadError;
+use crate::cluster;
 use crate::config::Upload as UploadConfig;
 use crate::delivery::{DeliveryError, Renders};
 use crate::metrics::Metrics;
@@ -127,6 +128,33 @@ impl Uploads {
         let this = self.clone();
         tokio::spawn(async move {
             let (id, token) = (record.id.clone(), record.token.clone());
+            let held = format!("{token}/{id}");
+            if !cluster::hold(&this.store, cluster::UPLOAD, &held).await {
+                this.let_go(&id);
+                return;
+            }
+            this.run_held(record).await;
+            cluster::release(&this.store, cluster::UPLOAD, &held).await;
+        });
+    }
+
+    /// Starts again upload `key` (`token/id`) of a node that stopped.
+    pub fn take_over(self: &Arc<Self>, key: &str) {
+        let Some((token, id)) = key.split_once('/') else {
+            return;
+        };
+        match self.store.upload_task(token, id) {
+            Ok(Some(record)) if !record.state.is_final() => self.spawn(record),
+            Ok(_) => {}
+            Err(e) => tracing::error!(%key, error = %e, "an upload to take over could not be read"),
+        }
+    }
+
+    /// Runs `record`'s task, which this node holds, to its end.
+    async fn run_held(self: &Arc<Self>, record: Record) {
+        let this = self.clone();
+        {
+            let (id, token) = (record.id.clone(), record.token.clone());
             let span =
                 tracing::info_span!("upload", token = %record.token, id = %id, kind = %record.kind);
             // A task of its own, so that a panic in a sender ends this
@@ -161,7 +189,7 @@ impl Uploads {
                     }
                 }
             }
-        });
+        }
     }
 
     /// The task has no runner any more.

@@ -86,12 +86,15 @@ pub trait Coordinator: Send + Sync {
 
     /// Claims `(kind, key)` for this node, taking over work that is only
     /// queued or whose owner's lease has run out. `payload` is kept for a
-    /// node that takes the work over later.
+    /// node that takes the work over later; `background` work is taken
+    /// over when this node dies (a viewer's render is not: its viewers
+    /// ask again).
     fn claim<'a>(
         &'a self,
         kind: &'a str,
         key: &'a str,
         payload: &'a [u8],
+        background: bool,
     ) -> BoxFuture<'a, Result<Claim>>;
 
     /// The live holder of `(kind, key)`, if any node holds it.
@@ -151,7 +154,13 @@ impl Coordinator for Local {
         false
     }
 
-    fn claim<'a>(&'a self, _: &'a str, _: &'a str, _: &'a [u8]) -> BoxFuture<'a, Result<Claim>> {
+    fn claim<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a [u8],
+        _: bool,
+    ) -> BoxFuture<'a, Result<Claim>> {
         Box::pin(async { Ok(Claim::Mine) })
     }
 

@@ -231,6 +231,7 @@ impl Coordinator for PgCoordinator {
         kind: &'a str,
         key: &'a str,
         payload: &'a [u8],
+        background: bool,
     ) -> BoxFuture<'a, Result<Claim>> {
         let pool = self.pool.clone();
         let owner = self.owner.clone();
@@ -245,14 +246,15 @@ impl Coordinator for PgCoordinator {
                     .query_opt(
                         "INSERT INTO work AS w
                              (kind, key, payload, background, state, owner, epoch, expires)
-                         VALUES ($1, $2, $3, false, 'running', $4, 1,
+                         VALUES ($1, $2, $3, $6, 'running', $4, 1,
                                  now() + make_interval(secs => $5))
                          ON CONFLICT (kind, key) DO UPDATE
                          SET state = 'running', owner = $4, epoch = w.epoch + 1,
-                             expires = now() + make_interval(secs => $5)
+                             expires = now() + make_interval(secs => $5),
+                             background = w.background OR $6
                          WHERE w.state = 'queued' OR w.owner = $4 OR w.expires < now()
                          RETURNING w.owner",
-                        &[&kind, &key, &payload, &owner, &lease],
+                        &[&kind, &key, &payload, &owner, &lease, &background],
                     )
                     .await
                     .map_err(db)?;

@@ -36,7 +36,7 @@ use crate::net::guard::Guard;
 use error::IngestError;
 use facts::kind_of_extension;
 use request::{parse_source, SizeLimits};
-pub use work::{resume, Ctx};
+pub use work::{resume, take_over, Ctx};
 
 /// Movies and assets of the `shotstack` project made by Ingest (a
 /// rendition's one-clip Edit, a source's bytes) are named with this and

@@ -31,6 +31,7 @@ use super::facts::{self, read, Read};
 use super::rendition::rendition_edit;
 use super::request::{Format, RenditionSpec};
 use super::NAME_PREFIX;
+use crate::cluster;
 use crate::delivery::Renders;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -141,6 +142,14 @@ impl Ctx {
 
     /// `POST sources`: fetch, then read and host as an upload is.
     pub async fn fetch(self, id: String, url: String, specs: Vec<RenditionSpec>) {
+        let store = self.state.store.clone();
+        if cluster::hold(&store, cluster::SOURCE, &id).await {
+            self.fetch_held(id.clone(), url, specs).await;
+            cluster::release(&store, cluster::SOURCE, &id).await;
+        }
+    }
+
+    async fn fetch_held(self, id: String, url: String, specs: Vec<RenditionSpec>) {
         let _slot = self.slot().await;
         let store = &self.state.store;
         let started = store
@@ -203,6 +212,14 @@ impl Ctx {
     /// and hosted, as a fetched file is. Bytes that end up in no hosted
     /// file (the source failed or was deleted) are removed.
     pub async fn uploaded(self, id: String, project: String) {
+        let store = self.state.store.clone();
+        if cluster::hold(&store, cluster::SOURCE, &id).await {
+            self.uploaded_held(id.clone(), project).await;
+            cluster::release(&store, cluster::SOURCE, &id).await;
+        }
+    }
+
+    async fn uploaded_held(self, id: String, project: String) {
         let _slot = self.slot().await;
         let asset = source_asset(&id);
         let outcome = self.host_upload(&id, &project, &asset).await;
@@ -386,6 +403,15 @@ impl Ctx {
 
     /// The renditions of a ready source not made yet (after a restart).
     async fn renditions(self, source: Source, specs: Vec<RenditionSpec>) {
+        let store = self.state.store.clone();
+        let id = source.id.clone();
+        if cluster::hold(&store, cluster::SOURCE, &id).await {
+            self.renditions_held(source, specs).await;
+            cluster::release(&store, cluster::SOURCE, &id).await;
+        }
+    }
+
+    async fn renditions_held(self, source: Source, specs: Vec<RenditionSpec>) {
         let _slot = self.slot().await;
         let Some(kind) = source.kind.as_deref().and_then(|k| {
             ["video", "image", "audio", "font"]
@@ -613,7 +639,6 @@ impl Ctx {
 /// sources it took up. A PUT cut off by the stop gives its URL back; an
 /// upload URL that expired unused is forgotten.
 pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
-    use clipstream_storage::GrantState;
     let store = &ctx.state.store;
     let limits = ctx.state.config.edit_limits();
     let sizes = super::request::SizeLimits {
@@ -622,6 +647,46 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
     };
     let mut resumed = 0;
     for source in store.all_sources()? {
+        // In a cluster, most are some live node's work.
+        if cluster::held_elsewhere(store, cluster::SOURCE, &source.id).await {
+            continue;
+        }
+        resumed += usize::from(resume_one(&ctx, sizes, source).await?);
+    }
+    Ok(resumed)
+}
+
+/// Starts source `id` again on this node: its node stopped.
+pub async fn take_over(ctx: Ctx, id: String) {
+    let limits = ctx.state.config.edit_limits();
+    let sizes = super::request::SizeLimits {
+        video: (limits.max_video_width, limits.max_video_height),
+        image: (limits.max_image_width, limits.max_image_height),
+    };
+    let source = match ctx.state.store.source(&id) {
+        Ok(Some(source)) => source,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(source = %id, error = %e, "a source to take over could not be read");
+            return;
+        }
+    };
+    if let Err(e) = resume_one(&ctx, sizes, source).await {
+        tracing::error!(source = %id, error = %e, "a source could not be taken over");
+    }
+}
+
+/// Takes up unfinished source `source` where it stopped; `true` when a
+/// task was started for it.
+async fn resume_one(
+    ctx: &Ctx,
+    sizes: super::request::SizeLimits,
+    source: Source,
+) -> Result<bool, clipstream_storage::Error> {
+    use clipstream_storage::GrantState;
+    let store = &ctx.state.store;
+    let mut resumed = false;
+    {
         let grant = source.upload.as_ref().map(|g| g.state);
         let unfinished = source
             .renditions
@@ -653,7 +718,7 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
                 match hosting::project(&ctx.state, &account).await {
                     Ok(project) => {
                         actix_web::rt::spawn(ctx.clone().uploaded(source.id.clone(), project.uid));
-                        resumed += 1;
+                        resumed = true;
                     }
                     Err(e) => ctx.fail(&source.id, "upload", e.to_string()).await,
                 }
@@ -666,15 +731,15 @@ pub async fn resume(ctx: Ctx) -> Result<usize, clipstream_storage::Error> {
                         "the source cannot be fetched again".into(),
                     )
                     .await;
-                    continue;
+                    return Ok(false);
                 };
                 actix_web::rt::spawn(ctx.clone().fetch(source.id.clone(), input, specs));
-                resumed += 1;
+                resumed = true;
             }
             (SourceStatus::Ready, _) if unfinished => match specs() {
                 Ok(specs) => {
                     actix_web::rt::spawn(ctx.clone().renditions(source, specs));
-                    resumed += 1;
+                    resumed = true;
                 }
                 Err(e) => {
                     tracing::error!(source = %source.id, error = %e, "stored renditions unreadable");
