@@ -87,6 +87,17 @@ impl Cluster {
 
     /// As [`Cluster::start`], with the blobs where `blobs` says.
     pub fn start_with(n: usize, blobs: Blobs, extra_env: &[(&str, &str)]) -> Cluster {
+        Self::start_nodes(&vec![&[][..]; n], blobs, extra_env)
+    }
+
+    /// A node for each entry of `per_node`, each with those settings of
+    /// its own over `extra_env` (say `CLIPSTREAM_CLUSTER_ROUTING_KEYS`).
+    pub fn start_nodes(
+        per_node: &[&[(&str, &str)]],
+        blobs: Blobs,
+        extra_env: &[(&str, &str)],
+    ) -> Cluster {
+        let n = per_node.len();
         assert!(n >= 1, "a cluster has a node at least");
         let dir = tempfile::tempdir().expect("temp dir");
         let postgres = Postgres::start();
@@ -138,6 +149,11 @@ impl Cluster {
             .map(|i| {
                 let mut env = vec![("CLIPSTREAM_CLUSTER_NODE_ID".to_owned(), format!("node{i}"))];
                 env.extend(shared.iter().cloned());
+                env.extend(
+                    per_node[i]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
                 Node {
                     server: None,
                     port: 0,

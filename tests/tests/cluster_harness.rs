@@ -65,7 +65,23 @@ fn one_node_answers_through_nginx_with_the_clusters_key() {
 
 #[test]
 fn two_nodes_share_records_and_a_killed_node_comes_back_at_its_address() {
-    let mut cluster = Cluster::start_with(2, Blobs::Files, &[]);
+    let gpu: &[(&str, &str)] = &[("CLIPSTREAM_CLUSTER_ROUTING_KEYS", "[gpu]")];
+    let mut cluster = Cluster::start_nodes(&[&[], gpu], Blobs::Files, &[]);
+    // Each node's own settings: its name, its address, its routing keys.
+    for i in 0..2 {
+        let out = cluster.cli(i, &["config"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(c["cluster"]["node_id"], format!("node{i}"));
+        assert_eq!(c["cluster"]["advertise_url"], cluster.url(i));
+        assert_eq!(c["storage"]["repository"], "postgres");
+        let keys = if i == 1 { json!(["gpu"]) } else { json!([]) };
+        assert_eq!(c["cluster"]["routing_keys"], keys);
+    }
     let uid = cluster.node(0).create_project("shared");
     // Created through node 0, listed by node 1: one repository.
     let (status, list) = json(cluster.node(1).get("/v1/list/project"));

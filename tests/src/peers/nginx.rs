@@ -146,8 +146,9 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx on a free loopback port in front of `upstreams` (the
-    /// nodes' base URLs, in a fixed order: the hash maps a video to one
-    /// of them by position). The port is picked free and bound a moment
+    /// nodes' base URLs; the consistent hash places each on its ring by
+    /// its address, so which node a video goes to depends on the ports,
+    /// not on the order). The port is picked free and bound a moment
     /// later, when a test running beside it may have taken it: a start
     /// that exits at once is tried again on a new port, three times at
     /// most.
