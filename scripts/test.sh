@@ -12,6 +12,10 @@ need_packages openssl
 # A throw-away PostgreSQL cluster backs the PostgreSQL repository's tests
 # (tests/src/peers/postgres.rs, issue 21).
 need_packages postgresql-15
+# The deployment examples' checks and the cluster tests' load balancer:
+# nginx runs conf/deploy/nginx.conf, PyYAML parses the YAML files
+# (tests/tests/deploy.rs; systemd-analyze checks the unit where installed).
+need_packages nginx-light python3-yaml
 # The upload tests' peers come from PyPI and npm (scripts/peers.sh).
 python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
 command -v npm >/dev/null 2>&1 || need_packages nodejs npm

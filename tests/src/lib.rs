@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod cluster;
 pub mod media;
 pub mod peers;
 pub mod pixop;
@@ -98,10 +99,29 @@ impl Server {
 
     /// As [`Server::start`], with extra environment settings.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_on(data_dir, "127.0.0.1:0", env)
+    }
+
+    /// As [`Server::start_with`], listening on `listen` (a cluster's nodes
+    /// must know each other's addresses before they start).
+    pub fn start_on(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
+        Self::try_start_on(data_dir, listen, env).unwrap_or_else(|log| {
+            panic!("the server did not start; its log:\n{log}");
+        })
+    }
+
+    /// As [`Server::start_on`]; a server that exits or does not say it
+    /// listens within the start timeout is an `Err` with its log (a port
+    /// picked free may have been taken since).
+    pub fn try_start_on(
+        data_dir: &Path,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let log = data_dir.with_extension("log");
         let stderr = std::fs::File::create(&log).expect("server log file");
         let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
@@ -125,14 +145,12 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!(
-                        "the server did not start; its log:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
+                    let _ = child.wait();
+                    return Err(std::fs::read_to_string(&log).unwrap_or_default());
                 }
             }
         };
-        Server { child, url, log }
+        Ok(Server { child, url, log })
     }
 
     pub fn pid(&self) -> u32 {

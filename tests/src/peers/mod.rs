@@ -37,6 +37,7 @@ pub fn free_port() -> u16 {
 
 pub mod azurite;
 pub mod ftp;
+pub mod nginx;
 pub mod postgres;
 pub mod receiver;
 pub mod seaweedfs;
