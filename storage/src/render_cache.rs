@@ -3,7 +3,10 @@
 //! decides the output's bytes), indexed in the repository with its
 //! project, size, digest and last use, bounded in total size with
 //! least-recently-used eviction. The files are this machine's, whatever
-//! the blob store: they are the local cache of renders.
+//! the blob store: they are the local cache of renders. A blob store that
+//! other nodes share keeps each render too (put at commit, before the
+//! record), so a node whose `renders/` lacks a recorded render fetches it
+//! from there rather than forgetting it.
 //!
 //! Renders being watched are also kept open: the record and the file
 //! mapped into memory, so that a warm GET reads neither the repository nor
@@ -202,7 +205,9 @@ impl Store {
             return Ok(None);
         };
         let path = self.render_path(key);
-        if !path.exists() {
+        // Made on another node, or evicted from this one's disk: the
+        // blob store may have it (the files store never does).
+        if !path.exists() && !self.blobs.fetch_render(key, &path)? {
             self.repo.remove(Collection::RenderCache, key)?;
             return Ok(None);
         }
@@ -214,7 +219,9 @@ impl Store {
         Ok(Some((entry, path)))
     }
 
-    /// Records the render already at [`Store::render_path`] as cached, then
+    /// Records the render already at [`Store::render_path`] as cached
+    /// (after handing it to the blob store, so that a record on a shared
+    /// repository always names a render every node can fetch), then
     /// evicts the least recently used renders beyond `capacity` bytes.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_cached_render(
@@ -236,6 +243,7 @@ impl Store {
             last_used: now,
             segments,
         };
+        self.blobs.put_render(key, &self.render_path(key)).await?;
         self.put_record(Collection::RenderCache, key, &entry)?;
         self.flush().await?;
         self.evict_renders(capacity).await
@@ -244,11 +252,14 @@ impl Store {
     /// At open: forgets entries whose file is gone or that were keyed by
     /// token (before outputs were keyed by content: nothing would ever ask
     /// for them again), and removes files no entry names (a crash between
-    /// the rename and the record).
+    /// the rename and the record). With a shared blob store, an entry
+    /// whose file this node lacks is another node's render, or one to
+    /// fetch: it stays.
     pub(crate) fn sweep_renders(&self) -> Result<usize> {
         let mut removed = 0;
+        let shared = self.blobs.shared();
         for entry in self.records::<CachedRender>(Collection::RenderCache, "")? {
-            if entry.project.is_empty() || !self.render_path(&entry.key).exists() {
+            if entry.project.is_empty() || (!shared && !self.render_path(&entry.key).exists()) {
                 self.repo.remove(Collection::RenderCache, &entry.key)?;
                 removed += 1;
             }
@@ -288,6 +299,7 @@ impl Store {
             self.repo.remove(Collection::Jobs, &e.key)?;
             self.open_renders.remove(&e.key);
             let _ = tokio::fs::remove_file(self.render_path(&e.key)).await;
+            self.blobs.remove_render(&e.key).await;
             total -= e.size;
             tracing::info!(key = %e.key, size = e.size, "evicted a cached render");
         }
@@ -305,6 +317,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
+        self.blobs.remove_render(key).await;
         self.flush().await?;
         Ok(known)
     }
