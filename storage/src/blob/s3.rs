@@ -215,9 +215,11 @@ impl S3Store {
             // S3-compatible servers (SeaweedFS, MinIO) name buckets in
             // the path, not the host.
             .with_virtual_hosted_style_request(false)
-            .with_allow_http(endpoint.starts_with("http://"))
+            // (The client options carry `allow_http` too: set there, or
+            // they would reset it.)
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(endpoint.starts_with("http://"))
                     .with_timeout(REQUEST_TIMEOUT)
                     .with_connect_timeout(CONNECT_TIMEOUT),
             )
