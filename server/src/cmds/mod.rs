@@ -1,6 +1,7 @@
 //! The subcommands of the `clipstream` binary.
 
 pub mod keys;
+pub mod migrate;
 pub mod render;
 pub mod serve;
 pub mod users;
