@@ -21,6 +21,11 @@
 //!
 //! Encoded segments (`segment_cache`) are blobs, indexed by content key.
 //! - `tmp/`      files being written; emptied at every open
+//!
+//! With the S3 blob store (`blob/s3.rs`), bodies and finished renders live
+//! in the bucket every node shares, and `cache/` holds this node's copies
+//! of blobs (`renders/` stays this node's render cache, filled from the
+//! bucket on a miss).
 
 pub mod blob;
 mod error;
