@@ -207,7 +207,7 @@ impl Store {
         let path = self.render_path(key);
         // Made on another node, or evicted from this one's disk: the
         // blob store may have it (the files store never does).
-        if !path.exists() && !self.blobs.fetch_render(key, &path)? {
+        if !path.exists() && !self.fetch_render_blocking(key, &path)? {
             self.repo.remove(Collection::RenderCache, key)?;
             return Ok(None);
         }
@@ -217,6 +217,47 @@ impl Store {
             self.put_record(Collection::RenderCache, key, &entry)?;
         }
         Ok(Some((entry, path)))
+    }
+
+    /// Brings cached render `key` to this node's `renders/` from a shared
+    /// blob store when it is recorded but not here; `true` if its file is
+    /// here now. The async twin of what [`Store::open_cached_render`] and
+    /// [`Store::cached_render`] do on a miss: a route calls it first so
+    /// that the download does not hold up its thread.
+    pub async fn fetch_cached_render(&self, key: &str) -> Result<bool> {
+        let path = self.render_path(key);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(true);
+        }
+        if !self.repo.contains(Collection::RenderCache, key)? {
+            return Ok(false);
+        }
+        self.blobs.fetch_render(key, &path).await
+    }
+
+    /// [`BlobStore::fetch_render`] for the synchronous lookups: the
+    /// store's future runs to completion on a thread of its own (the
+    /// caller may be on any runtime, or none).
+    fn fetch_render_blocking(&self, key: &str, dest: &std::path::Path) -> Result<bool> {
+        if !self.blobs.shared() {
+            // Nowhere else to fetch from.
+            return Ok(false);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(self.blobs.fetch_render(key, dest))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(crate::Error::Io(std::io::Error::other(
+                        "fetching a render panicked",
+                    )))
+                })
+        })
     }
 
     /// Records the render already at [`Store::render_path`] as cached
@@ -421,6 +462,27 @@ mod tests {
         store.repo.remove(Collection::RenderCache, "t.mp4").unwrap();
         store.touch(&open).unwrap();
         assert_eq!(in_repo(&store), None, "a forgotten render stays forgotten");
+    }
+
+    #[tokio::test]
+    async fn with_the_files_store_a_render_missing_from_disk_cannot_be_fetched_and_is_forgotten() {
+        let (_dir, store) = store();
+        assert!(
+            !store.fetch_cached_render("t.mp4").await.unwrap(),
+            "no record"
+        );
+        cache(&store, "t.mp4", b"bytes", u64::MAX).await;
+        assert!(store.fetch_cached_render("t.mp4").await.unwrap(), "here");
+        std::fs::remove_file(store.render_path("t.mp4")).unwrap();
+        assert!(!store.fetch_cached_render("t.mp4").await.unwrap());
+        assert!(store.open_cached_render("t.mp4").unwrap().is_none());
+        assert!(
+            store
+                .record::<CachedRender>(Collection::RenderCache, "t.mp4")
+                .unwrap()
+                .is_none(),
+            "renders/ was the only copy: the record goes"
+        );
     }
 
     #[tokio::test]

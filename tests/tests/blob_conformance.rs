@@ -188,10 +188,11 @@ async fn s3_store(weed: &SeaweedFs) {
     std::fs::write(&render, b"render bytes").unwrap();
     a.put_render("k1.mp4", &render).await.unwrap();
     let dest = node_b.path().join("renders/k1.mp4");
-    assert!(b.fetch_render("k1.mp4", &dest).unwrap());
+    assert!(b.fetch_render("k1.mp4", &dest).await.unwrap());
     assert_eq!(std::fs::read(&dest).unwrap(), b"render bytes");
     assert!(!b
         .fetch_render("k2.mp4", &node_b.path().join("renders/k2.mp4"))
+        .await
         .unwrap());
     assert!(!node_b.path().join("renders/k2.mp4").exists());
 
@@ -205,6 +206,7 @@ async fn s3_store(weed: &SeaweedFs) {
     assert_eq!(read(&a, &id).await.as_deref(), Some(&b"shared body"[..]));
     assert!(b
         .fetch_render("k1.mp4", &node_b.path().join("renders/again.mp4"))
+        .await
         .unwrap());
     // ... but B's own copies of blobs no record names are B's to drop.
     assert!(!node_b.path().join("cache/blobs").join(&big_id).exists());
@@ -212,6 +214,7 @@ async fn s3_store(weed: &SeaweedFs) {
     a.remove_render("k1.mp4").await;
     assert!(!a
         .fetch_render("k1.mp4", &node_a.path().join("x.mp4"))
+        .await
         .unwrap());
 }
 

@@ -250,9 +250,9 @@ impl BlobStore for FilesStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn fetch_render(&self, _name: &str, _dest: &Path) -> Result<bool> {
+    fn fetch_render<'a>(&'a self, _name: &'a str, _dest: &'a Path) -> BoxFuture<'a, Result<bool>> {
         // `renders/` is the only copy: a render missing there is gone.
-        Ok(false)
+        Box::pin(async { Ok(false) })
     }
 
     fn remove_render<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {

@@ -119,9 +119,8 @@ pub trait BlobStore: Send + Sync {
     fn put_render<'a>(&'a self, name: &'a str, path: &'a Path) -> BoxFuture<'a, Result<()>>;
 
     /// Copies render `name` to `dest` (complete or not at all); `false`
-    /// if the store does not have it. Blocks the calling thread: the
-    /// render cache's lookups are synchronous.
-    fn fetch_render(&self, name: &str, dest: &Path) -> Result<bool>;
+    /// if the store does not have it.
+    fn fetch_render<'a>(&'a self, name: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<bool>>;
 
     /// Deletes render `name`; a failure is logged (a sweep retries).
     fn remove_render<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()>;

@@ -468,7 +468,10 @@ impl S3Store {
 
     /// Indexes the copy of `id` just put in place and drops the least
     /// recently used ones past the cache's bound. A copy dropped while a
-    /// reader has it open stays readable to that reader.
+    /// reader has it open stays readable to that reader; a path handed out
+    /// by `local_path` and opened only later may be gone by then if the
+    /// cache is far too small for the bodies in use (the bound is meant
+    /// to hold many of them).
     async fn keep(&self, id: &str, size: u64) {
         let gone = {
             let mut lru = self.lru();
@@ -751,15 +754,19 @@ impl BlobStore for S3Store {
         })
     }
 
-    fn fetch_render(&self, name: &str, dest: &Path) -> Result<bool> {
-        let object = self.object(Space::Renders, name)?;
-        let fetched = self.run_blocking(Self::download(
-            self.inner.bucket.clone(),
-            object,
-            self.spool_path(),
-            dest.to_path_buf(),
-        ))?;
-        Ok(fetched.is_some())
+    fn fetch_render<'a>(&'a self, name: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let object = self.object(Space::Renders, name)?;
+            let fetched = self
+                .run(Self::download(
+                    self.inner.bucket.clone(),
+                    object,
+                    self.spool_path(),
+                    dest.to_path_buf(),
+                ))
+                .await?;
+            Ok(fetched.is_some())
+        })
     }
 
     fn remove_render<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
