@@ -9,6 +9,7 @@ mod memory;
 mod metrics;
 mod net;
 mod pixop;
+mod publish;
 mod routes;
 mod segment_store;
 mod shotstack;

@@ -82,7 +82,7 @@ impl Store {
                 serde_json::to_vec(asset)?,
             )
             .await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
         old.map(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
             .transpose()
     }
@@ -130,7 +130,7 @@ impl Store {
             .remove(Collection::Assets, &child_key(uid, name))?
             .ok_or_else(|| Error::AssetNotFound(name.to_owned()))?;
         self.flush().await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
         let old: Asset = serde_json::from_slice(&old)?;
         self.blobs.remove(&old.blob).await;
         Ok(())

@@ -5,6 +5,9 @@
 //! a write that races the derivation is never missed.
 //!
 //! The counters live in memory: after a restart every memo is empty too.
+//! In a cluster, a node that changes a project announces it and the
+//! others bump their counter too (`cluster`); when announcements may have
+//! been missed, every counter moves.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,5 +28,12 @@ impl Generations {
 
     pub(crate) fn bump(&self, uid: &str) {
         self.of(uid).fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn bump_all(&self) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for generation in map.values() {
+            generation.fetch_add(1, Ordering::Release);
+        }
     }
 }

@@ -28,6 +28,7 @@
 //! bucket on a miss).
 
 pub mod blob;
+pub mod cluster;
 mod error;
 mod generations;
 mod ids;
@@ -112,6 +113,8 @@ pub struct Store {
     open_renders: Arc<render_cache::OpenRenders>,
     segments: Arc<segment_cache::SegmentIndex>,
     generations: Arc<generations::Generations>,
+    /// The other nodes sharing the repository, if any (see `cluster`).
+    cluster: Arc<dyn cluster::Coordinator>,
     /// The key of the token MAC (see `renders`).
     token_key: [u8; 32],
     options: StoreOptions,
@@ -147,6 +150,7 @@ impl Store {
             open_renders: Arc::default(),
             segments: Arc::default(),
             generations: Arc::default(),
+            cluster: Arc::new(cluster::Local::new(Vec::new())),
             options,
         };
         let indexed = store.index_tokens_by_time()?;
@@ -155,6 +159,32 @@ impl Store {
         }
         store.sweep()?;
         Ok(store)
+    }
+
+    /// The store as a node of the cluster `coordinator` speaks for: it
+    /// follows the other nodes' changes from now on.
+    pub fn with_coordinator(mut self, coordinator: Arc<dyn cluster::Coordinator>) -> Store {
+        let generations = self.generations.clone();
+        coordinator.listen(Arc::new(move |uid: Option<&str>| match uid {
+            Some(uid) => generations.bump(uid),
+            None => generations.bump_all(),
+        }));
+        self.cluster = coordinator;
+        self
+    }
+
+    /// The cluster this store's node belongs to.
+    pub fn cluster(&self) -> &Arc<dyn cluster::Coordinator> {
+        &self.cluster
+    }
+
+    /// Project `uid`'s content changed: memos of it are stale, here and
+    /// on every other node.
+    async fn changed(&self, uid: &str) {
+        self.generations.bump(uid);
+        if self.cluster.shared() {
+            self.cluster.announce(uid).await;
+        }
     }
 
     /// Makes every change so far durable.

@@ -23,7 +23,7 @@ impl Store {
         let old = self
             .insert_child(Collection::Movies, uid, name, serde_json::to_vec(&movie)?)
             .await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
         Ok((movie, old.is_none()))
     }
 
@@ -41,7 +41,7 @@ impl Store {
             .remove(Collection::Movies, &child_key(uid, name))?
             .ok_or_else(|| Error::MovieNotFound(name.to_owned()))?;
         self.flush().await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 use crate::{
     child_prefix, ids, AccountId, Asset, BatchOutcome, Collection, Error, Result, Step, Store,
 };
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -15,11 +17,65 @@ pub struct Project {
     pub published: Vec<Publication>,
 }
 
-/// A cluster the project was published to, and when last.
+/// A cluster the project was published to, and how that went.
+///
+/// Publishing to this installation's own cluster only records it; to a
+/// peer installation it is a background job that copies the project,
+/// which this record also is: it survives a restart and is resumed then.
+/// Records written before publish copied anything read as done.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Publication {
     pub cluster: String,
+    /// Unix seconds of the last publish request.
     pub at: u64,
+    #[serde(default)]
+    pub state: PublishState,
+    /// Why the last attempt failed (also while a retry waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Steps of the current copy done, of `total`.
+    #[serde(default)]
+    pub done: u32,
+    #[serde(default)]
+    pub total: u32,
+    /// Attempts of the current copy (transient failures are retried).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The project's uid on the peer, once found or created there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_uid: Option<String>,
+    /// Assets the peer is known to hold: name → BLAKE3 of the body. What
+    /// is here and no longer in the project is deleted at the peer.
+    #[serde(default)]
+    pub sent_assets: BTreeMap<String, String>,
+    /// Dynamic movies the peer is known to hold: name → BLAKE3 of the text.
+    #[serde(default)]
+    pub sent_movies: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishState {
+    Queued,
+    Running,
+    #[default]
+    Done,
+    Failed,
+}
+
+impl PublishState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishState::Queued => "queued",
+            PublishState::Running => "running",
+            PublishState::Done => "done",
+            PublishState::Failed => "failed",
+        }
+    }
+
+    pub fn finished(self) -> bool {
+        matches!(self, PublishState::Done | PublishState::Failed)
+    }
 }
 
 pub(crate) fn name_key(account: &AccountId, name: &str) -> String {
@@ -128,7 +184,7 @@ impl Store {
             return Err(Error::ProjectNotFound(uid.to_owned()));
         }
         self.flush().await?;
-        self.generations.bump(uid);
+        self.changed(uid).await;
 
         let assets: Vec<Asset> = self.records(Collection::Assets, &child_prefix(uid))?;
         for collection in [Collection::Assets, Collection::Movies] {
@@ -146,8 +202,17 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the project was published to `cluster`.
-    pub async fn publish(&self, account: &AccountId, uid: &str, cluster: &str) -> Result<Project> {
+    /// Records a publish of the project to `cluster`: done at once when
+    /// nothing is copied (`copy` false: the own cluster), queued otherwise
+    /// for the job that copies it. What an earlier copy sent is kept, so
+    /// the next copy sends only what changed.
+    pub async fn publish(
+        &self,
+        account: &AccountId,
+        uid: &str,
+        cluster: &str,
+        copy: bool,
+    ) -> Result<Project> {
         self.project(account, uid)?;
         let now = ids::unix_now();
         let project = self.update_record(
@@ -155,16 +220,87 @@ impl Store {
             uid,
             || Error::ProjectNotFound(uid.to_owned()),
             |p: &mut Project| {
-                p.published.retain(|x| x.cluster != cluster);
-                p.published.push(Publication {
+                let earlier = p
+                    .published
+                    .iter()
+                    .position(|x| x.cluster == cluster)
+                    .map(|i| p.published.remove(i));
+                let mut publication = earlier.unwrap_or_else(|| Publication {
                     cluster: cluster.to_owned(),
                     at: now,
+                    state: PublishState::Done,
+                    error: None,
+                    done: 0,
+                    total: 0,
+                    attempts: 0,
+                    peer_uid: None,
+                    sent_assets: BTreeMap::new(),
+                    sent_movies: BTreeMap::new(),
                 });
+                publication.at = now;
+                publication.error = None;
+                publication.done = 0;
+                publication.total = 0;
+                publication.attempts = 0;
+                publication.state = if copy {
+                    PublishState::Queued
+                } else {
+                    PublishState::Done
+                };
+                p.published.push(publication);
                 Ok::<_, Error>(())
             },
         )?;
         self.flush().await?;
         Ok(project)
+    }
+
+    /// Changes the publication of project `uid` to `cluster` (a publish
+    /// job's progress). None when the project or the publication is gone:
+    /// the job has nothing left to do.
+    pub fn update_publication(
+        &self,
+        uid: &str,
+        cluster: &str,
+        mut change: impl FnMut(&mut Publication),
+    ) -> Result<Option<Publication>> {
+        let mut found = None;
+        let updated = self.update_record(
+            Collection::Projects,
+            uid,
+            || Error::ProjectNotFound(uid.to_owned()),
+            |p: &mut Project| {
+                found = p
+                    .published
+                    .iter_mut()
+                    .find(|x| x.cluster == cluster)
+                    .map(|x| {
+                        change(x);
+                        x.clone()
+                    });
+                Ok::<_, Error>(())
+            },
+        );
+        match updated {
+            Ok(_) => Ok(found),
+            Err(Error::ProjectNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publications a stop cut off (queued or running), as (project uid,
+    /// cluster), for the start to run again.
+    pub fn unfinished_publications(&self) -> Result<Vec<(String, String)>> {
+        let projects: Vec<Project> = self.records(Collection::Projects, "")?;
+        Ok(projects
+            .into_iter()
+            .flat_map(|p| {
+                p.published
+                    .into_iter()
+                    .filter(|x| !x.state.finished())
+                    .map(move |x| (p.uid.clone(), x.cluster))
+            })
+            .collect())
     }
 }
 
@@ -205,6 +341,37 @@ mod tests {
             store.delete_project(&b, &p.uid).await,
             Err(Error::ProjectForbidden(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_publish_keeps_what_was_sent_and_is_resumed_until_finished() {
+        use crate::projects::PublishState;
+        let (_dir, store) = store();
+        let a = AccountId("a".into());
+        let p = store.create_project(&a, "demo").await.unwrap();
+        store.publish(&a, &p.uid, "local", false).await.unwrap();
+        assert!(store.unfinished_publications().unwrap().is_empty());
+        let q = store.publish(&a, &p.uid, "peer", true).await.unwrap();
+        assert_eq!(q.published[1].state, PublishState::Queued);
+        assert_eq!(
+            store.unfinished_publications().unwrap(),
+            vec![(p.uid.clone(), "peer".to_owned())]
+        );
+        store
+            .update_publication(&p.uid, "peer", |x| {
+                x.state = PublishState::Done;
+                x.sent_assets.insert("a.png".into(), "h".into());
+            })
+            .unwrap()
+            .unwrap();
+        assert!(store.unfinished_publications().unwrap().is_empty());
+        let again = store.publish(&a, &p.uid, "peer", true).await.unwrap();
+        let x = &again.published[1];
+        assert_eq!((x.state, x.sent_assets.len()), (PublishState::Queued, 1));
+        assert!(store
+            .update_publication(&p.uid, "nowhere", |_| {})
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

@@ -27,6 +27,18 @@ pub fn print_config(config: &Config) -> CmdResult {
 pub fn open_store(
     config: &Config,
 ) -> Result<clipstream_storage::Store, Box<dyn std::error::Error>> {
+    Ok(open_node_store(config)?.0)
+}
+
+/// A store, and its PostgreSQL repository when it has one.
+pub type NodeStore = (
+    clipstream_storage::Store,
+    Option<Arc<clipstream_storage::PgRepo>>,
+);
+
+/// The store of `config`, and its PostgreSQL repository when it has one
+/// (the server joins the cluster through it once it knows its address).
+pub fn open_node_store(config: &Config) -> Result<NodeStore, Box<dyn std::error::Error>> {
     open_backends(config).map_err(|e| match e {
         clipstream_storage::Error::Locked(dir) => format!(
             "the data directory {dir} is in use by another clipstream process (a running server?); \
@@ -37,12 +49,18 @@ pub fn open_store(
     })
 }
 
-fn open_backends(config: &Config) -> clipstream_storage::Result<clipstream_storage::Store> {
+fn open_backends(
+    config: &Config,
+) -> clipstream_storage::Result<(
+    clipstream_storage::Store,
+    Option<Arc<clipstream_storage::PgRepo>>,
+)> {
     use crate::config::{BlobsKind, RepositoryKind};
     use clipstream_storage::{FilesStore, PgRepo, Repo, S3Store, SledRepo, Store};
     let storage = &config.storage;
     let dir = config.data_dir();
     std::fs::create_dir_all(dir)?;
+    let mut pg = None;
     let repo: Arc<dyn Repo> = match storage.repository {
         RepositoryKind::Sled => Arc::new(SledRepo::open(dir, storage.cache_capacity_bytes)?),
         RepositoryKind::Postgres => {
@@ -51,17 +69,22 @@ fn open_backends(config: &Config) -> clipstream_storage::Result<clipstream_stora
                     "storage.repository is \"postgres\" but storage.postgres_url is empty".into(),
                 ));
             }
-            Arc::new(PgRepo::open(
+            let repo = Arc::new(PgRepo::open(
                 &storage.postgres_url,
                 storage.postgres_max_connections.max(1),
-            )?)
+            )?);
+            pg = Some(repo.clone());
+            repo
         }
     };
     let blobs: Arc<dyn clipstream_storage::BlobStore> = match storage.blobs {
         BlobsKind::Files => Arc::new(FilesStore::open(dir, storage.min_free_bytes)?),
         BlobsKind::S3 => Arc::new(S3Store::open(dir, &s3_options(storage))?),
     };
-    Store::with_backends(dir, repo, blobs, config.store_options())
+    Ok((
+        Store::with_backends(dir, repo, blobs, config.store_options())?,
+        pg,
+    ))
 }
 
 /// The S3 blob store's settings from `[storage]`.

@@ -8,7 +8,7 @@ use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
-use super::{open_store, CmdResult};
+use super::{open_node_store, CmdResult};
 use crate::admin::socket::AdminSocket;
 use crate::admin::AdminError;
 use crate::config::Config;
@@ -27,7 +27,11 @@ pub fn run(config: Config) -> CmdResult {
     clipstream_actors::segments::set_capacity(
         usize::try_from(config.segments.memory_bytes).unwrap_or(usize::MAX),
     );
-    let store = open_store(&config)?;
+    // Bound first: a node of a cluster tells the others its address.
+    let listener = TcpListener::bind(config.server.listen)?;
+    let addr = listener.local_addr()?;
+    let (store, pg) = open_node_store(&config)?;
+    let store = join_cluster(store, pg.as_deref(), &config, addr)?;
     clipstream_actors::segments::set_store(Arc::new(crate::segment_store::StoredSegments::new(
         store.clone(),
         config.segments.cache_bytes,
@@ -57,8 +61,6 @@ pub fn run(config: Config) -> CmdResult {
             config.data_dir().display()
         );
     }
-    let listener = TcpListener::bind(config.server.listen)?;
-    let addr = listener.local_addr()?;
     let config = Arc::new(config);
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -126,6 +128,10 @@ pub fn run(config: Config) -> CmdResult {
             server = server.workers(config.server.workers);
         }
         actix_web::rt::spawn(expire_uploads(store.clone()));
+        if store.cluster().shared() {
+            actix_web::rt::spawn(renders.clone().keep_leases());
+            actix_web::rt::spawn(renders.clone().take_queued());
+        }
         actix_web::rt::spawn(crate::shotstack::ingest::sweep_uploads(store.clone()));
         // Background jobs a crash interrupted run again; the queue holds
         // them behind any viewer.
@@ -158,6 +164,7 @@ pub fn run(config: Config) -> CmdResult {
             Ok(n) => tracing::info!(videos = n, "interrupted Pixop jobs taken up"),
             Err(e) => tracing::error!(error = %e, "interrupted Pixop jobs could not be read"),
         }
+        crate::publish::resume(&store, &config);
         // Last, callbacks a stop cut off (those of the renders and sources
         // just taken up are sent when they end).
         match resumed_callbacks.resume() {
@@ -189,6 +196,45 @@ pub fn run(config: Config) -> CmdResult {
         drop(admin);
         Ok(())
     })
+}
+
+/// The store as a node of its cluster: alone on sled, or one of the
+/// nodes sharing its PostgreSQL repository, named and reachable as the
+/// `[cluster]` settings say (by default, the host name and the port, and
+/// the listening address).
+fn join_cluster(
+    store: clipstream_storage::Store,
+    pg: Option<&clipstream_storage::PgRepo>,
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> Result<clipstream_storage::Store, clipstream_storage::Error> {
+    use clipstream_storage::cluster::{Local, NodeSettings, PgCoordinator};
+    let cluster = &config.cluster;
+    let Some(pg) = pg else {
+        return Ok(store.with_coordinator(Arc::new(Local::new(cluster.routing_keys.clone()))));
+    };
+    let node_id = if cluster.node_id.is_empty() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "node".to_owned());
+        format!("{host}-{}", addr.port())
+    } else {
+        cluster.node_id.clone()
+    };
+    let url = if cluster.advertise_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        cluster.advertise_url.clone()
+    };
+    let settings = NodeSettings {
+        node_id,
+        url,
+        routing_keys: cluster.routing_keys.clone(),
+        lease: Duration::from_secs(cluster.lease_secs.max(1)),
+    };
+    tracing::info!(node = %settings.node_id, url = %settings.url, "joining the cluster of the PostgreSQL repository");
+    let coordinator = PgCoordinator::join(pg, settings)?;
+    Ok(store.with_coordinator(Arc::new(coordinator)))
 }
 
 /// What a connection may have queued in the kernel (which doubles it for

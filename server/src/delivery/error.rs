@@ -24,6 +24,10 @@ pub enum DeliveryError {
     /// The queue is full.
     #[error("too many renders are waiting; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
+    /// Another node of the cluster renders it: its viewers are served
+    /// from there (the route forwards the request to `url`).
+    #[error("node {node} renders this output")]
+    Elsewhere { node: String, url: String },
 }
 
 /// The stable code of a render's failure.

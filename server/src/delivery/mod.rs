@@ -7,6 +7,7 @@ pub mod content_key;
 mod error;
 pub mod fetch;
 pub mod live;
+pub mod proxy;
 pub mod queue;
 pub mod registry;
 mod resolver;

@@ -80,6 +80,12 @@ impl Queue {
         self.workers.saturating_sub(self.lock().free)
     }
 
+    /// Workers free now (none while anything waits): what this node may
+    /// take of the cluster's queued jobs.
+    pub fn free(&self) -> usize {
+        self.lock().free
+    }
+
     fn lock(&self) -> MutexGuard<'_, Lines> {
         // Plain counters and queues: consistent whatever panicked.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())

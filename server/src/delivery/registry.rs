@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clipstream_actors::engine::plan::Deliverable;
 use clipstream_actors::{Publish, RenderError, Resolve, State};
+use clipstream_storage::cluster::{Claim, Coordinator, NewWork, Work};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -25,6 +26,9 @@ use super::DeliveryError;
 use crate::config::Config;
 use crate::memory::IdleTrim;
 use crate::metrics::Metrics;
+
+/// The kind of a render's row in the cluster's work (see `cluster`).
+pub const RENDER_WORK: &str = "render";
 
 /// Tokens whose output keys are remembered; past this the memo starts
 /// over (it is only a shortcut).
@@ -67,9 +71,14 @@ pub struct Renders {
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
     memo: Mutex<HashMap<String, Vec<Memo>>>,
     queue: Arc<Queue>,
+    /// The nodes sharing the repository: one render per output in the
+    /// whole cluster (see `cluster`).
+    cluster: Arc<dyn Coordinator>,
     idle: Arc<IdleTrim>,
     /// `Cache-Control` of token URLs: short, so that a changed movie shows.
     pub cache_control: &'static str,
+    /// Sends viewers of a render another node owns to that node.
+    pub forwarder: super::proxy::Forwarder,
     /// Segments rendered out of order for HLS players seeking ahead, at
     /// once at most: as many as render workers, so that a client asking
     /// for many far segments cannot take every core.
@@ -172,15 +181,28 @@ impl Renders {
             metrics,
             urls,
             queue: Queue::new(config.render_workers(), config.render.max_queued),
+            cluster: store.cluster().clone(),
             store,
             config,
             live: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
             idle,
             cache_control,
+            forwarder: super::proxy::Forwarder::new()?,
             seeks,
             alone: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The routing keys a render request may name: those of the nodes
+    /// of the cluster (this node's alone when it has none).
+    pub async fn routing_keys(&self) -> Result<Vec<String>, DeliveryError> {
+        Ok(self.cluster.routing_keys().await?)
+    }
+
+    /// How long a node of the cluster holds work without renewing it.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.cluster.lease_secs.max(1))
     }
 
     /// Downloads `src` for a look at it (the Shotstack API's probe),
@@ -282,9 +304,79 @@ impl Renders {
             Some(p) => p,
             None => self.prepare(token, what)?,
         };
-        let live = self.start(token, what, prepared, Reason::Viewer).await?;
+        if self.cluster.shared() {
+            self.claim_for_viewer(token, what, &output).await?;
+        }
+        let live = self.start(token, what, prepared, Reason::Viewer).await;
+        if live.is_err() && self.cluster.shared() {
+            self.let_go(&output.key).await;
+        }
+        let live = live?;
         let viewer = live.viewer();
         Ok((output, Lookup::Live(live, viewer)))
+    }
+
+    /// Makes this node the one that renders `output` for a viewer, or
+    /// says which node does ([`DeliveryError::Elsewhere`]). A token whose
+    /// `routingkey` this node does not serve is queued for the nodes that
+    /// do, and its viewers are sent to the one that takes it.
+    async fn claim_for_viewer(
+        &self,
+        token: &str,
+        what: Deliverable,
+        output: &OutputKey,
+    ) -> Result<(), DeliveryError> {
+        let payload = work_payload(token, what);
+        let routing_key = self.store.render_request(token)?.routingkey;
+        let claim = match routing_key.as_deref() {
+            Some(rk) if !self.config.cluster.routing_keys.iter().any(|k| k == rk) => {
+                self.cluster
+                    .enqueue(NewWork {
+                        kind: RENDER_WORK,
+                        key: &output.key,
+                        payload: &payload,
+                        routing_key: Some(rk),
+                        priority: 1,
+                    })
+                    .await?;
+                self.taker_of(&output.key).await?
+            }
+            _ => {
+                self.cluster
+                    .claim(RENDER_WORK, &output.key, &payload)
+                    .await?
+            }
+        };
+        match claim {
+            Claim::Mine => Ok(()),
+            Claim::Held { node, url } => Err(DeliveryError::Elsewhere { node, url }),
+        }
+    }
+
+    /// The node that takes queued render `key`, once one has (within a
+    /// lease's time; else the caller is told to come back).
+    async fn taker_of(&self, key: &str) -> Result<Claim, DeliveryError> {
+        let lease = Duration::from_secs(self.config.cluster.lease_secs.max(1));
+        let deadline = Instant::now() + lease;
+        loop {
+            if let Some(claim) = self.cluster.holder(RENDER_WORK, key).await? {
+                return Ok(claim);
+            }
+            if Instant::now() >= deadline {
+                return Err(DeliveryError::Busy {
+                    retry_after_secs: self.config.render.busy_retry_secs,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends this node's hold on render `key` in the cluster; a failure
+    /// only delays others (the lease runs out).
+    async fn let_go(&self, key: &str) {
+        if let Err(e) = self.cluster.finish(RENDER_WORK, key).await {
+            tracing::warn!(key = %key, error = %e, "a render's claim could not be given up");
+        }
     }
 
     /// A place in the background line of the render queue for work that
@@ -446,9 +538,134 @@ impl Renders {
             return Ok(());
         }
         let prepared = self.prepare(token, what)?;
+        if self.cluster.shared() {
+            return self.queue_in_cluster(token, what, &prepared).await;
+        }
         self.start(token, what, prepared, Reason::Prerender)
             .await
             .map(|_| ())
+    }
+
+    /// Queues a background render for whichever node of the cluster has
+    /// a worker free (and serves the token's routing key), its job
+    /// recorded as queued first so that `/status` answers at once.
+    async fn queue_in_cluster(
+        &self,
+        token: &str,
+        what: Deliverable,
+        prepared: &Prepared,
+    ) -> Result<(), DeliveryError> {
+        let key = &prepared.output.key;
+        let routing_key = self.store.render_request(token)?.routingkey;
+        if self.store.job(key)?.is_none_or(|j| j.state.is_final()) {
+            let job = Job::new(
+                key,
+                &prepared.output.project,
+                token,
+                output_name(what),
+                true,
+            );
+            self.store.put_job(&job, true).await?;
+        }
+        self.cluster
+            .enqueue(NewWork {
+                kind: RENDER_WORK,
+                key,
+                payload: &work_payload(token, what),
+                routing_key: routing_key.as_deref(),
+                priority: 0,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Starts renders the cluster queued, as many as this node has
+    /// workers free, whenever work is announced (and every few seconds,
+    /// in case an announcement was missed or a node died).
+    pub async fn take_queued(self: Arc<Self>) {
+        let queued = self.cluster.work_queued();
+        loop {
+            let free = self.queue.free();
+            if free > 0 {
+                match self.cluster.take(&[RENDER_WORK], free).await {
+                    Ok(works) => {
+                        for work in works {
+                            self.start_taken(work).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "queued renders could not be taken"),
+                }
+            }
+            let _ = tokio::time::timeout(TAKE_EVERY, queued.notified()).await;
+        }
+    }
+
+    /// Starts a render this node took from the cluster's queue.
+    async fn start_taken(self: &Arc<Self>, work: Work) {
+        let Some((token, what)) = parse_work_payload(&work.payload) else {
+            tracing::warn!(key = %work.key, "a queued render is unreadable; dropped");
+            self.let_go(&work.key).await;
+            return;
+        };
+        let started = match self.prepare(&token, what) {
+            // The movie or an asset changed since it was queued: the
+            // render is now of another output, queued in its turn.
+            Ok(prepared) if prepared.output.key != work.key => {
+                self.let_go(&work.key).await;
+                self.queue_in_cluster(&token, what, &prepared).await
+            }
+            Ok(prepared) => self
+                .start(&token, what, prepared, Reason::Prerender)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            tracing::warn!(key = %work.key, error = %e, "a queued render cannot run");
+            self.let_go(&work.key).await;
+        }
+    }
+
+    /// Renews this node's leases every `cluster.heartbeat_secs`, and stops
+    /// the renders whose lease another node took over (it renders them
+    /// now) or that could not be renewed within a lease's time.
+    pub async fn keep_leases(self: Arc<Self>) {
+        let every = Duration::from_secs(self.config.cluster.heartbeat_secs.max(1));
+        let lease = Duration::from_secs(self.config.cluster.lease_secs.max(1));
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            // Taken before the heartbeat: every render in it was claimed
+            // before the heartbeat's query ran, so a render missing from
+            // its answer was lost, not claimed too late to be seen.
+            let running: Vec<(String, Arc<LiveRender>)> = lock(&self.live)
+                .iter()
+                .map(|(k, l)| (k.clone(), l.clone()))
+                .collect();
+            let lost: Vec<_> = match self.cluster.heartbeat().await {
+                Ok(held) => {
+                    renewed = Instant::now();
+                    running
+                        .into_iter()
+                        .filter(|(key, _)| !held.contains(&(RENDER_WORK.to_owned(), key.clone())))
+                        .collect()
+                }
+                Err(e) if renewed.elapsed() < lease => {
+                    tracing::warn!(error = %e, "the cluster's leases could not be renewed");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the cluster's leases ran out: this node's renders stop");
+                    running
+                }
+            };
+            for (key, live) in lost {
+                tracing::warn!(key = %key, "another node took this render over");
+                live.fail(RenderError::Internal(
+                    "the render's lease was lost to another node".into(),
+                ));
+            }
+        }
     }
 
     /// The content digest `what` of `token` has as the project stands now.
@@ -483,6 +700,9 @@ impl Renders {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if self.cluster.shared() {
+            self.finished_elsewhere(token, what, &output.key).await?;
+        }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             return Ok((digest, Ok(open)));
         }
@@ -494,6 +714,45 @@ impl Renders {
                 message: "the render ended without an output".to_owned(),
             })),
         ))
+    }
+
+    /// Waits for render `key`, queued in the cluster or rendered by
+    /// another node, to be in the cache or to fail (its job says so);
+    /// queued again if it vanished without either (its node stopped it).
+    async fn finished_elsewhere(
+        self: &Arc<Self>,
+        token: &str,
+        what: Deliverable,
+        key: &str,
+    ) -> Result<(), DeliveryError> {
+        let limit = Duration::from_secs(
+            self.config.render.max_render_secs + 4 * self.config.cluster.lease_secs,
+        );
+        let deadline = Instant::now() + limit;
+        let mut asked = Instant::now();
+        while Instant::now() < deadline {
+            if self.store.cached_render(key)?.is_some() {
+                return Ok(());
+            }
+            let running = lock(&self.live).get(key).cloned();
+            if let Some(live) = running {
+                live.settled().await;
+                continue;
+            }
+            if self
+                .store
+                .job(key)?
+                .is_some_and(|j| j.state == JobState::Failed)
+            {
+                return Ok(());
+            }
+            if asked.elapsed() >= FINISHED_REASK {
+                self.prerender(token, what).await?;
+                asked = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
     }
 
     /// Queues a job for `prepared` (or joins one that another caller
@@ -584,6 +843,9 @@ impl Renders {
         // Only now, with the output in the cache or the failure recorded,
         // may a GET start the render again.
         lock(&self.live).remove(&key);
+        if self.cluster.shared() {
+            self.let_go(&key).await;
+        }
     }
 
     /// Runs one job's actor tree on a worker, to its end.
@@ -762,6 +1024,9 @@ impl Renders {
     /// At start: runs again the background jobs the last process left
     /// unfinished, and forgets the others (their viewers are gone).
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        if self.cluster.shared() {
+            return self.resume_in_cluster().await;
+        }
         let mut resumed = 0;
         for job in self.store.unfinished_jobs()? {
             let what = match (job.background, parse_output(&job.output)) {
@@ -795,6 +1060,61 @@ impl Renders {
         }
         Ok(resumed)
     }
+}
+
+impl Renders {
+    /// In a cluster, the unfinished jobs of every node are in the shared
+    /// repository, most of them running elsewhere: background ones are
+    /// queued (a no-op for those queued or running, so only those whose
+    /// node died run again, on whichever node takes them); viewers' are
+    /// left to their nodes.
+    async fn resume_in_cluster(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for job in self.store.unfinished_jobs()? {
+            if !job.background {
+                continue;
+            }
+            let Some(what) = parse_output(&job.output) else {
+                continue;
+            };
+            let fresh = self
+                .cluster
+                .enqueue(NewWork {
+                    kind: RENDER_WORK,
+                    key: &job.key,
+                    payload: &work_payload(&job.token, what),
+                    routing_key: None,
+                    priority: 0,
+                })
+                .await?;
+            queued += usize::from(fresh);
+        }
+        Ok(queued)
+    }
+}
+
+/// How often queued renders are looked for when none is announced.
+const TAKE_EVERY: Duration = Duration::from_secs(2);
+
+/// How often a caller waiting for a render elsewhere makes sure it is
+/// still queued or running.
+const FINISHED_REASK: Duration = Duration::from_secs(5);
+
+/// What a node taking a queued render needs: the token and the output.
+fn work_payload(token: &str, what: Deliverable) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "token": token, "output": output_name(what) }))
+        .unwrap_or_default()
+}
+
+fn parse_work_payload(payload: &[u8]) -> Option<(String, Deliverable)> {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        token: String,
+        output: String,
+    }
+    let p: Payload = serde_json::from_slice(payload).ok()?;
+    let what = parse_output(&p.output)?;
+    Some((p.token, what))
 }
 
 fn over_limit(limit: Duration) -> RenderError {

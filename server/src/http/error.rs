@@ -40,6 +40,10 @@ pub enum ApiError {
     UnknownCluster { cluster: String, known: String },
     #[error("too many renders are waiting; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
+    /// Another node renders the output: the viewer's route forwards the
+    /// request there; anything else that meets it asks to come back.
+    #[error("node {node} of the cluster renders this output; try again shortly")]
+    Elsewhere { node: String, url: String },
     #[error("the requested bytes were not rendered in time; try again")]
     RangeTimeout,
     #[error("the render request names no movie for .{0}")]
@@ -90,7 +94,7 @@ impl ApiError {
             ApiError::BadBody { .. } => "invalid_body",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnknownCluster { .. } => "cluster_not_found",
-            ApiError::Busy { .. } => "busy",
+            ApiError::Busy { .. } | ApiError::Elsewhere { .. } => "busy",
             ApiError::RangeTimeout => "range_timeout",
             ApiError::NoMovieFor(_) => "movie_not_found",
             ApiError::Plan(PlanError::NoImage { .. }) => "not_found",
@@ -190,6 +194,7 @@ impl From<crate::delivery::DeliveryError> for ApiError {
             D::Plan(e) => ApiError::Plan(e),
             D::NoMovieFor(ext) => ApiError::NoMovieFor(ext),
             D::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
+            D::Elsewhere { node, url } => ApiError::Elsewhere { node, url },
         }
     }
 }
@@ -210,7 +215,9 @@ impl ResponseError for ApiError {
             ApiError::UnknownCluster { .. } | ApiError::NoRoute(_) | ApiError::NoMovieFor(_) => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::Busy { .. } | ApiError::RangeTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::Elsewhere { .. } | ApiError::RangeTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Plan(PlanError::NoImage { .. }) => StatusCode::NOT_FOUND,
             ApiError::Plan(PlanError::OverLimit { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Plan(_) | ApiError::Render(RenderError::Media(_)) => {
@@ -252,6 +259,9 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            ApiError::Elsewhere { .. } => {
+                response.insert_header((header::RETRY_AFTER, 1));
             }
             ApiError::TooManyFailures { retry_after_secs }
             | ApiError::Busy { retry_after_secs } => {

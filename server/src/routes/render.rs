@@ -3,7 +3,7 @@
 //! And `GET /v2/render/<token>/status`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, MessageBody, SizedStream};
 use actix_web::http::header::{self, ByteRangeSpec, ContentRange, ContentRangeSpec, Header, Range};
@@ -15,7 +15,7 @@ use clipstream_storage::renders::is_token_shaped;
 use serde_json::json;
 
 use crate::delivery::content_key::parse_output;
-use crate::delivery::{Lookup, Renders};
+use crate::delivery::{proxy, Lookup, Renders};
 use crate::http::entity::{self, Meta};
 use crate::http::error::ApiError;
 use crate::http::resource;
@@ -52,11 +52,42 @@ async fn viewer(
             allow: "GET, HEAD",
         });
     }
-    match segment {
-        Some((token, name)) => super::hls::segment(&req, &state, &renders, token, name).await,
-        None => {
-            let file = rest.to_owned();
-            serve(req, state, renders, file).await
+    let owner_gone = Instant::now() + renders.lease() + Duration::from_secs(2);
+    loop {
+        let answer = match segment {
+            Some((token, name)) => super::hls::segment(&req, &state, &renders, token, name).await,
+            None => serve(req.clone(), state.clone(), renders.clone(), rest.to_owned()).await,
+        };
+        if let Some(answer) = forwarded(&req, &renders, answer, owner_gone).await {
+            return answer;
+        }
+    }
+}
+
+/// A viewer's answer, or its request sent to the node that renders what
+/// it asked for (see `delivery::proxy`). `None`: that node could not be
+/// reached, so ask again (its lease runs out by `owner_gone`, and the
+/// render is then claimed here).
+async fn forwarded(
+    req: &HttpRequest,
+    renders: &Renders,
+    answer: Result<HttpResponse, ApiError>,
+    owner_gone: Instant,
+) -> Option<Result<HttpResponse, ApiError>> {
+    let url = match &answer {
+        Err(ApiError::Elsewhere { url, .. }) if !proxy::is_forwarded(req) => url.clone(),
+        _ => return Some(answer),
+    };
+    match renders.forwarder.forward(req, &url).await {
+        Ok(response) => Some(Ok(response)),
+        Err(e) if Instant::now() < owner_gone => {
+            tracing::info!(error = %e, "the render's owner did not answer; asking again");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the render's owner did not answer");
+            Some(answer)
         }
     }
 }
@@ -105,7 +136,14 @@ pub(super) async fn get(
     renders: web::Data<Arc<Renders>>,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve(req, state, renders, file.into_inner()).await
+    let file = file.into_inner();
+    let owner_gone = Instant::now() + renders.lease() + Duration::from_secs(2);
+    loop {
+        let answer = serve(req.clone(), state.clone(), renders.clone(), file.clone()).await;
+        if let Some(answer) = forwarded(&req, &renders, answer, owner_gone).await {
+            return answer;
+        }
+    }
 }
 
 /// The bytes of `<token>.<ext>` (or its poster, thumbnail or playlist):

@@ -146,6 +146,20 @@ async fn create(
         ));
     }
     check_extensions(&request.movie)?;
+    if let Some(key) = &request.routingkey {
+        let known = renders.routing_keys().await?;
+        if !known.contains(key) {
+            let message = if known.is_empty() {
+                format!("routing key {key:?} is not known: no node of this installation has routing keys (cluster.routing_keys)")
+            } else {
+                format!(
+                    "routing key {key:?} is not known; known keys: {}",
+                    known.join(", ")
+                )
+            };
+            return Err(ApiError::bad_param("routingkey", message));
+        }
+    }
     // Every movie the token can play must accept these params, so that a
     // mistake is a 400 now and not a failed video in someone's inbox.
     let mut movies = Vec::new();

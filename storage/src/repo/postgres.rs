@@ -26,7 +26,10 @@ use crate::{Error, Result};
 
 /// The schema's versions, in order: each is applied once, in one
 /// transaction, and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_cluster.sql")),
+];
 
 /// The advisory lock that serialises migrations when several nodes start
 /// at once (any constant; this one spells "clipstrm" in ASCII).
@@ -52,6 +55,8 @@ pub struct PgRepo {
     /// runtime inside another one's worker would panic).
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// For the cluster's own connection (`LISTEN` needs one of its own).
+    config: tokio_postgres::Config,
 }
 
 /// One operation of the trait, as data, so that a retry can run it again.
@@ -107,7 +112,7 @@ impl PgRepo {
             config.application_name("clipstream");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -131,6 +136,7 @@ impl PgRepo {
         let repo = PgRepo {
             runtime: Some(runtime),
             pool,
+            config,
         };
         let pool = repo.pool.clone();
         repo.wait(async move { migrate(&pool).await })??;
@@ -149,6 +155,17 @@ impl PgRepo {
             let _ = tx.send(work.await);
         });
         rx.recv().map_err(|_| stopped())
+    }
+
+    /// What the cluster's coordinator shares with the repository: its
+    /// runtime, its pool and its connection settings.
+    pub(crate) fn parts(&self) -> Option<(tokio::runtime::Handle, Pool, tokio_postgres::Config)> {
+        let runtime = self.runtime.as_ref()?;
+        Some((
+            runtime.handle().clone(),
+            self.pool.clone(),
+            self.config.clone(),
+        ))
     }
 
     fn run(&self, op: Op) -> Result<Out> {
