@@ -76,6 +76,22 @@ enum Command {
     },
     /// Print the resolved configuration as JSON.
     Config,
+    /// Move this data directory's records into PostgreSQL (and, with
+    /// `--blobs s3`, its bodies into the bucket), the server stopped;
+    /// prints a JSON summary, exits non-zero on any mismatch. Run again
+    /// to resume: what is there already is skipped.
+    Migrate {
+        #[arg(long, value_enum)]
+        from: cmds::migrate::Source,
+        #[arg(long, value_enum)]
+        to: cmds::migrate::Target,
+        /// Where bodies go (files: they stay in the data directory).
+        #[arg(long, value_enum, default_value = "files")]
+        blobs: cmds::migrate::Blobs,
+        /// Count what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -230,6 +246,12 @@ fn main() -> ExitCode {
             output,
         } => cmds::render::run(&config, &edit, &params, &output),
         Command::Config => cmds::print_config(&config),
+        Command::Migrate {
+            from,
+            to,
+            blobs,
+            dry_run,
+        } => cmds::migrate::run(&config, from, to, blobs, dry_run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

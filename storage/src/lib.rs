@@ -21,6 +21,11 @@
 //!
 //! Encoded segments (`segment_cache`) are blobs, indexed by content key.
 //! - `tmp/`      files being written; emptied at every open
+//!
+//! With the S3 blob store (`blob/s3.rs`), bodies and finished renders live
+//! in the bucket every node shares, and `cache/` holds this node's copies
+//! of blobs (`renders/` stays this node's render cache, filled from the
+//! bucket on a miss).
 
 pub mod blob;
 pub mod cluster;
@@ -52,7 +57,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use assets::{Asset, AssetBody};
-pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore};
+pub use blob::{BlobInfo, BlobStore, BlobWriter, FilesStore, S3Options, S3Store, Space};
 pub use callbacks::PendingCallback;
 pub use error::{Error, Result, UploadError};
 pub use generations::Generation;
@@ -209,7 +214,8 @@ impl Store {
     /// assembly was cut off (so that `finished` can be called again).
     ///
     /// Runs at open, before any request is served, so nothing it removes can
-    /// be in use.
+    /// be in use on this node; a blob store other nodes share keeps what
+    /// they may be writing (see [`BlobStore::sweep`]).
     pub fn sweep(&self) -> Result<()> {
         clear_dir(&self.root.join("tmp"))?;
         let removed = self.remove_orphan_records()?
@@ -227,7 +233,11 @@ impl Store {
             .record_keys(Collection::Uploads, "")?
             .into_iter()
             .collect();
-        let bodies = self.blobs.sweep(&referenced, &uploads)?;
+        let renders = self
+            .record_keys(Collection::RenderCache, "")?
+            .into_iter()
+            .collect();
+        let bodies = self.blobs.sweep(&referenced, &uploads, &renders)?;
         if removed + bodies > 0 {
             tracing::info!(
                 records = removed,

@@ -3,7 +3,10 @@
 //! decides the output's bytes), indexed in the repository with its
 //! project, size, digest and last use, bounded in total size with
 //! least-recently-used eviction. The files are this machine's, whatever
-//! the blob store: they are the local cache of renders.
+//! the blob store: they are the local cache of renders. A blob store that
+//! other nodes share keeps each render too (put at commit, before the
+//! record), so a node whose `renders/` lacks a recorded render fetches it
+//! from there rather than forgetting it.
 //!
 //! Renders being watched are also kept open: the record and the file
 //! mapped into memory, so that a warm GET reads neither the repository nor
@@ -202,7 +205,9 @@ impl Store {
             return Ok(None);
         };
         let path = self.render_path(key);
-        if !path.exists() {
+        // Made on another node, or evicted from this one's disk: the
+        // blob store may have it (the files store never does).
+        if !path.exists() && !self.fetch_render_blocking(key, &path)? {
             self.repo.remove(Collection::RenderCache, key)?;
             return Ok(None);
         }
@@ -214,7 +219,50 @@ impl Store {
         Ok(Some((entry, path)))
     }
 
-    /// Records the render already at [`Store::render_path`] as cached, then
+    /// Brings cached render `key` to this node's `renders/` from a shared
+    /// blob store when it is recorded but not here; `true` if its file is
+    /// here now. The async twin of what [`Store::open_cached_render`] and
+    /// [`Store::cached_render`] do on a miss: a route calls it first so
+    /// that the download does not hold up its thread.
+    pub async fn fetch_cached_render(&self, key: &str) -> Result<bool> {
+        let path = self.render_path(key);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(true);
+        }
+        if !self.repo.contains(Collection::RenderCache, key)? {
+            return Ok(false);
+        }
+        self.blobs.fetch_render(key, &path).await
+    }
+
+    /// [`BlobStore::fetch_render`] for the synchronous lookups: the
+    /// store's future runs to completion on a thread of its own (the
+    /// caller may be on any runtime, or none).
+    fn fetch_render_blocking(&self, key: &str, dest: &std::path::Path) -> Result<bool> {
+        if !self.blobs.shared() {
+            // Nowhere else to fetch from.
+            return Ok(false);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(self.blobs.fetch_render(key, dest))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(crate::Error::Io(std::io::Error::other(
+                        "fetching a render panicked",
+                    )))
+                })
+        })
+    }
+
+    /// Records the render already at [`Store::render_path`] as cached
+    /// (after handing it to the blob store, so that a record on a shared
+    /// repository always names a render every node can fetch), then
     /// evicts the least recently used renders beyond `capacity` bytes.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_cached_render(
@@ -236,6 +284,7 @@ impl Store {
             last_used: now,
             segments,
         };
+        self.blobs.put_render(key, &self.render_path(key)).await?;
         self.put_record(Collection::RenderCache, key, &entry)?;
         self.flush().await?;
         self.evict_renders(capacity).await
@@ -244,11 +293,14 @@ impl Store {
     /// At open: forgets entries whose file is gone or that were keyed by
     /// token (before outputs were keyed by content: nothing would ever ask
     /// for them again), and removes files no entry names (a crash between
-    /// the rename and the record).
+    /// the rename and the record). With a shared blob store, an entry
+    /// whose file this node lacks is another node's render, or one to
+    /// fetch: it stays.
     pub(crate) fn sweep_renders(&self) -> Result<usize> {
         let mut removed = 0;
+        let shared = self.blobs.shared();
         for entry in self.records::<CachedRender>(Collection::RenderCache, "")? {
-            if entry.project.is_empty() || !self.render_path(&entry.key).exists() {
+            if entry.project.is_empty() || (!shared && !self.render_path(&entry.key).exists()) {
                 self.repo.remove(Collection::RenderCache, &entry.key)?;
                 removed += 1;
             }
@@ -288,6 +340,7 @@ impl Store {
             self.repo.remove(Collection::Jobs, &e.key)?;
             self.open_renders.remove(&e.key);
             let _ = tokio::fs::remove_file(self.render_path(&e.key)).await;
+            self.blobs.remove_render(&e.key).await;
             total -= e.size;
             tracing::info!(key = %e.key, size = e.size, "evicted a cached render");
         }
@@ -305,6 +358,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
+        self.blobs.remove_render(key).await;
         self.flush().await?;
         Ok(known)
     }
@@ -408,6 +462,27 @@ mod tests {
         store.repo.remove(Collection::RenderCache, "t.mp4").unwrap();
         store.touch(&open).unwrap();
         assert_eq!(in_repo(&store), None, "a forgotten render stays forgotten");
+    }
+
+    #[tokio::test]
+    async fn with_the_files_store_a_render_missing_from_disk_cannot_be_fetched_and_is_forgotten() {
+        let (_dir, store) = store();
+        assert!(
+            !store.fetch_cached_render("t.mp4").await.unwrap(),
+            "no record"
+        );
+        cache(&store, "t.mp4", b"bytes", u64::MAX).await;
+        assert!(store.fetch_cached_render("t.mp4").await.unwrap(), "here");
+        std::fs::remove_file(store.render_path("t.mp4")).unwrap();
+        assert!(!store.fetch_cached_render("t.mp4").await.unwrap());
+        assert!(store.open_cached_render("t.mp4").unwrap().is_none());
+        assert!(
+            store
+                .record::<CachedRender>(Collection::RenderCache, "t.mp4")
+                .unwrap()
+                .is_none(),
+            "renders/ was the only copy: the record goes"
+        );
     }
 
     #[tokio::test]

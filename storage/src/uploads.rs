@@ -299,7 +299,10 @@ impl Store {
             if self.is_expired(&upload) {
                 self.repo.remove(Collection::Uploads, &upload.id)?;
                 removed += 1;
-            } else if upload.assembling {
+            } else if upload.assembling && !self.blobs.shared() {
+                // On one node nothing assembles while the store opens. With
+                // a shared store another node may be assembling it now:
+                // the mark stays until the upload expires.
                 self.set_assembling(&upload.id, false)?;
             }
         }

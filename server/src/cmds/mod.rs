@@ -1,6 +1,7 @@
 //! The subcommands of the `clipstream` binary.
 
 pub mod keys;
+pub mod migrate;
 pub mod render;
 pub mod serve;
 pub mod users;
@@ -55,7 +56,7 @@ fn open_backends(
     Option<Arc<clipstream_storage::PgRepo>>,
 )> {
     use crate::config::{BlobsKind, RepositoryKind};
-    use clipstream_storage::{FilesStore, PgRepo, Repo, SledRepo, Store};
+    use clipstream_storage::{FilesStore, PgRepo, Repo, S3Store, SledRepo, Store};
     let storage = &config.storage;
     let dir = config.data_dir();
     std::fs::create_dir_all(dir)?;
@@ -78,14 +79,24 @@ fn open_backends(
     };
     let blobs: Arc<dyn clipstream_storage::BlobStore> = match storage.blobs {
         BlobsKind::Files => Arc::new(FilesStore::open(dir, storage.min_free_bytes)?),
-        BlobsKind::S3 => {
-            return Err(clipstream_storage::Error::Config(
-                "storage.blobs = \"s3\" is not built yet".into(),
-            ))
-        }
+        BlobsKind::S3 => Arc::new(S3Store::open(dir, &s3_options(storage))?),
     };
     Ok((
         Store::with_backends(dir, repo, blobs, config.store_options())?,
         pg,
     ))
+}
+
+/// The S3 blob store's settings from `[storage]`.
+pub fn s3_options(storage: &crate::config::Storage) -> clipstream_storage::S3Options {
+    clipstream_storage::S3Options {
+        endpoint: storage.s3_endpoint.clone(),
+        bucket: storage.s3_bucket.clone(),
+        region: storage.s3_region.clone(),
+        access_key_id: storage.s3_access_key_id.clone(),
+        secret_access_key: storage.s3_secret_access_key.clone(),
+        prefix: storage.s3_prefix.clone(),
+        cache_bytes: storage.local_cache_bytes,
+        min_free: storage.min_free_bytes,
+    }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use super::{BlobInfo, BlobSink, BlobStore, BlobWriter, ChunkReader};
+use super::{BlobInfo, BlobSink, BlobStore, BlobWriter, ChunkReader, Space};
 use crate::repo::BoxFuture;
 use crate::{ids, Error, Result};
 
@@ -53,6 +53,69 @@ impl FilesStore {
 
     fn upload_dir(&self, upload_id: &str) -> PathBuf {
         self.root.join("uploads").join(upload_id)
+    }
+
+    /// Where body `name` of `space` lives (renders: the render cache's
+    /// own directory).
+    pub fn path_of(&self, space: Space, name: &str) -> Result<PathBuf> {
+        let plain = |n: &str| {
+            !n.is_empty()
+                && !n.starts_with('.')
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        match space {
+            Space::Blobs => self.blob_path(name),
+            Space::Chunks => match name.split_once('/') {
+                Some((upload, chunk)) if plain(upload) && plain(chunk) => {
+                    Ok(self.upload_dir(upload).join(chunk))
+                }
+                _ => Err(Error::Corrupt(format!("{name:?} is not a chunk name"))),
+            },
+            Space::Renders if plain(name) => Ok(self.root.join("renders").join(name)),
+            Space::Renders => Err(Error::Corrupt(format!("{name:?} is not a render name"))),
+        }
+    }
+
+    /// Every body of `space` in this store: its name (as
+    /// [`FilesStore::path_of`] takes it), path and size. For migration.
+    pub fn list(&self, space: Space) -> Result<Vec<(String, PathBuf, u64)>> {
+        let mut out = Vec::new();
+        let files = |dir: &Path| -> Result<Vec<(String, PathBuf, u64)>> {
+            let mut found = Vec::new();
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+                Err(e) => return Err(e.into()),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                found.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                    meta.len(),
+                ));
+            }
+            Ok(found)
+        };
+        match space {
+            Space::Blobs => {
+                for (_, fan, _) in files(&self.root.join("blobs"))? {
+                    out.extend(files(&fan)?);
+                }
+            }
+            Space::Chunks => {
+                for (upload, dir, _) in files(&self.root.join("uploads"))? {
+                    for (chunk, path, size) in files(&dir)? {
+                        out.push((format!("{upload}/{chunk}"), path, size));
+                    }
+                }
+            }
+            Space::Renders => out = files(&self.root.join("renders"))?,
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn take_file_sink(body: BlobWriter) -> Result<(Box<FileSink>, u64, String)> {
@@ -153,7 +216,13 @@ impl BlobStore for FilesStore {
         Ok(Some(free_bytes(&self.root.join("tmp"))?))
     }
 
-    fn sweep(&self, blobs: &HashSet<String>, uploads: &HashSet<String>) -> Result<usize> {
+    fn sweep(
+        &self,
+        blobs: &HashSet<String>,
+        uploads: &HashSet<String>,
+        // The render cache sweeps `renders/` itself.
+        _renders: &HashSet<String>,
+    ) -> Result<usize> {
         let tmp = self.root.join("tmp");
         std::fs::remove_dir_all(&tmp)?;
         std::fs::create_dir_all(&tmp)?;
@@ -175,6 +244,59 @@ impl BlobStore for FilesStore {
             }
         }
         Ok(removed)
+    }
+
+    fn put_render<'a>(&'a self, _name: &'a str, _path: &'a Path) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn fetch_render<'a>(&'a self, _name: &'a str, _dest: &'a Path) -> BoxFuture<'a, Result<bool>> {
+        // `renders/` is the only copy: a render missing there is gone.
+        Box::pin(async { Ok(false) })
+    }
+
+    fn remove_render<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
+        // The render cache deletes its file itself.
+        Box::pin(async {})
+    }
+
+    fn import<'a>(
+        &'a self,
+        space: Space,
+        name: &'a str,
+        path: &'a Path,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let dest = self.path_of(space, name)?;
+            let size = tokio::fs::metadata(path).await?.len();
+            if let Ok(there) = tokio::fs::metadata(&dest).await {
+                if there.len() == size {
+                    return Ok(false);
+                }
+            }
+            let tmp = self.root.join("tmp").join(ids::random_hex128());
+            tokio::fs::copy(path, &tmp).await?;
+            let sink = Box::new(FileSink {
+                file: Some(tokio::fs::File::open(&tmp).await?),
+                tmp,
+            });
+            sink.persist(&dest).await?;
+            Ok(true)
+        })
+    }
+
+    fn stored_size<'a>(
+        &'a self,
+        space: Space,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(async move {
+            match tokio::fs::metadata(self.path_of(space, name)?).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
     }
 }
 
@@ -286,8 +408,18 @@ mod tests {
             b"a body"
         );
         let kept = HashSet::from([blob.id.clone()]);
-        assert_eq!(store.sweep(&kept, &HashSet::new()).unwrap(), 0);
-        assert_eq!(store.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 1);
+        assert_eq!(
+            store
+                .sweep(&kept, &HashSet::new(), &HashSet::new())
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .sweep(&HashSet::new(), &HashSet::new(), &HashSet::new())
+                .unwrap(),
+            1
+        );
         assert!(store.open(&blob.id).await.unwrap().is_none());
         assert!(
             store.open("../../etc/passwd").await.is_err(),

@@ -12,14 +12,16 @@
 //! BLAKE3 digest (the asset's strong ETag) and the free-space reserve.
 
 pub(crate) mod files;
+mod s3;
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncRead;
 
 pub use self::files::FilesStore;
+pub use self::s3::{S3Options, S3Store};
 use crate::repo::BoxFuture;
 use crate::{Error, Result};
 
@@ -29,6 +31,18 @@ pub struct BlobInfo {
     pub id: String,
     pub size: u64,
     pub hash: String,
+}
+
+/// The three kinds of body a store holds, for the methods that treat
+/// them alike (migration, checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Asset bodies and cached segments, by id.
+    Blobs,
+    /// Chunks of unfinished uploads, named `<upload>/<n>`.
+    Chunks,
+    /// Finished renders, by file name (`<key>.<ext>`).
+    Renders,
 }
 
 /// Something to read a chunk from.
@@ -80,9 +94,50 @@ pub trait BlobStore: Send + Sync {
     fn free_bytes(&self) -> Result<Option<u64>>;
 
     /// Removes bodies being written when the last process stopped, blobs
-    /// not in `blobs`, and chunks of uploads not in `uploads`. Returns how
-    /// many things it removed. Runs at open, before anything is served.
-    fn sweep(&self, blobs: &HashSet<String>, uploads: &HashSet<String>) -> Result<usize>;
+    /// not in `blobs`, chunks of uploads not in `uploads` and renders not
+    /// in `renders`. Returns how many things it removed. Runs at open.
+    ///
+    /// A store other nodes share ([`BlobStore::shared`]) removes only
+    /// what is unreferenced *and* an hour old: another node may be
+    /// committing it right now (object first, record second).
+    fn sweep(
+        &self,
+        blobs: &HashSet<String>,
+        uploads: &HashSet<String>,
+        renders: &HashSet<String>,
+    ) -> Result<usize>;
+
+    /// Whether other nodes read and write this store too: then a render
+    /// missing from this node's `renders/` may be fetched, not forgotten.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Keeps the finished render at `path` (in this node's `renders/`) as
+    /// render `name` for every node; durable on return. The files store
+    /// has it already: `renders/` is where it keeps renders.
+    fn put_render<'a>(&'a self, name: &'a str, path: &'a Path) -> BoxFuture<'a, Result<()>>;
+
+    /// Copies render `name` to `dest` (complete or not at all); `false`
+    /// if the store does not have it.
+    fn fetch_render<'a>(&'a self, name: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<bool>>;
+
+    /// Deletes render `name`; a failure is logged (a sweep retries).
+    fn remove_render<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Stores the file at `path` as body `name` of `space`, keeping the
+    /// name (migration); `false` if a body of the same size is there
+    /// already, so that a migration run again resumes.
+    fn import<'a>(
+        &'a self,
+        space: Space,
+        name: &'a str,
+        path: &'a Path,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// The size of body `name` of `space`, `None` if absent.
+    fn stored_size<'a>(&'a self, space: Space, name: &'a str)
+        -> BoxFuture<'a, Result<Option<u64>>>;
 }
 
 /// Where a store's writer puts bytes as they come. The store that made a
