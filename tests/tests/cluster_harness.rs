@@ -1,8 +1,7 @@
 //! The cluster harness itself (tests/src/cluster.rs): nodes on one
 //! PostgreSQL repository behind nginx with the deployment example's
-//! rules. Blobs stay in each node's files here: this checks the harness
-//! and the shared records, not media across nodes (tests/tests/cluster.rs
-//! does, on S3).
+//! rules; the first two tests keep blobs in each node's files (shared
+//! records only), the last shares a SeaweedFS bucket.
 
 use clipstream_tests::cluster::{Blobs, Cluster};
 use clipstream_tests::json;
@@ -117,4 +116,48 @@ fn two_nodes_share_records_and_a_killed_node_comes_back_at_its_address() {
     assert_eq!(cluster.url(1), cluster.node(1).url(""));
     // The restarted node's counters start again from zero.
     assert_eq!(cluster.metric_sum(VIEWER_RENDERS), 0);
+}
+
+/// The cluster's real shape (needs the S3 blob store, issue 21 S2): an
+/// asset stored through node 0 is read through node 1 from the shared
+/// bucket, and a video of it streams through nginx.
+#[test]
+fn two_nodes_on_one_bucket_share_an_asset_and_a_video_streams_through_nginx() {
+    let cluster = Cluster::start(2, &[]);
+    let uid = cluster.node(0).create_project("bucket");
+    let png = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conf/examples/logo.png"
+    ))
+    .expect("conf/examples/logo.png");
+    let r = cluster
+        .node(0)
+        .put(&format!("/v1/data/{uid}/logo.png"), png.clone());
+    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+    let r = cluster.node(1).get(&format!("/v1/data/{uid}/logo.png"));
+    assert_eq!(r.status(), 200, "{}", cluster.logs());
+    assert!(r.bytes().expect("body") == png, "node 1 read other bytes");
+    let bucket = cluster.seaweedfs.as_ref().expect("SeaweedFS");
+    assert!(
+        !bucket.keys(clipstream_tests::cluster::BUCKET).is_empty(),
+        "nothing in the bucket"
+    );
+
+    let movie = json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "image", "src": "logo.png" },
+                           "start": 0, "length": 1.0 } ] }
+        ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let token = cluster.lb().render_token(&uid, "logo", &movie, json!({}));
+    let r = cluster
+        .lb()
+        .anonymous()
+        .get(&format!("/render/{token}.mp4"));
+    assert_eq!(r.status(), 200, "{}", cluster.logs());
+    let file = cluster.dir.path().join("logo.mp4");
+    std::fs::write(&file, r.bytes().expect("body")).unwrap();
+    let secs = duration(&file);
+    assert!((0.9..1.2).contains(&secs), "{secs} s");
 }
