@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clipstream_tests::cluster::Cluster;
 use clipstream_tests::media::{ffmpeg, upload};
+use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::{json, Api};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -340,4 +341,48 @@ fn a_node_killed_mid_render_loses_its_job_to_another() {
     let whole = video(&cluster.lb(), &token);
     decodes(&whole);
     assert_eq!(video(&cluster.node(other), &token), whole);
+}
+
+#[test]
+fn an_upload_is_sent_by_one_node_and_taken_over_when_that_node_dies() {
+    // The first delivery hangs (the destination took the connection and
+    // never answers), the next succeeds.
+    let receiver = Receiver::start(&[0, 200]);
+    let mut cluster = Cluster::start(2, FAST_LEASES);
+    let api = cluster.node(0);
+    let uid = api.create_project("deliveries");
+    let (status, _) = json(api.put(&format!("/v1/sdl/{uid}/m"), movie("Sent", 1.0).to_string()));
+    assert_eq!(status, 201);
+    let body = api.render_with_upload(
+        &uid,
+        "m",
+        json!({}),
+        json!({ "extension": "mp4", "destination": {
+            "type": "http", "url": format!("{}/in/video.mp4", receiver.url),
+            "filename": "video.mp4", "method": "PUT" } }),
+    );
+    let token = body["token"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.connections() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never began\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Node 2 starting again finds the upload unfinished in the shared
+    // repository, but node 1 holds it: it is left alone.
+    cluster.restart(1);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.connections(), 1, "a live node's upload ran twice");
+    // Node 1 dies mid-upload: node 2 takes the upload over.
+    cluster.kill(0);
+    let uploads = cluster.node(1).wait_uploads(&token, 120);
+    assert_eq!(
+        (&uploads[0]["state"], &uploads[0]["status"]),
+        (&json!("done"), &json!(200)),
+        "{uploads:?}"
+    );
+    assert_eq!(receiver.connections(), 2);
 }
