@@ -57,8 +57,10 @@ fn running(cluster: &Cluster) -> Vec<usize> {
 
 fn video(api: &Api, token: &str) -> Vec<u8> {
     let r = api.anonymous().get(&format!("/render/{token}.mp4"));
-    assert_eq!(r.status(), 200, "{token}");
-    r.bytes().unwrap().to_vec()
+    let status = r.status();
+    let bytes = r.bytes().unwrap().to_vec();
+    assert_eq!(status, 200, "{token}: {}", String::from_utf8_lossy(&bytes));
+    bytes
 }
 
 fn decodes(bytes: &[u8]) {

@@ -205,6 +205,17 @@ impl Renders {
         Ok(self.cluster.routing_keys().await?)
     }
 
+    /// Render `key` as cached: in a cluster its record says so (its file
+    /// may be in the bucket only, fetched when someone reads it); alone,
+    /// its file must be here too.
+    fn cached(&self, key: &str) -> Result<Option<clipstream_storage::CachedRender>, StoreError> {
+        if self.cluster.shared() {
+            self.store.cached_render_record(key)
+        } else {
+            Ok(self.store.cached_render(key)?.map(|(entry, _)| entry))
+        }
+    }
+
     /// How long a node of the cluster holds work without renewing it.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.config.cluster.lease_secs.max(1))
@@ -297,6 +308,11 @@ impl Renders {
         what: Deliverable,
     ) -> Result<(Arc<OutputKey>, Lookup), DeliveryError> {
         let (output, prepared) = self.resolve(token, what)?;
+        if self.cluster.shared() {
+            // Rendered by another node: its file comes from the bucket
+            // without holding up this thread.
+            self.store.fetch_cached_render(&output.key).await?;
+        }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             self.metrics.cache_hits.inc();
             return Ok((output, Lookup::Cached(open)));
@@ -426,8 +442,7 @@ impl Renders {
     /// Whether `what` of `token` is neither cached nor being rendered.
     pub fn is_cold(&self, token: &str, what: Deliverable) -> Result<bool, DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
-        Ok(self.store.cached_render(&output.key)?.is_none()
-            && !lock(&self.live).contains_key(&output.key))
+        Ok(self.cached(&output.key)?.is_none() && !lock(&self.live).contains_key(&output.key))
     }
 
     /// Renders segment `n` of `token`'s MP4 on its own, now, whatever the
@@ -544,7 +559,7 @@ impl Renders {
         what: Deliverable,
     ) -> Result<(), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
-        if self.store.cached_render(&output.key)?.is_some() {
+        if self.cached(&output.key)?.is_some() {
             return Ok(());
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -732,6 +747,9 @@ impl Renders {
     ) -> Result<(String, Result<Arc<OpenRender>, JobError>), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
         let digest = output.digest.clone();
+        if self.cluster.shared() {
+            self.store.fetch_cached_render(&output.key).await?;
+        }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             return Ok((digest, Ok(open)));
         }
@@ -750,6 +768,7 @@ impl Renders {
         }
         if self.cluster.shared() {
             self.finished_elsewhere(token, what, &output.key).await?;
+            self.store.fetch_cached_render(&output.key).await?;
         }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             return Ok((digest, Ok(open)));
@@ -779,7 +798,7 @@ impl Renders {
         let deadline = Instant::now() + limit;
         let mut asked = Instant::now();
         while Instant::now() < deadline {
-            if self.store.cached_render(key)?.is_some() {
+            if self.cached(key)?.is_some() {
                 return Ok(());
             }
             let running = lock(&self.live).get(key).cloned();
@@ -1019,7 +1038,7 @@ impl Renders {
         let (output, _) = self.resolve(token, what)?;
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
-        if let Some((cached, _)) = self.store.cached_render(&output.key)? {
+        if let Some(cached) = self.cached(&output.key)? {
             let job = self.store.job(&output.key)?;
             return Ok(Status {
                 state: JobState::Done,
