@@ -231,6 +231,7 @@ pub(super) fn job_for(
             secs: 2.0,
             scope: format!("test {}", SCOPES.fetch_add(1, Ordering::Relaxed)),
             workers: 1,
+            remote: None,
         }),
     }
 }

@@ -39,6 +39,12 @@ pub struct Metrics {
     /// alone, or joined (the same segment was being rendered for another
     /// player).
     pub hls_seeks: Family<Labels, Counter>,
+    /// Runs of segments of `parallel` renders over a cluster, by side:
+    /// `remote` (another node rendered a run of this node's render),
+    /// `fallback` (asked of the cluster, rendered here after all: nobody
+    /// took it in time, or its node failed), `served` (this node rendered
+    /// a run of another node's render).
+    pub segment_runs: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
     sound_misses: Counter,
@@ -70,6 +76,7 @@ impl Metrics {
             upload_attempts: Family::default(),
             callbacks: Family::default(),
             hls_seeks: Family::default(),
+            segment_runs: Family::default(),
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
@@ -102,6 +109,11 @@ impl Metrics {
             "hls_seeks",
             "HLS segments asked for ahead of their render, by outcome (rendered alone, joined one being rendered)",
             m.hls_seeks.clone(),
+        );
+        registry.register(
+            "segment_runs",
+            "Runs of segments of parallel renders over the cluster, by side (remote: rendered by another node for this one; fallback: asked, then rendered here; served: rendered here for another node)",
+            m.segment_runs.clone(),
         );
         registry.register(
             "renders_started",

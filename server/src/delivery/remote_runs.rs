@@ -1,0 +1,215 @@
+//! `parallel: N` over a cluster (issue 21): a render asks other nodes to
+//! render runs of its segments. Each run asked is a `segment_run` row in
+//! the cluster's work (key `<output key>/<first segment>`), queued above
+//! renders so that a node with a free worker takes it first; the taker
+//! (see `Renders::serve_run`) plans the render again from its token,
+//! renders exactly those segments as the render's own workers would and
+//! keeps them in the segment store every node shares (S3), where the
+//! asking render reads them. The waiting, and rendering a run here when
+//! no node delivers it, is the actors' (`compositor::render_remotely`);
+//! this is only the cluster's side of it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use clipstream_actors::segments::{AskedRun, RemoteRuns, RunState};
+use clipstream_storage::cluster::{Claim, Coordinator, NewWork};
+
+use crate::metrics::Metrics;
+
+/// The kind of a run's row in the cluster's work.
+pub const SEGMENT_RUN_WORK: &str = "segment_run";
+
+/// Runs are taken before renders (priority 1 for a viewer's, 0 for a
+/// background one): a render waits for them.
+const PRIORITY: i16 = 2;
+
+/// Remote claimers of one render, at most, whatever its `parallel`.
+pub const MOST_CLAIMERS: usize = 16;
+
+/// What a node taking a run needs: the render's token and output (to plan
+/// it again) and which segments.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunPayload {
+    pub token: String,
+    pub output: String,
+    pub first: usize,
+    pub count: usize,
+}
+
+impl RunPayload {
+    /// The row's key: the render's output key and the run's first
+    /// segment (a run is asked once, whoever asks).
+    pub fn key(output_key: &str, first: usize) -> String {
+        format!("{output_key}/{first}")
+    }
+}
+
+/// The remote runs of one render.
+pub struct ClusterRuns {
+    cluster: Arc<dyn Coordinator>,
+    /// The render's runtime: the cluster's calls are async, the render's
+    /// threads that ask are not.
+    runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+    token: String,
+    output: String,
+    output_key: String,
+}
+
+impl ClusterRuns {
+    pub fn new(
+        cluster: Arc<dyn Coordinator>,
+        runtime: tokio::runtime::Handle,
+        metrics: Arc<Metrics>,
+        token: &str,
+        output: &str,
+        output_key: &str,
+    ) -> ClusterRuns {
+        ClusterRuns {
+            cluster,
+            runtime,
+            metrics,
+            token: token.to_owned(),
+            output: output.to_owned(),
+            output_key: output_key.to_owned(),
+        }
+    }
+}
+
+/// Runs `work` on `runtime` and waits for it from a thread that is not
+/// async (a channel, not `block_on`, which panics inside a runtime);
+/// `None` if the runtime dropped it (shutting down).
+fn wait<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().ok()
+}
+
+impl RemoteRuns for ClusterRuns {
+    fn ask(&self, first: usize, count: usize) -> Option<Box<dyn AskedRun>> {
+        let key = RunPayload::key(&self.output_key, first);
+        let payload = serde_json::to_vec(&RunPayload {
+            token: self.token.clone(),
+            output: self.output.clone(),
+            first,
+            count,
+        })
+        .ok()?;
+        let (cluster, row, body) = (self.cluster.clone(), key.clone(), payload.clone());
+        // `false` (queued or running already: another render of the same
+        // output asked first) is as good: the segments come all the same.
+        let queued = wait(&self.runtime, async move {
+            cluster
+                .enqueue(NewWork {
+                    kind: SEGMENT_RUN_WORK,
+                    key: &row,
+                    payload: &body,
+                    routing_key: None,
+                    priority: PRIORITY,
+                })
+                .await
+        })?;
+        if let Err(e) = queued {
+            tracing::warn!(key = %key, error = %e, "a run of segments could not be asked of the cluster");
+            return None;
+        }
+        Some(Box::new(Asked {
+            cluster: self.cluster.clone(),
+            runtime: self.runtime.clone(),
+            metrics: self.metrics.clone(),
+            key,
+            payload,
+            taken: false,
+            ended: false,
+        }))
+    }
+}
+
+struct Asked {
+    cluster: Arc<dyn Coordinator>,
+    runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+    key: String,
+    payload: Vec<u8>,
+    /// A live node held the row at a look: it is gone once none does.
+    taken: bool,
+    ended: bool,
+}
+
+impl Asked {
+    /// Takes the row back unless a live node holds it (it renders the run
+    /// and stores it, of use to the next render), so that no node renders
+    /// a run the render now makes itself: claiming it takes it over if it
+    /// is queued or its node's lease ran out, and finishing drops it.
+    fn withdraw(&self) {
+        let (cluster, key, payload) =
+            (self.cluster.clone(), self.key.clone(), self.payload.clone());
+        let withdrawn = wait(&self.runtime, async move {
+            match cluster
+                .claim(SEGMENT_RUN_WORK, &key, &payload, false)
+                .await?
+            {
+                Claim::Mine => cluster.finish(SEGMENT_RUN_WORK, &key).await,
+                Claim::Held { .. } => Ok(()),
+            }
+        });
+        if let Some(Err(e)) = withdrawn {
+            tracing::warn!(key = %self.key, error = %e, "a run of segments could not be withdrawn");
+        }
+    }
+}
+
+impl AskedRun for Asked {
+    fn state(&mut self) -> RunState {
+        let (cluster, key) = (self.cluster.clone(), self.key.clone());
+        match wait(&self.runtime, async move {
+            cluster.holder(SEGMENT_RUN_WORK, &key).await
+        }) {
+            Some(Ok(Some(_))) => {
+                self.taken = true;
+                RunState::Taken
+            }
+            // Queued and gone look alike (no live holder): gone once a
+            // node was seen holding it.
+            Some(Ok(None)) if self.taken => RunState::Gone,
+            Some(Ok(None)) => RunState::Queued,
+            // Asked again at the next look; the caller's limit bounds it.
+            Some(Err(e)) => {
+                tracing::warn!(key = %self.key, error = %e, "a run of segments could not be looked at");
+                if self.taken {
+                    RunState::Taken
+                } else {
+                    RunState::Queued
+                }
+            }
+            None => RunState::Gone,
+        }
+    }
+
+    fn end(&mut self, delivered: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let side = if delivered { "remote" } else { "fallback" };
+        self.metrics
+            .segment_runs
+            .get_or_create(&vec![("side", side)])
+            .inc();
+        if !delivered {
+            self.withdraw();
+        }
+    }
+}
+
+impl Drop for Asked {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
