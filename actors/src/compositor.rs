@@ -1358,14 +1358,10 @@ fn render_run(
         };
         let packets = encode_segment(compositor, plan, segment, forced_key, stopped)?;
         match key {
-            Some(k) if durable => {
-                if !segments::shared().keep(k, packets.clone()) {
-                    return Err(not_kept(&segment));
-                }
-            }
-            Some(k) => segments::shared().put(k, packets.clone()),
-            None if durable => return Err(not_kept(&segment)),
-            None => {}
+            Some(k) if durable && segments::shared().keep(k, packets.clone()) => {}
+            Some(k) if !durable => segments::shared().put(k, packets.clone()),
+            None if !durable => {}
+            _ => return Err(not_kept(&segment)),
         }
         done(n, Arc::new(packets), true);
     }

@@ -41,9 +41,10 @@ pub struct Metrics {
     pub hls_seeks: Family<Labels, Counter>,
     /// Runs of segments of `parallel` renders over a cluster, by side:
     /// `remote` (another node rendered a run of this node's render),
-    /// `fallback` (asked of the cluster, rendered here after all: nobody
-    /// took it in time, or its node failed), `served` (this node rendered
-    /// a run of another node's render).
+    /// `fallback` (asked of the cluster, not delivered: nobody took it in
+    /// time, or its node failed, so it was rendered here; or the render
+    /// ended meanwhile), `taken` (this node took a run
+    /// of another node's render to render it), `served` (and rendered it).
     pub segment_runs: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
@@ -112,7 +113,7 @@ impl Metrics {
         );
         registry.register(
             "segment_runs",
-            "Runs of segments of parallel renders over the cluster, by side (remote: rendered by another node for this one; fallback: asked, then rendered here; served: rendered here for another node)",
+            "Runs of segments of parallel renders over the cluster, by side (remote: rendered by another node for this one; fallback: asked, not delivered, so rendered here unless the render ended; taken: taken to render for another node; served: rendered here for another node)",
             m.segment_runs.clone(),
         );
         registry.register(

@@ -653,6 +653,10 @@ impl Renders {
     /// shared segment store, then the row goes, which tells the asking
     /// node (which renders the run itself if they are not there).
     fn start_run(self: &Arc<Self>, work: Work) {
+        self.metrics
+            .segment_runs
+            .get_or_create(&vec![("side", "taken")])
+            .inc();
         // Forced: taken only with a worker free, it never waits in line.
         let ticket = self.queue.enter(&work.key, false, true);
         let this = self.clone();
