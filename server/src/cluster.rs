@@ -33,25 +33,38 @@ const TAKE_OVER_EVERY: Duration = Duration::from_secs(3);
 const TAKE_OVER_AT_ONCE: usize = 16;
 
 /// Claims job `(kind, key)` for this node: `false` when another live node
-/// runs it (or the cluster cannot say: then it runs when its holder's
-/// lease runs out, or at the next start).
+/// runs it, or when the cluster cannot be asked for a while (the job is
+/// then left to its holder's takeover or to the next start).
 pub async fn hold(store: &Store, kind: &str, key: &str) -> bool {
     let cluster = store.cluster();
     if !cluster.shared() {
         return true;
     }
-    match cluster.claim(kind, key, &[], true).await {
-        Ok(Claim::Mine) => true,
-        Ok(Claim::Held { node, .. }) => {
-            tracing::debug!(%kind, %key, %node, "another node runs this job");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(%kind, %key, error = %e, "a job could not be claimed; it waits");
-            false
+    let mut failures = 0;
+    loop {
+        match cluster.claim(kind, key, &[], true).await {
+            Ok(Claim::Mine) => return true,
+            Ok(Claim::Held { node, .. }) => {
+                tracing::debug!(%kind, %key, %node, "another node runs this job");
+                return false;
+            }
+            Err(e) if failures < HOLD_ATTEMPTS => {
+                failures += 1;
+                tracing::warn!(%kind, %key, error = %e, "a job could not be claimed; trying again");
+                tokio::time::sleep(HOLD_RETRY).await;
+            }
+            Err(e) => {
+                tracing::error!(%kind, %key, error = %e, "a job could not be claimed; it waits for the next start");
+                return false;
+            }
         }
     }
 }
+
+/// Attempts at claiming a job while the database does not answer, and
+/// the pause between them.
+const HOLD_ATTEMPTS: u32 = 5;
+const HOLD_RETRY: Duration = Duration::from_secs(2);
 
 /// Job `(kind, key)` is over on this node (done, failed or handed back).
 pub async fn release(store: &Store, kind: &str, key: &str) {
