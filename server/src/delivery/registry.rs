@@ -22,7 +22,7 @@ use super::content_key::{self, output_name, parse_output, OutputKey, Prepared};
 use super::fetch::UrlFetcher;
 use super::live::{LiveRender, Viewer};
 use super::queue::{Queue, Ticket};
-use super::remote_runs::{ClusterRuns, RunPayload, MOST_CLAIMERS, SEGMENT_RUN_WORK};
+use super::remote_runs::{ClusterRuns, RunOf, RunPayload, MOST_CLAIMERS, SEGMENT_RUN_WORK};
 use super::resolver::ProjectSources;
 use super::DeliveryError;
 use crate::config::Config;
@@ -540,13 +540,21 @@ impl Renders {
             return None;
         }
         let job = live.job();
+        // Only the nodes that may render the token render its runs.
+        let routing_key = match self.store.render_request(&job.token) {
+            Ok(request) => request.routingkey,
+            Err(_) => return None,
+        };
         let runs = ClusterRuns::new(
             self.cluster.clone(),
             tokio::runtime::Handle::current(),
             self.metrics.clone(),
-            &job.token,
-            &job.output,
-            &live.output.key,
+            RunOf {
+                token: job.token,
+                output: job.output,
+                output_key: live.output.key.clone(),
+                routing_key,
+            },
         );
         Some(Remote {
             runs: Arc::new(runs),

@@ -45,6 +45,17 @@ impl RunPayload {
     }
 }
 
+/// The render whose runs are asked.
+pub struct RunOf {
+    /// A token of it and which of its outputs (to plan it again).
+    pub token: String,
+    pub output: String,
+    /// Its output key (the rows' keys start with it).
+    pub output_key: String,
+    /// The token's `routingkey`: only the nodes serving it render runs.
+    pub routing_key: Option<String>,
+}
+
 /// The remote runs of one render.
 pub struct ClusterRuns {
     cluster: Arc<dyn Coordinator>,
@@ -52,9 +63,7 @@ pub struct ClusterRuns {
     /// threads that ask are not.
     runtime: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
-    token: String,
-    output: String,
-    output_key: String,
+    of: RunOf,
 }
 
 impl ClusterRuns {
@@ -62,17 +71,13 @@ impl ClusterRuns {
         cluster: Arc<dyn Coordinator>,
         runtime: tokio::runtime::Handle,
         metrics: Arc<Metrics>,
-        token: &str,
-        output: &str,
-        output_key: &str,
+        of: RunOf,
     ) -> ClusterRuns {
         ClusterRuns {
             cluster,
             runtime,
             metrics,
-            token: token.to_owned(),
-            output: output.to_owned(),
-            output_key: output_key.to_owned(),
+            of,
         }
     }
 }
@@ -93,15 +98,16 @@ fn wait<T: Send + 'static>(
 
 impl RemoteRuns for ClusterRuns {
     fn ask(&self, first: usize, count: usize) -> Option<Box<dyn AskedRun>> {
-        let key = RunPayload::key(&self.output_key, first);
+        let key = RunPayload::key(&self.of.output_key, first);
         let payload = serde_json::to_vec(&RunPayload {
-            token: self.token.clone(),
-            output: self.output.clone(),
+            token: self.of.token.clone(),
+            output: self.of.output.clone(),
             first,
             count,
         })
         .ok()?;
         let (cluster, row, body) = (self.cluster.clone(), key.clone(), payload.clone());
+        let routing_key = self.of.routing_key.clone();
         // `false` (queued or running already: another render of the same
         // output asked first) is as good: the segments come all the same.
         let queued = wait(&self.runtime, async move {
@@ -110,7 +116,7 @@ impl RemoteRuns for ClusterRuns {
                     kind: SEGMENT_RUN_WORK,
                     key: &row,
                     payload: &body,
-                    routing_key: None,
+                    routing_key: routing_key.as_deref(),
                     priority: PRIORITY,
                 })
                 .await
