@@ -219,3 +219,210 @@ impl Drop for Asked {
         self.end(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashSet, VecDeque};
+    use std::sync::Mutex;
+
+    use clipstream_storage::cluster::{OnChange, Work};
+    use clipstream_storage::repo::BoxFuture;
+
+    use super::*;
+
+    /// A cluster whose holder of the run answers from a script (the last
+    /// answer repeats), recording what this node did to the rows.
+    #[derive(Default)]
+    struct Scripted {
+        holders: Mutex<VecDeque<Option<Claim>>>,
+        /// What `claim` answers (withdrawing a run).
+        claim: Mutex<Option<Claim>>,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn log(&self, entry: String) {
+            self.log.lock().unwrap().push(entry);
+        }
+    }
+
+    fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+        Box::pin(async move { value })
+    }
+
+    impl Coordinator for Scripted {
+        fn owner(&self) -> &str {
+            "me"
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn claim<'a>(
+            &'a self,
+            kind: &'a str,
+            key: &'a str,
+            _: &'a [u8],
+            _: bool,
+        ) -> BoxFuture<'a, clipstream_storage::Result<Claim>> {
+            self.log(format!("claim {kind} {key}"));
+            let claim = self.claim.lock().unwrap().clone().unwrap_or(Claim::Mine);
+            ready(Ok(claim))
+        }
+        fn holder<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, clipstream_storage::Result<Option<Claim>>> {
+            let mut holders = self.holders.lock().unwrap();
+            let next = if holders.len() > 1 {
+                holders.pop_front().flatten()
+            } else {
+                holders.front().cloned().flatten()
+            };
+            ready(Ok(next))
+        }
+        fn enqueue<'a>(
+            &'a self,
+            work: NewWork<'a>,
+        ) -> BoxFuture<'a, clipstream_storage::Result<bool>> {
+            let payload: RunPayload = serde_json::from_slice(work.payload).unwrap();
+            self.log(format!(
+                "enqueue {} {} {} {:?} {} {}+{}",
+                work.kind,
+                work.key,
+                work.priority,
+                work.routing_key,
+                payload.token,
+                payload.first,
+                payload.count
+            ));
+            ready(Ok(true))
+        }
+        fn take<'a>(
+            &'a self,
+            _: &'a [&'a str],
+            _: usize,
+        ) -> BoxFuture<'a, clipstream_storage::Result<Vec<Work>>> {
+            ready(Ok(Vec::new()))
+        }
+        fn finish<'a>(
+            &'a self,
+            kind: &'a str,
+            key: &'a str,
+        ) -> BoxFuture<'a, clipstream_storage::Result<()>> {
+            self.log(format!("finish {kind} {key}"));
+            ready(Ok(()))
+        }
+        fn heartbeat(
+            &self,
+        ) -> BoxFuture<'_, clipstream_storage::Result<HashSet<(String, String)>>> {
+            ready(Ok(HashSet::new()))
+        }
+        fn routing_keys(&self) -> BoxFuture<'_, clipstream_storage::Result<Vec<String>>> {
+            ready(Ok(Vec::new()))
+        }
+        fn work_queued(&self) -> Arc<tokio::sync::Notify> {
+            Arc::default()
+        }
+        fn announce<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+            ready(())
+        }
+        fn listen(&self, _: OnChange) {}
+    }
+
+    fn held() -> Option<Claim> {
+        Some(Claim::Held {
+            node: "node1".into(),
+            url: "http://127.0.0.1:1".into(),
+        })
+    }
+
+    fn runs(
+        cluster: &Arc<Scripted>,
+        runtime: &tokio::runtime::Runtime,
+    ) -> (ClusterRuns, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let runs = ClusterRuns::new(
+            cluster.clone(),
+            runtime.handle().clone(),
+            metrics.clone(),
+            RunOf {
+                token: "tok".into(),
+                output: "mp4".into(),
+                output_key: "out".into(),
+                routing_key: Some("gpu".into()),
+            },
+        );
+        (runs, metrics)
+    }
+
+    fn count(metrics: &Metrics, side: &'static str) -> u64 {
+        metrics
+            .segment_runs
+            .get_or_create(&vec![("side", side)])
+            .get()
+    }
+
+    #[test]
+    fn a_run_is_queued_above_renders_taken_then_gone_once_its_holder_lets_go() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let cluster = Arc::new(Scripted::default());
+        *cluster.holders.lock().unwrap() = VecDeque::from([None, held(), held(), None]);
+        let (runs, metrics) = runs(&cluster, &runtime);
+        let mut asked = runs.ask(4, 3).expect("asked");
+        assert_eq!(
+            cluster.log.lock().unwrap().clone(),
+            vec!["enqueue segment_run out/4 2 Some(\"gpu\") tok 4+3"]
+        );
+        let states: Vec<RunState> = (0..4).map(|_| asked.state()).collect();
+        assert_eq!(
+            states,
+            vec![
+                RunState::Queued,
+                RunState::Taken,
+                RunState::Taken,
+                RunState::Gone
+            ]
+        );
+        asked.end(true);
+        drop(asked);
+        assert_eq!(cluster.log.lock().unwrap().len(), 1, "nothing to withdraw");
+        assert_eq!(
+            (count(&metrics, "remote"), count(&metrics, "fallback")),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn a_run_given_up_is_withdrawn_unless_a_live_node_renders_it() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let cluster = Arc::new(Scripted::default());
+        let (runs, metrics) = runs(&cluster, &runtime);
+        // Nobody took it: claimed back and dropped, once, even if dropped
+        // without being ended.
+        let asked = runs.ask(0, 2).expect("asked");
+        drop(asked);
+        assert_eq!(
+            cluster.log.lock().unwrap()[1..].to_vec(),
+            vec!["claim segment_run out/0", "finish segment_run out/0"]
+        );
+        // A live node renders it: left to it (its segments serve the next
+        // render).
+        *cluster.claim.lock().unwrap() = held();
+        let mut asked = runs.ask(2, 2).expect("asked");
+        asked.end(false);
+        asked.end(false);
+        drop(asked);
+        assert_eq!(
+            cluster.log.lock().unwrap()[3..].to_vec(),
+            vec![
+                "enqueue segment_run out/2 2 Some(\"gpu\") tok 2+2",
+                "claim segment_run out/2"
+            ]
+        );
+        assert_eq!(
+            (count(&metrics, "remote"), count(&metrics, "fallback")),
+            (0, 2)
+        );
+    }
+}
