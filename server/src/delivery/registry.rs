@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clipstream_actors::engine::plan::Deliverable;
 use clipstream_actors::segments::Remote;
 use clipstream_actors::{Publish, RenderError, Resolve, State};
-use clipstream_storage::cluster::{Claim, Coordinator, NewWork, Work};
+use clipstream_storage::cluster::{Claim, Coordinator, Held, NewWork, Work};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -71,6 +71,10 @@ pub struct Renders {
     urls: Arc<UrlFetcher>,
     config: Arc<Config>,
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
+    /// The newest claim this node made in the cluster on each render in
+    /// `live` (locked after `live`, changed with it): its end finishes
+    /// that claim, so an older claim's end never drops a newer one.
+    claims: Mutex<HashMap<String, i64>>,
     memo: Mutex<HashMap<String, Vec<Memo>>>,
     queue: Arc<Queue>,
     /// The nodes sharing the repository: one render per output in the
@@ -187,6 +191,7 @@ impl Renders {
             store,
             config,
             live: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
             idle,
             cache_control,
@@ -306,19 +311,28 @@ impl Renders {
             Some(p) => p,
             None => self.prepare(token, what)?,
         };
-        if self.cluster.shared() {
-            self.claim_for_viewer(token, what, &output).await?;
-        }
-        let live = self.start(token, what, prepared, Reason::Viewer).await;
-        if live.is_err() && self.cluster.shared() {
-            self.let_go(&output.key).await;
+        // A node alone renders it itself; in a cluster, the node that
+        // claims it (a job someone queued stays a job: it runs to its end
+        // whether this viewer stays or not).
+        let (claim, reason) = if self.cluster.shared() {
+            match self.claim_for_viewer(token, what, &output).await? {
+                (epoch, true) => (Some(epoch), Reason::Prerender),
+                (epoch, false) => (Some(epoch), Reason::Viewer),
+            }
+        } else {
+            (None, Reason::Viewer)
+        };
+        let live = self.start(token, what, prepared, reason, claim).await;
+        if let (Err(_), Some(epoch)) = (&live, claim) {
+            self.let_go(&output.key, epoch).await;
         }
         let live = live?;
         let viewer = live.viewer();
         Ok((output, Lookup::Live(live, viewer)))
     }
 
-    /// Makes this node the one that renders `output` for a viewer, or
+    /// Makes this node the one that renders `output` for a viewer (its
+    /// claim's epoch, and whether the render was queued as a job), or
     /// says which node does ([`DeliveryError::Elsewhere`]). A token whose
     /// `routingkey` this node does not serve is queued for the nodes that
     /// do, and its viewers are sent to the one that takes it.
@@ -327,7 +341,7 @@ impl Renders {
         token: &str,
         what: Deliverable,
         output: &OutputKey,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<(i64, bool), DeliveryError> {
         let payload = work_payload(token, what);
         let routing_key = self.store.render_request(token)?.routingkey;
         let claim = match routing_key.as_deref() {
@@ -350,7 +364,7 @@ impl Renders {
             }
         };
         match claim {
-            Claim::Mine => Ok(()),
+            Claim::Mine { epoch, background } => Ok((epoch, background)),
             Claim::Held { node, url } => Err(DeliveryError::Elsewhere { node, url }),
         }
     }
@@ -373,10 +387,10 @@ impl Renders {
         }
     }
 
-    /// Ends this node's hold on render `key` in the cluster; a failure
-    /// only delays others (the lease runs out).
-    async fn let_go(&self, key: &str) {
-        if let Err(e) = self.cluster.finish(RENDER_WORK, key).await {
+    /// Ends this node's claim `epoch` on render `key` in the cluster; a
+    /// failure only delays others (the lease runs out).
+    async fn let_go(&self, key: &str, epoch: i64) {
+        if let Err(e) = self.cluster.finish(RENDER_WORK, key, epoch).await {
             tracing::warn!(key = %key, error = %e, "a render's claim could not be given up");
         }
     }
@@ -587,7 +601,7 @@ impl Renders {
         if self.cluster.shared() {
             return self.queue_in_cluster(token, what, &prepared).await;
         }
-        self.start(token, what, prepared, Reason::Prerender)
+        self.start(token, what, prepared, Reason::Prerender, None)
             .await
             .map(|_| ())
     }
@@ -692,7 +706,11 @@ impl Renders {
                     tracing::warn!(key = %work.key, error = %e, "a run of segments could not be rendered for another node");
                 }
             }
-            if let Err(e) = this.cluster.finish(SEGMENT_RUN_WORK, &work.key).await {
+            if let Err(e) = this
+                .cluster
+                .finish(SEGMENT_RUN_WORK, &work.key, work.epoch)
+                .await
+            {
                 tracing::warn!(key = %work.key, error = %e, "a run of segments could not be let go");
             }
         });
@@ -745,34 +763,56 @@ impl Renders {
     async fn start_taken(self: &Arc<Self>, work: Work) {
         let Some((token, what)) = parse_work_payload(&work.payload) else {
             tracing::warn!(key = %work.key, "a queued render is unreadable; dropped");
-            self.let_go(&work.key).await;
+            self.let_go(&work.key, work.epoch).await;
             return;
         };
         let started = match self.prepare(&token, what) {
             // The movie or an asset changed since it was queued: the
             // render is now of another output, queued in its turn.
             Ok(prepared) if prepared.output.key != work.key => {
-                self.let_go(&work.key).await;
+                self.let_go(&work.key, work.epoch).await;
                 self.queue_in_cluster(&token, what, &prepared).await
             }
             Ok(prepared) => self
-                .start(&token, what, prepared, Reason::Prerender)
+                .start(&token, what, prepared, Reason::Prerender, Some(work.epoch))
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),
         };
-        if let Err(e) = started {
-            tracing::warn!(key = %work.key, error = %e, "a queued render cannot run");
-            self.let_go(&work.key).await;
+        match started {
+            Ok(()) => {}
+            // Room ran out here meanwhile, or the repository failed for a
+            // moment: back to the queue, for this node or another.
+            Err(
+                e @ (DeliveryError::Busy { .. }
+                | DeliveryError::Store(StoreError::Db(_) | StoreError::Io(_))),
+            ) => {
+                tracing::info!(key = %work.key, error = %e, "a queued render goes back to the queue");
+                if let Err(e) = self
+                    .cluster
+                    .requeue(RENDER_WORK, &work.key, work.epoch)
+                    .await
+                {
+                    tracing::warn!(key = %work.key, error = %e, "a render could not go back to the queue");
+                }
+            }
+            // Its token, movie or project is gone, or the movie cannot
+            // render: a GET of the token says why.
+            Err(e) => {
+                tracing::warn!(key = %work.key, error = %e, "a queued render cannot run");
+                self.let_go(&work.key, work.epoch).await;
+            }
         }
     }
 
     /// Renews this node's leases every `cluster.heartbeat_secs`, and stops
     /// the renders whose lease another node took over (it renders them
-    /// now) or that could not be renewed within a lease's time.
+    /// now), that were cancelled, or whose lease could not be renewed in
+    /// time (another node may have taken them over by then). A render
+    /// someone queued as a job meanwhile is kept to its end.
     pub async fn keep_leases(self: Arc<Self>) {
         let every = Duration::from_secs(self.config.cluster.heartbeat_secs.max(1));
-        let lease = Duration::from_secs(self.config.cluster.lease_secs.max(1));
+        let lease = self.lease();
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(every).await;
@@ -783,25 +823,37 @@ impl Renders {
                 .iter()
                 .map(|(k, l)| (k.clone(), l.clone()))
                 .collect();
-            let lost: Vec<_> = match self.cluster.heartbeat().await {
-                Ok(held) => {
+            // Past the lease, the claims may be another node's already.
+            let left = lease.saturating_sub(renewed.elapsed()).max(every);
+            let beat = tokio::time::timeout(left, self.cluster.heartbeat()).await;
+            let lost: Vec<_> = match beat {
+                Ok(Ok(held)) => {
                     renewed = Instant::now();
-                    running
-                        .into_iter()
-                        .filter(|(key, _)| !held.contains(&(RENDER_WORK.to_owned(), key.clone())))
-                        .collect()
+                    let held_render = |key: &str| -> Option<&Held> {
+                        held.iter().find(|h| h.kind == RENDER_WORK && h.key == key)
+                    };
+                    let mut lost = Vec::new();
+                    for (key, live) in running {
+                        match held_render(&key) {
+                            Some(h) if h.background => live.keep_in_background(),
+                            Some(_) => {}
+                            None => lost.push((key, live)),
+                        }
+                    }
+                    lost
                 }
-                Err(e) if renewed.elapsed() < lease => {
+                Ok(Err(e)) if renewed.elapsed() < lease => {
                     tracing::warn!(error = %e, "the cluster's leases could not be renewed");
                     Vec::new()
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "the cluster's leases ran out: this node's renders stop");
+                Err(_) if renewed.elapsed() < lease => Vec::new(),
+                _ => {
+                    tracing::error!("the cluster's leases ran out: this node's renders stop");
                     running
                 }
             };
             for (key, live) in lost {
-                tracing::warn!(key = %key, "another node took this render over");
+                tracing::warn!(key = %key, "this render is no longer this node's (taken over or deleted)");
                 live.fail(RenderError::Internal(
                     "the render's lease was lost to another node".into(),
                 ));
@@ -878,6 +930,9 @@ impl Renders {
             let running = lock(&self.live).get(key).cloned();
             if let Some(live) = running {
                 live.settled().await;
+                // Settled, then committed (into the shared store) a
+                // moment later.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
             if self
@@ -904,6 +959,7 @@ impl Renders {
         what: Deliverable,
         prepared: Prepared,
         reason: Reason,
+        claim: Option<i64>,
     ) -> Result<Arc<LiveRender>, DeliveryError> {
         let key = prepared.output.key.clone();
         let background = reason != Reason::Viewer;
@@ -920,6 +976,11 @@ impl Renders {
                 if background {
                     live.keep_in_background();
                 }
+                if let Some(epoch) = claim {
+                    let mut claims = lock(&self.claims);
+                    let newest = claims.entry(key.clone()).or_insert(epoch);
+                    *newest = (*newest).max(epoch);
+                }
                 return Ok(live.clone());
             }
             let ticket = self
@@ -931,6 +992,9 @@ impl Renders {
             let live = LiveRender::new(prepared.output.clone(), job.clone(), self.store.clone())
                 .map_err(StoreError::from)?;
             map.insert(key.clone(), live.clone());
+            if let Some(epoch) = claim {
+                lock(&self.claims).insert(key.clone(), epoch);
+            }
             (live, ticket)
         };
         // A background job is promised to run: its record is durable
@@ -939,7 +1003,14 @@ impl Renders {
             live.fail(RenderError::Internal(format!(
                 "the job could not be recorded: {e}"
             )));
-            lock(&self.live).remove(&key);
+            {
+                let mut map = lock(&self.live);
+                map.remove(&key);
+                lock(&self.claims).remove(&key);
+            }
+            if let Some(epoch) = claim {
+                self.let_go(&key, epoch).await;
+            }
             return Err(e.into());
         }
         if reason == Reason::Viewer {
@@ -983,9 +1054,13 @@ impl Renders {
         }
         // Only now, with the output in the cache or the failure recorded,
         // may a GET start the render again.
-        lock(&self.live).remove(&key);
-        if self.cluster.shared() {
-            self.let_go(&key).await;
+        let claim = {
+            let mut map = lock(&self.live);
+            map.remove(&key);
+            lock(&self.claims).remove(&key)
+        };
+        if let Some(epoch) = claim {
+            self.let_go(&key, epoch).await;
         }
     }
 
@@ -1157,6 +1232,10 @@ impl Renders {
                 ));
                 dropped += 1;
             }
+            // Rendered by another node: it stops at its next heartbeat.
+            if self.cluster.shared() {
+                self.cluster.cancel(RENDER_WORK, &output.key).await?;
+            }
             if self.store.forget_render(&output.key).await? {
                 dropped += 1;
             }
@@ -1186,7 +1265,7 @@ impl Renders {
                         // now of another output.
                         self.store.remove_job(&job.key).await?;
                     }
-                    self.start(&job.token, what, prepared, Reason::Resumed)
+                    self.start(&job.token, what, prepared, Reason::Resumed, None)
                         .await
                 }
                 Err(e) => Err(e),
@@ -1220,13 +1299,18 @@ impl Renders {
             let Some(what) = parse_output(&job.output) else {
                 continue;
             };
+            let routing_key = match self.store.render_request(&job.token) {
+                Ok(request) => request.routingkey,
+                // Its token is gone: nothing to render.
+                Err(_) => continue,
+            };
             let fresh = self
                 .cluster
                 .enqueue(NewWork {
                     kind: RENDER_WORK,
                     key: &job.key,
                     payload: &work_payload(&job.token, what),
-                    routing_key: None,
+                    routing_key: routing_key.as_deref(),
                     priority: 0,
                 })
                 .await?;

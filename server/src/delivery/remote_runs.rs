@@ -161,7 +161,7 @@ impl Asked {
                 .claim(SEGMENT_RUN_WORK, &key, &payload, false)
                 .await?
             {
-                Claim::Mine => cluster.finish(SEGMENT_RUN_WORK, &key).await,
+                Claim::Mine { epoch, .. } => cluster.finish(SEGMENT_RUN_WORK, &key, epoch).await,
                 Claim::Held { .. } => Ok(()),
             }
         });
@@ -225,7 +225,7 @@ mod tests {
     use std::collections::{HashSet, VecDeque};
     use std::sync::Mutex;
 
-    use clipstream_storage::cluster::{OnChange, Work};
+    use clipstream_storage::cluster::{Held, OnChange, Work};
     use clipstream_storage::repo::BoxFuture;
 
     use super::*;
@@ -265,7 +265,10 @@ mod tests {
             _: bool,
         ) -> BoxFuture<'a, clipstream_storage::Result<Claim>> {
             self.log(format!("claim {kind} {key}"));
-            let claim = self.claim.lock().unwrap().clone().unwrap_or(Claim::Mine);
+            let claim = self.claim.lock().unwrap().clone().unwrap_or(Claim::Mine {
+                epoch: 7,
+                background: false,
+            });
             ready(Ok(claim))
         }
         fn holder<'a>(
@@ -309,13 +312,29 @@ mod tests {
             &'a self,
             kind: &'a str,
             key: &'a str,
+            epoch: i64,
         ) -> BoxFuture<'a, clipstream_storage::Result<()>> {
-            self.log(format!("finish {kind} {key}"));
+            self.log(format!("finish {kind} {key} {epoch}"));
             ready(Ok(()))
         }
-        fn heartbeat(
-            &self,
-        ) -> BoxFuture<'_, clipstream_storage::Result<HashSet<(String, String)>>> {
+        fn requeue<'a>(
+            &'a self,
+            kind: &'a str,
+            key: &'a str,
+            _: i64,
+        ) -> BoxFuture<'a, clipstream_storage::Result<()>> {
+            self.log(format!("requeue {kind} {key}"));
+            ready(Ok(()))
+        }
+        fn cancel<'a>(
+            &'a self,
+            kind: &'a str,
+            key: &'a str,
+        ) -> BoxFuture<'a, clipstream_storage::Result<()>> {
+            self.log(format!("cancel {kind} {key}"));
+            ready(Ok(()))
+        }
+        fn heartbeat(&self) -> BoxFuture<'_, clipstream_storage::Result<HashSet<Held>>> {
             ready(Ok(HashSet::new()))
         }
         fn routing_keys(&self) -> BoxFuture<'_, clipstream_storage::Result<Vec<String>>> {
@@ -404,7 +423,7 @@ mod tests {
         drop(asked);
         assert_eq!(
             cluster.log.lock().unwrap()[1..].to_vec(),
-            vec!["claim segment_run out/0", "finish segment_run out/0"]
+            vec!["claim segment_run out/0", "finish segment_run out/0 7"]
         );
         // A live node renders it: left to it (its segments serve the next
         // render).
