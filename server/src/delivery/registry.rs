@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clipstream_actors::engine::plan::Deliverable;
+use clipstream_actors::segments::Remote;
 use clipstream_actors::{Publish, RenderError, Resolve, State};
 use clipstream_storage::cluster::{Claim, Coordinator, Held, NewWork, Work};
 use clipstream_storage::{
@@ -21,6 +22,7 @@ use super::content_key::{self, output_name, parse_output, OutputKey, Prepared};
 use super::fetch::UrlFetcher;
 use super::live::{LiveRender, Viewer};
 use super::queue::{Queue, Ticket};
+use super::remote_runs::{ClusterRuns, RunOf, RunPayload, MOST_CLAIMERS, SEGMENT_RUN_WORK};
 use super::resolver::ProjectSources;
 use super::DeliveryError;
 use crate::config::Config;
@@ -492,17 +494,39 @@ impl Renders {
         // go with the blocking render, which runs on if every player
         // leaves.
         let slot = self.seeks.clone().acquire_owned().await.ok();
-        let downloads = match tempfile::Builder::new()
+        let (plan, resolver, sources, segmenting) = self.sources_of(prepared).await?;
+        let (limits, fragments) = (self.config.source_limits(), self.config.fragments());
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _held = (slot, resolver);
+            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
+        })
+        .await;
+        rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the segment's render panicked: {e}"
+            )))
+        })
+    }
+
+    /// What rendering some segments of `prepared` on their own needs: its
+    /// plan, its sources resolved as a render's (tried once each, in a
+    /// directory that goes with the returned resolver) and its cut.
+    async fn sources_of(
+        &self,
+        prepared: Prepared,
+    ) -> Result<
+        (
+            clipstream_actors::engine::plan::Plan,
+            ProjectSources,
+            clipstream_actors::engine::timeline::Sources,
+            clipstream_actors::segments::Segmenting,
+        ),
+        RenderError,
+    > {
+        let downloads = tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())
-        {
-            Ok(dir) => dir,
-            Err(e) => {
-                return Err(RenderError::Internal(format!(
-                    "no directory for downloads: {e}"
-                )))
-            }
-        };
+            .map_err(|e| RenderError::Internal(format!("no directory for downloads: {e}")))?;
         let scope = match self.store.project_any(&prepared.output.project) {
             Ok(project) => format!("account {}", project.account),
             Err(_) => format!("project {}", prepared.output.project),
@@ -528,20 +552,42 @@ impl Renders {
                 "MP4s are not cut into segments".into(),
             ));
         };
-        let (plan, limits, fragments) = (
-            prepared.plan,
-            self.config.source_limits(),
-            self.config.fragments(),
+        Ok((prepared.plan, resolver, sources, segmenting))
+    }
+
+    /// The other nodes' part in a render asking for `parallel` segments at
+    /// once: `parallel − 1` remote claimers, in a cluster whose nodes share
+    /// the segment store (S3 blobs, a segment cache). `None` otherwise.
+    fn remote_runs(&self, live: &LiveRender, parallel: u32) -> Option<Remote> {
+        use crate::config::BlobsKind;
+        let claimers = (parallel as usize).saturating_sub(1).min(MOST_CLAIMERS);
+        if claimers == 0
+            || !self.cluster.shared()
+            || self.config.storage.blobs != BlobsKind::S3
+            || self.config.segments.cache_bytes == 0
+        {
+            return None;
+        }
+        let job = live.job();
+        // Only the nodes that may render the token render its runs.
+        let routing_key = match self.store.render_request(&job.token) {
+            Ok(request) => request.routingkey,
+            Err(_) => return None,
+        };
+        let runs = ClusterRuns::new(
+            self.cluster.clone(),
+            tokio::runtime::Handle::current(),
+            self.metrics.clone(),
+            RunOf {
+                token: job.token,
+                output: job.output,
+                output_key: live.output.key.clone(),
+                routing_key,
+            },
         );
-        let rendered = tokio::task::spawn_blocking(move || {
-            let _held = (slot, resolver);
-            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
-        })
-        .await;
-        rendered.unwrap_or_else(|e| {
-            Err(RenderError::Internal(format!(
-                "the segment's render panicked: {e}"
-            )))
+        Some(Remote {
+            runs: Arc::new(runs),
+            claimers,
         })
     }
 
@@ -616,10 +662,20 @@ impl Renders {
         loop {
             let free = self.queue.free();
             if free > 0 {
-                match self.cluster.take(&[RENDER_WORK], free).await {
+                // Runs of other nodes' renders first (their priority):
+                // a render waits for them.
+                match self
+                    .cluster
+                    .take(&[SEGMENT_RUN_WORK, RENDER_WORK], free)
+                    .await
+                {
                     Ok(works) => {
                         for work in works {
-                            self.start_taken(work).await;
+                            if work.kind == SEGMENT_RUN_WORK {
+                                self.start_run(work);
+                            } else {
+                                self.start_taken(work).await;
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "queued renders could not be taken"),
@@ -627,6 +683,95 @@ impl Renders {
             }
             let _ = tokio::time::timeout(TAKE_EVERY, queued.notified()).await;
         }
+    }
+
+    /// Renders a run of another node's render (see `remote_runs`) on a
+    /// worker of this node, in the background: its segments go to the
+    /// shared segment store, then the row goes, which tells the asking
+    /// node (which renders the run itself if they are not there).
+    fn start_run(self: &Arc<Self>, work: Work) {
+        self.metrics
+            .segment_runs
+            .get_or_create(&vec![("side", "taken")])
+            .inc();
+        // Forced: taken only with a worker free, it never waits in line.
+        let ticket = self.queue.enter(&work.key, false, true);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let served = match ticket {
+                Ok(ticket) => match ticket.wait().await {
+                    Some(slot) => {
+                        let served = this.serve_run(&work).await;
+                        drop(slot);
+                        served
+                    }
+                    None => Err(RenderError::Internal("the render queue went away".into())),
+                },
+                Err(_) => Err(RenderError::Internal("the render queue is full".into())),
+            };
+            match served {
+                Ok(rendered) => {
+                    tracing::info!(key = %work.key, rendered, "a run of segments was rendered for another node");
+                    this.metrics
+                        .segment_runs
+                        .get_or_create(&vec![("side", "served")])
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::warn!(key = %work.key, error = %e, "a run of segments could not be rendered for another node");
+                }
+            }
+            if let Err(e) = this
+                .cluster
+                .finish(SEGMENT_RUN_WORK, &work.key, work.epoch)
+                .await
+            {
+                tracing::warn!(key = %work.key, error = %e, "a run of segments could not be let go");
+            }
+        });
+    }
+
+    /// [`Renders::start_run`]'s render: the token planned again, its
+    /// sources resolved, and the run's segments rendered as the asking
+    /// render's workers would and kept in the store; how many were
+    /// rendered (the others were cached).
+    async fn serve_run(&self, work: &Work) -> Result<usize, RenderError> {
+        let run: RunPayload = serde_json::from_slice(&work.payload)
+            .map_err(|e| RenderError::Internal(format!("an unreadable run of segments: {e}")))?;
+        let what = parse_output(&run.output).ok_or_else(|| {
+            RenderError::Internal(format!("a run of segments of output {:?}", run.output))
+        })?;
+        let prepared = self
+            .prepare(&run.token, what)
+            .map_err(|e| RenderError::Internal(e.to_string()))?;
+        // The movie or an asset changed since it was asked: other
+        // segments now, which the asking render does not want.
+        if RunPayload::key(&prepared.output.key, run.first) != work.key {
+            return Err(RenderError::Internal(
+                "the render changed since the run was asked".into(),
+            ));
+        }
+        let _busy = self.idle.busy();
+        let (plan, resolver, sources, segmenting) = self.sources_of(prepared).await?;
+        let (limits, fragments) = (self.config.source_limits(), self.config.fragments());
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _held = resolver;
+            clipstream_actors::render_segments(
+                &plan,
+                &sources,
+                limits,
+                fragments,
+                &segmenting,
+                run.first,
+                run.count,
+            )
+        })
+        .await;
+        rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the run's render panicked: {e}"
+            )))
+        })
     }
 
     /// Starts a render this node took from the cluster's queue.
@@ -987,11 +1132,13 @@ impl Renders {
             // request did not ask: each worker holds a compositor and an
             // encoder, so several renders with a worker per core each
             // would hold that memory many times over for no more speed.
-            segments: self.config.segmenting_among(
-                &scope,
-                prepared.parallel,
-                self.queue.running().max(1),
-            ),
+            segments: self
+                .config
+                .segmenting_among(&scope, prepared.parallel, self.queue.running().max(1))
+                .map(|mut s| {
+                    s.remote = self.remote_runs(live, prepared.parallel);
+                    s
+                }),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
