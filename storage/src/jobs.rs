@@ -109,6 +109,24 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a running job's state and progress, so that every node of
+    /// a cluster answers its `/status`, unless its record says it ended
+    /// already (a render's own last word wins over a heartbeat's
+    /// snapshot; a write that loses a race is simply skipped).
+    pub fn note_job_progress(&self, job: &Job) -> Result<()> {
+        let Some(old) = self.repo.get(Collection::Jobs, &job.key)? else {
+            return Ok(());
+        };
+        let stored: Job = serde_json::from_slice(&old)?;
+        if stored.state.is_final() || job.state.is_final() {
+            return Ok(());
+        }
+        let new = serde_json::to_vec(job)?;
+        self.repo
+            .compare_and_swap(Collection::Jobs, &job.key, Some(&old), Some(new))?;
+        Ok(())
+    }
+
     pub async fn remove_job(&self, key: &str) -> Result<()> {
         self.repo.remove(Collection::Jobs, key)?;
         self.flush().await

@@ -270,7 +270,21 @@ fn a_routing_key_keeps_a_job_on_its_nodes() {
         &uid,
         json!({ "movie": "r", "params": { "N": "viewer" }, "routingkey": "gpu" }),
     );
-    decodes(&video(&cluster.node(2), body["token"].as_str().unwrap()));
+    let token = body["token"].as_str().unwrap();
+    let r = cluster
+        .node(2)
+        .anonymous()
+        .get(&format!("/render/{token}.mp4"));
+    let status = r.status();
+    let bytes = r.bytes().unwrap().to_vec();
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&bytes),
+        cluster.logs()
+    );
+    decodes(&bytes);
     let started =
         |i: usize| started_on(&cluster, i, "viewer") + started_on(&cluster, i, "prerender");
     assert_eq!((started(0), started(1), started(2)), (0, 5, 0));
@@ -280,7 +294,14 @@ fn a_routing_key_keeps_a_job_on_its_nodes() {
 fn a_node_killed_mid_render_loses_its_job_to_another() {
     let mut cluster = Cluster::start(
         2,
-        &[&[("CLIPSTREAM_RENDER_WORKERS", "1")], FAST_LEASES].concat(),
+        &[
+            &[
+                ("CLIPSTREAM_RENDER_WORKERS", "1"),
+                ("RUST_LOG", "info,clipstream::http=warn"),
+            ],
+            FAST_LEASES,
+        ]
+        .concat(),
     );
     let api = cluster.node(1);
     let uid = api.create_project("takeover");

@@ -332,8 +332,21 @@ impl Renders {
         // whether this viewer stays or not).
         let (claim, reason) = if self.cluster.shared() {
             match self.claim_for_viewer(token, what, &output).await? {
-                (epoch, true) => (Some(epoch), Reason::Prerender),
-                (epoch, false) => (Some(epoch), Reason::Viewer),
+                Some((epoch, true)) => (Some(epoch), Reason::Prerender),
+                Some((epoch, false)) => (Some(epoch), Reason::Viewer),
+                // Another node finished it meanwhile.
+                None => {
+                    self.store.fetch_cached_render(&output.key).await?;
+                    return match self.store.open_cached_render(&output.key)? {
+                        Some(open) => {
+                            self.metrics.cache_hits.inc();
+                            Ok((output, Lookup::Cached(open)))
+                        }
+                        None => Err(DeliveryError::Busy {
+                            retry_after_secs: 1,
+                        }),
+                    };
+                }
             }
         } else {
             (None, Reason::Viewer)
@@ -349,7 +362,9 @@ impl Renders {
 
     /// Makes this node the one that renders `output` for a viewer (its
     /// claim's epoch, and whether the render was queued as a job), or
-    /// says which node does ([`DeliveryError::Elsewhere`]). A token whose
+    /// says which node does ([`DeliveryError::Elsewhere`]); `None` when
+    /// the render reached the cache meanwhile (its node finished it
+    /// between this node's look at the cache and its claim). A token whose
     /// `routingkey` this node does not serve is queued for the nodes that
     /// do, and its viewers are sent to the one that takes it.
     async fn claim_for_viewer(
@@ -357,7 +372,7 @@ impl Renders {
         token: &str,
         what: Deliverable,
         output: &OutputKey,
-    ) -> Result<(i64, bool), DeliveryError> {
+    ) -> Result<Option<(i64, bool)>, DeliveryError> {
         let payload = work_payload(token, what);
         let routing_key = self.store.render_request(token)?.routingkey;
         let claim = match routing_key.as_deref() {
@@ -371,7 +386,10 @@ impl Renders {
                         priority: 1,
                     })
                     .await?;
-                self.taker_of(&output.key).await?
+                match self.taker_of(&output.key).await? {
+                    Some(claim) => claim,
+                    None => return Ok(None),
+                }
             }
             _ => {
                 self.cluster
@@ -380,19 +398,29 @@ impl Renders {
             }
         };
         match claim {
-            Claim::Mine { epoch, background } => Ok((epoch, background)),
+            // The render's last node let go after the cache had it.
+            Claim::Mine { epoch, .. } if self.cached(&output.key)?.is_some() => {
+                self.let_go(&output.key, epoch).await;
+                Ok(None)
+            }
+            Claim::Mine { epoch, background } => Ok(Some((epoch, background))),
             Claim::Held { node, url } => Err(DeliveryError::Elsewhere { node, url }),
         }
     }
 
     /// The node that takes queued render `key`, once one has (within a
-    /// lease's time; else the caller is told to come back).
-    async fn taker_of(&self, key: &str) -> Result<Claim, DeliveryError> {
+    /// lease's time; else the caller is told to come back); `None` once
+    /// the render is in the cache (a short one may be over before it is
+    /// seen running).
+    async fn taker_of(&self, key: &str) -> Result<Option<Claim>, DeliveryError> {
         let lease = Duration::from_secs(self.config.cluster.lease_secs.max(1));
         let deadline = Instant::now() + lease;
         loop {
             if let Some(claim) = self.cluster.holder(RENDER_WORK, key).await? {
-                return Ok(claim);
+                return Ok(Some(claim));
+            }
+            if self.cached(key)?.is_some() {
+                return Ok(None);
             }
             if Instant::now() >= deadline {
                 return Err(DeliveryError::Busy {
@@ -850,8 +878,15 @@ impl Renders {
                     let mut lost = Vec::new();
                     for (key, live) in running {
                         match held_render(&key) {
-                            Some(h) if h.background => live.keep_in_background(),
-                            Some(_) => {}
+                            Some(h) => {
+                                if h.background {
+                                    live.keep_in_background();
+                                }
+                                // Every node answers its status.
+                                if let Err(e) = self.store.note_job_progress(&live.job()) {
+                                    tracing::debug!(key = %key, error = %e, "a render's progress was not recorded");
+                                }
+                            }
                             None => lost.push((key, live)),
                         }
                     }
