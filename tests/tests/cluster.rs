@@ -294,14 +294,7 @@ fn a_routing_key_keeps_a_job_on_its_nodes() {
 fn a_node_killed_mid_render_loses_its_job_to_another() {
     let mut cluster = Cluster::start(
         2,
-        &[
-            &[
-                ("CLIPSTREAM_RENDER_WORKERS", "1"),
-                ("RUST_LOG", "info,clipstream::http=warn"),
-            ],
-            FAST_LEASES,
-        ]
-        .concat(),
+        &[&[("CLIPSTREAM_RENDER_WORKERS", "1")], FAST_LEASES].concat(),
     );
     let api = cluster.node(1);
     let uid = api.create_project("takeover");
