@@ -731,6 +731,7 @@ impl Renders {
                     Some(slot) => {
                         let served = this.serve_run(&work).await;
                         drop(slot);
+                        this.cluster.work_queued().notify_one();
                         served
                     }
                     None => Err(RenderError::Internal("the render queue went away".into())),
@@ -1113,6 +1114,8 @@ impl Renders {
             map.remove(&key);
             lock(&self.claims).remove(&key)
         };
+        // A worker is free: queued work need not wait for the next look.
+        self.cluster.work_queued().notify_one();
         if let Some(epoch) = claim {
             self.let_go(&key, epoch).await;
         }
