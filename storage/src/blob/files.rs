@@ -7,13 +7,11 @@
 //! - `uploads/<id>/<n>`    chunk n of unfinished upload id
 //! - `tmp/`                bodies being written
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncWriteExt;
-
-use super::{BlobInfo, BlobSink, BlobStore, BlobWriter, ChunkReader, Space};
+use super::temp_file::TempFileSink;
+use super::{BlobInfo, BlobStore, BlobWriter, ChunkReader, Space};
 use crate::repo::BoxFuture;
 use crate::{ids, Error, Result};
 
@@ -118,8 +116,8 @@ impl FilesStore {
         Ok(out)
     }
 
-    fn take_file_sink(body: BlobWriter) -> Result<(Box<FileSink>, u64, String)> {
-        body.finish().take_sink::<FileSink>()
+    fn take_file_sink(body: BlobWriter) -> Result<(Box<TempFileSink>, u64, String)> {
+        body.finish().take_sink::<TempFileSink>()
     }
 }
 
@@ -128,10 +126,7 @@ impl BlobStore for FilesStore {
         Box::pin(async move {
             let tmp = self.root.join("tmp").join(ids::random_hex128());
             let file = tokio::fs::File::create(&tmp).await?;
-            let sink = FileSink {
-                file: Some(file),
-                tmp,
-            };
+            let sink = TempFileSink::new(file, tmp);
             let store = self.clone();
             let free = Box::new(move || store.free_bytes());
             Ok(BlobWriter::new(Box::new(sink), limit, self.min_free, free))
@@ -142,7 +137,7 @@ impl BlobStore for FilesStore {
         Box::pin(async move {
             let (sink, size, hash) = Self::take_file_sink(body)?;
             let id = ids::random_hex128();
-            sink.persist(&self.blob_path(&id)?).await?;
+            persist(sink, &self.blob_path(&id)?).await?;
             Ok(BlobInfo { id, size, hash })
         })
     }
@@ -186,7 +181,7 @@ impl BlobStore for FilesStore {
         Box::pin(async move {
             let (sink, _, _) = Self::take_file_sink(body)?;
             let dest = self.upload_dir(upload_id).join(chunk_id.to_string());
-            sink.persist(&dest).await
+            persist(sink, &dest).await
         })
     }
 
@@ -276,11 +271,8 @@ impl BlobStore for FilesStore {
             }
             let tmp = self.root.join("tmp").join(ids::random_hex128());
             tokio::fs::copy(path, &tmp).await?;
-            let sink = Box::new(FileSink {
-                file: Some(tokio::fs::File::open(&tmp).await?),
-                tmp,
-            });
-            sink.persist(&dest).await?;
+            let sink = Box::new(TempFileSink::new(tokio::fs::File::open(&tmp).await?, tmp));
+            persist(sink, &dest).await?;
             Ok(true)
         })
     }
@@ -300,58 +292,16 @@ impl BlobStore for FilesStore {
     }
 }
 
-/// A body being written to a file under `tmp/`. Dropped without being
-/// persisted, it deletes what was written.
-struct FileSink {
-    file: Option<tokio::fs::File>,
-    tmp: PathBuf,
-}
-
-impl BlobSink for FileSink {
-    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let file = self
-                .file
-                .as_mut()
-                .ok_or_else(|| Error::Corrupt("write after persist".into()))?;
-            file.write_all(data).await?;
-            Ok(())
-        })
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
-    }
-}
-
-impl FileSink {
-    /// Syncs the file, renames it to `dest` and syncs `dest`'s directory,
-    /// so that both the bytes and the name survive a crash.
-    async fn persist(mut self: Box<Self>, dest: &Path) -> Result<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| Error::Corrupt("persisted twice".into()))?;
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        let dir = dest
-            .parent()
-            .ok_or_else(|| Error::Corrupt("blob path has no parent".into()))?;
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::rename(&self.tmp, dest).await?;
-        // Renamed: nothing left for Drop to delete.
-        self.tmp = PathBuf::new();
-        sync_dir(dir).await
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
+/// Syncs a finished body, renames it to `dest` and syncs `dest`'s
+/// directory, so that both the bytes and the name survive a crash.
+async fn persist(sink: Box<TempFileSink>, dest: &Path) -> Result<()> {
+    let body = sink.close(true).await?;
+    let dir = dest
+        .parent()
+        .ok_or_else(|| Error::Corrupt("blob path has no parent".into()))?;
+    tokio::fs::create_dir_all(dir).await?;
+    body.persist(dest).await?;
+    sync_dir(dir).await
 }
 
 async fn sync_dir(dir: &Path) -> Result<()> {

@@ -13,6 +13,7 @@
 
 pub(crate) mod files;
 mod s3;
+mod temp_file;
 
 use std::any::Any;
 use std::collections::HashSet;

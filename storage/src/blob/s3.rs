@@ -20,7 +20,6 @@
 //! sweep at open, a render fetched by the synchronous render cache) can
 //! wait on a channel without `block_in_place`.
 
-use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,7 +33,8 @@ use object_store::{
 };
 use tokio::io::AsyncWriteExt;
 
-use super::{BlobInfo, BlobSink, BlobStore, BlobWriter, ChunkReader, Space};
+use super::temp_file::TempFileSink;
+use super::{BlobInfo, BlobStore, BlobWriter, ChunkReader, Space};
 use crate::repo::BoxFuture;
 use crate::{ids, Error, Result};
 
@@ -483,8 +483,8 @@ impl S3Store {
         }
     }
 
-    fn take_spool(body: BlobWriter) -> Result<(Box<SpoolSink>, u64, String)> {
-        body.finish().take_sink::<SpoolSink>()
+    fn take_spool(body: BlobWriter) -> Result<(Box<TempFileSink>, u64, String)> {
+        body.finish().take_sink::<TempFileSink>()
     }
 
     /// Every object under `dir` (`blobs/`, `uploads/`, `renders/`): its
@@ -570,10 +570,7 @@ impl BlobStore for S3Store {
         Box::pin(async move {
             let tmp = self.spool_path();
             let file = tokio::fs::File::create(&tmp).await?;
-            let sink = SpoolSink {
-                file: Some(file),
-                tmp,
-            };
+            let sink = TempFileSink::new(file, tmp);
             let store = self.clone();
             let free = Box::new(move || store.free_bytes());
             Ok(BlobWriter::new(
@@ -589,7 +586,7 @@ impl BlobStore for S3Store {
         Box::pin(async move {
             let (sink, size, hash) = Self::take_spool(body)?;
             let id = ids::random_hex128();
-            let spooled = sink.close().await?;
+            let spooled = sink.close(false).await?;
             let object = self.object(Space::Blobs, &id)?;
             self.run(Self::upload_file(
                 self.inner.bucket.clone(),
@@ -660,7 +657,7 @@ impl BlobStore for S3Store {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let (sink, _, _) = Self::take_spool(body)?;
-            let spooled = sink.close().await?;
+            let spooled = sink.close(false).await?;
             let object = self.object(Space::Chunks, &format!("{upload_id}/{chunk_id}"))?;
             self.run(Self::upload_file(
                 self.inner.bucket.clone(),
@@ -831,76 +828,6 @@ impl BlobStore for S3Store {
             })
             .await
         })
-    }
-}
-
-/// A body being written to a file under `cache/tmp/`. Dropped before it
-/// is persisted, it deletes what was written.
-struct SpoolSink {
-    file: Option<tokio::fs::File>,
-    tmp: PathBuf,
-}
-
-impl BlobSink for SpoolSink {
-    fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let file = self
-                .file
-                .as_mut()
-                .ok_or_else(|| Error::Corrupt("write after close".into()))?;
-            file.write_all(data).await?;
-            Ok(())
-        })
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
-    }
-}
-
-impl SpoolSink {
-    /// Ends writing: the complete file, still deleted on drop.
-    async fn close(mut self: Box<Self>) -> Result<Spooled> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| Error::Corrupt("closed twice".into()))?;
-        file.flush().await?;
-        drop(file);
-        Ok(Spooled(std::mem::take(&mut self.tmp)))
-    }
-}
-
-impl Drop for SpoolSink {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// A complete spooled body; deleted on drop unless persisted.
-struct Spooled(PathBuf);
-
-impl Spooled {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Renames the file to `dest` (the cache: no sync, a copy lost in a
-    /// crash is fetched again).
-    async fn persist(mut self, dest: &Path) -> Result<()> {
-        tokio::fs::rename(&self.0, dest).await?;
-        self.0 = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        if !self.0.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.0);
-        }
     }
 }
 
