@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde_json::Value;
 
 use crate::peers::free_port;
 use crate::peers::nginx::Nginx;
@@ -302,17 +301,5 @@ fn cli(node: &Node, args: &[&str]) -> Output {
 }
 
 fn create_key(node: &Node) -> Key {
-    let out = cli(node, &["keys", "create", "--json"]);
-    assert!(
-        out.status.success(),
-        "keys create on the cluster's repository: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
-    let field = |k: &str| v[k].as_str().expect(k).to_owned();
-    Key {
-        account: field("account"),
-        key: field("key"),
-        secret: field("secret"),
-    }
+    crate::created_key(&cli(node, &["keys", "create", "--json"]))
 }

@@ -68,7 +68,12 @@ pub fn create_key(data_dir: &Path, account: Option<&str>) -> Key {
     if let Some(account) = account {
         args.extend(["--account", account]);
     }
-    let out = run_cli(data_dir, &args);
+    created_key(&run_cli(data_dir, &args))
+}
+
+/// The key `clipstream keys create --json` printed (it must have
+/// succeeded).
+pub fn created_key(out: &std::process::Output) -> Key {
     assert!(
         out.status.success(),
         "keys create: {}",

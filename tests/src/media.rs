@@ -49,6 +49,21 @@ pub fn small_mp4() -> Vec<u8> {
     std::fs::read(&path).expect("the video made")
 }
 
+/// A red 160×90 PNG at `path`.
+pub fn red_png(path: &Path) {
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=160x90",
+            "-frames:v",
+            "1",
+        ],
+        path,
+    );
+}
+
 pub fn upload(api: &Api, uid: &str, name: &str, path: &Path) {
     let r = api.put(
         &format!("/v1/data/{uid}/{name}"),
@@ -75,17 +90,7 @@ pub fn fixture_with(settings: &[(&str, &str)]) -> Fixture {
     let uid = api.create_project("video");
     let dir = tempfile::tempdir().unwrap();
     let red = dir.path().join("red.png");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=160x90",
-            "-frames:v",
-            "1",
-        ],
-        &red,
-    );
+    red_png(&red);
     let tone = dir.path().join("tone.wav");
     ffmpeg(
         &[

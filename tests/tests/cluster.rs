@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use clipstream_tests::cluster::Cluster;
-use clipstream_tests::media::{ffmpeg, upload};
+use clipstream_tests::media::{red_png, upload};
 use clipstream_tests::peers::receiver::Receiver;
 use clipstream_tests::{json, Api};
 use reqwest::Method;
@@ -95,17 +95,7 @@ fn a_project_made_through_one_node_is_used_at_once_through_another() {
     let uid = cluster.node(0).create_project("shared");
     let dir = tempfile::tempdir().unwrap();
     let logo = dir.path().join("logo.png");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=160x90",
-            "-frames:v",
-            "1",
-        ],
-        &logo,
-    );
+    red_png(&logo);
     upload(&cluster.node(0), &uid, "logo.png", &logo);
     let mut with_logo = movie("Hello", 1.0);
     with_logo["timeline"]["tracks"]

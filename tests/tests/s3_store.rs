@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use clipstream_tests::media::{ffmpeg, ffprobe, upload};
+use clipstream_tests::media::{ffprobe, red_png, upload};
 use clipstream_tests::peers::postgres::Postgres;
 use clipstream_tests::peers::seaweedfs::{SeaweedFs, ACCESS_KEY, SECRET_KEY};
-use clipstream_tests::{binary, json, Api, Env, Key, Server};
+use clipstream_tests::{binary, created_key, json, Api, Env, Key, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -55,19 +55,7 @@ fn cli(data_dir: &Path, settings: &[(String, String)], args: &[&str]) -> std::pr
 }
 
 fn key_on(data_dir: &Path, settings: &[(String, String)]) -> Key {
-    let out = cli(data_dir, settings, &["keys", "create", "--json"]);
-    assert!(
-        out.status.success(),
-        "keys create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
-    let field = |k: &str| v[k].as_str().expect(k).to_owned();
-    Key {
-        account: field("account"),
-        key: field("key"),
-        secret: field("secret"),
-    }
+    created_key(&cli(data_dir, settings, &["keys", "create", "--json"]))
 }
 
 /// A red square over a title, 2 s, preview size: tiny to render.
@@ -87,17 +75,7 @@ fn movie() -> Value {
 fn project_with_token(api: &Api, scratch: &Path) -> (String, String) {
     let uid = api.create_project("shared");
     let red = scratch.join("red.png");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=160x90",
-            "-frames:v",
-            "1",
-        ],
-        &red,
-    );
+    red_png(&red);
     upload(api, &uid, "red.png", &red);
     assert_eq!(
         api.put(&format!("/v1/sdl/{uid}/m"), movie().to_string())
