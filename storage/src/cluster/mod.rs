@@ -143,7 +143,9 @@ pub trait Coordinator: Send + Sync {
     /// every node seen lately.
     fn routing_keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
 
-    /// Wakes whoever waits for queued work.
+    /// Wakes the node's one taker of queued work; a wake-up that comes
+    /// while it is busy is kept for its next wait (`notify_one`), so work
+    /// queued then is not left for its next periodic look.
     fn work_queued(&self) -> Arc<tokio::sync::Notify>;
 
     /// Tells the other nodes that project `uid`'s content changed.

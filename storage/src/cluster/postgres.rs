@@ -619,10 +619,10 @@ async fn listen_forever(
                     tracing::warn!(error = %e, "the cluster's channels could not be followed");
                 } else {
                     on_change(None);
-                    queued.notify_waiters();
+                    queued.notify_one();
                     while let Some((channel, payload)) = rx.recv().await {
                         if channel == WORK_CHANNEL {
-                            queued.notify_waiters();
+                            queued.notify_one();
                         } else {
                             on_change(Some(&payload));
                         }
