@@ -148,6 +148,12 @@ impl SeaweedFs {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// The `weed server` process: the benchmark reads its CPU time from
+    /// `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The S3 endpoint, as a task's `s3host`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
