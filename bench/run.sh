@@ -11,8 +11,9 @@
 # clang to build, the ffmpeg CLI for fixtures and the peer, wrk, nginx,
 # gnuplot, and PostgreSQL 15 for the cluster scenario, which installs
 # SeaweedFS with scripts/peers.sh or reuses $CLIPSTREAM_PEERS), builds the
-# release binaries, generates the fixtures, runs every scenario interleaved with its peer and writes bench/RESULTS.md,
-# bench/results.json and bench/render-cost.png.
+# release binaries, generates the fixtures, runs every scenario interleaved
+# with its peer and writes bench/RESULTS.md, bench/results.json and
+# bench/render-cost.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
