@@ -48,6 +48,12 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 pub const THROUGHPUT_TARGET: f64 = 1.8;
 pub const LATENCY_TARGET: f64 = 0.6;
 
+/// The nodes' binary: the release build, or `CLIPSTREAM_BENCH_BIN` (to
+/// try another branch's build without building it in release here).
+fn binary() -> String {
+    std::env::var("CLIPSTREAM_BENCH_BIN").unwrap_or_else(|_| BINARY.to_owned())
+}
+
 /// PostgreSQL and SeaweedFS, started once for the whole scenario.
 struct Peers {
     postgres: Postgres,
@@ -148,7 +154,7 @@ impl Site {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let out = Command::new(BINARY)
+        let out = Command::new(binary())
             .args(["keys", "create", "--json", "--data-dir"])
             .arg(dir.join("node0"))
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -224,7 +230,7 @@ impl Site {
         let url = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(data_dir.with_extension("log"))?;
         let mut child = Command::new("taskset")
-            .args(["-c", &i.to_string(), BINARY])
+            .args(["-c", &i.to_string(), &binary()])
             .args([
                 "serve",
                 "--listen",
@@ -556,7 +562,7 @@ impl Cluster {
         writeln!(md, "\n## {heading}\n")?;
         writeln!(
             md,
-            "Nodes of one cluster (issue 21): the release `clipstream serve`, records in one \
+            "Nodes of one cluster (issue 21): {which}, records in one \
              PostgreSQL 15 database, media in one SeaweedFS bucket, both started by the harness \
              on loopback (the tests' peers) and **not pinned**; each node pinned to a core of its \
              own (`taskset -c 0`, `taskset -c 1`) with `render.workers = 1` and \
@@ -566,6 +572,10 @@ impl Cluster {
              nodes: read the figures as one noisy run, not as a quiet machine's.** \
              {reps} repetition{s}; each repetition runs one node then two, or two then one, in \
              turn.\n",
+            which = std::env::var("CLIPSTREAM_BENCH_BIN")
+                .map_or("the release `clipstream serve`".to_owned(), |b| format!(
+                    "`{b} serve`"
+                )),
             reps = self.reps,
             s = if self.reps == 1 { "" } else { "s" },
         )?;
