@@ -829,9 +829,14 @@ pub fn splice(out: &Path, c: &Cluster, heading: &str) -> Result<()> {
     let mut rows = String::new();
     c.markdown(heading, &mut section, &mut rows)?;
     let date = crate::report::now_utc();
+    let version = crate::report::versions(&binary())
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     section.push_str(&format!(
-        "\n(This section: `clipstream-bench --cluster-only --reps {}`, {date}; the sections above \
-         are from the full run named in the header.)\n",
+        "\n(This section: `clipstream-bench --cluster-only --reps {}`, {date}, {version}; the \
+         sections above are from the full run named in the header.)\n",
         c.reps
     ));
     let start = format!("\n## {heading}\n");
@@ -873,7 +878,14 @@ pub fn splice(out: &Path, c: &Cluster, heading: &str) -> Result<()> {
     }
     md.push('\n');
     md.push_str(&section);
-    md.push_str(after);
+    // The hand-written analysis as it stands, as a full run writes it.
+    match std::fs::read_to_string(out.join("analysis.md")) {
+        Ok(analysis) => {
+            md.push('\n');
+            md.push_str(&analysis);
+        }
+        Err(_) => md.push_str(after),
+    }
     std::fs::write(&path, md)?;
     let json_path = out.join("results.json");
     let mut json: Value = std::fs::read_to_string(&json_path)
