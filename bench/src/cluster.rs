@@ -823,8 +823,10 @@ pub fn run(
 /// the rest of the report as its last full run wrote it; `results.json`
 /// gets its `cluster` entry likewise.
 pub fn splice(out: &Path, c: &Cluster, heading: &str) -> Result<()> {
+    std::fs::create_dir_all(out)?;
     let path = out.join("RESULTS.md");
-    let old = std::fs::read_to_string(&path)?;
+    // No report yet (a fresh --out): the section alone, with its targets.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
     let mut section = String::new();
     let mut rows = String::new();
     c.markdown(heading, &mut section, &mut rows)?;
