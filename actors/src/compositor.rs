@@ -604,6 +604,8 @@ struct SegmentWork {
     forced_key: Option<i64>,
     /// Segments rendered at once by workers; 1: by this thread, in order.
     workers: usize,
+    /// Other machines rendering runs too (besides the workers).
+    remote: Option<segments::Remote>,
 }
 
 impl SegmentWork {
@@ -650,7 +652,7 @@ impl SegmentWork {
                 .find(|&j| found[j].is_some())
                 .unwrap_or(list.len());
             // With workers, each opens its own.
-            let compositor = if segmenting.workers > 1 {
+            let compositor = if segmenting.workers > 1 || segmenting.remote.is_some() {
                 None
             } else if runs.len() < OPENED_RUNS {
                 Some(open_run(plan, sources, limits, &list[i..end])?)
@@ -675,6 +677,7 @@ impl SegmentWork {
             runs,
             forced_key,
             workers: segmenting.workers.max(1),
+            remote: segmenting.remote.clone().filter(|r| r.claimers > 0),
         })
     }
 
@@ -713,7 +716,7 @@ impl SegmentWork {
                 .publish
                 .progress((frame as f64 / fps / total).min(1.0))
         };
-        if self.workers > 1 && self.found.iter().any(Option::is_none) {
+        if (self.workers > 1 || self.remote.is_some()) && self.found.iter().any(Option::is_none) {
             return self.run_parallel(
                 plan,
                 sources,
@@ -1090,58 +1093,81 @@ impl SegmentWork {
         // Claims of about CLAIM_SECS, but small enough that every worker
         // has some of a short render.
         let per = self.list.first().map_or(1, |s| s.frames.max(1));
+        let remote = self.remote.clone();
+        let claimers = self.workers + remote.as_ref().map_or(0, |r| r.claimers);
         let most = ((CLAIM_SECS * fps / per as f64).round() as usize)
-            .clamp(1, pool.todo.len().div_ceil(self.workers).max(1));
+            .clamp(1, pool.todo.len().div_ceil(claimers).max(1));
         // Encoded segments held ahead of the one streamed, at most: a claim
         // per worker, and never more than MAX_AHEAD (a slow viewer then
         // holds the workers rather than memory).
-        let ahead = (self.workers * most).min(MAX_AHEAD.max(most));
+        let ahead = (claimers * most).min(MAX_AHEAD.max(most));
         let (list, keys, forced_key) = (&self.list.clone(), &self.keys.clone(), self.forced_key);
+        let stopped = || control.stop.load(Ordering::Acquire) || pool.quit.load(Ordering::Acquire);
+        // Renders a claimed run here, handing each segment to the pool as
+        // it is done; the render stops at the first segment it lacks.
+        let render_here = |run: &[usize]| {
+            let Some(&first) = run.first() else {
+                return;
+            };
+            let mut done = first;
+            let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                render_run(
+                    plan,
+                    sources,
+                    limits,
+                    &list[first..first + run.len()],
+                    &keys[first..first + run.len()],
+                    forced_key,
+                    &stopped,
+                    false,
+                    &mut |n, packets, by_worker| {
+                        done = first + n + 1;
+                        pool.put(first + n, Ok((packets, by_worker)));
+                    },
+                )
+            }))
+            .unwrap_or_else(|_| {
+                Err(RenderError::Internal(format!(
+                    "the worker of segment {done} panicked"
+                )))
+            });
+            if let Err(e) = rendered {
+                pool.put(done, Err(e));
+            }
+        };
         std::thread::scope(|scope| -> Result<(), RenderError> {
             let pool = &*pool;
             let _end = EndPool(pool);
+            let (render_here, stopped) = (&render_here, &stopped);
             for n in 0..self.workers.min(pool.todo.len()) {
                 std::thread::Builder::new()
                     .name(format!("clipstream-segment-{n}"))
                     .spawn_scoped(scope, move || {
-                        let stopped = || {
-                            control.stop.load(Ordering::Acquire)
-                                || pool.quit.load(Ordering::Acquire)
-                        };
                         while let Some(run) = pool.claim(most, ahead, control.stop) {
-                            let Some(&first) = run.first() else {
-                                continue;
-                            };
-                            let mut done = first;
-                            let rendered =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    render_run(
-                                        plan,
-                                        sources,
-                                        limits,
-                                        &list[first..first + run.len()],
-                                        &keys[first..first + run.len()],
-                                        forced_key,
-                                        &stopped,
-                                        &mut |n, packets, by_worker| {
-                                            done = first + n + 1;
-                                            pool.put(first + n, Ok((packets, by_worker)));
-                                        },
-                                    )
-                                }))
-                                .unwrap_or_else(|_| {
-                                    Err(RenderError::Internal(format!(
-                                        "the worker of segment {done} panicked"
-                                    )))
-                                });
-                            if let Err(e) = rendered {
-                                // The render stops at the first segment
-                                // it lacks.
-                                pool.put(done, Err(e));
-                            }
+                            render_here(&run);
                         }
                     })
                     .map_err(|e| RenderError::Internal(format!("no segment worker: {e}")))?;
+            }
+            // Remote claimers claim runs as the workers do, but ask another
+            // machine to render each; a run no machine delivers is
+            // rendered here after all, so a machine's failure costs time,
+            // never the render.
+            if let Some(remote) = remote.as_ref() {
+                let room = pool.todo.len().saturating_sub(self.workers);
+                for n in 0..remote.claimers.min(room) {
+                    let runs = remote.runs.as_ref();
+                    std::thread::Builder::new()
+                        .name(format!("clipstream-remote-{n}"))
+                        .spawn_scoped(scope, move || {
+                            while let Some(run) = pool.claim(most, ahead, control.stop) {
+                                if !render_remotely(runs, pool, list, keys, &run, fps, stopped) {
+                                    render_here(&run);
+                                }
+                            }
+                        })
+                        .map_err(|e| RenderError::Internal(format!("no remote claimer: {e}")))?;
+                }
             }
             for (i, &segment) in list.iter().enumerate() {
                 // The lead, unless an HLS seek rendered it meanwhile (then
@@ -1193,10 +1219,104 @@ impl SegmentWork {
     }
 }
 
+/// How often a run asked of another machine is looked at.
+const REMOTE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A run no machine has taken within this is rendered here: the others
+/// are busy (or there are none).
+const REMOTE_UNTAKEN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A run asked of another machine is waited for this many times its
+/// length in video seconds, and at least [`REMOTE_LEAST_SECS`]: far
+/// longer than a machine that works takes, so only one that is stuck (its
+/// lease renewed, its render not moving) costs the wait.
+const REMOTE_PATIENCE: f64 = 10.0;
+const REMOTE_LEAST_SECS: f64 = 30.0;
+
+/// Has another machine render segments `run` and hands them to the pool
+/// as rendered here; `false` when none delivered them (the render was
+/// stopped, nobody took the run in time, its machine failed or died, or
+/// a segment cannot be shared: its key is unknown), and the caller renders
+/// them here.
+fn render_remotely(
+    remote: &dyn segments::RemoteRuns,
+    pool: &Pool,
+    list: &[Segment],
+    keys: &[Option<segments::Key>],
+    run: &[usize],
+    fps: f64,
+    stopped: &dyn Fn() -> bool,
+) -> bool {
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return false;
+    };
+    let Some(wanted) = keys
+        .get(first..=last)
+        .and_then(|k| k.iter().copied().collect::<Option<Vec<segments::Key>>>())
+    else {
+        return false;
+    };
+    if stopped() {
+        return false;
+    }
+    let Some(mut asked) = remote.ask(first, run.len()) else {
+        return false;
+    };
+    let frames: i64 = list[first..=last].iter().map(|s| s.frames).sum();
+    let limit = std::time::Duration::from_secs_f64(
+        (frames as f64 / fps.max(1.0) * REMOTE_PATIENCE).max(REMOTE_LEAST_SECS),
+    );
+    let asked_at = std::time::Instant::now();
+    let mut taken = false;
+    let delivered = loop {
+        if stopped() {
+            break None;
+        }
+        // The state before the segments: a run that ended before this
+        // look stored its segments before it ended, so they are seen
+        // below.
+        let state = asked.state();
+        if let Some(packets) = stored_run(&wanted) {
+            break Some(packets);
+        }
+        match state {
+            segments::RunState::Gone => break None,
+            segments::RunState::Taken => taken = true,
+            segments::RunState::Queued if !taken && asked_at.elapsed() >= REMOTE_UNTAKEN => {
+                break None
+            }
+            segments::RunState::Queued => {}
+        }
+        if asked_at.elapsed() >= limit {
+            break None;
+        }
+        std::thread::sleep(REMOTE_POLL);
+    };
+    asked.end(delivered.is_some());
+    let Some(packets) = delivered else {
+        return false;
+    };
+    for (n, packets) in packets.into_iter().enumerate() {
+        pool.put(first + n, Ok((packets, true)));
+    }
+    true
+}
+
+/// Every segment of `keys` from the segment cache (over the store the
+/// machines share), once the last is there: a run's segments are kept in
+/// order.
+fn stored_run(keys: &[segments::Key]) -> Option<Vec<segments::Packets>> {
+    let cache = segments::shared();
+    cache.get(keys.last()?)?;
+    keys.iter().map(|k| cache.get(k)).collect()
+}
+
 /// Composes the consecutive segments of `run` with one compositor and
 /// encodes each with a fresh encoder (as [`render_one`]), handing each to
 /// `done` with its index in `run` (and whether it was rendered: one
-/// rendered meanwhile, out of order, is taken from the cache).
+/// rendered meanwhile, out of order, is taken from the cache). `durable`:
+/// each is in the store before it is handed on, whatever its size
+/// (another machine waits for it); an error if the store does not keep it.
 #[allow(clippy::too_many_arguments)]
 fn render_run(
     plan: &Plan,
@@ -1206,12 +1326,27 @@ fn render_run(
     keys: &[Option<segments::Key>],
     forced_key: Option<i64>,
     stopped: &dyn Fn() -> bool,
+    durable: bool,
     done: &mut dyn FnMut(usize, segments::Packets, bool),
 ) -> Result<(), RenderError> {
+    let not_kept = |segment: &Segment| {
+        RenderError::Internal(format!(
+            "segment {} could not be kept in the segment store",
+            segment.index
+        ))
+    };
     let mut compositor: Option<Compositor> = None;
     for (n, &segment) in run.iter().enumerate() {
         let key = keys.get(n).copied().flatten();
         if let Some(cached) = key.and_then(|k| segments::shared().get(&k)) {
+            // Found in memory, it may not be in the store (too large for
+            // it, or its write still under way).
+            if durable {
+                let kept = key.is_some_and(|k| segments::shared().keep(k, cached.to_vec()));
+                if !kept {
+                    return Err(not_kept(&segment));
+                }
+            }
             // The pictures after it are composed from a seek past it.
             compositor = None;
             done(n, cached, false);
@@ -1222,12 +1357,83 @@ fn render_run(
             None => compositor.insert(open_run(plan, sources, limits, &run[n..])?),
         };
         let packets = encode_segment(compositor, plan, segment, forced_key, stopped)?;
-        if let Some(k) = key {
-            segments::shared().put(k, packets.clone());
+        match key {
+            Some(k) if durable && segments::shared().keep(k, packets.clone()) => {}
+            Some(k) if !durable => segments::shared().put(k, packets.clone()),
+            None if !durable => {}
+            _ => return Err(not_kept(&segment)),
         }
         done(n, Arc::new(packets), true);
     }
     Ok(())
+}
+
+/// Renders segments `first..first + count` of an MP4 plan for another
+/// machine's render of it (see [`segments::RemoteRuns`]): composed and
+/// encoded exactly as that render's own workers would (the same cut, the
+/// same forced keyframe, the same encoder settings: the same bytes), each
+/// kept in the segment store before this returns. Returns how many were
+/// rendered (the others were in the cache already).
+pub fn render_segments(
+    plan: &Plan,
+    sources: &Sources,
+    limits: SourceLimits,
+    fragments: output::Fragments,
+    segmenting: &Segmenting,
+    first: usize,
+    count: usize,
+) -> Result<usize, RenderError> {
+    let per = segments::frames_per_segment(plan, segmenting.secs);
+    let list = segments::split(plan, per);
+    let run = first
+        .checked_add(count)
+        .filter(|end| count > 0 && *end <= list.len())
+        .map(|end| &list[first..end])
+        .ok_or_else(|| {
+            RenderError::Internal(format!(
+                "the render has no segments {first}..{}",
+                first.saturating_add(count)
+            ))
+        })?;
+    // As the render's own (see the supervisor): a short first fragment
+    // longer than a segment is not cut.
+    let forced_key = fragments
+        .forced_key(plan.rate.as_f64())
+        .filter(|k| *k < per);
+    let mut digests = segments::Digests::default();
+    let keys: Vec<Option<segments::Key>> = run
+        .iter()
+        .map(|s| {
+            segments::key(
+                plan,
+                sources,
+                &mut digests,
+                *s,
+                forced_key,
+                &segmenting.scope,
+            )
+        })
+        .collect();
+    let fps = plan.rate.as_f64();
+    let mut rendered = 0;
+    render_run(
+        plan,
+        sources,
+        limits,
+        run,
+        &keys,
+        forced_key,
+        &|| false,
+        true,
+        &mut |n, _, by_worker| {
+            if by_worker {
+                rendered += 1;
+                let secs = run.get(n).map_or(0.0, |s| s.frames as f64 / fps);
+                segments::shared().count(false, secs);
+            }
+        },
+    )?;
+    Ok(rendered)
 }
 
 /// Composes and encodes one segment on its own, as the render's encoder

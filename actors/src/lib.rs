@@ -35,7 +35,7 @@ mod supervisor;
 
 pub mod engine;
 
-pub use compositor::segment_alone;
+pub use compositor::{render_segments, segment_alone};
 pub use fetcher::sources_of;
 pub use render::{FetchError, Job, Publish, RenderError, Resolve, Resolved, Retry, State};
 pub use supervisor::{start, Render};

@@ -37,6 +37,15 @@ pub trait SegmentStore: Send + Sync {
     /// Keeps `body` (a segment's stored form) under `key`, within the
     /// store's own bound; failures are the store's to log.
     fn put(&self, key: &Key, body: Vec<u8>);
+
+    /// Keeps `body` under `key` before returning, whatever its size
+    /// (another machine waits for it); `true` once it is kept. A store
+    /// with no such guarantee writes as [`SegmentStore::put`] and says
+    /// `false`.
+    fn keep(&self, key: &Key, body: Vec<u8>) -> bool {
+        self.put(key, body);
+        false
+    }
 }
 
 /// `packets` in the stored form.

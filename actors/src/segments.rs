@@ -46,6 +46,68 @@ pub struct Segmenting {
     /// when not given); 1 renders them one after another. The bytes are
     /// the same either way.
     pub workers: usize,
+    /// Other machines that may render runs of this render's segments
+    /// (`parallel` over a cluster); `None` renders everything here.
+    pub remote: Option<Remote>,
+}
+
+/// Runs of a render's segments rendered by other machines: a server in a
+/// cluster asks another node, which renders them with the same settings
+/// (so the same bytes) and keeps them in the segment store every node
+/// shares, where this render then finds them. This crate knows nothing of
+/// clusters: the server implements [`RemoteRuns`] for each render.
+#[derive(Clone)]
+pub struct Remote {
+    pub runs: Arc<dyn RemoteRuns>,
+    /// Runs asked of other machines at once, at most.
+    pub claimers: usize,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("claimers", &self.claimers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Remote {
+    fn eq(&self, other: &Remote) -> bool {
+        Arc::ptr_eq(&self.runs, &other.runs) && self.claimers == other.claimers
+    }
+}
+
+/// Asks other machines for runs of one render's segments. Called from a
+/// render's threads (not async code): the calls may block briefly.
+pub trait RemoteRuns: Send + Sync {
+    /// Asks another machine to render segments `first..first + count` of
+    /// this render and keep them in the shared segment store; `None` when
+    /// the request could not be made (the caller renders them itself).
+    fn ask(&self, first: usize, count: usize) -> Option<Box<dyn AskedRun>>;
+}
+
+/// A run asked of another machine.
+pub trait AskedRun: Send {
+    /// Where the request stands now.
+    fn state(&mut self) -> RunState;
+
+    /// The caller is done with the request: its segments came
+    /// (`delivered`), or it renders them itself, and the request is
+    /// withdrawn if no machine has taken it. Called once; a request
+    /// dropped without it is withdrawn too.
+    fn end(&mut self, delivered: bool);
+}
+
+/// What became of a run asked of another machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Waiting for a machine to take it.
+    Queued,
+    /// A live machine renders it.
+    Taken,
+    /// No machine holds it any more: it finished (its segments are in the
+    /// store, unless it failed) or its machine died.
+    Gone,
 }
 
 /// One segment of a render: output frames `first..first + frames`.
@@ -286,6 +348,18 @@ impl SegmentCache {
             store.put(&key, segment_store::encode(&packets));
         }
         self.remember(key, Arc::new(packets));
+    }
+
+    /// Keeps `packets` under `key` durably before returning, beyond the
+    /// store's usual bound on a segment's size: another machine waits for
+    /// it (a run it asked this one to render). `false` when the store did
+    /// not keep it (or there is no store).
+    pub fn keep(&self, key: Key, packets: Vec<Encoded>) -> bool {
+        let kept = self
+            .store()
+            .is_some_and(|store| store.keep(&key, segment_store::encode(&packets)));
+        self.remember(key, Arc::new(packets));
+        kept
     }
 
     /// Keeps `packets` in memory, dropping the least recently used to

@@ -231,6 +231,7 @@ pub(super) fn job_for(
             secs: 2.0,
             scope: format!("test {}", SCOPES.fetch_add(1, Ordering::Relaxed)),
             workers: 1,
+            remote: None,
         }),
     }
 }
@@ -515,4 +516,133 @@ async fn a_panic_fails_only_its_render() {
     );
     settled_once(faulty, broken).await;
     settled_once(beside, healthy).await;
+}
+
+/// Keeps every byte a render publishes, as the finished file holds them.
+#[derive(Default)]
+struct Collector {
+    bytes: Mutex<Vec<u8>>,
+    inner: Recorder,
+}
+
+impl Publish for Collector {
+    fn state(&self, _: State) {}
+    fn progress(&self, _: f64) {}
+    fn init(&self, bytes: Bytes) {
+        self.bytes.lock().unwrap().extend_from_slice(&bytes);
+    }
+    fn fragment(&self, bytes: Bytes, _: f64) {
+        self.bytes.lock().unwrap().extend_from_slice(&bytes);
+    }
+    fn patch(&self, offset: u64, bytes: Bytes) {
+        let mut all = self.bytes.lock().unwrap();
+        let at = offset as usize;
+        all[at..at + bytes.len()].copy_from_slice(&bytes);
+    }
+    fn finish(&self) {
+        self.inner.finish();
+    }
+    fn fail(&self, error: RenderError) {
+        self.inner.fail(error);
+    }
+}
+
+/// Other machines that never render a run: none takes it (`refuse`:
+/// none can even be asked). Counts the runs asked and how they ended.
+#[derive(Default)]
+struct Unhelpful {
+    refuse: bool,
+    asked: AtomicUsize,
+    delivered: Arc<AtomicUsize>,
+    given_up: Arc<AtomicUsize>,
+}
+
+struct NeverTaken {
+    delivered: Arc<AtomicUsize>,
+    given_up: Arc<AtomicUsize>,
+}
+
+impl crate::segments::RemoteRuns for Unhelpful {
+    fn ask(&self, _: usize, _: usize) -> Option<Box<dyn crate::segments::AskedRun>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        (!self.refuse).then(|| {
+            Box::new(NeverTaken {
+                delivered: self.delivered.clone(),
+                given_up: self.given_up.clone(),
+            }) as Box<dyn crate::segments::AskedRun>
+        })
+    }
+}
+
+impl crate::segments::AskedRun for NeverTaken {
+    fn state(&mut self) -> crate::segments::RunState {
+        crate::segments::RunState::Queued
+    }
+    fn end(&mut self, delivered: bool) {
+        let count = if delivered {
+            &self.delivered
+        } else {
+            &self.given_up
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The bytes of `edit` rendered with one worker and `remote`.
+async fn rendered_with(
+    edit: &serde_json::Value,
+    remote: Option<Arc<Unhelpful>>,
+) -> Result<Vec<u8>, RenderError> {
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = Arc::new(Scripted::new(picture(dir.path())));
+    let collector = Arc::new(Collector::default());
+    let mut job = job_for(edit, resolver, collector.clone());
+    if let Some(segmenting) = job.segments.as_mut() {
+        segmenting.remote = remote.map(|runs| crate::segments::Remote { runs, claimers: 2 });
+    }
+    let render = start(job).await;
+    let outcome = collector.inner.outcome().await;
+    drop(render);
+    outcome.map(|()| collector.bytes.lock().unwrap().clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_no_other_machine_delivers_are_rendered_here_with_the_same_bytes() {
+    let edit = json!({
+        "timeline": { "background": "#203040", "tracks": [
+            { "clips": [ { "asset": { "type": "title", "text": "Nobody helps" },
+                           "start": 0, "length": 9 } ] } ] },
+        "output": { "format": "mp4", "resolution": "preview" }
+    });
+    let alone = rendered_with(&edit, None).await.expect("rendered alone");
+    for refuse in [false, true] {
+        let remote = Arc::new(Unhelpful {
+            refuse,
+            ..Unhelpful::default()
+        });
+        let started = Instant::now();
+        let bytes = rendered_with(&edit, Some(remote.clone()))
+            .await
+            .expect("rendered with unhelpful machines");
+        assert!(bytes == alone, "the same bytes (refuse: {refuse})");
+        let asked = remote.asked.load(Ordering::SeqCst);
+        assert!(asked >= 1, "runs were asked of the others");
+        let (delivered, given_up) = (
+            remote.delivered.load(Ordering::SeqCst),
+            remote.given_up.load(Ordering::SeqCst),
+        );
+        if refuse {
+            assert_eq!((delivered, given_up), (0, 0), "nothing was asked");
+        } else {
+            assert_eq!(
+                (delivered, given_up),
+                (0, asked),
+                "every run asked was given up"
+            );
+            assert!(
+                started.elapsed() >= Duration::from_secs(2),
+                "a run nobody took was waited for a while first"
+            );
+        }
+    }
 }

@@ -32,35 +32,46 @@ const TAKE_OVER_EVERY: Duration = Duration::from_secs(3);
 /// Jobs of a node taken over at once, at most (the rest next time).
 const TAKE_OVER_AT_ONCE: usize = 16;
 
-/// Claims job `(kind, key)` for this node: `false` when another live node
-/// runs it (or the cluster cannot say: then it runs when its holder's
-/// lease runs out, or at the next start).
-pub async fn hold(store: &Store, kind: &str, key: &str) -> bool {
+/// Attempts at claiming a job while the database does not answer are
+/// spaced out up to this.
+const HOLD_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Claims job `(kind, key)` for this node: the claim's epoch, for
+/// [`release`], or `None` when another live node runs it. A node alone
+/// holds everything at once (epoch 0). While the database does not
+/// answer, the job waits and asks again (it must not run unclaimed, and
+/// without a claim no other node could take it over).
+pub async fn hold(store: &Store, kind: &str, key: &str) -> Option<i64> {
     let cluster = store.cluster();
     if !cluster.shared() {
-        return true;
+        return Some(0);
     }
-    match cluster.claim(kind, key, &[], true).await {
-        Ok(Claim::Mine) => true,
-        Ok(Claim::Held { node, .. }) => {
-            tracing::debug!(%kind, %key, %node, "another node runs this job");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(%kind, %key, error = %e, "a job could not be claimed; it waits");
-            false
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match cluster.claim(kind, key, &[], true).await {
+            Ok(Claim::Mine { epoch, .. }) => return Some(epoch),
+            Ok(Claim::Held { node, .. }) => {
+                tracing::debug!(%kind, %key, %node, "another node runs this job");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%kind, %key, error = %e, "a job could not be claimed; asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(HOLD_RETRY_MAX);
+            }
         }
     }
 }
 
-/// Job `(kind, key)` is over on this node (done, failed or handed back).
-pub async fn release(store: &Store, kind: &str, key: &str) {
+/// Job `(kind, key)` is over on this node (done, failed or handed back):
+/// claim `epoch` ends.
+pub async fn release(store: &Store, kind: &str, key: &str, epoch: i64) {
     let cluster = store.cluster();
     if !cluster.shared() {
         return;
     }
-    if let Err(e) = cluster.finish(kind, key).await {
-        tracing::warn!(%kind, %key, error = %e, "a job's hold could not be given up; it runs out");
+    if let Err(e) = cluster.finish(kind, key, epoch).await {
+        tracing::warn!(%kind, %key, error = %e, "a job's claim could not be given up; it runs out");
     }
 }
 
@@ -83,7 +94,9 @@ pub async fn held_elsewhere(store: &Store, kind: &str, key: &str) -> bool {
 pub type Restart = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Takes over, every few seconds, the jobs whose node died: each is
-/// started here by the `restart` of its kind (which holds it again).
+/// started here by the `restart` of its kind, which claims it anew (a
+/// later epoch) if there is anything left to do; the take's own claim
+/// then ends, so a job with nothing left is not held for ever.
 pub async fn take_over(store: Store, restarts: Vec<(&'static str, Restart)>) {
     let kinds: Vec<&str> = restarts.iter().map(|(k, _)| *k).collect();
     loop {
@@ -98,8 +111,9 @@ pub async fn take_over(store: Store, restarts: Vec<(&'static str, Restart)>) {
         for work in taken {
             tracing::info!(kind = %work.kind, key = %work.key, "taking over a job of a node that stopped");
             if let Some((_, restart)) = restarts.iter().find(|(k, _)| *k == work.kind) {
-                restart(work.key);
+                restart(work.key.clone());
             }
+            release(&store, &work.kind, &work.key, work.epoch).await;
         }
     }
 }

@@ -484,6 +484,7 @@ impl Config {
                 n => n as usize,
             }
             .clamp(1, most.max(1)),
+            remote: None,
         })
     }
 

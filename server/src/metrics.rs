@@ -39,6 +39,13 @@ pub struct Metrics {
     /// alone, or joined (the same segment was being rendered for another
     /// player).
     pub hls_seeks: Family<Labels, Counter>,
+    /// Runs of segments of `parallel` renders over a cluster, by side:
+    /// `remote` (another node rendered a run of this node's render),
+    /// `fallback` (asked of the cluster, not delivered: nobody took it in
+    /// time, or its node failed, so it was rendered here; or the render
+    /// ended meanwhile), `taken` (this node took a run
+    /// of another node's render to render it), `served` (and rendered it).
+    pub segment_runs: Family<Labels, Counter>,
     /// Mirrors of the encoded-sound cache's own counts, at each scrape.
     sound_hits: Counter,
     sound_misses: Counter,
@@ -70,6 +77,7 @@ impl Metrics {
             upload_attempts: Family::default(),
             callbacks: Family::default(),
             hls_seeks: Family::default(),
+            segment_runs: Family::default(),
             sound_hits: Counter::default(),
             sound_misses: Counter::default(),
             sound_sync: std::sync::Mutex::new(()),
@@ -102,6 +110,11 @@ impl Metrics {
             "hls_seeks",
             "HLS segments asked for ahead of their render, by outcome (rendered alone, joined one being rendered)",
             m.hls_seeks.clone(),
+        );
+        registry.register(
+            "segment_runs",
+            "Runs of segments of parallel renders over the cluster, by side (remote: rendered by another node for this one; fallback: asked, not delivered, so rendered here unless the render ended; taken: taken to render for another node; served: rendered here for another node)",
+            m.segment_runs.clone(),
         );
         registry.register(
             "renders_started",

@@ -107,4 +107,28 @@ impl SegmentStore for StoredSegments {
             drop(room);
         });
     }
+
+    fn keep(&self, key: &Key, body: Vec<u8>) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        // The bound on one segment (a sixteenth of the cache, see
+        // `put_segment`) is lifted: another node waits for this one. The
+        // cache then evicts down to the larger bound, and down to its own
+        // at the next write.
+        let size = body.len() as u64;
+        let capacity = self.capacity.max(size.saturating_mul(16));
+        let (store, key) = (self.store.clone(), hex(key));
+        match self.wait(async move { store.put_segment(&key, &body, capacity).await }) {
+            Some(Ok(true)) => {
+                STORED.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Some(Ok(false)) | None => false,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "a segment could not be kept for another node");
+                false
+            }
+        }
+    }
 }

@@ -219,6 +219,12 @@ impl Store {
         Ok(Some((entry, path)))
     }
 
+    /// The record of cached render `key`, without looking for its file
+    /// (which, on a shared blob store, may be in the bucket only).
+    pub fn cached_render_record(&self, key: &str) -> Result<Option<CachedRender>> {
+        self.record::<CachedRender>(Collection::RenderCache, key)
+    }
+
     /// Brings cached render `key` to this node's `renders/` from a shared
     /// blob store when it is recorded but not here; `true` if its file is
     /// here now. The async twin of what [`Store::open_cached_render`] and

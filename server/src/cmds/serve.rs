@@ -276,18 +276,26 @@ fn join_cluster(
     let Some(pg) = pg else {
         return Ok(store.with_coordinator(Arc::new(Local::new(cluster.routing_keys.clone()))));
     };
+    if cluster.heartbeat_secs >= cluster.lease_secs {
+        return Err(clipstream_storage::Error::Config(format!(
+            "cluster.heartbeat_secs ({}) must be shorter than cluster.lease_secs ({}): \
+             every claim would lapse between two heartbeats",
+            cluster.heartbeat_secs, cluster.lease_secs
+        )));
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
     let node_id = if cluster.node_id.is_empty() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "node".to_owned());
         format!("{host}-{}", addr.port())
     } else {
         cluster.node_id.clone()
     };
-    let url = if cluster.advertise_url.is_empty() {
-        format!("http://{addr}")
-    } else {
-        cluster.advertise_url.clone()
+    let url = match (cluster.advertise_url.is_empty(), addr.ip().is_unspecified()) {
+        (false, _) => cluster.advertise_url.clone(),
+        // Listening on every interface: the others reach it by its name.
+        (true, true) => format!("http://{host}:{}", addr.port()),
+        (true, false) => format!("http://{addr}"),
     };
     let settings = NodeSettings {
         node_id,

@@ -10,6 +10,7 @@ pub mod live;
 pub mod proxy;
 pub mod queue;
 pub mod registry;
+pub mod remote_runs;
 mod resolver;
 
 pub use error::{render_failure, render_failure_code, DeliveryError};

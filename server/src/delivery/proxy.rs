@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 
 /// The header of a request one node forwards to another.
 pub const HOP: &str = "clipstream-hop";
@@ -22,6 +22,11 @@ pub const HOP: &str = "clipstream-hop";
 /// How long reaching the owner may take: it is on the cluster's network,
 /// so a slow connect means it is gone (its lease then runs out).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the owner may send nothing before the viewer's connection is
+/// cut: a render sends a fragment every second or two, so a minute of
+/// silence is an owner that hangs.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The request headers that decide what the owner answers.
 const FORWARDED: &[&str] = &[
@@ -86,6 +91,12 @@ impl Forwarder {
         req: &HttpRequest,
         base: &str,
     ) -> Result<HttpResponse, Unreachable> {
+        if base.is_empty() {
+            return Err(Unreachable {
+                url: base.to_owned(),
+                reason: "the owner has no address on record".to_owned(),
+            });
+        }
         let target = format!(
             "{}{}",
             base.trim_end_matches('/'),
@@ -118,21 +129,49 @@ impl Forwarder {
                 }
             }
         }
-        let length = answer.content_length();
-        let body = answer.bytes_stream().map_err(|e| {
-            // Cuts the viewer's connection: a partial body must not pass
-            // for a whole one.
-            std::io::Error::other(format!("the owner's answer broke off: {e}"))
-        });
+        // The owner's Content-Length (`content_length()` is the size of
+        // the body read here, 0 for HEAD).
+        let length: Option<u64> = answer
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if req.method() == actix_web::http::Method::HEAD {
+            let empty = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+            return Ok(match length {
+                Some(len) => response.no_chunking(len).streaming(empty),
+                None => response.finish(),
+            });
+        }
+        let body = idle_bounded(answer.bytes_stream());
         Ok(match length {
-            Some(len) if req.method() != actix_web::http::Method::HEAD => {
-                response.no_chunking(len).streaming(body)
-            }
-            Some(len) => {
-                response.insert_header(("content-length", len));
-                response.finish()
-            }
+            Some(len) => response.no_chunking(len).streaming(body),
             None => response.streaming(body),
         })
     }
+}
+
+/// The owner's body, cut (with an error, so the viewer's connection is
+/// cut too) when it breaks off or sends nothing for [`IDLE_TIMEOUT`]: a
+/// partial body must not pass for a whole one.
+fn idle_bounded(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin + 'static,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(Some(body), |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((
+                Err(std::io::Error::other(format!(
+                    "the owner's answer broke off: {e}"
+                ))),
+                None,
+            )),
+            Err(_) => Some((
+                Err(std::io::Error::other("the owner sent nothing for a minute")),
+                None,
+            )),
+        }
+    })
 }

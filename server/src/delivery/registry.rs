@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clipstream_actors::engine::plan::Deliverable;
+use clipstream_actors::segments::Remote;
 use clipstream_actors::{Publish, RenderError, Resolve, State};
-use clipstream_storage::cluster::{Claim, Coordinator, NewWork, Work};
+use clipstream_storage::cluster::{Claim, Coordinator, Held, NewWork, Work};
 use clipstream_storage::{
     Error as StoreError, Generation, Job, JobError, JobState, OpenRender, RenderRequest, Store,
 };
@@ -21,6 +22,7 @@ use super::content_key::{self, output_name, parse_output, OutputKey, Prepared};
 use super::fetch::UrlFetcher;
 use super::live::{LiveRender, Viewer};
 use super::queue::{Queue, Ticket};
+use super::remote_runs::{ClusterRuns, RunOf, RunPayload, MOST_CLAIMERS, SEGMENT_RUN_WORK};
 use super::resolver::ProjectSources;
 use super::DeliveryError;
 use crate::config::Config;
@@ -69,6 +71,10 @@ pub struct Renders {
     urls: Arc<UrlFetcher>,
     config: Arc<Config>,
     live: Mutex<HashMap<String, Arc<LiveRender>>>,
+    /// The newest claim this node made in the cluster on each render in
+    /// `live` (locked after `live`, changed with it): its end finishes
+    /// that claim, so an older claim's end never drops a newer one.
+    claims: Mutex<HashMap<String, i64>>,
     memo: Mutex<HashMap<String, Vec<Memo>>>,
     queue: Arc<Queue>,
     /// The nodes sharing the repository: one render per output in the
@@ -185,6 +191,7 @@ impl Renders {
             store,
             config,
             live: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
             idle,
             cache_control,
@@ -198,6 +205,17 @@ impl Renders {
     /// of the cluster (this node's alone when it has none).
     pub async fn routing_keys(&self) -> Result<Vec<String>, DeliveryError> {
         Ok(self.cluster.routing_keys().await?)
+    }
+
+    /// Render `key` as cached: in a cluster its record says so (its file
+    /// may be in the bucket only, fetched when someone reads it); alone,
+    /// its file must be here too.
+    fn cached(&self, key: &str) -> Result<Option<clipstream_storage::CachedRender>, StoreError> {
+        if self.cluster.shared() {
+            self.store.cached_render_record(key)
+        } else {
+            Ok(self.store.cached_render(key)?.map(|(entry, _)| entry))
+        }
     }
 
     /// How long a node of the cluster holds work without renewing it.
@@ -292,6 +310,11 @@ impl Renders {
         what: Deliverable,
     ) -> Result<(Arc<OutputKey>, Lookup), DeliveryError> {
         let (output, prepared) = self.resolve(token, what)?;
+        if self.cluster.shared() {
+            // Rendered by another node: its file comes from the bucket
+            // without holding up this thread.
+            self.store.fetch_cached_render(&output.key).await?;
+        }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             self.metrics.cache_hits.inc();
             return Ok((output, Lookup::Cached(open)));
@@ -304,19 +327,28 @@ impl Renders {
             Some(p) => p,
             None => self.prepare(token, what)?,
         };
-        if self.cluster.shared() {
-            self.claim_for_viewer(token, what, &output).await?;
-        }
-        let live = self.start(token, what, prepared, Reason::Viewer).await;
-        if live.is_err() && self.cluster.shared() {
-            self.let_go(&output.key).await;
+        // A node alone renders it itself; in a cluster, the node that
+        // claims it (a job someone queued stays a job: it runs to its end
+        // whether this viewer stays or not).
+        let (claim, reason) = if self.cluster.shared() {
+            match self.claim_for_viewer(token, what, &output).await? {
+                (epoch, true) => (Some(epoch), Reason::Prerender),
+                (epoch, false) => (Some(epoch), Reason::Viewer),
+            }
+        } else {
+            (None, Reason::Viewer)
+        };
+        let live = self.start(token, what, prepared, reason, claim).await;
+        if let (Err(_), Some(epoch)) = (&live, claim) {
+            self.let_go(&output.key, epoch).await;
         }
         let live = live?;
         let viewer = live.viewer();
         Ok((output, Lookup::Live(live, viewer)))
     }
 
-    /// Makes this node the one that renders `output` for a viewer, or
+    /// Makes this node the one that renders `output` for a viewer (its
+    /// claim's epoch, and whether the render was queued as a job), or
     /// says which node does ([`DeliveryError::Elsewhere`]). A token whose
     /// `routingkey` this node does not serve is queued for the nodes that
     /// do, and its viewers are sent to the one that takes it.
@@ -325,7 +357,7 @@ impl Renders {
         token: &str,
         what: Deliverable,
         output: &OutputKey,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<(i64, bool), DeliveryError> {
         let payload = work_payload(token, what);
         let routing_key = self.store.render_request(token)?.routingkey;
         let claim = match routing_key.as_deref() {
@@ -348,7 +380,7 @@ impl Renders {
             }
         };
         match claim {
-            Claim::Mine => Ok(()),
+            Claim::Mine { epoch, background } => Ok((epoch, background)),
             Claim::Held { node, url } => Err(DeliveryError::Elsewhere { node, url }),
         }
     }
@@ -371,10 +403,10 @@ impl Renders {
         }
     }
 
-    /// Ends this node's hold on render `key` in the cluster; a failure
-    /// only delays others (the lease runs out).
-    async fn let_go(&self, key: &str) {
-        if let Err(e) = self.cluster.finish(RENDER_WORK, key).await {
+    /// Ends this node's claim `epoch` on render `key` in the cluster; a
+    /// failure only delays others (the lease runs out).
+    async fn let_go(&self, key: &str, epoch: i64) {
+        if let Err(e) = self.cluster.finish(RENDER_WORK, key, epoch).await {
             tracing::warn!(key = %key, error = %e, "a render's claim could not be given up");
         }
     }
@@ -412,8 +444,7 @@ impl Renders {
     /// Whether `what` of `token` is neither cached nor being rendered.
     pub fn is_cold(&self, token: &str, what: Deliverable) -> Result<bool, DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
-        Ok(self.store.cached_render(&output.key)?.is_none()
-            && !lock(&self.live).contains_key(&output.key))
+        Ok(self.cached(&output.key)?.is_none() && !lock(&self.live).contains_key(&output.key))
     }
 
     /// Renders segment `n` of `token`'s MP4 on its own, now, whatever the
@@ -463,17 +494,39 @@ impl Renders {
         // go with the blocking render, which runs on if every player
         // leaves.
         let slot = self.seeks.clone().acquire_owned().await.ok();
-        let downloads = match tempfile::Builder::new()
+        let (plan, resolver, sources, segmenting) = self.sources_of(prepared).await?;
+        let (limits, fragments) = (self.config.source_limits(), self.config.fragments());
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _held = (slot, resolver);
+            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
+        })
+        .await;
+        rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the segment's render panicked: {e}"
+            )))
+        })
+    }
+
+    /// What rendering some segments of `prepared` on their own needs: its
+    /// plan, its sources resolved as a render's (tried once each, in a
+    /// directory that goes with the returned resolver) and its cut.
+    async fn sources_of(
+        &self,
+        prepared: Prepared,
+    ) -> Result<
+        (
+            clipstream_actors::engine::plan::Plan,
+            ProjectSources,
+            clipstream_actors::engine::timeline::Sources,
+            clipstream_actors::segments::Segmenting,
+        ),
+        RenderError,
+    > {
+        let downloads = tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(self.store.render_spool_dir())
-        {
-            Ok(dir) => dir,
-            Err(e) => {
-                return Err(RenderError::Internal(format!(
-                    "no directory for downloads: {e}"
-                )))
-            }
-        };
+            .map_err(|e| RenderError::Internal(format!("no directory for downloads: {e}")))?;
         let scope = match self.store.project_any(&prepared.output.project) {
             Ok(project) => format!("account {}", project.account),
             Err(_) => format!("project {}", prepared.output.project),
@@ -499,20 +552,42 @@ impl Renders {
                 "MP4s are not cut into segments".into(),
             ));
         };
-        let (plan, limits, fragments) = (
-            prepared.plan,
-            self.config.source_limits(),
-            self.config.fragments(),
+        Ok((prepared.plan, resolver, sources, segmenting))
+    }
+
+    /// The other nodes' part in a render asking for `parallel` segments at
+    /// once: `parallel − 1` remote claimers, in a cluster whose nodes share
+    /// the segment store (S3 blobs, a segment cache). `None` otherwise.
+    fn remote_runs(&self, live: &LiveRender, parallel: u32) -> Option<Remote> {
+        use crate::config::BlobsKind;
+        let claimers = (parallel as usize).saturating_sub(1).min(MOST_CLAIMERS);
+        if claimers == 0
+            || !self.cluster.shared()
+            || self.config.storage.blobs != BlobsKind::S3
+            || self.config.segments.cache_bytes == 0
+        {
+            return None;
+        }
+        let job = live.job();
+        // Only the nodes that may render the token render its runs.
+        let routing_key = match self.store.render_request(&job.token) {
+            Ok(request) => request.routingkey,
+            Err(_) => return None,
+        };
+        let runs = ClusterRuns::new(
+            self.cluster.clone(),
+            tokio::runtime::Handle::current(),
+            self.metrics.clone(),
+            RunOf {
+                token: job.token,
+                output: job.output,
+                output_key: live.output.key.clone(),
+                routing_key,
+            },
         );
-        let rendered = tokio::task::spawn_blocking(move || {
-            let _held = (slot, resolver);
-            clipstream_actors::segment_alone(&plan, &sources, limits, fragments, &segmenting, n)
-        })
-        .await;
-        rendered.unwrap_or_else(|e| {
-            Err(RenderError::Internal(format!(
-                "the segment's render panicked: {e}"
-            )))
+        Some(Remote {
+            runs: Arc::new(runs),
+            claimers,
         })
     }
 
@@ -530,7 +605,7 @@ impl Renders {
         what: Deliverable,
     ) -> Result<(), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
-        if self.store.cached_render(&output.key)?.is_some() {
+        if self.cached(&output.key)?.is_some() {
             return Ok(());
         }
         if let Some(live) = lock(&self.live).get(&output.key).cloned() {
@@ -541,7 +616,7 @@ impl Renders {
         if self.cluster.shared() {
             return self.queue_in_cluster(token, what, &prepared).await;
         }
-        self.start(token, what, prepared, Reason::Prerender)
+        self.start(token, what, prepared, Reason::Prerender, None)
             .await
             .map(|_| ())
     }
@@ -587,10 +662,20 @@ impl Renders {
         loop {
             let free = self.queue.free();
             if free > 0 {
-                match self.cluster.take(&[RENDER_WORK], free).await {
+                // Runs of other nodes' renders first (their priority):
+                // a render waits for them.
+                match self
+                    .cluster
+                    .take(&[SEGMENT_RUN_WORK, RENDER_WORK], free)
+                    .await
+                {
                     Ok(works) => {
                         for work in works {
-                            self.start_taken(work).await;
+                            if work.kind == SEGMENT_RUN_WORK {
+                                self.start_run(work);
+                            } else {
+                                self.start_taken(work).await;
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "queued renders could not be taken"),
@@ -600,38 +685,149 @@ impl Renders {
         }
     }
 
+    /// Renders a run of another node's render (see `remote_runs`) on a
+    /// worker of this node, in the background: its segments go to the
+    /// shared segment store, then the row goes, which tells the asking
+    /// node (which renders the run itself if they are not there).
+    fn start_run(self: &Arc<Self>, work: Work) {
+        self.metrics
+            .segment_runs
+            .get_or_create(&vec![("side", "taken")])
+            .inc();
+        // Forced: taken only with a worker free, it never waits in line.
+        let ticket = self.queue.enter(&work.key, false, true);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let served = match ticket {
+                Ok(ticket) => match ticket.wait().await {
+                    Some(slot) => {
+                        let served = this.serve_run(&work).await;
+                        drop(slot);
+                        served
+                    }
+                    None => Err(RenderError::Internal("the render queue went away".into())),
+                },
+                Err(_) => Err(RenderError::Internal("the render queue is full".into())),
+            };
+            match served {
+                Ok(rendered) => {
+                    tracing::info!(key = %work.key, rendered, "a run of segments was rendered for another node");
+                    this.metrics
+                        .segment_runs
+                        .get_or_create(&vec![("side", "served")])
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::warn!(key = %work.key, error = %e, "a run of segments could not be rendered for another node");
+                }
+            }
+            if let Err(e) = this
+                .cluster
+                .finish(SEGMENT_RUN_WORK, &work.key, work.epoch)
+                .await
+            {
+                tracing::warn!(key = %work.key, error = %e, "a run of segments could not be let go");
+            }
+        });
+    }
+
+    /// [`Renders::start_run`]'s render: the token planned again, its
+    /// sources resolved, and the run's segments rendered as the asking
+    /// render's workers would and kept in the store; how many were
+    /// rendered (the others were cached).
+    async fn serve_run(&self, work: &Work) -> Result<usize, RenderError> {
+        let run: RunPayload = serde_json::from_slice(&work.payload)
+            .map_err(|e| RenderError::Internal(format!("an unreadable run of segments: {e}")))?;
+        let what = parse_output(&run.output).ok_or_else(|| {
+            RenderError::Internal(format!("a run of segments of output {:?}", run.output))
+        })?;
+        let prepared = self
+            .prepare(&run.token, what)
+            .map_err(|e| RenderError::Internal(e.to_string()))?;
+        // The movie or an asset changed since it was asked: other
+        // segments now, which the asking render does not want.
+        if RunPayload::key(&prepared.output.key, run.first) != work.key {
+            return Err(RenderError::Internal(
+                "the render changed since the run was asked".into(),
+            ));
+        }
+        let _busy = self.idle.busy();
+        let (plan, resolver, sources, segmenting) = self.sources_of(prepared).await?;
+        let (limits, fragments) = (self.config.source_limits(), self.config.fragments());
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _held = resolver;
+            clipstream_actors::render_segments(
+                &plan,
+                &sources,
+                limits,
+                fragments,
+                &segmenting,
+                run.first,
+                run.count,
+            )
+        })
+        .await;
+        rendered.unwrap_or_else(|e| {
+            Err(RenderError::Internal(format!(
+                "the run's render panicked: {e}"
+            )))
+        })
+    }
+
     /// Starts a render this node took from the cluster's queue.
     async fn start_taken(self: &Arc<Self>, work: Work) {
         let Some((token, what)) = parse_work_payload(&work.payload) else {
             tracing::warn!(key = %work.key, "a queued render is unreadable; dropped");
-            self.let_go(&work.key).await;
+            self.let_go(&work.key, work.epoch).await;
             return;
         };
         let started = match self.prepare(&token, what) {
             // The movie or an asset changed since it was queued: the
             // render is now of another output, queued in its turn.
             Ok(prepared) if prepared.output.key != work.key => {
-                self.let_go(&work.key).await;
+                self.let_go(&work.key, work.epoch).await;
                 self.queue_in_cluster(&token, what, &prepared).await
             }
             Ok(prepared) => self
-                .start(&token, what, prepared, Reason::Prerender)
+                .start(&token, what, prepared, Reason::Prerender, Some(work.epoch))
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),
         };
-        if let Err(e) = started {
-            tracing::warn!(key = %work.key, error = %e, "a queued render cannot run");
-            self.let_go(&work.key).await;
+        match started {
+            Ok(()) => {}
+            // Room ran out here meanwhile, or the repository failed for a
+            // moment: back to the queue, for this node or another.
+            Err(
+                e @ (DeliveryError::Busy { .. }
+                | DeliveryError::Store(StoreError::Db(_) | StoreError::Io(_))),
+            ) => {
+                tracing::info!(key = %work.key, error = %e, "a queued render goes back to the queue");
+                if let Err(e) = self
+                    .cluster
+                    .requeue(RENDER_WORK, &work.key, work.epoch)
+                    .await
+                {
+                    tracing::warn!(key = %work.key, error = %e, "a render could not go back to the queue");
+                }
+            }
+            // Its token, movie or project is gone, or the movie cannot
+            // render: a GET of the token says why.
+            Err(e) => {
+                tracing::warn!(key = %work.key, error = %e, "a queued render cannot run");
+                self.let_go(&work.key, work.epoch).await;
+            }
         }
     }
 
     /// Renews this node's leases every `cluster.heartbeat_secs`, and stops
     /// the renders whose lease another node took over (it renders them
-    /// now) or that could not be renewed within a lease's time.
+    /// now), that were cancelled, or whose lease could not be renewed in
+    /// time (another node may have taken them over by then). A render
+    /// someone queued as a job meanwhile is kept to its end.
     pub async fn keep_leases(self: Arc<Self>) {
         let every = Duration::from_secs(self.config.cluster.heartbeat_secs.max(1));
-        let lease = Duration::from_secs(self.config.cluster.lease_secs.max(1));
+        let lease = self.lease();
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(every).await;
@@ -642,25 +838,37 @@ impl Renders {
                 .iter()
                 .map(|(k, l)| (k.clone(), l.clone()))
                 .collect();
-            let lost: Vec<_> = match self.cluster.heartbeat().await {
-                Ok(held) => {
+            // Past the lease, the claims may be another node's already.
+            let left = lease.saturating_sub(renewed.elapsed()).max(every);
+            let beat = tokio::time::timeout(left, self.cluster.heartbeat()).await;
+            let lost: Vec<_> = match beat {
+                Ok(Ok(held)) => {
                     renewed = Instant::now();
-                    running
-                        .into_iter()
-                        .filter(|(key, _)| !held.contains(&(RENDER_WORK.to_owned(), key.clone())))
-                        .collect()
+                    let held_render = |key: &str| -> Option<&Held> {
+                        held.iter().find(|h| h.kind == RENDER_WORK && h.key == key)
+                    };
+                    let mut lost = Vec::new();
+                    for (key, live) in running {
+                        match held_render(&key) {
+                            Some(h) if h.background => live.keep_in_background(),
+                            Some(_) => {}
+                            None => lost.push((key, live)),
+                        }
+                    }
+                    lost
                 }
-                Err(e) if renewed.elapsed() < lease => {
+                Ok(Err(e)) if renewed.elapsed() < lease => {
                     tracing::warn!(error = %e, "the cluster's leases could not be renewed");
                     Vec::new()
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "the cluster's leases ran out: this node's renders stop");
+                Err(_) if renewed.elapsed() < lease => Vec::new(),
+                _ => {
+                    tracing::error!("the cluster's leases ran out: this node's renders stop");
                     running
                 }
             };
             for (key, live) in lost {
-                tracing::warn!(key = %key, "another node took this render over");
+                tracing::warn!(key = %key, "this render is no longer this node's (taken over or deleted)");
                 live.fail(RenderError::Internal(
                     "the render's lease was lost to another node".into(),
                 ));
@@ -684,6 +892,9 @@ impl Renders {
     ) -> Result<(String, Result<Arc<OpenRender>, JobError>), DeliveryError> {
         let (output, _) = self.resolve(token, what)?;
         let digest = output.digest.clone();
+        if self.cluster.shared() {
+            self.store.fetch_cached_render(&output.key).await?;
+        }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             return Ok((digest, Ok(open)));
         }
@@ -702,6 +913,7 @@ impl Renders {
         }
         if self.cluster.shared() {
             self.finished_elsewhere(token, what, &output.key).await?;
+            self.store.fetch_cached_render(&output.key).await?;
         }
         if let Some(open) = self.store.open_cached_render(&output.key)? {
             return Ok((digest, Ok(open)));
@@ -731,12 +943,15 @@ impl Renders {
         let deadline = Instant::now() + limit;
         let mut asked = Instant::now();
         while Instant::now() < deadline {
-            if self.store.cached_render(key)?.is_some() {
+            if self.cached(key)?.is_some() {
                 return Ok(());
             }
             let running = lock(&self.live).get(key).cloned();
             if let Some(live) = running {
                 live.settled().await;
+                // Settled, then committed (into the shared store) a
+                // moment later.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
             if self
@@ -763,6 +978,7 @@ impl Renders {
         what: Deliverable,
         prepared: Prepared,
         reason: Reason,
+        claim: Option<i64>,
     ) -> Result<Arc<LiveRender>, DeliveryError> {
         let key = prepared.output.key.clone();
         let background = reason != Reason::Viewer;
@@ -779,6 +995,11 @@ impl Renders {
                 if background {
                     live.keep_in_background();
                 }
+                if let Some(epoch) = claim {
+                    let mut claims = lock(&self.claims);
+                    let newest = claims.entry(key.clone()).or_insert(epoch);
+                    *newest = (*newest).max(epoch);
+                }
                 return Ok(live.clone());
             }
             let ticket = self
@@ -790,6 +1011,9 @@ impl Renders {
             let live = LiveRender::new(prepared.output.clone(), job.clone(), self.store.clone())
                 .map_err(StoreError::from)?;
             map.insert(key.clone(), live.clone());
+            if let Some(epoch) = claim {
+                lock(&self.claims).insert(key.clone(), epoch);
+            }
             (live, ticket)
         };
         // A background job is promised to run: its record is durable
@@ -798,7 +1022,14 @@ impl Renders {
             live.fail(RenderError::Internal(format!(
                 "the job could not be recorded: {e}"
             )));
-            lock(&self.live).remove(&key);
+            {
+                let mut map = lock(&self.live);
+                map.remove(&key);
+                lock(&self.claims).remove(&key);
+            }
+            if let Some(epoch) = claim {
+                self.let_go(&key, epoch).await;
+            }
             return Err(e.into());
         }
         if reason == Reason::Viewer {
@@ -842,9 +1073,13 @@ impl Renders {
         }
         // Only now, with the output in the cache or the failure recorded,
         // may a GET start the render again.
-        lock(&self.live).remove(&key);
-        if self.cluster.shared() {
-            self.let_go(&key).await;
+        let claim = {
+            let mut map = lock(&self.live);
+            map.remove(&key);
+            lock(&self.claims).remove(&key)
+        };
+        if let Some(epoch) = claim {
+            self.let_go(&key, epoch).await;
         }
     }
 
@@ -897,11 +1132,13 @@ impl Renders {
             // request did not ask: each worker holds a compositor and an
             // encoder, so several renders with a worker per core each
             // would hold that memory many times over for no more speed.
-            segments: self.config.segmenting_among(
-                &scope,
-                prepared.parallel,
-                self.queue.running().max(1),
-            ),
+            segments: self
+                .config
+                .segmenting_among(&scope, prepared.parallel, self.queue.running().max(1))
+                .map(|mut s| {
+                    s.remote = self.remote_runs(live, prepared.parallel);
+                    s
+                }),
         };
         let limit = Duration::from_secs(self.config.render.max_render_secs);
         let _enter = span.enter();
@@ -948,7 +1185,7 @@ impl Renders {
         let (output, _) = self.resolve(token, what)?;
         // The cache first: it answers as soon as the output is recorded,
         // a moment before its render lets go.
-        if let Some((cached, _)) = self.store.cached_render(&output.key)? {
+        if let Some(cached) = self.cached(&output.key)? {
             let job = self.store.job(&output.key)?;
             return Ok(Status {
                 state: JobState::Done,
@@ -1014,6 +1251,10 @@ impl Renders {
                 ));
                 dropped += 1;
             }
+            // Rendered by another node: it stops at its next heartbeat.
+            if self.cluster.shared() {
+                self.cluster.cancel(RENDER_WORK, &output.key).await?;
+            }
             if self.store.forget_render(&output.key).await? {
                 dropped += 1;
             }
@@ -1043,7 +1284,7 @@ impl Renders {
                         // now of another output.
                         self.store.remove_job(&job.key).await?;
                     }
-                    self.start(&job.token, what, prepared, Reason::Resumed)
+                    self.start(&job.token, what, prepared, Reason::Resumed, None)
                         .await
                 }
                 Err(e) => Err(e),
@@ -1077,13 +1318,18 @@ impl Renders {
             let Some(what) = parse_output(&job.output) else {
                 continue;
             };
+            let routing_key = match self.store.render_request(&job.token) {
+                Ok(request) => request.routingkey,
+                // Its token is gone: nothing to render.
+                Err(_) => continue,
+            };
             let fresh = self
                 .cluster
                 .enqueue(NewWork {
                     kind: RENDER_WORK,
                     key: &job.key,
                     payload: &work_payload(&job.token, what),
-                    routing_key: None,
+                    routing_key: routing_key.as_deref(),
                     priority: 0,
                 })
                 .await?;

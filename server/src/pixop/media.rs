@@ -387,9 +387,9 @@ async fn resume_one(
 /// Reads the uploaded media's facts into the video's ingestion, unless
 /// another node of the cluster does.
 pub(super) async fn ingest(store: Store, id: String, blob: String, light: bool) {
-    if cluster::hold(&store, cluster::PIXOP_INGEST, &id).await {
+    if let Some(epoch) = cluster::hold(&store, cluster::PIXOP_INGEST, &id).await {
         ingest_held(store.clone(), id.clone(), blob, light).await;
-        cluster::release(&store, cluster::PIXOP_INGEST, &id).await;
+        cluster::release(&store, cluster::PIXOP_INGEST, &id, epoch).await;
     }
 }
 

@@ -141,8 +141,8 @@ pub async fn process_video(
     actix_web::rt::spawn(async move {
         // A fresh id: no other node can hold it; held so that another
         // node's restart leaves it alone and its death is noticed.
-        cluster::hold(&store, cluster::PIXOP_PROCESS, &job_id).await;
-        let _held = Held(store.clone(), job_id.clone());
+        let epoch = cluster::hold(&store, cluster::PIXOP_PROCESS, &job_id).await;
+        let _held = epoch.map(|epoch| Held(store.clone(), job_id.clone(), epoch));
         let Some(_slot) = ticket.wait().await else {
             finish(
                 &store,
@@ -188,13 +188,16 @@ pub async fn process_video(
 }
 
 /// Gives up the job's hold in the cluster however the job ends.
-struct Held(Store, String);
+struct Held(Store, String, i64);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let (store, id) = (self.0.clone(), std::mem::take(&mut self.1));
+        if !self.0.cluster().shared() {
+            return;
+        }
+        let (store, id, epoch) = (self.0.clone(), std::mem::take(&mut self.1), self.2);
         actix_web::rt::spawn(async move {
-            cluster::release(&store, cluster::PIXOP_PROCESS, &id).await;
+            cluster::release(&store, cluster::PIXOP_PROCESS, &id, epoch).await;
         });
     }
 }

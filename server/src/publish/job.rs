@@ -44,9 +44,9 @@ pub fn start(store: Store, config: Arc<Config>, uid: String, cluster: String) {
     }
     tokio::spawn(async move {
         let held = format!("{uid}/{cluster}");
-        if crate::cluster::hold(&store, crate::cluster::PUBLISH, &held).await {
+        if let Some(epoch) = crate::cluster::hold(&store, crate::cluster::PUBLISH, &held).await {
             run(store.clone(), config, uid, cluster).await;
-            crate::cluster::release(&store, crate::cluster::PUBLISH, &held).await;
+            crate::cluster::release(&store, crate::cluster::PUBLISH, &held, epoch).await;
         } else {
             running().remove(&(uid, cluster));
         }
@@ -102,10 +102,12 @@ async fn run(store: Store, config: Arc<Config>, uid: String, cluster: String) {
                 running.insert(key.clone(), false);
                 continue;
             }
-            running.remove(&key);
+            let mut queued_since = false;
             let written = store.update_publication(&uid, &cluster, |p| {
                 // A publish recorded (queued) since this copy started is
                 // left for the copy it starts.
+                // Set at each call: the write may be tried again.
+                queued_since = p.state == PublishState::Queued;
                 if p.state == PublishState::Running {
                     p.state = state;
                     p.error = error.clone();
@@ -114,6 +116,13 @@ async fn run(store: Store, config: Arc<Config>, uid: String, cluster: String) {
             if let Err(e) = written {
                 tracing::error!(%uid, %cluster, error = %e, "the end of a publish could not be recorded");
             }
+            // Asked for through another node of the cluster while this
+            // copy ran (that node left it to this one): copy again.
+            if queued_since {
+                running.insert(key.clone(), false);
+                continue;
+            }
+            running.remove(&key);
         }
         if let Err(e) = store.flush().await {
             tracing::error!(error = %e, "the end of a publish could not be flushed");

@@ -158,9 +158,9 @@ impl Callbacks {
 
     /// Delivers `callback` unless another node of the cluster does.
     async fn run_held(&self, callback: &PendingCallback) {
-        if cluster::hold(&self.store, cluster::CALLBACK, &callback.id).await {
+        if let Some(epoch) = cluster::hold(&self.store, cluster::CALLBACK, &callback.id).await {
             self.run(callback).await;
-            cluster::release(&self.store, cluster::CALLBACK, &callback.id).await;
+            cluster::release(&self.store, cluster::CALLBACK, &callback.id, epoch).await;
         }
     }
 

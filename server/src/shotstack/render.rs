@@ -540,7 +540,7 @@ fn spawn(services: Services, id: String) {
     }
     tokio::spawn(async move {
         let store = services.state.store.clone();
-        if cluster::hold(&store, cluster::SHOTSTACK_RENDER, &id).await {
+        if let Some(epoch) = cluster::hold(&store, cluster::SHOTSTACK_RENDER, &id).await {
             // Read again: a caller may hold a copy read before another
             // task recorded the end (and let go of the id), and a render
             // is delivered and called back once.
@@ -549,7 +549,7 @@ fn spawn(services: Services, id: String) {
                 Ok(_) => {}
                 Err(e) => tracing::error!(render = %id, error = %e, "a render could not be read"),
             }
-            cluster::release(&store, cluster::SHOTSTACK_RENDER, &id).await;
+            cluster::release(&store, cluster::SHOTSTACK_RENDER, &id, epoch).await;
         }
         running().remove(&id);
     });

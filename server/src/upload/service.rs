@@ -129,12 +129,12 @@ impl Uploads {
         tokio::spawn(async move {
             let (id, token) = (record.id.clone(), record.token.clone());
             let held = format!("{token}/{id}");
-            if !cluster::hold(&this.store, cluster::UPLOAD, &held).await {
+            let Some(epoch) = cluster::hold(&this.store, cluster::UPLOAD, &held).await else {
                 this.let_go(&id);
                 return;
-            }
+            };
             this.run_held(record).await;
-            cluster::release(&this.store, cluster::UPLOAD, &held).await;
+            cluster::release(&this.store, cluster::UPLOAD, &held, epoch).await;
         });
     }
 

@@ -41,8 +41,11 @@ pub struct NodeSettings {
 /// What [`Coordinator::claim`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This node holds the work now.
-    Mine,
+    /// This node holds the work now, as its `epoch`th holder (every claim
+    /// or take counts one: a finish names the claim it ends, so an older
+    /// claim's end never drops a newer one's). `background`: the work was
+    /// queued as a job, to run whether anyone watches or not.
+    Mine { epoch: i64, background: bool },
     /// A live node holds it; `url` is that node's base URL.
     Held { node: String, url: String },
 }
@@ -67,6 +70,17 @@ pub struct Work {
     pub key: String,
     pub payload: Vec<u8>,
     pub routing_key: Option<String>,
+    /// This node's claim on it (see [`Claim::Mine`]).
+    pub epoch: i64,
+}
+
+/// Work this node holds, as a heartbeat renewed it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Held {
+    pub kind: String,
+    pub key: String,
+    /// Queued as a job (someone asked for it to run to its end).
+    pub background: bool,
 }
 
 /// Called with a project's uid when another node changed it, or with
@@ -108,13 +122,22 @@ pub trait Coordinator: Send + Sync {
     /// lease ran out) that this node's routing keys allow.
     fn take<'a>(&'a self, kinds: &'a [&'a str], n: usize) -> BoxFuture<'a, Result<Vec<Work>>>;
 
-    /// Ends this node's hold on `(kind, key)`: the work is done or has
-    /// failed (its records say which).
-    fn finish<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Ends this node's claim `epoch` on `(kind, key)`: the work is done
+    /// or has failed (its records say which). A later claim stays.
+    fn finish<'a>(&'a self, kind: &'a str, key: &'a str, epoch: i64) -> BoxFuture<'a, Result<()>>;
 
-    /// Renews this node's presence and the leases of its work; returns the
-    /// works it still holds (any other it thought it held was taken over).
-    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<(String, String)>>>;
+    /// Gives claim `epoch` on `(kind, key)` back to the queue, for any
+    /// node to take (this one could not start it now).
+    fn requeue<'a>(&'a self, kind: &'a str, key: &'a str, epoch: i64) -> BoxFuture<'a, Result<()>>;
+
+    /// Drops `(kind, key)` whoever holds it: its holder stops it at its
+    /// next heartbeat.
+    fn cancel<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Renews this node's presence and the leases of the work it claimed
+    /// and has not finished; returns what it still holds (work missing
+    /// from the answer was taken over by another node).
+    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<Held>>>;
 
     /// The routing keys the cluster serves: this node's, and those of
     /// every node seen lately.
@@ -161,7 +184,12 @@ impl Coordinator for Local {
         _: &'a [u8],
         _: bool,
     ) -> BoxFuture<'a, Result<Claim>> {
-        Box::pin(async { Ok(Claim::Mine) })
+        Box::pin(async {
+            Ok(Claim::Mine {
+                epoch: 0,
+                background: false,
+            })
+        })
     }
 
     fn holder<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<Claim>>> {
@@ -176,11 +204,19 @@ impl Coordinator for Local {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    fn finish<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn finish<'a>(&'a self, _: &'a str, _: &'a str, _: i64) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<(String, String)>>> {
+    fn requeue<'a>(&'a self, _: &'a str, _: &'a str, _: i64) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cancel<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<Held>>> {
         Box::pin(async { Ok(HashSet::new()) })
     }
 

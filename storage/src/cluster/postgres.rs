@@ -3,20 +3,27 @@
 //! runtime, and a connection of its own that `LISTEN`s for queued work
 //! and changed projects.
 //!
-//! Every statement runs READ COMMITTED (the repository's connections
-//! default to serializable): claims are single `INSERT … ON CONFLICT DO
-//! UPDATE … WHERE` or `UPDATE … FOR UPDATE SKIP LOCKED` statements, whose
-//! row locks are what makes them exclusive, and a serializable snapshot
-//! would only add aborts. Leases use the database's clock alone.
+//! Every statement runs in a READ COMMITTED transaction (the repository's
+//! connections default to serializable): claims are single `INSERT … ON
+//! CONFLICT DO UPDATE … WHERE` or `UPDATE … FOR UPDATE SKIP LOCKED`
+//! statements, whose row locks are what makes them exclusive, and a
+//! serializable snapshot would only add aborts (30 viewers claiming one
+//! render at once failed a third of the time). Leases use the database's
+//! clock alone.
+//!
+//! The heartbeat renews only the claims this process made and has not
+//! finished (`held`): a claim whose work ended without a finish (a
+//! request dropped between claim and render) lapses rather than living
+//! as long as the node.
 
-use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
-use super::{Claim, Coordinator, NewWork, NodeSettings, OnChange, Work};
+use super::{Claim, Coordinator, Held, NewWork, NodeSettings, OnChange, Work};
 use crate::repo::{BoxFuture, PgRepo};
 use crate::{Error, Result};
 
@@ -28,6 +35,21 @@ const CHANGE_CHANNEL: &str = "clipstream_change";
 /// How long the listening connection waits before connecting again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
+/// TCP keepalives of the listening connection, which is idle most of the
+/// time: a connection the network dropped silently is noticed within
+/// about 25 s (then reconnected, and every memo told to start over).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// This process's unfinished claims: work and the epoch it holds.
+type HeldMap = Arc<Mutex<HashMap<(String, String), i64>>>;
+
+fn held_lock(held: &HeldMap) -> MutexGuard<'_, HashMap<(String, String), i64>> {
+    // A plain map: consistent whatever panicked while holding it.
+    held.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct PgCoordinator {
     owner: String,
     settings: NodeSettings,
@@ -36,6 +58,7 @@ pub struct PgCoordinator {
     config: tokio_postgres::Config,
     queued: Arc<tokio::sync::Notify>,
     listening: OnceLock<()>,
+    held: HeldMap,
 }
 
 fn db(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -59,6 +82,7 @@ impl PgCoordinator {
             config,
             queued: Arc::default(),
             listening: OnceLock::new(),
+            held: HeldMap::default(),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (pool, owner, node_id) = (
@@ -72,8 +96,9 @@ impl PgCoordinator {
                 client
                     .execute(
                         "UPDATE work SET expires = now()
-                         WHERE state = 'running' AND owner <> $1
-                           AND left(owner, length($2) + 1) = $2 || '-'",
+                         WHERE state = 'running'
+                           AND owner IN (SELECT id FROM nodes
+                                         WHERE node_id = $2 AND id <> $1)",
                         &[&owner, &node_id],
                     )
                     .await
@@ -123,14 +148,22 @@ impl PgCoordinator {
     }
 
     /// The heartbeat's statements, as a future that owns what it needs.
-    fn beat(&self) -> impl std::future::Future<Output = Result<HashSet<(String, String)>>> {
+    fn beat(&self) -> impl std::future::Future<Output = Result<HashSet<Held>>> {
         let pool = self.pool.clone();
         let owner = self.owner.clone();
         let node_id = self.settings.node_id.clone();
         let url = self.settings.url.clone();
         let keys = self.settings.routing_keys.clone();
         let lease = self.lease_secs();
+        let held = self.held.clone();
+        let claimed: Vec<((String, String), i64)> = held_lock(&held)
+            .iter()
+            .map(|(k, e)| (k.clone(), *e))
+            .collect();
         async move {
+            let kinds: Vec<&str> = claimed.iter().map(|((k, _), _)| k.as_str()).collect();
+            let names: Vec<&str> = claimed.iter().map(|((_, k), _)| k.as_str()).collect();
+            let epochs: Vec<i64> = claimed.iter().map(|(_, e)| *e).collect();
             let mut client = pool.get().await.map_err(db)?;
             let tx = read_committed(&mut client).await?;
             tx.execute(
@@ -143,17 +176,23 @@ impl PgCoordinator {
             )
             .await
             .map_err(db)?;
-            let held = tx
+            let renewed: HashSet<Held> = tx
                 .query(
-                    "UPDATE work SET expires = now() + make_interval(secs => $2)
-                     WHERE owner = $1 AND state = 'running'
-                     RETURNING kind, key",
-                    &[&owner, &lease],
+                    "UPDATE work AS w SET expires = now() + make_interval(secs => $2)
+                     FROM unnest($3::text[], $4::text[], $5::int8[]) AS h(kind, key, epoch)
+                     WHERE w.kind = h.kind AND w.key = h.key AND w.epoch = h.epoch
+                       AND w.owner = $1 AND w.state = 'running'
+                     RETURNING w.kind, w.key, w.background",
+                    &[&owner, &lease, &kinds, &names, &epochs],
                 )
                 .await
                 .map_err(db)?
                 .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
+                .map(|row| Held {
+                    kind: row.get(0),
+                    key: row.get(1),
+                    background: row.get(2),
+                })
                 .collect();
             // A viewer's render whose node died is nobody's job: its
             // viewers ask again. Nodes gone for a day are forgotten.
@@ -171,7 +210,62 @@ impl PgCoordinator {
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            Ok(held)
+            // Claims another node took over are no longer this node's to
+            // renew (unless claimed again since).
+            let mut map = held_lock(&held);
+            for ((kind, key), epoch) in claimed {
+                let kept = renewed.iter().any(|h| h.kind == kind && h.key == key);
+                if !kept && map.get(&(kind.clone(), key.clone())) == Some(&epoch) {
+                    map.remove(&(kind, key));
+                }
+            }
+            Ok(renewed)
+        }
+    }
+
+    /// Runs one statement about `(kind, key)` with this node's name as $3
+    /// and `epoch` as $4, READ COMMITTED.
+    fn statement(
+        &self,
+        sql: &'static str,
+        kind: &str,
+        key: &str,
+        epoch: Option<i64>,
+    ) -> BoxFuture<'static, Result<()>> {
+        let pool = self.pool.clone();
+        let owner = self.owner.clone();
+        let (kind, key) = (kind.to_owned(), key.to_owned());
+        let runtime = self.runtime.clone();
+        Box::pin(async move {
+            runtime
+                .spawn(async move {
+                    let mut client = pool.get().await.map_err(db)?;
+                    let tx = read_committed(&mut client).await?;
+                    tx.execute(sql, &[&kind, &key, &owner, &epoch])
+                        .await
+                        .map_err(db)?;
+                    tx.commit().await.map_err(db)
+                })
+                .await
+                .map_err(|e| Error::Db(format!("a cluster query stopped: {e}").into()))?
+        })
+    }
+
+    /// Remembers claim `epoch` on `(kind, key)` for the heartbeat.
+    fn note(&self, kind: &str, key: &str, epoch: i64) {
+        let mut map = held_lock(&self.held);
+        let entry = map
+            .entry((kind.to_owned(), key.to_owned()))
+            .or_insert(epoch);
+        *entry = (*entry).max(epoch);
+    }
+
+    /// Forgets claim `epoch` (or any, when `None`) on `(kind, key)`.
+    fn forget(&self, kind: &str, key: &str, epoch: Option<i64>) {
+        let mut map = held_lock(&self.held);
+        let k = (kind.to_owned(), key.to_owned());
+        if epoch.is_none() || map.get(&k).copied() == epoch {
+            map.remove(&k);
         }
     }
 }
@@ -189,16 +283,19 @@ async fn read_committed(
 
 /// The holder of `(kind, key)`: `None` when no row is left.
 async fn holder_of(pool: &Pool, owner: &str, kind: &str, key: &str) -> Result<Option<Claim>> {
-    let client = pool.get().await.map_err(db)?;
-    let row = client
+    let mut client = pool.get().await.map_err(db)?;
+    let tx = read_committed(&mut client).await?;
+    let row = tx
         .query_opt(
-            "SELECT w.owner, n.node_id, n.url, w.state, w.expires > now()
+            "SELECT w.owner, n.node_id, n.url, w.state, w.expires > now(),
+                    w.epoch, w.background
              FROM work w LEFT JOIN nodes n ON n.id = w.owner
              WHERE w.kind = $1 AND w.key = $2",
             &[&kind, &key],
         )
         .await
         .map_err(db)?;
+    tx.commit().await.map_err(db)?;
     Ok(row.and_then(|row| {
         let holder: Option<String> = row.get(0);
         let state: String = row.get(3);
@@ -207,7 +304,10 @@ async fn holder_of(pool: &Pool, owner: &str, kind: &str, key: &str) -> Result<Op
             return None;
         }
         match holder {
-            Some(h) if h == owner => Some(Claim::Mine),
+            Some(h) if h == owner => Some(Claim::Mine {
+                epoch: row.get(5),
+                background: row.get(6),
+            }),
             Some(h) => Some(Claim::Held {
                 node: row.get::<_, Option<String>>(1).unwrap_or(h),
                 url: row.get::<_, Option<String>>(2).unwrap_or_default(),
@@ -235,14 +335,16 @@ impl Coordinator for PgCoordinator {
     ) -> BoxFuture<'a, Result<Claim>> {
         let pool = self.pool.clone();
         let owner = self.owner.clone();
+        let (kind_, key_) = (kind, key);
         let (kind, key, payload) = (kind.to_owned(), key.to_owned(), payload.to_vec());
         let lease = self.lease_secs();
-        Box::pin(self.on_runtime(async move {
+        let claimed = self.on_runtime(async move {
             // The row may go between the two statements (its holder
             // finished): then claiming again will find it free.
             for _ in 0..5 {
-                let client = pool.get().await.map_err(db)?;
-                let won = client
+                let mut client = pool.get().await.map_err(db)?;
+                let tx = read_committed(&mut client).await?;
+                let won = tx
                     .query_opt(
                         "INSERT INTO work AS w
                              (kind, key, payload, background, state, owner, epoch, expires)
@@ -253,14 +355,18 @@ impl Coordinator for PgCoordinator {
                              expires = now() + make_interval(secs => $5),
                              background = w.background OR $6
                          WHERE w.state = 'queued' OR w.owner = $4 OR w.expires < now()
-                         RETURNING w.owner",
+                         RETURNING w.epoch, w.background",
                         &[&kind, &key, &payload, &owner, &lease, &background],
                     )
                     .await
                     .map_err(db)?;
+                tx.commit().await.map_err(db)?;
                 drop(client);
-                if won.is_some() {
-                    return Ok(Claim::Mine);
+                if let Some(row) = won {
+                    return Ok(Claim::Mine {
+                        epoch: row.get(0),
+                        background: row.get(1),
+                    });
                 }
                 if let Some(claim) = holder_of(&pool, &owner, &kind, &key).await? {
                     return Ok(claim);
@@ -269,7 +375,14 @@ impl Coordinator for PgCoordinator {
             Err(Error::Db(
                 format!("{kind} {key} changed hands too often to be claimed").into(),
             ))
-        }))
+        });
+        Box::pin(async move {
+            let claim = claimed.await?;
+            if let Claim::Mine { epoch, .. } = claim {
+                self.note(kind_, key_, epoch);
+            }
+            Ok(claim)
+        })
     }
 
     fn holder<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Claim>>> {
@@ -322,7 +435,7 @@ impl Coordinator for PgCoordinator {
         let keys = self.settings.routing_keys.clone();
         let lease = self.lease_secs();
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        Box::pin(self.on_runtime(async move {
+        let taken = self.on_runtime(async move {
             if n == 0 {
                 return Ok(Vec::new());
             }
@@ -341,7 +454,7 @@ impl Coordinator for PgCoordinator {
                            LIMIT $5
                            FOR UPDATE SKIP LOCKED) AS t
                      WHERE w.kind = t.kind AND w.key = t.key
-                     RETURNING w.kind, w.key, w.payload, w.routing_key",
+                     RETURNING w.kind, w.key, w.payload, w.routing_key, w.epoch",
                     &[&owner, &lease, &kinds, &keys, &n],
                 )
                 .await
@@ -354,29 +467,52 @@ impl Coordinator for PgCoordinator {
                     key: row.get(1),
                     payload: row.get(2),
                     routing_key: row.get(3),
+                    epoch: row.get(4),
                 })
-                .collect())
-        }))
+                .collect::<Vec<Work>>())
+        });
+        Box::pin(async move {
+            let works = taken.await?;
+            for work in &works {
+                self.note(&work.kind, &work.key, work.epoch);
+            }
+            Ok(works)
+        })
     }
 
-    fn finish<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>> {
-        let pool = self.pool.clone();
-        let owner = self.owner.clone();
-        let (kind, key) = (kind.to_owned(), key.to_owned());
-        Box::pin(self.on_runtime(async move {
-            let client = pool.get().await.map_err(db)?;
-            client
-                .execute(
-                    "DELETE FROM work WHERE kind = $1 AND key = $2 AND owner = $3",
-                    &[&kind, &key, &owner],
-                )
-                .await
-                .map_err(db)?;
-            Ok(())
-        }))
+    fn finish<'a>(&'a self, kind: &'a str, key: &'a str, epoch: i64) -> BoxFuture<'a, Result<()>> {
+        self.forget(kind, key, Some(epoch));
+        self.statement(
+            "DELETE FROM work WHERE kind = $1 AND key = $2 AND owner = $3 AND epoch = $4",
+            kind,
+            key,
+            Some(epoch),
+        )
     }
 
-    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<(String, String)>>> {
+    fn requeue<'a>(&'a self, kind: &'a str, key: &'a str, epoch: i64) -> BoxFuture<'a, Result<()>> {
+        self.forget(kind, key, Some(epoch));
+        self.statement(
+            "UPDATE work SET state = 'queued', owner = NULL, expires = NULL
+             WHERE kind = $1 AND key = $2 AND owner = $3 AND epoch = $4",
+            kind,
+            key,
+            Some(epoch),
+        )
+    }
+
+    fn cancel<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.forget(kind, key, None);
+        self.statement(
+            "DELETE FROM work WHERE kind = $1 AND key = $2 AND $3::text IS NOT NULL
+               AND ($4::int8 IS NULL OR epoch = $4)",
+            kind,
+            key,
+            None,
+        )
+    }
+
+    fn heartbeat(&self) -> BoxFuture<'_, Result<HashSet<Held>>> {
         Box::pin(self.on_runtime(self.beat()))
     }
 
@@ -419,8 +555,8 @@ impl Coordinator for PgCoordinator {
                 })
                 .await;
             // The others then serve what they derived before the change
-            // until their memo expires; worth a warning, not a failure of
-            // the write that is already durable.
+            // until their listening connection is next re-established;
+            // worth a warning, not a failure of a write already durable.
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "a change could not be announced to the other nodes");
             }
@@ -431,7 +567,12 @@ impl Coordinator for PgCoordinator {
         if self.listening.set(()).is_err() {
             return;
         }
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
         let queued = self.queued.clone();
         self.runtime
             .spawn(listen_forever(config, queued, on_change));

@@ -143,9 +143,9 @@ impl Ctx {
     /// `POST sources`: fetch, then read and host as an upload is.
     pub async fn fetch(self, id: String, url: String, specs: Vec<RenditionSpec>) {
         let store = self.state.store.clone();
-        if cluster::hold(&store, cluster::SOURCE, &id).await {
+        if let Some(epoch) = cluster::hold(&store, cluster::SOURCE, &id).await {
             self.fetch_held(id.clone(), url, specs).await;
-            cluster::release(&store, cluster::SOURCE, &id).await;
+            cluster::release(&store, cluster::SOURCE, &id, epoch).await;
         }
     }
 
@@ -213,9 +213,9 @@ impl Ctx {
     /// file (the source failed or was deleted) are removed.
     pub async fn uploaded(self, id: String, project: String) {
         let store = self.state.store.clone();
-        if cluster::hold(&store, cluster::SOURCE, &id).await {
+        if let Some(epoch) = cluster::hold(&store, cluster::SOURCE, &id).await {
             self.uploaded_held(id.clone(), project).await;
-            cluster::release(&store, cluster::SOURCE, &id).await;
+            cluster::release(&store, cluster::SOURCE, &id, epoch).await;
         }
     }
 
@@ -405,9 +405,9 @@ impl Ctx {
     async fn renditions(self, source: Source, specs: Vec<RenditionSpec>) {
         let store = self.state.store.clone();
         let id = source.id.clone();
-        if cluster::hold(&store, cluster::SOURCE, &id).await {
+        if let Some(epoch) = cluster::hold(&store, cluster::SOURCE, &id).await {
             self.renditions_held(source, specs).await;
-            cluster::release(&store, cluster::SOURCE, &id).await;
+            cluster::release(&store, cluster::SOURCE, &id, epoch).await;
         }
     }
 
