@@ -3,6 +3,7 @@
 //! with a chart. `bench/run.sh` installs what it needs, builds the release
 //! binaries and runs this from the repository's root.
 
+mod cluster;
 mod fixtures;
 mod personalised;
 mod procfs;
@@ -41,6 +42,11 @@ struct Options {
     personalised_only: bool,
     /// The `parallel` of its render requests (0: not given).
     parallel: u32,
+    /// Only the cluster scenario (issue 21), printed and written into
+    /// RESULTS.md's cluster section, the other sections left as they are.
+    cluster_only: bool,
+    /// Prerenders of the cluster's throughput runs.
+    cluster_renders: usize,
 }
 
 fn options() -> Result<Options> {
@@ -54,6 +60,8 @@ fn options() -> Result<Options> {
         warm_only: false,
         personalised_only: false,
         parallel: 0,
+        cluster_only: false,
+        cluster_renders: 24,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,8 +76,10 @@ fn options() -> Result<Options> {
             "--warm-only" => o.warm_only = true,
             "--personalised-only" => o.personalised_only = true,
             "--parallel" => o.parallel = value()?.parse()?,
+            "--cluster-only" => o.cluster_only = true,
+            "--cluster-renders" => o.cluster_renders = value()?.parse()?,
             "-h" | "--help" => {
-                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only] [--personalised-only [--parallel N]]");
+                println!("clipstream-bench [--reps N] [--out DIR] [--work DIR] [--wrk-secs S] [--cold-only] [--capacity-only] [--warm-only] [--personalised-only [--parallel N]] [--cluster-only] [--cluster-renders K]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option {other}").into()),
@@ -77,6 +87,9 @@ fn options() -> Result<Options> {
     }
     if o.reps == 0 {
         return Err("--reps must be at least 1".into());
+    }
+    if o.cluster_renders == 0 {
+        return Err("--cluster-renders must be at least 1".into());
     }
     Ok(o)
 }
@@ -176,6 +189,21 @@ fn run() -> Result<()> {
                 r[0].peak_rss_mib
             );
         }
+        return Ok(());
+    }
+    if o.cluster_only {
+        let c = cluster::run(&o.work, &fixtures_dir, o.reps, o.cluster_renders, &|w| {
+            say(began, w)
+        })?;
+        c.print();
+        cluster::splice(&o.out, &c, report::CLUSTER_HEADING)?;
+        say(
+            began,
+            &format!(
+                "cluster section written: {}",
+                o.out.join("RESULTS.md").display()
+            ),
+        );
         return Ok(());
     }
     if o.personalised_only {
@@ -336,6 +364,14 @@ fn run() -> Result<()> {
     }
 
     report.warm = Some(warm_cache(&o, &server, began)?);
+    drop(server);
+    report.cluster = Some(cluster::run(
+        &o.work,
+        &fixtures_dir,
+        o.reps,
+        o.cluster_renders,
+        &|w| say(began, w),
+    )?);
     report.versions = report::versions(servers::BINARY);
     say(began, "writing the report");
     report.write(&o.out, began.elapsed().as_secs_f64())?;

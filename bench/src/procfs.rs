@@ -91,3 +91,40 @@ pub fn wait_with_usage(child: Child) -> Result<Usage> {
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     })
 }
+
+/// The parent of `pid`, from `/proc/PID/stat` (`None` once it exited).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds used so far by `pid` and every live process under it:
+/// PostgreSQL runs a process per connection, and the postmaster reaps
+/// those that end, so their time is in its children's count.
+pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
+    let all: Vec<u32> = std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let parents: Vec<(u32, u32)> = all.iter().filter_map(|&p| Some((p, parent(p)?))).collect();
+    let mut tree = vec![pid];
+    // Breadth first; a process tree is shallow, and the bound keeps a
+    // malformed one (a pid reused mid-walk) from looping.
+    let mut i = 0;
+    while i < tree.len() && tree.len() <= parents.len() {
+        let p = tree[i];
+        tree.extend(parents.iter().filter(|&&(_, pp)| pp == p).map(|&(c, _)| c));
+        i += 1;
+    }
+    let mut total = cpu_seconds(pid)?;
+    for &p in &tree[1..] {
+        // A process that exited meanwhile counts in its parent's reaped
+        // children's time, not here.
+        total += cpu_seconds(p).unwrap_or(0.0);
+    }
+    Ok(total)
+}

@@ -316,6 +316,8 @@ pub struct Report {
     pub rss_kept: Option<(f64, f64, usize)>,
     /// The "personalised 60 s" scenario (segments), by size.
     pub personalised: Vec<(Size, Personalised)>,
+    /// The cluster scenario (issue 21).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 fn output_of(cmd: &str, args: &[&str]) -> String {
@@ -336,6 +338,14 @@ fn output_of(cmd: &str, args: &[&str]) -> String {
         Err(e) => format!("unavailable: {e}"),
     }
 }
+
+/// The date and time now, as the report's header gives it.
+pub fn now_utc() -> String {
+    output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+}
+
+/// The heading of the cluster scenario's section.
+pub const CLUSTER_HEADING: &str = "8. Cluster (issue 21)";
 
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -385,7 +395,7 @@ fn ratio(ours: f64, peer: f64) -> f64 {
     ours / peer
 }
 
-fn verdict(r: f64, target: f64, at_most: bool) -> String {
+pub fn verdict(r: f64, target: f64, at_most: bool) -> String {
     let met = if at_most { r <= target } else { r >= target };
     let sign = if at_most { "≤" } else { "≥" };
     if met {
@@ -435,6 +445,7 @@ impl Report {
             versions: Vec::new(),
             rss_kept: None,
             personalised: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -893,6 +904,9 @@ impl Report {
             );
         }
         self.personalised_section(&mut md, targets)?;
+        if let Some(c) = &self.cluster {
+            c.markdown(CLUSTER_HEADING, &mut md, targets)?;
+        }
         Ok(md)
     }
 
@@ -1095,6 +1109,7 @@ unset multiplot
                 "viewers": [w.viewers[0].to_json(), w.viewers[1].to_json()],
             })),
             "versions": self.versions,
+            "cluster": self.cluster.as_ref().map(crate::cluster::Cluster::to_json),
             "rss_kept_mib": self.rss_kept,
             "personalised_60s": self.personalised.iter().map(|(size, p)| json!({
                 "size": size.name,

@@ -18,7 +18,7 @@ use crate::Result;
 pub const BINARY: &str = "target/release/clipstream";
 
 /// A child process stopped when dropped.
-struct Owned(Child);
+pub struct Owned(pub Child);
 
 impl Drop for Owned {
     fn drop(&mut self) {

@@ -127,6 +127,12 @@ impl Postgres {
         }
     }
 
+    /// The server's process (its backends are its children): the
+    /// benchmark reads its CPU time from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The connection string of database `postgres` (libpq key=value
     /// form, as tokio-postgres parses it).
     pub fn url(&self) -> String {

@@ -37,9 +37,16 @@ impl SeaweedFs {
     /// beside it may have taken one: a start that exits at once is tried
     /// again on new ports, three times at most.
     pub fn start() -> SeaweedFs {
+        Self::start_with_volumes(4)
+    }
+
+    /// As [`SeaweedFs::start`], with room for `volumes` volumes of 64 MiB
+    /// (the tests' 4 hold 256 MiB; past that every PUT is a 500): the
+    /// benchmark's renders need more.
+    pub fn start_with_volumes(volumes: u32) -> SeaweedFs {
         let mut exits = Vec::new();
         for _ in 0..3 {
-            match Self::start_once() {
+            match Self::start_once(volumes) {
                 Ok(server) => return server,
                 Err(exit) => exits.push(exit),
             }
@@ -50,7 +57,7 @@ impl SeaweedFs {
         );
     }
 
-    fn start_once() -> Result<SeaweedFs, String> {
+    fn start_once(volumes: u32) -> Result<SeaweedFs, String> {
         let weed = dir().join("python/bin/weed");
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("data");
@@ -81,7 +88,7 @@ impl SeaweedFs {
             "-master.telemetry=false".to_owned(),
             format!("-volume.port={volume}"),
             format!("-volume.port.grpc={volume_grpc}"),
-            "-volume.max=4".to_owned(),
+            format!("-volume.max={volumes}"),
             "-filer".to_owned(),
             format!("-filer.port={filer}"),
             format!("-filer.port.grpc={filer_grpc}"),
@@ -146,6 +153,12 @@ impl SeaweedFs {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The `weed server` process: the benchmark reads its CPU time from
+    /// `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The S3 endpoint, as a task's `s3host`.
