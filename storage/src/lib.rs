@@ -111,6 +111,8 @@ pub struct Store {
     /// the backends.
     root: PathBuf,
     open_renders: Arc<render_cache::OpenRenders>,
+    /// Downloads of cached renders from a shared store, one per render.
+    render_fetches: Arc<render_cache::Fetches>,
     segments: Arc<segment_cache::SegmentIndex>,
     generations: Arc<generations::Generations>,
     /// The other nodes sharing the repository, if any (see `cluster`).
@@ -148,6 +150,7 @@ impl Store {
             blobs,
             root: dir.to_path_buf(),
             open_renders: Arc::default(),
+            render_fetches: Arc::default(),
             segments: Arc::default(),
             generations: Arc::default(),
             cluster: Arc::new(cluster::Local::new(Vec::new())),

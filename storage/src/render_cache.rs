@@ -72,6 +72,27 @@ pub struct OpenRender {
     stored_last_used: AtomicU64,
 }
 
+/// The downloads of cached renders under way on this node, by key.
+#[derive(Debug, Default)]
+pub(crate) struct Fetches(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Fetches {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        // A plain map: consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock().entry(key.to_owned()).or_default().clone()
+    }
+
+    /// The download of `key` is over: later callers find its file (or
+    /// start again after a failure).
+    fn done(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
 /// The open renders, by key.
 #[derive(Debug, Default)]
 pub(crate) struct OpenRenders(Mutex<HashMap<String, Arc<OpenRender>>>);
@@ -238,7 +259,16 @@ impl Store {
         if !self.repo.contains(Collection::RenderCache, key)? {
             return Ok(false);
         }
-        self.blobs.fetch_render(key, &path).await
+        // One download per render on this node: viewers arriving together
+        // wait for it and find the file, rather than each fetching it.
+        let gate = self.render_fetches.gate(key);
+        let _turn = gate.lock().await;
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(true);
+        }
+        let fetched = self.blobs.fetch_render(key, &path).await;
+        self.render_fetches.done(key);
+        fetched
     }
 
     /// [`BlobStore::fetch_render`] for the synchronous lookups: the

@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-
 use crate::peers::free_port;
 use crate::peers::nginx::Nginx;
 use crate::peers::postgres::Postgres;

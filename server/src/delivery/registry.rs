@@ -6,6 +6,7 @@
 //! gone and nothing else keeps it, and ends with its output committed to
 //! the cache or its failure recorded.
 
+use futures_util::FutureExt as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -384,6 +385,7 @@ impl Renders {
                         payload: &payload,
                         routing_key: Some(rk),
                         priority: 1,
+                        others_only: false,
                     })
                     .await?;
                 match self.taker_of(&output.key).await? {
@@ -677,6 +679,7 @@ impl Renders {
                 payload: &work_payload(token, what),
                 routing_key: routing_key.as_deref(),
                 priority: 0,
+                others_only: false,
             })
             .await?;
         Ok(())
@@ -729,7 +732,15 @@ impl Renders {
             let served = match ticket {
                 Ok(ticket) => match ticket.wait().await {
                     Some(slot) => {
-                        let served = this.serve_run(&work).await;
+                        // A panic here must still let the row go (below):
+                        // else this node would renew it for good, and every
+                        // later ask would wait out its whole patience.
+                        let served = std::panic::AssertUnwindSafe(this.serve_run(&work))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(RenderError::Internal("a served run panicked".into()))
+                            });
                         drop(slot);
                         this.cluster.work_queued().notify_one();
                         served
@@ -1369,6 +1380,7 @@ impl Renders {
                     payload: &work_payload(&job.token, what),
                     routing_key: routing_key.as_deref(),
                     priority: 0,
+                    others_only: false,
                 })
                 .await?;
             queued += usize::from(fresh);

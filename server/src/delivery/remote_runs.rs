@@ -118,6 +118,9 @@ impl RemoteRuns for ClusterRuns {
                     payload: &body,
                     routing_key: routing_key.as_deref(),
                     priority: PRIORITY,
+                    // This node renders what no other takes itself,
+                    // without the queue's round trip.
+                    others_only: true,
                 })
                 .await
         })?;

@@ -61,6 +61,8 @@ pub struct NewWork<'a> {
     pub routing_key: Option<&'a str>,
     /// Taken before lower priorities.
     pub priority: i16,
+    /// Only other nodes may take it: this node asks for help with it.
+    pub others_only: bool,
 }
 
 /// Work a node has taken.

@@ -399,6 +399,7 @@ impl Coordinator for PgCoordinator {
         let payload = work.payload.to_vec();
         let routing_key = work.routing_key.map(str::to_owned);
         let priority = work.priority;
+        let asker = work.others_only.then(|| self.owner.clone());
         Box::pin(self.on_runtime(async move {
             let mut client = pool.get().await.map_err(db)?;
             let tx = read_committed(&mut client).await?;
@@ -407,13 +408,13 @@ impl Coordinator for PgCoordinator {
             let row = tx
                 .query_opt(
                     "INSERT INTO work AS w
-                         (kind, key, payload, routing_key, priority, background, state)
-                     VALUES ($1, $2, $3, $4, $5, true, 'queued')
+                         (kind, key, payload, routing_key, priority, background, state, asker)
+                     VALUES ($1, $2, $3, $4, $5, true, 'queued', $6)
                      ON CONFLICT (kind, key) DO UPDATE
                      SET background = true, routing_key = $4
                      WHERE NOT w.background
                      RETURNING (xmax = 0)",
-                    &[&kind, &key, &payload, &routing_key, &priority],
+                    &[&kind, &key, &payload, &routing_key, &priority, &asker],
                 )
                 .await
                 .map_err(db)?;
@@ -450,6 +451,7 @@ impl Coordinator for PgCoordinator {
                            WHERE kind = ANY($3) AND background
                              AND (state = 'queued' OR expires < now())
                              AND (routing_key IS NULL OR routing_key = ANY($4))
+                             AND (asker IS NULL OR asker <> $1)
                            ORDER BY priority DESC, created
                            LIMIT $5
                            FOR UPDATE SKIP LOCKED) AS t
