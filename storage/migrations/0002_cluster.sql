@@ -25,9 +25,6 @@ CREATE TABLE work (
     background boolean NOT NULL,
     state text NOT NULL CHECK (state IN ('queued', 'running')),
     owner text,
-    -- Set when only other nodes may take it (a run of segments the asking
-    -- node would only render itself through the queue).
-    asker text,
     epoch bigint NOT NULL DEFAULT 0,
     expires timestamptz,
     created timestamptz NOT NULL DEFAULT now(),

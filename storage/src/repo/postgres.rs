@@ -29,6 +29,7 @@ use crate::{Error, Result};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_cluster.sql")),
+    (3, include_str!("../../migrations/0003_asker.sql")),
 ];
 
 /// The advisory lock that serialises migrations when several nodes start
