@@ -618,20 +618,7 @@ impl SegmentWork {
         sound_cached: bool,
     ) -> Result<SegmentWork, RenderError> {
         let list = segments::split(plan, segments::frames_per_segment(plan, segmenting.secs));
-        let mut digests = segments::Digests::default();
-        let keys: Vec<Option<segments::Key>> = list
-            .iter()
-            .map(|s| {
-                segments::key(
-                    plan,
-                    sources,
-                    &mut digests,
-                    *s,
-                    forced_key,
-                    &segmenting.scope,
-                )
-            })
-            .collect();
+        let keys = segments::keys(plan, sources, &list, forced_key, &segmenting.scope);
         let found: Vec<Option<segments::Packets>> = keys
             .iter()
             .map(|k| k.and_then(|k| segments::shared().get(&k)))
@@ -1400,20 +1387,7 @@ pub fn render_segments(
     let forced_key = fragments
         .forced_key(plan.rate.as_f64())
         .filter(|k| *k < per);
-    let mut digests = segments::Digests::default();
-    let keys: Vec<Option<segments::Key>> = run
-        .iter()
-        .map(|s| {
-            segments::key(
-                plan,
-                sources,
-                &mut digests,
-                *s,
-                forced_key,
-                &segmenting.scope,
-            )
-        })
-        .collect();
+    let keys = segments::keys(plan, sources, run, forced_key, &segmenting.scope);
     let fps = plan.rate.as_f64();
     let mut rendered = 0;
     render_run(

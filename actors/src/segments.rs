@@ -171,6 +171,20 @@ fn digest(path: &Path) -> std::io::Result<[u8; 32]> {
     Ok(*h.finalize().as_bytes())
 }
 
+/// The [`key`] of each of `list`, the files' digests read once.
+pub fn keys(
+    plan: &Plan,
+    sources: &Sources,
+    list: &[Segment],
+    forced_key: Option<i64>,
+    scope: &str,
+) -> Vec<Option<Key>> {
+    let mut digests = Digests::default();
+    list.iter()
+        .map(|s| key(plan, sources, &mut digests, *s, forced_key, scope))
+        .collect()
+}
+
 /// The content key of `segment`'s pictures: everything visible in its
 /// window — the layers that overlap it, in drawing order, with their times
 /// relative to the window's start, and the digests of the files they read —
