@@ -276,13 +276,7 @@ impl Site {
     }
 
     fn send(&self, req: RequestBuilder) -> Result<Value> {
-        let resp = req.send()?;
-        let status = resp.status();
-        let text = resp.text()?;
-        if !status.is_success() {
-            return Err(format!("{status}: {text}").into());
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        crate::servers::send_json(req)
     }
 
     fn upload(&self, node: &Node, name: &str, body: Vec<u8>) -> Result<()> {

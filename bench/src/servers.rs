@@ -153,13 +153,7 @@ impl Clipstream {
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<Value> {
-        let resp = req.send()?;
-        let status = resp.status();
-        let text = resp.text()?;
-        if !status.is_success() {
-            return Err(format!("{status}: {text}").into());
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        send_json(req)
     }
 
     fn api_json(&self, req: reqwest::blocking::RequestBuilder, field: &str) -> Result<String> {
@@ -346,4 +340,16 @@ impl Nginx {
             url,
         })
     }
+}
+
+/// Sends an API request: its JSON answer (null when it has none), or an
+/// error with the status and body of a failure.
+pub(crate) fn send_json(req: reqwest::blocking::RequestBuilder) -> Result<Value> {
+    let resp = req.send()?;
+    let status = resp.status();
+    let text = resp.text()?;
+    if !status.is_success() {
+        return Err(format!("{status}: {text}").into());
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }

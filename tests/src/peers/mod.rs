@@ -42,3 +42,30 @@ pub mod postgres;
 pub mod receiver;
 pub mod seaweedfs;
 pub mod tls;
+
+/// Whether the tests run as root (the effective uid, the third field of
+/// `Uid:`, without a libc binding): some servers refuse root, others
+/// need a `user` directive then.
+pub(crate) fn as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Waits up to `within` for `child`, asked to stop already, to exit;
+/// kills it if it has not.
+pub(crate) fn reap(child: &mut std::process::Child, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
